@@ -1,0 +1,1 @@
+"""Authoritative DNS: zone index, sans-I/O answer logic, transports."""

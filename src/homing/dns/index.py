@@ -1,0 +1,123 @@
+"""The in-memory zone index DNS answers come from; moved forward by the journal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+import dns.rrset
+
+from homing.domain.records import JournalEntry, RRsetValue
+
+
+@dataclass(frozen=True)
+class ZoneMeta:
+    """A zone's SOA parameters; the serial lives in ZoneData because it moves."""
+
+    name: str
+    mname: str
+    rname: str
+    refresh: int = 3600
+    retry: int = 600
+    expire: int = 1209600
+    minimum: int = 60
+    soa_ttl: int = 60
+
+
+@dataclass
+class ZoneData:
+    """One zone in memory: its SOA parameters, current serial and RRsets by owner and type."""
+
+    meta: ZoneMeta
+    origin: dns.name.Name
+    serial: int
+    nodes: dict[dns.name.Name, dict[dns.rdatatype.RdataType, dns.rrset.RRset]] = field(
+        default_factory=dict
+    )
+
+    def soa(self) -> dns.rrset.RRset:
+        """The SOA RRset with the current serial."""
+        meta = self.meta
+        rdata = dns.rdtypes.ANY.SOA.SOA(
+            dns.rdataclass.IN,
+            dns.rdatatype.SOA,
+            dns.name.from_text(meta.mname),
+            dns.name.from_text(meta.rname),
+            self.serial,
+            meta.refresh,
+            meta.retry,
+            meta.expire,
+            meta.minimum,
+        )
+        rrset = dns.rrset.RRset(self.origin, dns.rdataclass.IN, dns.rdatatype.SOA)
+        rrset.add(rdata, meta.soa_ttl)
+        return rrset
+
+    def negative_ttl(self) -> int:
+        """RFC 2308: the SOA in a negative answer carries min(SOA TTL, SOA MINIMUM)."""
+        return min(self.meta.soa_ttl, self.meta.minimum)
+
+    def set_rrset(self, value: RRsetValue) -> None:
+        """Replace (or, with no rdatas, delete) one RRset."""
+        owner = dns.name.from_text(value.name)
+        rdtype = dns.rdatatype.from_text(value.rtype)
+        if not value.rdatas:
+            node = self.nodes.get(owner)
+            if node is not None:
+                node.pop(rdtype, None)
+                if not node:
+                    del self.nodes[owner]
+            return
+        rrset = dns.rrset.from_text_list(owner, value.ttl, dns.rdataclass.IN, rdtype, list(value.rdatas))
+        self.nodes.setdefault(owner, {})[rdtype] = rrset
+
+
+class ZoneIndex:
+    """All zones served, by origin; lookups pick the closest enclosing zone."""
+
+    def __init__(self) -> None:
+        self.zones: dict[dns.name.Name, ZoneData] = {}
+        self.generation = 0  # bumped on every change, so caches of answers can tell they are stale
+
+    def put_zone(self, meta: ZoneMeta, serial: int, rrsets: Iterable[RRsetValue] = ()) -> ZoneData:
+        """Add or replace a zone with its RRsets (used at start and when a zone appears)."""
+        origin = dns.name.from_text(meta.name)
+        zone = ZoneData(meta=meta, origin=origin, serial=serial)
+        for value in rrsets:
+            zone.set_rrset(value)
+        self.zones[origin] = zone
+        self.generation += 1
+        return zone
+
+    def drop_zone(self, name: str) -> None:
+        self.zones.pop(dns.name.from_text(name), None)
+        self.generation += 1
+
+    def zone(self, name: str) -> ZoneData | None:
+        return self.zones.get(dns.name.from_text(name))
+
+    def apply(self, entry: JournalEntry) -> bool:
+        """Move a zone forward by one journal entry; False if the zone is not loaded."""
+        zone = self.zones.get(dns.name.from_text(entry.zone))
+        if zone is None:
+            return False
+        zone.set_rrset(RRsetValue(entry.name, entry.rtype, entry.ttl, entry.new))
+        if entry.serial > zone.serial:
+            zone.serial = entry.serial
+        self.generation += 1
+        return True
+
+    def find(self, qname: dns.name.Name) -> ZoneData | None:
+        """The closest enclosing zone of `qname`, or None when it is not ours."""
+        name = qname
+        while True:
+            zone = self.zones.get(name)
+            if zone is not None:
+                return zone
+            if len(name) <= 1:
+                return None
+            name = name.parent()

@@ -1,0 +1,46 @@
+"""Record values as the store and the journal carry them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_HOST_TTL = 60
+
+
+@dataclass(frozen=True)
+class RRsetValue:
+    """One RRset: owner name (normalised, no final dot), type mnemonic, TTL and rdata texts.
+
+    Empty `rdatas` means the RRset does not exist (a deletion).
+    """
+
+    name: str
+    rtype: str
+    ttl: int
+    rdatas: tuple[str, ...] = field(default_factory=tuple)
+
+    def encode(self) -> str:
+        """The journal/store text of the rdatas: one per line, sorted for stable comparison."""
+        return "\n".join(sorted(self.rdatas))
+
+    @staticmethod
+    def decode_rdatas(text: str | None) -> tuple[str, ...]:
+        if not text:
+            return ()
+        return tuple(line for line in text.split("\n") if line)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One committed change of one RRset; `serial` is the zone's SOA serial after it."""
+
+    position: int
+    zone: str
+    serial: int
+    name: str
+    rtype: str
+    ttl: int
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+    actor: str
+    via: str
