@@ -44,3 +44,17 @@ class JournalEntry:
     new: tuple[str, ...]
     actor: str
     via: str
+
+
+@dataclass(frozen=True)
+class ZoneMeta:
+    """A zone's SOA parameters; the serial lives in ZoneData because it moves."""
+
+    name: str
+    mname: str
+    rname: str
+    refresh: int = 3600
+    retry: int = 600
+    expire: int = 1209600
+    minimum: int = 60
+    soa_ttl: int = 60

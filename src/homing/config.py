@@ -1,0 +1,67 @@
+"""One settings object: homing.toml (path in HOMING_CONFIG), then HOMING_* environment, env winning."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Names map to HOMING_<NAME> variables and toml keys."""
+
+    model_config = SettingsConfigDict(env_prefix="HOMING_", extra="forbid")
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    database_schema: str | None = None  # PostgreSQL only: tables live in this schema
+    dns_listen: str = "127.0.0.1:8053"
+    http_listen: str = "127.0.0.1:8080"
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    # dyndns2 and abuse rules
+    max_hosts_per_request: int = 20
+    abuse_nochg_limit: int = 10  # nochg answers per host within abuse_window before it is blocked
+    abuse_window: int = 3600
+    group_member_max_age: int = 3600  # seconds a group member stays in the group's answer
+    follow_interval: float = 0.5  # how often other processes' journal rows are picked up
+
+    # zone defaults for `homing zone add`
+    soa_rname: str | None = None
+    default_ttl: int = 60
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("HOMING_CONFIG")
+        if path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"HOMING_CONFIG names a missing file: {path}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL; by default an SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'homing.db').resolve()}"
+
+
+def load(**overrides: Any) -> Settings:
+    """Settings from file and environment, with explicit overrides on top."""
+    return Settings(**overrides)

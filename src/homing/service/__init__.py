@@ -1,0 +1,1 @@
+"""Use cases: accounts, zones, hosts and groups, apply_change, update rules, the journal follower."""

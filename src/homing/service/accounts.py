@@ -1,0 +1,161 @@
+"""Accounts: sign-up with duplicate checks, availability, operator creation, login."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from homing.domain.errors import AccountError
+from homing.service.secrets import DUMMY_PASSWORD_HASH, hash_password, password_matches
+from homing.store.db import Database, Txn
+from homing.store.schema import accounts, plans
+
+USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+MIN_PASSWORD = 10
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    user_id: str
+    email: str
+    role: str
+    status: str
+    plan_id: int | None
+
+
+def user_key(user_id: str) -> str:
+    return user_id.casefold()
+
+
+def check_user_id(user_id: str) -> None:
+    if not USER_ID.match(user_id):
+        raise AccountError(
+            "USER_ID_INVALID",
+            "User ID must be 3 to 32 letters, digits, dots, dashes or underscores, "
+            "starting with a letter or digit.",
+            "user_id",
+        )
+
+
+def check_email(email: str) -> None:
+    if len(email) > 254 or not EMAIL.match(email):
+        raise AccountError("USER_EMAIL_INVALID", "That is not a valid email address.", "email")
+
+
+def check_password(password: str, confirmation: str | None, user_id: str) -> None:
+    if confirmation is not None and password != confirmation:
+        raise AccountError(
+            "PASSWORD_MISMATCH", "The password and its confirmation differ.", "password_confirm"
+        )
+    if len(password) < MIN_PASSWORD or len(password) > 1024:
+        raise AccountError(
+            "PASSWORD_WEAK", f"The password needs at least {MIN_PASSWORD} characters.", "password"
+        )
+    if password.casefold() == user_id.casefold() or len(set(password)) < 4:
+        raise AccountError("PASSWORD_WEAK", "The password is too easy to guess.", "password")
+
+
+async def user_id_available(db: Database, user_id: str) -> bool:
+    """The live duplicate check (case-insensitive)."""
+    check_user_id(user_id)
+
+    async def query(conn: sa.ext.asyncio.AsyncConnection) -> bool:
+        found = await conn.scalar(
+            sa.select(accounts.c.id).where(accounts.c.user_key == user_key(user_id))
+        )
+        return found is None
+
+    return await db.read(query)
+
+
+async def create_account(
+    db: Database,
+    user_id: str,
+    email: str,
+    password: str,
+    confirmation: str | None = None,
+    *,
+    role: str = "user",
+) -> Account:
+    """Sign-up and operator creation: every rule re-checked here, nothing half-written."""
+    user_id = user_id.strip()
+    email = email.strip()
+    check_user_id(user_id)
+    check_email(email)
+    check_password(password, confirmation, user_id)
+    password_hash = await hash_password(password)
+
+    async def unit(txn: Txn) -> Account:
+        conn = txn.conn
+        if await conn.scalar(
+            sa.select(accounts.c.id).where(accounts.c.user_key == user_key(user_id))
+        ):
+            raise AccountError("USER_ID_DUPLICATE", "That user ID is already taken.", "user_id")
+        if await conn.scalar(
+            sa.select(accounts.c.id).where(accounts.c.email_key == email.casefold())
+        ):
+            raise AccountError(
+                "USER_EMAIL_DUPLICATE", "An account with that email already exists.", "email"
+            )
+        plan_id = await conn.scalar(sa.select(plans.c.id).where(plans.c.is_default.is_(True)))
+        try:
+            new_id = (
+                await conn.execute(
+                    sa.insert(accounts)
+                    .values(
+                        user_id=user_id,
+                        user_key=user_key(user_id),
+                        email=email,
+                        email_key=email.casefold(),
+                        password_hash=password_hash,
+                        role=role,
+                        plan_id=plan_id,
+                        status="active",
+                        created_at=txn.now,
+                    )
+                    .returning(accounts.c.id)
+                )
+            ).scalar_one()
+        except sa.exc.IntegrityError as exc:  # a concurrent sign-up won the race
+            raise AccountError(
+                "USER_ID_DUPLICATE", "That user ID is already taken.", "user_id"
+            ) from exc
+        return Account(new_id, user_id, email, role, "active", plan_id)
+
+    return await db.write(unit)
+
+
+def _account(row: sa.Row[tuple[object, ...]]) -> Account:
+    return Account(
+        row.id, row.user_id, row.email, row.role, row.status, row.plan_id  # type: ignore[attr-defined]
+    )
+
+
+async def find_account(conn: sa.ext.asyncio.AsyncConnection, user_id: str) -> Account | None:
+    row = (
+        await conn.execute(sa.select(accounts).where(accounts.c.user_key == user_key(user_id)))
+    ).first()
+    return None if row is None else _account(row)
+
+
+async def authenticate(db: Database, user_id: str, password: str) -> Account | None:
+    """The active account whose password matches, else None (equally slow either way)."""
+
+    async def query(conn: sa.ext.asyncio.AsyncConnection) -> tuple[Account | None, str]:
+        row = (
+            await conn.execute(
+                sa.select(accounts).where(accounts.c.user_key == user_key(user_id.strip()))
+            )
+        ).first()
+        if row is None:
+            return None, DUMMY_PASSWORD_HASH
+        return _account(row), row.password_hash
+
+    account, stored = await db.read(query)
+    if not await password_matches(password, stored) or account is None:
+        return None
+    return account if account.status == "active" else None

@@ -1,0 +1,118 @@
+"""Following the journal: load zones from the store, then move them forward by serial.
+
+The follower catches what other processes (CLI, other workers, other nodes) committed.
+Changes committed in this process reach the sink directly after their commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from homing.domain.records import JournalEntry, RRsetValue, ZoneMeta
+from homing.service.zones import zone_meta
+from homing.store.db import Database
+from homing.store.schema import journal, rrsets, zones
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """What follows the journal (the DNS zone index)."""
+
+    def serial_of(self, name: str) -> int | None: ...
+
+    def put_zone(self, meta: ZoneMeta, serial: int, rrsets: list[RRsetValue]) -> object: ...
+
+    def apply(self, entry: JournalEntry) -> bool: ...
+
+
+def _entry(row: sa.Row[tuple[object, ...]], zone_name: str) -> JournalEntry:
+    r = row._mapping
+    return JournalEntry(
+        position=r["id"],
+        zone=zone_name,
+        serial=r["serial"],
+        name=r["name"],
+        rtype=r["rtype"],
+        ttl=r["ttl"],
+        old=RRsetValue.decode_rdatas(r["old"]),
+        new=RRsetValue.decode_rdatas(r["new"]),
+        actor=r["actor"],
+        via=r["via"],
+    )
+
+
+async def load_zone(conn: AsyncConnection, zone_id: int) -> tuple[ZoneMeta, int, list[RRsetValue]]:
+    """A zone's SOA parameters, serial and RRsets, read in one snapshot."""
+    row = (await conn.execute(sa.select(zones).where(zones.c.id == zone_id))).one()
+    values = [
+        RRsetValue(r.name, r.rtype, r.ttl, RRsetValue.decode_rdatas(r.rdatas))
+        for r in await conn.execute(sa.select(rrsets).where(rrsets.c.zone_id == zone_id))
+    ]
+    return zone_meta(row), row.serial, values
+
+
+async def entries_after(
+    conn: AsyncConnection, zone_id: int, zone_name: str, serial: int
+) -> list[JournalEntry]:
+    rows = await conn.execute(
+        sa.select(journal)
+        .where(journal.c.zone_id == zone_id, journal.c.serial > serial)
+        .order_by(journal.c.serial)
+    )
+    return [_entry(row, zone_name) for row in rows]
+
+
+class Follower:
+    """Keeps a sink at the store's serials: direct after local commits, polling for the rest."""
+
+    def __init__(self, db: Database, sink: Sink, interval: float = 0.5) -> None:
+        self.db = db
+        self.sink = sink
+        self.interval = interval
+        self._wake = asyncio.Event()
+        db.on_commit.append(self.committed)
+
+    def committed(self, emitted: list[object]) -> None:
+        """Called after each local commit with its journal entries."""
+        for item in emitted:
+            if isinstance(item, JournalEntry) and not self.sink.apply(item):
+                self._wake.set()  # a gap or a new zone: catch up from the store
+
+    async def sync(self) -> None:
+        """One catch-up pass over all zones."""
+
+        async def read(conn: AsyncConnection) -> None:
+            states = (await conn.execute(sa.select(zones.c.id, zones.c.name, zones.c.serial))).all()
+            for state in states:
+                loaded = self.sink.serial_of(state.name)
+                if loaded is None:
+                    meta, serial, values = await load_zone(conn, state.id)
+                    self.sink.put_zone(meta, serial, values)
+                    log.info("zone %s loaded at serial %d (%d rrsets)", meta.name, serial, len(values))
+                elif loaded != state.serial:
+                    for entry in await entries_after(conn, state.id, state.name, loaded):
+                        if not self.sink.apply(entry):
+                            meta, serial, values = await load_zone(conn, state.id)
+                            self.sink.put_zone(meta, serial, values)
+                            break
+
+        await self.db.read(read)
+
+    async def run(self) -> None:
+        """Poll (or wake on a gap) forever; errors are logged and retried."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.sync()
+            except Exception:
+                log.exception("journal follow failed; retrying")

@@ -1,0 +1,45 @@
+"""Update secrets (random tokens, stored as SHA-256) and account passwords (argon2id)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+
+import argon2
+
+_hasher = argon2.PasswordHasher()  # argon2id with the library's current parameters
+
+
+def new_secret() -> str:
+    """A fresh update secret: 192 random bits, URL-safe (routers paste it into forms)."""
+    return secrets.token_urlsafe(24)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(secret: str, stored_hash: str) -> bool:
+    """One hash and a constant-time comparison: update secrets are long random tokens."""
+    return hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+async def hash_password(password: str) -> str:
+    """argon2id, off the event loop (it is slow on purpose)."""
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def password_matches(password: str, stored_hash: str) -> bool:
+    def verify() -> bool:
+        try:
+            return _hasher.verify(stored_hash, password)
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(verify)
+
+
+# Verifying against this keeps a login for an unknown user as slow as for a known one.
+DUMMY_PASSWORD_HASH = _hasher.hash("homing-no-such-account")

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2 schema, the database handle, Alembic migrations."""

@@ -1,0 +1,141 @@
+"""The tables. Names are stored normalised (lower-case, IDNA, no final dot)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = sa.DateTime(timezone=True)
+
+plans = sa.Table(
+    "plans",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("max_hosts", sa.Integer, nullable=False, default=5),
+    sa.Column("max_groups", sa.Integer, nullable=False, default=1),
+    sa.Column("min_interval", sa.Integer, nullable=False, default=0),  # seconds between updates
+    sa.Column("custom_ttl", sa.Boolean, nullable=False, default=False),
+    sa.Column("price_cents", sa.Integer, nullable=False, default=0),
+    sa.Column("currency", sa.String(3), nullable=False, default="EUR"),
+    sa.Column("period", sa.String(16), nullable=False, default="month"),
+    sa.Column("is_default", sa.Boolean, nullable=False, default=False),
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.String(64), nullable=False),  # as the user typed it
+    sa.Column("user_key", sa.String(64), nullable=False, unique=True),  # case-folded
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("email_key", sa.String(254), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False, default="user"),
+    sa.Column("plan_id", sa.Integer, sa.ForeignKey("plans.id"), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, default="active"),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+zones = sa.Table(
+    "zones",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(253), nullable=False, unique=True),
+    sa.Column("serial", sa.BigInteger, nullable=False, default=1),
+    sa.Column("mname", sa.String(253), nullable=False),
+    sa.Column("rname", sa.String(253), nullable=False),
+    sa.Column("refresh", sa.Integer, nullable=False, default=3600),
+    sa.Column("retry", sa.Integer, nullable=False, default=600),
+    sa.Column("expire", sa.Integer, nullable=False, default=1209600),
+    sa.Column("minimum", sa.Integer, nullable=False, default=60),
+    sa.Column("soa_ttl", sa.Integer, nullable=False, default=60),
+    sa.Column("default_ttl", sa.Integer, nullable=False, default=60),
+    sa.Column("public", sa.Boolean, nullable=False, default=True),  # offered to sign-up users
+    sa.Column("notify", sa.Text, nullable=False, default=""),  # HOST:PORT per line
+    sa.Column("allow_transfer", sa.Text, nullable=False, default=""),  # CIDR per line
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+hosts = sa.Table(
+    "hosts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(253), nullable=False, unique=True),
+    sa.Column("zone_id", sa.Integer, sa.ForeignKey("zones.id"), nullable=False, index=True),
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("ttl", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, default="active"),
+    sa.Column("last_update_at", Timestamp, nullable=True),  # last accepted update (good or nochg)
+    sa.Column("last_change_at", Timestamp, nullable=True),  # last update that changed an address
+    sa.Column("last_client_ip", sa.String(45), nullable=True),
+    sa.Column("last_via", sa.String(16), nullable=True),
+    sa.Column("last_agent", sa.String(255), nullable=True),
+    sa.Column("last_result", sa.String(32), nullable=True),  # Outcome name of the last request
+    sa.Column("nochg_count", sa.Integer, nullable=False, default=0),
+    sa.Column("nochg_window_start", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+groups = sa.Table(
+    "groups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(253), nullable=False, unique=True),
+    sa.Column("zone_id", sa.Integer, sa.ForeignKey("zones.id"), nullable=True),  # when name is in a zone
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("ttl", sa.Integer, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+group_members = sa.Table(
+    "group_members",
+    metadata,
+    sa.Column(
+        "group_id", sa.Integer, sa.ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    ),
+)
+
+rrsets = sa.Table(
+    "rrsets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("zone_id", sa.Integer, sa.ForeignKey("zones.id"), nullable=False),
+    sa.Column("name", sa.String(253), nullable=False),
+    sa.Column("rtype", sa.String(16), nullable=False),
+    sa.Column("ttl", sa.Integer, nullable=False),
+    sa.Column("rdatas", sa.Text, nullable=False),  # one rdata text per line, sorted
+    sa.UniqueConstraint("zone_id", "name", "rtype", name="uq_rrsets_zone_name_type"),
+)
+
+journal = sa.Table(
+    "journal",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("zone_id", sa.Integer, sa.ForeignKey("zones.id"), nullable=False),
+    sa.Column("serial", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.String(253), nullable=False),
+    sa.Column("rtype", sa.String(16), nullable=False),
+    sa.Column("ttl", sa.Integer, nullable=False),
+    sa.Column("old", sa.Text, nullable=False),
+    sa.Column("new", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("via", sa.String(16), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Index("ix_journal_zone_serial", "zone_id", "serial"),
+    sa.Index("ix_journal_name", "name"),
+)
