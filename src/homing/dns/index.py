@@ -11,21 +11,9 @@ import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import dns.rrset
 
-from homing.domain.records import JournalEntry, RRsetValue
+from homing.domain.records import JournalEntry, RRsetValue, ZoneMeta
 
-
-@dataclass(frozen=True)
-class ZoneMeta:
-    """A zone's SOA parameters; the serial lives in ZoneData because it moves."""
-
-    name: str
-    mname: str
-    rname: str
-    refresh: int = 3600
-    retry: int = 600
-    expire: int = 1209600
-    minimum: int = 60
-    soa_ttl: int = 60
+__all__ = ["ZoneData", "ZoneIndex", "ZoneMeta"]
 
 
 @dataclass
@@ -100,14 +88,27 @@ class ZoneIndex:
     def zone(self, name: str) -> ZoneData | None:
         return self.zones.get(dns.name.from_text(name))
 
+    def serial_of(self, name: str) -> int | None:
+        """The serial a zone is loaded at, or None when it is not loaded."""
+        zone = self.zones.get(dns.name.from_text(name))
+        return None if zone is None else zone.serial
+
     def apply(self, entry: JournalEntry) -> bool:
-        """Move a zone forward by one journal entry; False if the zone is not loaded."""
+        """Move a zone forward by the next journal entry.
+
+        Entries at or below the loaded serial are already in (True); False means the zone
+        is not loaded or an entry is missing in between, and the caller must catch up
+        from the store.
+        """
         zone = self.zones.get(dns.name.from_text(entry.zone))
         if zone is None:
             return False
+        if entry.serial <= zone.serial:
+            return True
+        if entry.serial != zone.serial + 1:
+            return False
         zone.set_rrset(RRsetValue(entry.name, entry.rtype, entry.ttl, entry.new))
-        if entry.serial > zone.serial:
-            zone.serial = entry.serial
+        zone.serial = entry.serial
         self.generation += 1
         return True
 
