@@ -1,0 +1,175 @@
+"""The `homing` command. Every command migrates a fresh store itself and fails with one line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from homing.config import Settings, load
+from homing.domain.errors import AccountError, HomingError
+from homing.service import accounts, hosts, zones
+from homing.service.context import Homing
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="homing: a self-hostable dynamic DNS provider and update client.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+zone_app = typer.Typer(help="Zones offered to users.", no_args_is_help=True)
+user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+host_app = typer.Typer(help="Hosts.", no_args_is_help=True)
+group_app = typer.Typer(help="Groups of hosts.", no_args_is_help=True)
+app.add_typer(zone_app, name="zone")
+app.add_typer(user_app, name="user")
+app.add_typer(host_app, name="host")
+app.add_typer(group_app, name="group")
+
+
+def fail(message: str) -> None:
+    typer.echo(f"homing: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def settings() -> Settings:
+    try:
+        return load()
+    except Exception as exc:  # pydantic's message is long; the first line says it
+        fail(f"bad settings: {str(exc).splitlines()[0]}")
+        raise
+
+
+def run_with_store(work: Callable[[Homing], Awaitable[T]]) -> T:
+    """Migrate, run one use case, close; domain errors become a one-line failure."""
+    homing = Homing.from_settings(settings())
+
+    async def main() -> T:
+        try:
+            await homing.db.migrate()
+            return await work(homing)
+        finally:
+            await homing.db.close()
+
+    try:
+        return asyncio.run(main())
+    except AccountError as exc:
+        fail(f"{exc} ({exc.code})")
+    except HomingError as exc:
+        fail(str(exc))
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def serve() -> None:
+    """Serve DNS and HTTP (migrates the store first)."""
+    from homing.serve import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    homing = Homing.from_settings(settings())
+    try:
+        run(homing)
+    except HomingError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot listen: {exc}")
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the store's schema up to date."""
+
+    async def work(_homing: Homing) -> None:
+        return None
+
+    run_with_store(work)
+    typer.echo("store is up to date")
+
+
+@zone_app.command("add")
+def zone_add(
+    zone: str,
+    ns: Annotated[list[str] | None, typer.Option("--ns", help="Name server (repeatable)")] = None,
+    notify: Annotated[list[str] | None, typer.Option(help="Secondary to NOTIFY, HOST:PORT")] = None,
+    allow_transfer: Annotated[
+        list[str] | None, typer.Option(help="Address or CIDR allowed to transfer")
+    ] = None,
+    rname: Annotated[str | None, typer.Option(help="SOA contact, e.g. hostmaster.example.net")] = None,
+    ttl: Annotated[int, typer.Option(help="Default TTL and negative-caching TTL")] = 60,
+    private: Annotated[bool, typer.Option("--private", help="Not offered to sign-up users")] = False,
+    exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Succeed if the zone exists")] = False,
+) -> None:
+    """Add a zone served here."""
+    ref = run_with_store(
+        lambda h: zones.add_zone(
+            h.db,
+            zone,
+            ns=ns,
+            rname=rname or h.settings.soa_rname,
+            notify=notify,
+            allow_transfer=allow_transfer,
+            ttl=ttl,
+            public=not private,
+            exist_ok=exist_ok,
+        )
+    )
+    typer.echo(f"zone {ref.name} ready")
+
+
+@user_app.command("add")
+def user_add(
+    user: str,
+    email: Annotated[str, typer.Option(help="The account's email address")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="Make an operator account")] = False,
+) -> None:
+    """Add an account."""
+    if not password_stdin:
+        fail("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    account = run_with_store(
+        lambda h: accounts.create_account(
+            h.db, user, email, password, role="admin" if admin else "user"
+        )
+    )
+    typer.echo(f"user {account.user_id} added")
+
+
+@host_app.command("add")
+def host_add(
+    fqdn: str,
+    owner: Annotated[str, typer.Option(help="The owning user")],
+    ttl: Annotated[int, typer.Option(help="TTL of the host's records")] = 60,
+) -> None:
+    """Add a host; prints its update secret alone on the last line (shown once)."""
+    created = run_with_store(
+        lambda h: hosts.add_host(h.db, fqdn, owner, ttl=ttl, enforce_quota=False)
+    )
+    typer.echo(f"host {created.name} added; its update secret (shown once):")
+    typer.echo(created.secret)
+
+
+@group_app.command("add")
+def group_add(
+    name: str,
+    owner: Annotated[str, typer.Option(help="The owning user")],
+    host: Annotated[list[str] | None, typer.Option("--host", help="Member host (repeatable)")] = None,
+) -> None:
+    """Add a group of hosts; prints its update secret alone on the last line (shown once)."""
+    created = run_with_store(
+        lambda h: hosts.add_group(h.db, name, owner, host or [], enforce_quota=False)
+    )
+    typer.echo(f"group {created.name} added; its update secret (shown once):")
+    typer.echo(created.secret)
+
+
+def main() -> None:
+    app()

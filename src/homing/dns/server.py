@@ -1,0 +1,275 @@
+"""asyncio UDP and TCP transports around the sans-I/O answer() and StreamFramer."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+from dataclasses import dataclass
+from typing import cast, Any
+
+from homing.dns.answer import Responder
+from homing.dns.framing import CLOSED, NEED_DATA, FramingError, StreamFramer, frame
+from homing.dns.index import ZoneIndex
+
+__all__ = ["DnsServer", "TcpLimits", "parse_listen", "start_dns"]
+
+logger = logging.getLogger(__name__)
+
+_PORT_ZERO_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class TcpLimits:
+    """How long and how many TCP clients may hold on to the server (RFC 7766 6.2)."""
+
+    idle_timeout: float = 10.0  # no query in this long: the connection is closed
+    message_timeout: float = 5.0  # a message started must be complete within this
+    max_connections: int = 256  # more at once are turned away, so memory stays bounded
+
+    def __post_init__(self) -> None:
+        for name in ("idle_timeout", "message_timeout"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(
+                    f"TcpLimits.{name} must be a positive number of seconds, not {value!r}"
+                )
+        if self.max_connections < 1:
+            raise ValueError(
+                f"TcpLimits.max_connections must be at least 1, not {self.max_connections}"
+            )
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """Split "127.0.0.1:8053" or "[::1]:53" into host and port; ValueError when malformed."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"listen address {text!r} is not HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"listen address {text!r}: {host!r} is not an IPv6 address") from None
+    elif ":" in host:
+        raise ValueError(f"listen address {text!r}: write an IPv6 address in brackets, as [::1]:53")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"listen address {text!r}: port must be 0..65535")
+    return host, int(port_text)
+
+
+class DnsServer:
+    """A running DNS server: one UDP socket and one TCP listener on the same address."""
+
+    def __init__(
+        self,
+        udp: asyncio.DatagramTransport,
+        udp_protocol: _UdpProtocol,
+        tcp: asyncio.Server,
+        connections: set[_TcpConnection],
+    ) -> None:
+        self._udp = udp
+        self._udp_protocol = udp_protocol
+        self._tcp = tcp
+        self._connections = connections
+        sockname = tcp.sockets[0].getsockname()
+        self.host: str = sockname[0]
+        self.port: int = sockname[1]
+
+    @property
+    def tcp_connections(self) -> int:
+        """How many TCP clients are connected now."""
+        return len(self._connections)
+
+    async def close(self) -> None:
+        """Stop listening, drop every TCP client, and wait until the sockets are closed."""
+        self._tcp.close()
+        self._udp.close()
+        for connection in list(self._connections):
+            connection.abort()
+        await self._tcp.wait_closed()
+        await self._udp_protocol.closed
+
+
+async def start_dns(
+    index: ZoneIndex,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    limits: TcpLimits | None = None,
+) -> DnsServer:
+    """Serve `index` over UDP and TCP on host:port (port 0: one free port for both)."""
+    loop = asyncio.get_running_loop()
+    responder = Responder(index)
+    limits = limits or TcpLimits()
+    connections: set[_TcpConnection] = set()
+    attempts = _PORT_ZERO_ATTEMPTS if port == 0 else 1
+    for attempt in range(attempts):
+        udp, udp_protocol = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(responder), local_addr=(host, port), reuse_port=reuse_port
+        )
+        udp_port = udp.get_extra_info("sockname")[1]
+        try:
+            tcp = await loop.create_server(
+                lambda: _TcpConnection(responder, limits, connections),
+                host=host,
+                port=udp_port,
+                reuse_port=reuse_port,
+            )
+        except OSError as exc:
+            udp.close()
+            await udp_protocol.closed
+            # With port 0 the kernel picked a UDP port whose TCP twin is taken: pick again.
+            if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                raise
+            continue
+        server = DnsServer(udp, udp_protocol, tcp, connections)
+        logger.info("DNS listening on %s port %d (UDP and TCP)", server.host, server.port)
+        return server
+    raise AssertionError("unreachable")
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    """One datagram in, at most one datagram out."""
+
+    def __init__(self, responder: Responder) -> None:
+        self._responder = responder
+        self._transport: asyncio.DatagramTransport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport: no isinstance.
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        reply = self._responder.answer(data, tcp=False)
+        if reply is not None and self._transport is not None:
+            self._transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors from earlier replies (the client went away); nothing to do.
+        logger.debug("DNS UDP error: %s", exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class _TcpConnection(asyncio.Protocol):
+    """One TCP client: pipelined queries answered in order, under TcpLimits.
+
+    One timer per connection enforces both timeouts. It is re-armed only when it fires
+    (or when a started message brings the deadline forward), not on every query.
+    """
+
+    def __init__(
+        self, responder: Responder, limits: TcpLimits, connections: set[_TcpConnection]
+    ) -> None:
+        self._responder = responder
+        self._limits = limits
+        self._connections = connections
+        self._loop = asyncio.get_running_loop()
+        self._framer = StreamFramer()
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_query = self._loop.time()
+        self._message_started: float | None = None
+        self._writing_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        if len(self._connections) >= self._limits.max_connections:
+            logger.debug("DNS TCP connection refused: %d open", len(self._connections))
+            transport.abort()
+            return
+        self._connections.add(self)
+        self._arm(self._deadline())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def data_received(self, data: bytes) -> None:
+        self._framer.receive_data(data)
+        self._serve()
+
+    def eof_received(self) -> bool:
+        # The client may half-close after its last query: answer what came, then close.
+        self._framer.receive_data(b"")
+        self._serve()
+        return True
+
+    def pause_writing(self) -> None:
+        # The client is not reading its answers: stop reading its queries too.
+        self._writing_paused = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+            self._serve()
+
+    def abort(self) -> None:
+        """Drop the connection at once, unsent answers and all."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _serve(self) -> None:
+        transport = self._transport
+        assert transport is not None
+        while not self._writing_paused and not transport.is_closing():
+            try:
+                message = self._framer.next_message()
+            except FramingError as exc:
+                logger.debug("DNS TCP framing error: %s", exc)
+                transport.abort()
+                return
+            if message is NEED_DATA:
+                break
+            if message is CLOSED:
+                transport.close()
+                return
+            assert isinstance(message, bytes)
+            self._last_query = self._loop.time()
+            self._message_started = None
+            reply = self._responder.answer(message, tcp=True)
+            if reply is not None:
+                transport.write(frame(reply))
+        if self._framer.in_message and self._message_started is None:
+            self._message_started = self._loop.time()
+            deadline = self._deadline()
+            if self._timer is not None and deadline < self._timer.when():
+                self._timer.cancel()
+                self._arm(deadline)
+
+    def _deadline(self) -> float:
+        if self._message_started is not None:
+            return self._message_started + self._limits.message_timeout
+        return self._last_query + self._limits.idle_timeout
+
+    def _arm(self, deadline: float) -> None:
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        deadline = self._deadline()
+        if self._loop.time() < deadline:
+            self._arm(deadline)
+            return
+        if self._message_started is None and not transport.get_write_buffer_size():
+            logger.debug("DNS TCP connection idle, closing")
+            transport.close()
+        else:
+            # A slow or stalled client gets no graceful close: nothing of it is worth waiting for.
+            logger.debug("DNS TCP client too slow, aborting")
+            transport.abort()

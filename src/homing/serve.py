@@ -1,0 +1,95 @@
+"""`homing serve`: DNS + HTTP + journal follower in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+
+import uvicorn
+
+from homing.dns.index import ZoneIndex
+from homing.dns.server import parse_listen, start_dns
+from homing.service.context import Homing
+from homing.service.hosts import refresh_all_groups
+from homing.service.journal import Follower
+from homing.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def _http_socket(listen: str) -> socket.socket:
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def _age_groups(homing: Homing) -> None:
+    """Members that stop updating leave their group's answer."""
+    interval = max(5.0, homing.settings.group_member_max_age / 10)
+    while True:
+        await asyncio.sleep(interval)  # a periodic job: there is no event to wait for
+        try:
+            await refresh_all_groups(homing.db, homing.settings.group_member_max_age)
+        except Exception:
+            log.exception("group ageing failed; retrying")
+
+
+async def serve(homing: Homing) -> None:
+    """Migrate, load the zones, listen, print READY, run until SIGINT/SIGTERM."""
+    settings = homing.settings
+    await homing.db.migrate()
+    index = ZoneIndex()
+    follower = Follower(homing.db, index, settings.follow_interval)
+    await follower.sync()
+    dns_host, dns_port = parse_listen(settings.dns_listen)
+    dns_server = await start_dns(index, dns_host, dns_port)
+    http_sock = _http_socket(settings.http_listen)
+    config = uvicorn.Config(
+        create_app(homing),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=10,
+        limit_concurrency=2048,
+        h11_max_incomplete_event_size=16 * 1024,
+        server_header=False,
+    )
+    http_server = uvicorn.Server(config)
+    background = [
+        asyncio.create_task(follower.run(), name="journal-follower"),
+        asyncio.create_task(_age_groups(homing), name="group-ageing"),
+    ]
+    print(f"READY dns={settings.dns_listen} http={settings.http_listen}", flush=True)
+    log.info("serving DNS on %s, HTTP on %s", settings.dns_listen, settings.http_listen)
+    try:
+        await http_server.serve(sockets=[http_sock])
+    finally:
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await dns_server.close()
+        await homing.db.close()
+
+
+def run(homing: Homing) -> None:
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+    try:
+        runner(serve(homing))
+    except KeyboardInterrupt:
+        pass
+    sys.stdout.flush()

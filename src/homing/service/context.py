@@ -1,0 +1,32 @@
+"""What the edges (web, DNS, CLI) share: settings, the store, and the update policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from homing.config import Settings
+from homing.service.updates import UpdatePolicy
+from homing.store.db import Database
+
+
+@dataclass
+class Homing:
+    settings: Settings
+    db: Database
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Homing:
+        return cls(
+            settings,
+            Database(settings.resolved_database_url(), schema=settings.database_schema),
+        )
+
+    @property
+    def policy(self) -> UpdatePolicy:
+        s = self.settings
+        return UpdatePolicy(
+            max_hosts_per_request=s.max_hosts_per_request,
+            abuse_nochg_limit=s.abuse_nochg_limit,
+            abuse_window=s.abuse_window,
+            group_member_max_age=s.group_member_max_age,
+        )

@@ -1,0 +1,1 @@
+"""The ASGI app: update protocols, REST API, and (later) the portal."""

@@ -1,0 +1,35 @@
+"""The ASGI application: update protocols at the root, the REST API under /api/v1."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+
+from homing.service.context import Homing
+from homing.web.api import create_api
+from homing.web.clientip import ClientAddress
+from homing.web.limits import RequestLimits
+from homing.web.updates import UpdateEndpoints
+
+
+async def health(_request: Request) -> Response:
+    return PlainTextResponse("ok\n")
+
+
+def create_app(homing: Homing) -> Starlette:
+    endpoints = UpdateEndpoints(homing, ClientAddress(homing.settings.trusted_proxies))
+    routes = [
+        # dyndns2 paths as clients know them from several providers
+        Route("/nic/update", endpoints.dyndns2, methods=["GET"]),
+        Route("/v3/update", endpoints.dyndns2, methods=["GET"]),
+        Route("/update", endpoints.dyndns2, methods=["GET"]),
+        Route("/dvr/update", endpoints.dvr, methods=["GET", "POST"]),
+        Route("/checkip", endpoints.checkip, methods=["GET"]),
+        Route("/checkip.json", endpoints.checkip_json, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
+        Mount("/api/v1", app=create_api(homing)),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(RequestLimits)])

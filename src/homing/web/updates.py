@@ -1,0 +1,147 @@
+"""The update endpoints: dyndns2 (/nic/update), the DVR request, and /checkip."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from homing.domain.addresses import AddressSet
+from homing.domain.errors import HomingError, InvalidAddress
+from homing.domain.outcomes import Outcome
+from homing.service.context import Homing
+from homing.service.updates import HostResult, UpdateRequest, source_addresses, update
+from homing.web.clientip import ClientAddress
+
+log = logging.getLogger(__name__)
+
+# ddclient misreads chunked bodies: every answer here is a plain body with Content-Length.
+TEXT = "text/plain; charset=utf-8"
+
+
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    """user and password from `Authorization: Basic`, or the username/password params."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "basic" and token:
+        try:
+            decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user, sep, password = decoded.partition(":")
+        return (user, password) if sep else None
+    params = request.query_params
+    user = params.get("username") or params.get("user")
+    password = params.get("password") or params.get("pass")
+    if user and password:
+        return user, password
+    return None
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _addresses(raw: str | None, client_ip: str) -> AddressSet:
+    """myip as a v4/v6 list; absent or empty means the request's source address."""
+    texts = _split(raw)
+    return AddressSet.parse(texts) if texts else source_addresses(client_ip)
+
+
+class UpdateEndpoints:
+    def __init__(self, homing: Homing, client_address: ClientAddress) -> None:
+        self.homing = homing
+        self.client_address = client_address
+
+    async def dyndns2(self, request: Request) -> Response:
+        """GET /nic/update: one answer line per requested host, always 200 (clients read words)."""
+        client_ip = self.client_address.of(request)
+        credentials = basic_credentials(request)
+        if credentials is None:
+            return PlainTextResponse(
+                "badauth\n",
+                status_code=401,
+                media_type=TEXT,
+                headers={"WWW-Authenticate": 'Basic realm="homing"'},
+            )
+        params = request.query_params
+        hostnames = _split(params.get("hostname")) if "hostname" in params else None
+        try:
+            addresses = _addresses(params.get("myip"), client_ip)
+        except InvalidAddress:
+            lines = [Outcome.BAD_ADDRESS.dyndns2] * max(1, len(hostnames or []))
+            return PlainTextResponse("\n".join(lines) + "\n", media_type=TEXT)
+        results = await self._update(credentials, hostnames, addresses, "dyndns2", client_ip, request)
+        if results is None:
+            return PlainTextResponse(Outcome.INTERNAL.dyndns2 + "\n", media_type=TEXT)
+        body = "\n".join(r.dyndns2_line() for r in results) + "\n"
+        return PlainTextResponse(body, media_type=TEXT)
+
+    async def dvr(self, request: Request) -> Response:
+        """GET|POST /dvr/update?host=&password=[&ip=]: `ACT` or `ERR 0x8000800N`."""
+        values = dict(request.query_params)
+        if request.method == "POST":
+            try:
+                form = await request.form()
+            except Exception:  # a malformed body is the client's fault, not ours
+                return _dvr(Outcome.BAD_REQUEST)
+            values.update({k: v for k, v in form.items() if isinstance(v, str)})
+        host = values.get("host", "").strip()
+        password = values.get("password", "")
+        if not host:
+            return _dvr(Outcome.BAD_REQUEST)
+        if not password:
+            return _dvr(Outcome.BADAUTH)
+        client_ip = self.client_address.of(request)
+        try:
+            addresses = _addresses(values.get("ip"), client_ip)
+        except InvalidAddress:
+            return _dvr(Outcome.BAD_ADDRESS)
+        results = await self._update((host, password), [host], addresses, "dvr", client_ip, request)
+        if results is None:
+            return _dvr(Outcome.INTERNAL)
+        return _dvr(results[0].outcome)
+
+    async def _update(
+        self,
+        credentials: tuple[str, str],
+        hostnames: list[str] | None,
+        addresses: AddressSet,
+        via: str,
+        client_ip: str,
+        request: Request,
+    ) -> list[HostResult] | None:
+        update_request = UpdateRequest(
+            username=credentials[0],
+            password=credentials[1],
+            hostnames=hostnames,
+            addresses=addresses,
+            via=via,
+            client_ip=client_ip,
+            agent=request.headers.get("user-agent", ""),
+        )
+        try:
+            return await update(self.homing.db, update_request, self.homing.policy)
+        except HomingError as exc:
+            log.warning("update failed: %s", exc)
+            return None
+
+    async def checkip(self, request: Request) -> Response:
+        """The caller's address as ddclient and inadyn parse it."""
+        ip = html.escape(self.client_address.of(request))
+        body = (
+            "<html><head><title>Current IP Check</title></head>"
+            f"<body>Current IP Address: {ip}</body></html>\n"
+        )
+        return Response(body, media_type="text/html; charset=utf-8")
+
+    async def checkip_json(self, request: Request) -> Response:
+        return JSONResponse({"ip": self.client_address.of(request)})
+
+
+def _dvr(outcome: Outcome) -> Response:
+    return PlainTextResponse(outcome.dvr + "\n", media_type=TEXT)
