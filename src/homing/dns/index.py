@@ -30,7 +30,7 @@ class ZoneData:
     def soa(self) -> dns.rrset.RRset:
         """The SOA RRset with the current serial."""
         meta = self.meta
-        rdata = dns.rdtypes.ANY.SOA.SOA(
+        rdata = dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]  # untyped in dnspython
             dns.rdataclass.IN,
             dns.rdatatype.SOA,
             dns.name.from_text(meta.mname),
@@ -60,7 +60,9 @@ class ZoneData:
                 if not node:
                     del self.nodes[owner]
             return
-        rrset = dns.rrset.from_text_list(owner, value.ttl, dns.rdataclass.IN, rdtype, list(value.rdatas))
+        rrset = dns.rrset.from_text_list(
+            owner, value.ttl, dns.rdataclass.IN, rdtype, list(value.rdatas)
+        )
         self.nodes.setdefault(owner, {})[rdtype] = rrset
 
 

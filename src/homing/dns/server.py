@@ -7,7 +7,7 @@ import errno
 import ipaddress
 import logging
 from dataclasses import dataclass
-from typing import cast, Any
+from typing import Any, cast
 
 from homing.dns.answer import Responder
 from homing.dns.framing import CLOSED, NEED_DATA, FramingError, StreamFramer, frame
@@ -179,8 +179,8 @@ class _TcpConnection(asyncio.Protocol):
         self._writing_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not subclasses of asyncio's either: no isinstance.
+        self._transport = transport = cast(asyncio.Transport, transport)
         if len(self._connections) >= self._limits.max_connections:
             logger.debug("DNS TCP connection refused: %d open", len(self._connections))
             transport.abort()
