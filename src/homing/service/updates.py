@@ -67,8 +67,15 @@ class _Grant:
     default_names: tuple[str, ...]
 
 
+UNKNOWN_NAME = _Grant(frozenset(), ())  # the user name is a host name we do not know
+
+
 async def _resolve_credentials(db: Database, username: str, password: str) -> _Grant | None:
-    """Host secret, group secret, or account password (in that order); None: badauth."""
+    """Host secret, group secret, or account password (in that order); None: badauth.
+
+    UNKNOWN_NAME when the user name is a host name that is neither host, group nor
+    account here: the request is about a domain we do not have (nohost), not a bad password.
+    """
     try:
         name = normalize(username) if "." in username else None
     except InvalidName:
@@ -107,6 +114,8 @@ async def _resolve_credentials(db: Database, username: str, password: str) -> _G
         return grant
     account = await authenticate(db, username, password)
     if account is None:
+        if name is not None and not await db.read(lambda conn: _name_exists(conn, name)):
+            return UNKNOWN_NAME
         return None
 
     async def owned(conn: AsyncConnection) -> _Grant:
@@ -116,15 +125,23 @@ async def _resolve_credentials(db: Database, username: str, password: str) -> _G
     return await db.read(owned)
 
 
+async def _name_exists(conn: AsyncConnection, name: str) -> bool:
+    for column in (hosts.c.name, groups.c.name):
+        if await conn.scalar(sa.select(column).where(column == name)) is not None:
+            return True
+    return False
+
+
 async def update(db: Database, request: UpdateRequest, policy: UpdatePolicy) -> list[HostResult]:
     """Apply one update request; one result per requested host, in order."""
     requested = request.hostnames
     if requested is not None and len(requested) > policy.max_hosts_per_request:
         return [HostResult(",".join(requested)[:64], Outcome.NUMHOST)]
     grant = await _resolve_credentials(db, request.username, request.password)
-    if grant is None:
+    if grant is None or grant is UNKNOWN_NAME:
+        outcome = Outcome.BADAUTH if grant is None else Outcome.NOHOST
         names = requested if requested else [request.username]
-        return [HostResult(n, Outcome.BADAUTH) for n in names]
+        return [HostResult(n, outcome) for n in names]
     if requested is None:
         if not grant.default_names:
             return [HostResult(request.username, Outcome.NOTFQDN)]

@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 from homing.domain.errors import AccountError, StoreUnavailable
 from homing.service import accounts
@@ -21,7 +22,11 @@ STATUS = {
     "PASSWORD_WEAK": 422,
     "INVALID_REQUEST": 422,
     "INTERNAL_ERROR": 503,
+    "BAD_REQUEST": 400,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
 }
+HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 class ErrorBody(BaseModel):
@@ -76,6 +81,13 @@ def create_api(homing: Homing) -> FastAPI:
         return error(
             "INVALID_REQUEST", str(first.get("msg", "invalid request")), ".".join(location) or None
         )
+
+    @api.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
+        response = error(code, str(exc.detail))
+        response.status_code = exc.status_code
+        return response
 
     @api.exception_handler(StoreUnavailable)
     async def unavailable(_request: Request, _exc: StoreUnavailable) -> JSONResponse:

@@ -7,6 +7,8 @@ import binascii
 import html
 import logging
 
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -87,8 +89,8 @@ class UpdateEndpoints:
         if request.method == "POST":
             try:
                 form = await request.form()
-            except Exception:  # a malformed body is the client's fault, not ours
-                return _dvr(Outcome.BAD_REQUEST)
+            except (MultiPartException, HTTPException, UnicodeDecodeError, ValueError):
+                return _dvr(Outcome.BAD_REQUEST)  # a malformed body is the client's fault
             values.update({k: v for k, v in form.items() if isinstance(v, str)})
         host = values.get("host", "").strip()
         password = values.get("password", "")
