@@ -1,4 +1,4 @@
-"""Finding the real peer programs tests talk to; a missing peer fails under HOMING_REQUIRE_PEERS=1."""
+"""Finding the real peer programs; a missing peer fails the test under HOMING_REQUIRE_PEERS=1."""
 
 from __future__ import annotations
 

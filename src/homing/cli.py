@@ -71,7 +71,9 @@ def serve() -> None:
     """Serve DNS and HTTP (migrates the store first)."""
     from homing.serve import run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     homing = Homing.from_settings(settings())
     try:
         run(homing)
@@ -100,10 +102,16 @@ def zone_add(
     allow_transfer: Annotated[
         list[str] | None, typer.Option(help="Address or CIDR allowed to transfer")
     ] = None,
-    rname: Annotated[str | None, typer.Option(help="SOA contact, e.g. hostmaster.example.net")] = None,
+    rname: Annotated[
+        str | None, typer.Option(help="SOA contact, e.g. hostmaster.example.net")
+    ] = None,
     ttl: Annotated[int, typer.Option(help="Default TTL and negative-caching TTL")] = 60,
-    private: Annotated[bool, typer.Option("--private", help="Not offered to sign-up users")] = False,
-    exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Succeed if the zone exists")] = False,
+    private: Annotated[
+        bool, typer.Option("--private", help="Not offered to sign-up users")
+    ] = False,
+    exist_ok: Annotated[
+        bool, typer.Option("--exist-ok", help="Succeed if the zone exists")
+    ] = False,
 ) -> None:
     """Add a zone served here."""
     ref = run_with_store(
@@ -161,7 +169,9 @@ def host_add(
 def group_add(
     name: str,
     owner: Annotated[str, typer.Option(help="The owning user")],
-    host: Annotated[list[str] | None, typer.Option("--host", help="Member host (repeatable)")] = None,
+    host: Annotated[
+        list[str] | None, typer.Option("--host", help="Member host (repeatable)")
+    ] = None,
 ) -> None:
     """Add a group of hosts; prints its update secret alone on the last line (shown once)."""
     created = run_with_store(

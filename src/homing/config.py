@@ -1,4 +1,4 @@
-"""One settings object: homing.toml (path in HOMING_CONFIG), then HOMING_* environment, env winning."""
+"""One settings object: homing.toml (path in HOMING_CONFIG) and HOMING_* variables, env winning."""
 
 from __future__ import annotations
 

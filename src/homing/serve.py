@@ -82,14 +82,8 @@ async def serve(homing: Homing) -> None:
 
 
 def run(homing: Homing) -> None:
-    try:
-        import uvloop
+    import uvloop
 
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        runner = asyncio.run
-    try:
-        runner(serve(homing))
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        uvloop.run(serve(homing))
     sys.stdout.flush()

@@ -26,7 +26,9 @@ async def setup_host(db: Database, name: str = "cam.dyn.example.net") -> str:
     return (await hosts.add_host(db, name, "alice")).secret
 
 
-def request(user: str, password: str, names: list[str] | None, *addrs: str) -> updates.UpdateRequest:
+def request(
+    user: str, password: str, names: list[str] | None, *addrs: str
+) -> updates.UpdateRequest:
     return updates.UpdateRequest(
         username=user,
         password=password,
@@ -84,7 +86,9 @@ async def test_wrong_secret_and_unknown_names_change_nothing(db: Database) -> No
     [bad] = await updates.update(db, request(name, secret + "x", [name], "192.0.2.5"), POLICY)
     assert bad.outcome is Outcome.BADAUTH
     results = await updates.update(
-        db, request(name, secret, ["other.dyn.example.net", "not a name", "single"], "192.0.2.5"), POLICY
+        db,
+        request(name, secret, ["other.dyn.example.net", "not a name", "single"], "192.0.2.5"),
+        POLICY,
     )
     assert [r.outcome for r in results] == [Outcome.NOHOST, Outcome.NOTFQDN, Outcome.NOTFQDN]
     [many] = await updates.update(db, request(name, secret, ["a.b"] * 4, "192.0.2.5"), POLICY)
@@ -100,7 +104,9 @@ async def test_account_password_updates_owned_hosts(db: Database) -> None:
         db, request("ALICE", "correct horse battery", [name], "198.51.100.7"), POLICY
     )
     assert r.dyndns2_line() == "good 198.51.100.7"
-    [no] = await updates.update(db, request("alice", "wrong password!", [name], "198.51.100.8"), POLICY)
+    [no] = await updates.update(
+        db, request("alice", "wrong password!", [name], "198.51.100.8"), POLICY
+    )
     assert no.outcome is Outcome.BADAUTH
 
 
@@ -132,7 +138,9 @@ async def test_group_secret_updates_members_and_publishes_group(db: Database) ->
 async def test_group_ages_out_stale_members(db: Database) -> None:
     a_secret = await setup_host(db, "a.dyn.example.net")
     b = await hosts.add_host(db, "b.dyn.example.net", "alice")
-    await hosts.add_group(db, "pool.dyn.example.net", "alice", ["a.dyn.example.net", "b.dyn.example.net"])
+    await hosts.add_group(
+        db, "pool.dyn.example.net", "alice", ["a.dyn.example.net", "b.dyn.example.net"]
+    )
     await updates.update(db, request("a.dyn.example.net", a_secret, None, "192.0.2.1"), POLICY)
     await updates.update(db, request("b.dyn.example.net", b.secret, None, "192.0.2.2"), POLICY)
     assert await records(db, "pool.dyn.example.net", "A") == ("192.0.2.1", "192.0.2.2")

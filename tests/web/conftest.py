@@ -35,7 +35,9 @@ def client_for(homing: Homing, source: str = "203.0.113.5") -> httpx.AsyncClient
 
 @pytest.fixture
 async def site(db: Database) -> AsyncIterator[Site]:
-    settings = Settings(abuse_nochg_limit=3, max_hosts_per_request=5, trusted_proxies=["10.0.0.0/8"])
+    settings = Settings(
+        abuse_nochg_limit=3, max_hosts_per_request=5, trusted_proxies=["10.0.0.0/8"]
+    )
     homing = Homing(settings, db)
     await zones.add_zone(db, "dyn.example.net")
     await accounts.create_account(db, "alice", "alice@example.org", PASSWORD)

@@ -1,4 +1,4 @@
-"""/nic/update as ddclient, inadyn and routers use it: every answer word, families, hostile input."""
+"""/nic/update as ddclient, inadyn and routers use it: every answer, families, hostile input."""
 
 from __future__ import annotations
 
@@ -40,7 +40,10 @@ async def test_credentials_as_parameters_and_account_password(site: Site) -> Non
     query = f"hostname={HOST}&myip=192.0.2.30&username={HOST}&password={site.secret}"
     assert await nic(site, query, auth=None) == (200, "good 192.0.2.30\n")
     auth = site.auth("alice", PASSWORD)
-    assert await nic(site, f"hostname={HOST}&myip=192.0.2.31", auth=auth) == (200, "good 192.0.2.31\n")
+    assert await nic(site, f"hostname={HOST}&myip=192.0.2.31", auth=auth) == (
+        200,
+        "good 192.0.2.31\n",
+    )
 
 
 async def test_each_error_word(site: Site) -> None:
@@ -85,7 +88,9 @@ async def test_forwarded_for_only_from_trusted_proxy(site: Site) -> None:
     # The default test client is not a trusted proxy: the header is ignored.
     assert (await nic(site, f"hostname={HOST}", headers=headers))[1] == "good 203.0.113.5\n"
     async with client_for(site.homing, source="10.1.2.3") as proxied:
-        response = await proxied.get(f"/nic/update?hostname={HOST}", auth=site.auth(), headers=headers)
+        response = await proxied.get(
+            f"/nic/update?hostname={HOST}", auth=site.auth(), headers=headers
+        )
     assert response.text == "good 198.51.100.77\n"
 
 

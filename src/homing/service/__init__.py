@@ -1,1 +1,1 @@
-"""Use cases: accounts, zones, hosts and groups, apply_change, update rules, the journal follower."""
+"""Use cases: accounts, zones, hosts, groups, apply_change, update rules, journal follower."""

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.domain.errors import AccountError
 from homing.service.secrets import DUMMY_PASSWORD_HASH, hash_password, password_matches
@@ -63,7 +64,7 @@ async def user_id_available(db: Database, user_id: str) -> bool:
     """The live duplicate check (case-insensitive)."""
     check_user_id(user_id)
 
-    async def query(conn: sa.ext.asyncio.AsyncConnection) -> bool:
+    async def query(conn: AsyncConnection) -> bool:
         found = await conn.scalar(
             sa.select(accounts.c.id).where(accounts.c.user_key == user_key(user_id))
         )
@@ -131,11 +132,16 @@ async def create_account(
 
 def _account(row: sa.Row[tuple[object, ...]]) -> Account:
     return Account(
-        row.id, row.user_id, row.email, row.role, row.status, row.plan_id  # type: ignore[attr-defined]
+        row.id,
+        row.user_id,
+        row.email,
+        row.role,
+        row.status,
+        row.plan_id,
     )
 
 
-async def find_account(conn: sa.ext.asyncio.AsyncConnection, user_id: str) -> Account | None:
+async def find_account(conn: AsyncConnection, user_id: str) -> Account | None:
     row = (
         await conn.execute(sa.select(accounts).where(accounts.c.user_key == user_key(user_id)))
     ).first()
@@ -145,7 +151,7 @@ async def find_account(conn: sa.ext.asyncio.AsyncConnection, user_id: str) -> Ac
 async def authenticate(db: Database, user_id: str, password: str) -> Account | None:
     """The active account whose password matches, else None (equally slow either way)."""
 
-    async def query(conn: sa.ext.asyncio.AsyncConnection) -> tuple[Account | None, str]:
+    async def query(conn: AsyncConnection) -> tuple[Account | None, str]:
         row = (
             await conn.execute(
                 sa.select(accounts).where(accounts.c.user_key == user_key(user_id.strip()))

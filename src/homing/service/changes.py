@@ -48,7 +48,11 @@ async def apply_change(
     if old is None and not value.rdatas:
         return None
     conn = txn.conn
-    where = (rrsets.c.zone_id == zone.id, rrsets.c.name == value.name, rrsets.c.rtype == value.rtype)
+    where = (
+        rrsets.c.zone_id == zone.id,
+        rrsets.c.name == value.name,
+        rrsets.c.rtype == value.rtype,
+    )
     if not value.rdatas:
         await conn.execute(sa.delete(rrsets).where(*where))
     elif old is None:
@@ -65,9 +69,7 @@ async def apply_change(
             sa.update(zones)
             .where(zones.c.id == zone.id)
             .values(
-                serial=sa.case(
-                    (zones.c.serial >= SERIAL_MODULUS - 1, 1), else_=zones.c.serial + 1
-                )
+                serial=sa.case((zones.c.serial >= SERIAL_MODULUS - 1, 1), else_=zones.c.serial + 1)
             )
             .returning(zones.c.serial)
         )

@@ -151,7 +151,9 @@ async def add_group(
             )
             if host_id is None:
                 raise NotFound(f"no host {member} owned by {owner}")
-            await txn.conn.execute(sa.insert(group_members).values(group_id=group_id, host_id=host_id))
+            await txn.conn.execute(
+                sa.insert(group_members).values(group_id=group_id, host_id=host_id)
+            )
         return Created(group_id, group_name, secret)
 
     return await db.write(unit)
@@ -167,7 +169,7 @@ async def refresh_group(txn: Txn, group_id: int, max_age: int) -> None:
     if group is None or group.zone_id is None:
         return
     zone_name = await txn.conn.scalar(sa.select(zones.c.name).where(zones.c.id == group.zone_id))
-    zone = ZoneRef(group.zone_id, zone_name)
+    zone = ZoneRef(group.zone_id, str(zone_name))
     fresh_since = txn.now - timedelta(seconds=max_age)
     members = await txn.conn.execute(
         sa.select(hosts.c.name, hosts.c.last_update_at, hosts.c.zone_id)
@@ -205,4 +207,3 @@ async def refresh_all_groups(db: Database, max_age: int) -> None:
             await refresh_group(txn, row.id, max_age)
 
     await db.write(unit)
-

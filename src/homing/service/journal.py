@@ -7,6 +7,7 @@ Changes committed in this process reach the sink directly after their commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Protocol
 
@@ -94,7 +95,9 @@ class Follower:
                 if loaded is None:
                     meta, serial, values = await load_zone(conn, state.id)
                     self.sink.put_zone(meta, serial, values)
-                    log.info("zone %s loaded at serial %d (%d rrsets)", meta.name, serial, len(values))
+                    log.info(
+                        "zone %s loaded at serial %d (%d rrsets)", meta.name, serial, len(values)
+                    )
                 elif loaded != state.serial:
                     for entry in await entries_after(conn, state.id, state.name, loaded):
                         if not self.sink.apply(entry):
@@ -107,10 +110,8 @@ class Follower:
     async def run(self) -> None:
         """Poll (or wake on a gap) forever; errors are logged and retried."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.sync()

@@ -220,7 +220,11 @@ async def _update_one(
 
 
 async def _nochg(
-    txn: Txn, row: sa.Row[tuple[object, ...]], request: UpdateRequest, policy: UpdatePolicy, hostname: str
+    txn: Txn,
+    row: sa.Row[tuple[object, ...]],
+    request: UpdateRequest,
+    policy: UpdatePolicy,
+    hostname: str,
 ) -> HostResult:
     """Unchanged address: answered nochg, counted; past the limit in the window, blocked."""
     r = row._mapping
@@ -272,4 +276,3 @@ def _actor(request: UpdateRequest) -> str:
 def source_addresses(client_ip: str) -> AddressSet:
     """The request's own source address, used when no address is given."""
     return AddressSet.of(ipaddress.ip_address(client_ip))
-

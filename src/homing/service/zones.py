@@ -113,7 +113,9 @@ async def zone_refs(conn: AsyncConnection) -> dict[str, ZoneRef]:
 
 
 async def get_zone(conn: AsyncConnection, name: str) -> ZoneRef:
-    row = (await conn.execute(sa.select(zones.c.id, zones.c.name).where(zones.c.name == name))).first()
+    row = (
+        await conn.execute(sa.select(zones.c.id, zones.c.name).where(zones.c.name == name))
+    ).first()
     if row is None:
         raise NotFound(f"no zone {name}")
     return ZoneRef(row.id, row.name)

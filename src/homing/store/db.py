@@ -1,8 +1,9 @@
-"""The database handle: engine set-up for SQLite and PostgreSQL, migrations, group-committing writer."""
+"""The database handle: SQLite and PostgreSQL engines, migrations, the group-committing writer."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,7 @@ T = TypeVar("T")
 
 @dataclass
 class Txn:
-    """What a write unit gets: the connection, one clock reading, and a place for journal entries."""
+    """What a write unit gets: its connection, one clock reading, a list for journal entries."""
 
     conn: AsyncConnection
     now: datetime
@@ -189,10 +190,8 @@ class Database:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-            except asyncio.CancelledError:
-                pass
             self._writer = None
             self._queue = None
         await self.engine.dispose()

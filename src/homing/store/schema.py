@@ -93,7 +93,9 @@ groups = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("owner_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False, index=True),
     sa.Column("name", sa.String(253), nullable=False, unique=True),
-    sa.Column("zone_id", sa.Integer, sa.ForeignKey("zones.id"), nullable=True),  # when name is in a zone
+    sa.Column(
+        "zone_id", sa.Integer, sa.ForeignKey("zones.id"), nullable=True
+    ),  # when name is in a zone
     sa.Column("secret_hash", sa.String(64), nullable=False),
     sa.Column("ttl", sa.Integer, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),

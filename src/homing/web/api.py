@@ -1,4 +1,4 @@
-"""REST API under /api/v1 (OpenAPI at /api/v1/openapi.json). Errors: {"code", "message", "field"}."""
+"""REST API under /api/v1, OpenAPI at /api/v1/openapi.json; errors are {code, message, field}."""
 
 from __future__ import annotations
 
@@ -60,7 +60,10 @@ def error(code: str, message: str, field: str | None = None) -> JSONResponse:
 ERRORS = {
     409: {"model": ErrorBody, "description": "USER_ID_DUPLICATE or USER_EMAIL_DUPLICATE"},
     422: {"model": ErrorBody, "description": "Invalid user ID, email, weak or mismatched password"},
-    503: {"model": ErrorBody, "description": "INTERNAL_ERROR: the store is unavailable; nothing was written"},
+    503: {
+        "model": ErrorBody,
+        "description": "INTERNAL_ERROR: the store is unavailable; nothing was written",
+    },
 }
 
 
@@ -112,7 +115,7 @@ def create_api(homing: Homing) -> FastAPI:
     @router.get(
         "/accounts/availability",
         response_model=Availability,
-        responses={422: ERRORS[422], 503: ERRORS[503]},  # type: ignore[dict-item]
+        responses={422: ERRORS[422], 503: ERRORS[503]},
         summary="Is this user ID free?",
     )
     async def availability(user_id: str) -> Availability | JSONResponse:

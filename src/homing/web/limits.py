@@ -11,7 +11,9 @@ MAX_BODY = 64 * 1024
 class RequestLimits:
     """414 for an overlong URL, 413 for an overlong body; nothing reaches the app."""
 
-    def __init__(self, app: ASGIApp, max_target: int = MAX_TARGET, max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self, app: ASGIApp, max_target: int = MAX_TARGET, max_body: int = MAX_BODY
+    ) -> None:
         if max_target < 64 or max_body < 0:
             raise ValueError("request limits too small to serve any request")
         self.app = app

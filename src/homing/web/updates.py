@@ -37,10 +37,10 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
         user, sep, password = decoded.partition(":")
         return (user, password) if sep else None
     params = request.query_params
-    user = params.get("username") or params.get("user")
-    password = params.get("password") or params.get("pass")
-    if user and password:
-        return user, password
+    param_user = params.get("username") or params.get("user")
+    param_password = params.get("password") or params.get("pass")
+    if param_user and param_password:
+        return param_user, param_password
     return None
 
 
@@ -77,7 +77,9 @@ class UpdateEndpoints:
         except InvalidAddress:
             lines = [Outcome.BAD_ADDRESS.dyndns2] * max(1, len(hostnames or []))
             return PlainTextResponse("\n".join(lines) + "\n", media_type=TEXT)
-        results = await self._update(credentials, hostnames, addresses, "dyndns2", client_ip, request)
+        results = await self._update(
+            credentials, hostnames, addresses, "dyndns2", client_ip, request
+        )
         if results is None:
             return PlainTextResponse(Outcome.INTERNAL.dyndns2 + "\n", media_type=TEXT)
         body = "\n".join(r.dyndns2_line() for r in results) + "\n"

@@ -1,0 +1,117 @@
+"""The operator CLI as a new user runs it: secrets on the last line, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HOMING_")}
+    return {**clean, "HOMING_DATA_DIR": str(tmp_path / "var")}
+
+
+def homing(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "homing", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def refused(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+
+
+def test_zone_user_host_group(env: dict[str, str]) -> None:
+    ok(homing(env, "zone", "add", "dyn.example.net", "--ns", "ns1.example.net"))
+    ok(
+        homing(
+            env,
+            "user",
+            "add",
+            "alice",
+            "--email",
+            "a@example.org",
+            "--password-stdin",
+            stdin="correct horse battery\n",
+        )
+    )
+    out = ok(homing(env, "host", "add", "Cam.Dyn.Example.Net", "--owner", "alice"))
+    secret = out.strip().splitlines()[-1]
+    assert len(secret) >= 22 and " " not in secret  # >= 128 bits, URL-safe
+    out = ok(
+        homing(
+            env,
+            "group",
+            "add",
+            "pool.dyn.example.net",
+            "--owner",
+            "alice",
+            "--host",
+            "cam.dyn.example.net",
+        )
+    )
+    group_secret = out.strip().splitlines()[-1]
+    assert group_secret != secret
+    # The secret is stored only as a hash.
+    database = Path(env["HOMING_DATA_DIR"]) / "homing.db"
+    assert secret.encode() not in database.read_bytes()
+
+
+def test_bad_input_fails_with_one_line(env: dict[str, str]) -> None:
+    refused(homing(env, "zone", "add", "not a zone"), "not a valid host name")
+    ok(homing(env, "zone", "add", "dyn.example.net"))
+    refused(homing(env, "zone", "add", "dyn.example.net"), "exists")
+    ok(homing(env, "zone", "add", "dyn.example.net", "--exist-ok"))
+    refused(homing(env, "zone", "add", "z.example", "--notify", "nowhere"), "ADDRESS:PORT")
+    refused(
+        homing(
+            env,
+            "user",
+            "add",
+            "bob",
+            "--email",
+            "b@example.org",
+            "--password-stdin",
+            stdin="short\n",
+        ),
+        "PASSWORD_WEAK",
+    )
+    refused(homing(env, "user", "add", "bob", "--email", "b@example.org"), "--password-stdin")
+    refused(homing(env, "host", "add", "cam.elsewhere.example", "--owner", "bob"), "not in a zone")
+    refused(homing(env, "host", "add", "cam.dyn.example.net", "--owner", "nobody"), "no user")
+
+
+def test_missing_config_file_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    env = {**env, "HOMING_CONFIG": str(tmp_path / "missing.toml")}
+    refused(homing(env, "zone", "add", "dyn.example.net"), "missing file")
+
+
+def test_config_file_and_env_precedence(env: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "homing.toml"
+    config.write_text(f'data_dir = "{tmp_path / "from-file"}"\n')
+    ok(homing({**env, "HOMING_CONFIG": str(config)}, "zone", "add", "a.example"))
+    # HOMING_DATA_DIR (set by the fixture) wins over the file.
+    assert (Path(env["HOMING_DATA_DIR"]) / "homing.db").exists()
+    assert not (tmp_path / "from-file").exists()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("no_such_setting = 1\n")
+    refused(homing({**env, "HOMING_CONFIG": str(bad)}, "zone", "add", "b.example"), "bad settings")
