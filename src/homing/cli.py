@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from homing.client.cli import client_app
 from homing.config import Settings, load
 from homing.domain.errors import AccountError, HomingError
 from homing.service import accounts, hosts, zones
@@ -31,6 +32,7 @@ app.add_typer(zone_app, name="zone")
 app.add_typer(user_app, name="user")
 app.add_typer(host_app, name="host")
 app.add_typer(group_app, name="group")
+app.add_typer(client_app, name="client")
 
 
 def fail(message: str) -> None:
