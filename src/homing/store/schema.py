@@ -141,3 +141,16 @@ journal = sa.Table(
     sa.Index("ix_journal_zone_serial", "zone_id", "serial"),
     sa.Index("ix_journal_name", "name"),
 )
+
+tsig_keys = sa.Table(
+    "tsig_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(253), nullable=False, unique=True),
+    sa.Column("algorithm", sa.String(32), nullable=False),
+    # HMAC needs the secret itself; it is as sensitive as the database.
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("zone_id", sa.Integer, sa.ForeignKey("zones.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
