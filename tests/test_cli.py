@@ -115,3 +115,24 @@ def test_config_file_and_env_precedence(env: dict[str, str], tmp_path: Path) -> 
     bad = tmp_path / "bad.toml"
     bad.write_text("no_such_setting = 1\n")
     refused(homing({**env, "HOMING_CONFIG": str(bad)}, "zone", "add", "b.example"), "bad settings")
+
+
+def test_key_add_prints_nsupdate_form(env: dict[str, str]) -> None:
+    ok(homing(env, "zone", "add", "dyn.example.net"))
+    out = ok(homing(env, "key", "add", "xfr-key", "--zone", "dyn.example.net"))
+    algorithm, name, secret = out.strip().splitlines()[-1].split(":")
+    assert (algorithm, name) == ("hmac-sha256", "xfr-key")
+    import base64
+
+    assert len(base64.b64decode(secret)) == 32
+    out = ok(
+        homing(env, "key", "add", "big", "--zone", "dyn.example.net", "--algorithm", "HMAC-SHA512")
+    )
+    assert out.strip().splitlines()[-1].startswith("hmac-sha512:big:")
+    refused(
+        homing(env, "key", "add", "old", "--zone", "dyn.example.net", "--algorithm", "hmac-md5"),
+        "disabled",
+    )
+    refused(homing(env, "key", "add", "xfr-key", "--zone", "dyn.example.net"), "exists")
+    refused(homing(env, "key", "add", "k2", "--zone", "nope.example"), "no zone")
+    refused(homing(env, "key", "add", "k3"), "exactly one")

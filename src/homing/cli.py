@@ -13,7 +13,7 @@ import typer
 from homing.client.cli import client_app
 from homing.config import Settings, load
 from homing.domain.errors import AccountError, HomingError
-from homing.service import accounts, hosts, zones
+from homing.service import accounts, hosts, keys, zones
 from homing.service.context import Homing
 
 T = TypeVar("T")
@@ -32,6 +32,10 @@ app.add_typer(zone_app, name="zone")
 app.add_typer(user_app, name="user")
 app.add_typer(host_app, name="host")
 app.add_typer(group_app, name="group")
+key_app = typer.Typer(
+    help="TSIG keys for RFC 2136 updates and zone transfers.", no_args_is_help=True
+)
+app.add_typer(key_app, name="key")
 app.add_typer(client_app, name="client")
 
 
@@ -181,6 +185,31 @@ def group_add(
     )
     typer.echo(f"group {created.name} added; its update secret (shown once):")
     typer.echo(created.secret)
+
+
+@key_app.command("add")
+def key_add(
+    name: str,
+    zone: Annotated[
+        str | None, typer.Option(help="The zone this key may change and transfer")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="The one host this key may change")] = None,
+    algorithm: Annotated[str, typer.Option(help="hmac-sha256, hmac-sha512, ...")] = "hmac-sha256",
+) -> None:
+    """Add a TSIG key; prints ALG:NAME:SECRET (the `nsupdate -y` form) on the last line."""
+    key = run_with_store(
+        lambda h: keys.add_key(
+            h.db,
+            name,
+            zone=zone,
+            host=host,
+            algorithm=algorithm,
+            allow_legacy=h.settings.tsig_allow_md5,
+        )
+    )
+    target = f"zone {key.zone}" if key.zone else f"host {key.host}"
+    typer.echo(f"key {key.name} added for {target}; its secret (shown once):")
+    typer.echo(key.nsupdate_form())
 
 
 def main() -> None:

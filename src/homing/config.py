@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     group_member_max_age: int = 3600  # seconds a group member stays in the group's answer
     follow_interval: float = 0.5  # how often other processes' journal rows are picked up
 
+    tsig_allow_md5: bool = False  # hmac-md5 keys, for old equipment only
+
     # zone defaults for `homing zone add`
     soa_rname: str | None = None
     default_ttl: int = 60
