@@ -1,0 +1,1 @@
+"""End-to-end tests: the real `homing serve` process with real clients (dig, curl, ddclient...)."""
