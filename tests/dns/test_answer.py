@@ -551,3 +551,12 @@ def test_a_full_cache_keeps_answering(index: ZoneIndex) -> None:
         reply = responder.answer(query(name(label)).to_wire(), tcp=True)
         assert reply is not None
         assert dns.message.from_wire(reply).question[0].name == dns.name.from_text(name(label))
+
+
+def test_an_answer_too_big_even_for_tcp_is_truncated(index: ZoneIndex) -> None:
+    zone = index.zone(ZONE)
+    assert zone is not None
+    texts_ = tuple(f'"{i:03d}{"x" * 250}"' for i in range(300))  # about 76 kB
+    zone.set_rrset(RRsetValue(name("huge"), "TXT", 60, texts_))
+    index.generation += 1
+    assert_truncated(ask(index, query(name("huge"), "TXT"), tcp=True), name("huge"))

@@ -86,16 +86,16 @@ _METATYPE_RCODES: dict[int, dns.rcode.Rcode] = {
 _ANSWERABLE_CLASSES = frozenset({dns.rdataclass.RdataClass.IN, dns.rdataclass.RdataClass.ANY})
 
 
+# One responder (and its cache) per index, so answer() stays a plain function.
+_responders: weakref.WeakKeyDictionary[ZoneIndex, Responder] = weakref.WeakKeyDictionary()
+
+
 def answer(wire: bytes, index: ZoneIndex, *, tcp: bool) -> bytes | None:
     """The response to one DNS message, or None when it must be dropped."""
     responder = _responders.get(index)
     if responder is None:
         responder = _responders[index] = Responder(index)
     return responder.answer(wire, tcp=tcp)
-
-
-# One responder (and its cache) per index, so answer() stays a plain function.
-_responders: weakref.WeakKeyDictionary[ZoneIndex, Responder] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -125,10 +125,12 @@ class _Prepared:
     flags: int
     counts: bytes  # QDCOUNT..ARCOUNT, 8 bytes
     tail: bytes  # everything after the question section
+    fits_tcp: bool = True  # False: even 65535 bytes are too few, every reply is truncated
 
     def render(self, q: _Question, limit: int) -> bytes:
+        """The response for `q`, truncated to the question alone if over `limit` bytes."""
         flags = self.flags | (q.flags & _COPIED_FLAGS)
-        if 12 + len(q.question) + len(self.tail) <= limit:
+        if self.fits_tcp and 12 + len(q.question) + len(self.tail) <= limit:
             return _ID_FLAGS.pack(q.ident, flags) + self.counts + q.question + self.tail
         # Does not fit: the question alone with TC, so the client retries over TCP.
         edns = q.edns_payload is not None
@@ -206,8 +208,7 @@ class Responder:
         try:
             wire = message.to_wire(max_size=MAX_TCP_MESSAGE)
         except dns.exception.TooBig:
-            # Not even TCP can carry it; a tail that never fits makes every reply TC.
-            return _Prepared(message.flags, b"", b"\x00" * MAX_TCP_MESSAGE)
+            return _Prepared(message.flags, b"", b"", fits_tcp=False)
         flags = _ID_FLAGS.unpack_from(wire)[1]
         return _Prepared(flags, wire[4:12], wire[question_end:])
 

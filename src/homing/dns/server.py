@@ -6,6 +6,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -104,31 +105,70 @@ async def start_dns(
     loop = asyncio.get_running_loop()
     responder = Responder(index)
     limits = limits or TcpLimits()
+    udp_sock, tcp_sock = _bind_pair(host, port, reuse_port=reuse_port)
+    try:
+        udp, udp_protocol = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(responder), sock=udp_sock
+        )
+    except BaseException:
+        udp_sock.close()
+        tcp_sock.close()
+        raise
     connections: set[_TcpConnection] = set()
+    try:
+        tcp = await loop.create_server(
+            lambda: _TcpConnection(responder, limits, connections), sock=tcp_sock, backlog=1024
+        )
+    except BaseException:
+        tcp_sock.close()
+        udp.close()
+        raise
+    server = DnsServer(udp, udp_protocol, tcp, connections)
+    logger.info("DNS listening on %s port %d (UDP and TCP)", server.host, server.port)
+    return server
+
+
+def _bind_pair(host: str, port: int, *, reuse_port: bool) -> tuple[socket.socket, socket.socket]:
+    """A bound UDP and a listening TCP socket on the same port.
+
+    The sockets are made here rather than by the loop because uvloop leaks its
+    transport when binding fails. With port 0 the kernel picks the UDP port, and if its
+    TCP twin is taken we ask again.
+    """
     attempts = _PORT_ZERO_ATTEMPTS if port == 0 else 1
     for attempt in range(attempts):
-        udp, udp_protocol = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(responder), local_addr=(host, port), reuse_port=reuse_port
-        )
-        udp_port = udp.get_extra_info("sockname")[1]
+        udp = _bind(host, port, socket.SOCK_DGRAM, reuse_port=reuse_port)
         try:
-            tcp = await loop.create_server(
-                lambda: _TcpConnection(responder, limits, connections),
-                host=host,
-                port=udp_port,
-                reuse_port=reuse_port,
-            )
+            tcp = _bind(host, udp.getsockname()[1], socket.SOCK_STREAM, reuse_port=reuse_port)
         except OSError as exc:
             udp.close()
-            await udp_protocol.closed
-            # With port 0 the kernel picked a UDP port whose TCP twin is taken: pick again.
             if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
                 raise
             continue
-        server = DnsServer(udp, udp_protocol, tcp, connections)
-        logger.info("DNS listening on %s port %d (UDP and TCP)", server.host, server.port)
-        return server
+        return udp, tcp
     raise AssertionError("unreachable")
+
+
+def _bind(host: str, port: int, kind: socket.SocketKind, *, reuse_port: bool) -> socket.socket:
+    """A non-blocking socket bound to host:port (listening, for TCP)."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=kind, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            # As asyncio does: a restart must not wait for TIME_WAIT connections to expire.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        if kind == socket.SOCK_STREAM:
+            sock.listen(1024)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
