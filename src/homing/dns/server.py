@@ -55,7 +55,7 @@ def parse_listen(text: str) -> tuple[str, int]:
             raise ValueError(f"listen address {text!r}: {host!r} is not an IPv6 address") from None
     elif ":" in host:
         raise ValueError(f"listen address {text!r}: write an IPv6 address in brackets, as [::1]:53")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"listen address {text!r}: port must be 0..65535")
     return host, int(port_text)
 
