@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -10,8 +11,8 @@ from homing.domain.records import JournalEntry, RRsetValue
 from homing.store.db import Txn
 from homing.store.schema import journal, rrsets, zones
 
-# Serials are 32-bit (RFC 1982); at the top they wrap to 1 and keep moving forward.
-SERIAL_MODULUS = 2**32
+# Above this many RRsets, read the whole zone once instead of naming each RRset.
+_WHOLE_ZONE_READ = 500
 
 
 @dataclass(frozen=True)
@@ -33,74 +34,139 @@ async def current_rrset(txn: Txn, zone: ZoneRef, name: str, rtype: str) -> RRset
     return RRsetValue(name, rtype, row.ttl, RRsetValue.decode_rdatas(row.rdatas))
 
 
-async def apply_change(
-    txn: Txn, zone: ZoneRef, value: RRsetValue, *, actor: str, via: str
-) -> JournalEntry | None:
-    """Set one RRset (empty rdatas delete it). Returns the journal entry, or None if unchanged.
-
-    Runs inside the caller's write transaction; the entry reaches DNS after the commit.
-    """
-    old = await current_rrset(txn, zone, value.name, value.rtype)
-    new_text = value.encode()
-    old_rdatas = old.rdatas if old is not None else ()
-    if old is not None and old.encode() == new_text and old.ttl == value.ttl:
-        return None
-    if old is None and not value.rdatas:
-        return None
-    conn = txn.conn
-    where = (
-        rrsets.c.zone_id == zone.id,
-        rrsets.c.name == value.name,
-        rrsets.c.rtype == value.rtype,
+async def _current_many(
+    txn: Txn, zone: ZoneRef, values: Sequence[RRsetValue]
+) -> dict[tuple[str, str], RRsetValue]:
+    if len(values) == 1:
+        found = await current_rrset(txn, zone, values[0].name, values[0].rtype)
+        return {} if found is None else {(found.name, found.rtype): found}
+    query = sa.select(rrsets.c.name, rrsets.c.rtype, rrsets.c.ttl, rrsets.c.rdatas).where(
+        rrsets.c.zone_id == zone.id
     )
-    if not value.rdatas:
-        await conn.execute(sa.delete(rrsets).where(*where))
-    elif old is None:
+    if len(values) <= _WHOLE_ZONE_READ:
+        query = query.where(rrsets.c.name.in_(sorted({v.name for v in values})))
+    rows = await txn.conn.execute(query)
+    return {
+        (r.name, r.rtype): RRsetValue(r.name, r.rtype, r.ttl, RRsetValue.decode_rdatas(r.rdatas))
+        for r in rows
+    }
+
+
+def _differs(old: RRsetValue | None, new: RRsetValue) -> bool:
+    if old is None:
+        return bool(new.rdatas)
+    return old.encode() != new.encode() or (bool(new.rdatas) and old.ttl != new.ttl)
+
+
+async def apply_changes(
+    txn: Txn, zone: ZoneRef, values: Sequence[RRsetValue], *, actor: str, via: str
+) -> list[JournalEntry]:
+    """Set RRsets (empty rdatas delete one); one serial and one journal row per changed RRset.
+
+    Runs inside the caller's write transaction; the entries reach DNS after the commit.
+    Unchanged RRsets cost nothing and leave no journal row.
+    """
+    current = await _current_many(txn, zone, values)
+    latest: dict[tuple[str, str], RRsetValue] = {}
+    for value in values:  # the last value given for an RRset wins
+        latest[(value.name, value.rtype)] = value
+    changed = [
+        (current.get(key), new) for key, new in latest.items() if _differs(current.get(key), new)
+    ]
+    if not changed:
+        return []
+    conn = txn.conn
+    deleted = [new for old, new in changed if not new.rdatas]
+    inserted = [new for old, new in changed if old is None]
+    updated = [new for old, new in changed if old is not None and new.rdatas]
+    if deleted:
         await conn.execute(
-            sa.insert(rrsets).values(
-                zone_id=zone.id, name=value.name, rtype=value.rtype, ttl=value.ttl, rdatas=new_text
-            )
+            sa.delete(rrsets).where(
+                rrsets.c.zone_id == zone.id,
+                rrsets.c.name == sa.bindparam("b_name"),
+                rrsets.c.rtype == sa.bindparam("b_rtype"),
+            ),
+            [{"b_name": v.name, "b_rtype": v.rtype} for v in deleted],
         )
-    else:
-        await conn.execute(sa.update(rrsets).where(*where).values(ttl=value.ttl, rdatas=new_text))
-    # The row lock this takes orders concurrent writers of one zone across processes.
-    serial = (
+    if inserted:
+        await conn.execute(
+            sa.insert(rrsets),
+            [
+                {
+                    "zone_id": zone.id,
+                    "name": v.name,
+                    "rtype": v.rtype,
+                    "ttl": v.ttl,
+                    "rdatas": v.encode(),
+                }
+                for v in inserted
+            ],
+        )
+    if updated:
+        await conn.execute(
+            sa.update(rrsets)
+            .where(
+                rrsets.c.zone_id == zone.id,
+                rrsets.c.name == sa.bindparam("b_name"),
+                rrsets.c.rtype == sa.bindparam("b_rtype"),
+            )
+            .values(ttl=sa.bindparam("b_ttl"), rdatas=sa.bindparam("b_rdatas")),
+            [
+                {"b_name": v.name, "b_rtype": v.rtype, "b_ttl": v.ttl, "b_rdatas": v.encode()}
+                for v in updated
+            ],
+        )
+    # The row lock this takes orders concurrent writers of one zone, across processes too.
+    last = (
         await conn.execute(
             sa.update(zones)
             .where(zones.c.id == zone.id)
-            .values(
-                serial=sa.case((zones.c.serial >= SERIAL_MODULUS - 1, 1), else_=zones.c.serial + 1)
-            )
+            .values(serial=zones.c.serial + len(changed))
             .returning(zones.c.serial)
         )
     ).scalar_one()
-    result = await conn.execute(
-        sa.insert(journal)
-        .values(
-            zone_id=zone.id,
-            serial=serial,
-            name=value.name,
-            rtype=value.rtype,
-            ttl=value.ttl,
-            old="\n".join(sorted(old_rdatas)),
-            new=new_text,
+    first = last - len(changed) + 1
+    entries = [
+        JournalEntry(
+            position=0,
+            zone=zone.name,
+            serial=first + i,
+            name=new.name,
+            rtype=new.rtype,
+            ttl=new.ttl,
+            old=old.rdatas if old is not None else (),
+            new=tuple(sorted(new.rdatas)),
             actor=actor[:128],
             via=via[:16],
-            at=txn.now,
         )
-        .returning(journal.c.id)
+        for i, (old, new) in enumerate(changed)
+    ]
+    await conn.execute(
+        sa.insert(journal),
+        [
+            {
+                "zone_id": zone.id,
+                "serial": e.serial,
+                "name": e.name,
+                "rtype": e.rtype,
+                "ttl": e.ttl,
+                "old": "\n".join(e.old),
+                "new": "\n".join(e.new),
+                "actor": e.actor,
+                "via": e.via,
+                "at": txn.now,
+            }
+            for e in entries
+        ],
     )
-    entry = JournalEntry(
-        position=result.scalar_one(),
-        zone=zone.name,
-        serial=serial,
-        name=value.name,
-        rtype=value.rtype,
-        ttl=value.ttl,
-        old=tuple(sorted(old_rdatas)),
-        new=tuple(sorted(value.rdatas)),
-        actor=actor,
-        via=via,
-    )
-    txn.emit(entry)
-    return entry
+    for entry in entries:
+        txn.emit(entry)
+    return entries
+
+
+async def apply_change(
+    txn: Txn, zone: ZoneRef, value: RRsetValue, *, actor: str, via: str
+) -> JournalEntry | None:
+    """Set one RRset (empty rdatas delete it); the journal entry, or None if nothing changed."""
+    entries = await apply_changes(txn, zone, [value], actor=actor, via=via)
+    return entries[0] if entries else None
