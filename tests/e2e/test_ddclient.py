@@ -160,3 +160,12 @@ def test_wrong_password_fails_and_changes_nothing(server: Server, host: DDClient
     assert f"FAILED:   updating {host.fqdn}: badauth" in out, out
     assert host.cached()["status"] == "badauth"
     assert server.dig(host.fqdn, "A").values("A") == ["192.0.2.49"]
+
+
+def test_address_from_homing_checkip(server: Server, host: DDClient) -> None:
+    """`usev4=webv4` reads homing's /checkip page (on loopback: 127.0.0.1)."""
+    result = host.run(f"usev4=webv4, webv4={server.http_url}/checkip")
+    _assert_good(result, host.fqdn, "127.0.0.1")
+    answer = server.dig(host.fqdn, "A")
+    assert answer.aa, answer
+    assert answer.values("A") == ["127.0.0.1"], answer
