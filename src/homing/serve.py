@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -29,6 +31,14 @@ def _http_socket(listen: str) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve` decides how the process ends."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 async def _age_groups(homing: Homing) -> None:
@@ -62,7 +72,11 @@ async def serve(homing: Homing) -> None:
         h11_max_incomplete_event_size=16 * 1024,
         server_header=False,
     )
-    http_server = uvicorn.Server(config)
+    http_server = _HttpServer(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # First signal: finish in-flight requests and stop; a second SIGINT: stop at once.
+        loop.add_signal_handler(sig, http_server.handle_exit, sig, None)
     background = [
         asyncio.create_task(follower.run(), name="journal-follower"),
         asyncio.create_task(_age_groups(homing), name="group-ageing"),
