@@ -136,3 +136,46 @@ def test_key_add_prints_nsupdate_form(env: dict[str, str]) -> None:
     refused(homing(env, "key", "add", "xfr-key", "--zone", "dyn.example.net"), "exists")
     refused(homing(env, "key", "add", "k2", "--zone", "nope.example"), "no zone")
     refused(homing(env, "key", "add", "k3"), "exactly one")
+
+
+def test_imports(env: dict[str, str], tmp_path: Path) -> None:
+    zone_file = tmp_path / "z.zone"
+    zone_file.write_text(
+        "$ORIGIN z.example.\n$TTL 60\n@ IN SOA ns.z.example. h.z.example. 1 2 3 4 5\n"
+        "@ IN NS ns.z.example.\nns IN A 192.0.2.1\n"
+    )
+    ok(
+        homing(
+            env,
+            "user",
+            "add",
+            "operator",
+            "--email",
+            "op@example.org",
+            "--password-stdin",
+            stdin="operator password\n",
+        )
+    )
+    out = ok(homing(env, "zone", "import", "z.example", str(zone_file), "--owner", "operator"))
+    assert out.splitlines()[0] == "name,secret"
+    assert out.splitlines()[1].startswith("ns.z.example,")
+    csv_file = tmp_path / "hosts.csv"
+    csv_file.write_text("name,ipv4\na.z.example,192.0.2.7\n")
+    secrets_file = tmp_path / "secrets.csv"
+    ok(
+        homing(
+            env,
+            "host",
+            "import",
+            str(csv_file),
+            "--owner",
+            "operator",
+            "--secrets-out",
+            str(secrets_file),
+        )
+    )
+    assert secrets_file.stat().st_mode & 0o077 == 0
+    assert secrets_file.read_text().splitlines()[1].startswith("a.z.example,")
+    refused(homing(env, "host", "import", str(tmp_path / "missing.csv")), "cannot read")
+    csv_file.write_text("name,ipv4\nb.z.example,banana\n")
+    refused(homing(env, "host", "import", str(csv_file), "--owner", "operator"), "line 2")

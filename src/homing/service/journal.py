@@ -21,6 +21,9 @@ from homing.store.schema import journal, rrsets, zones
 
 log = logging.getLogger(__name__)
 
+# Past this many journal entries behind, reading the zone afresh is cheaper (bulk imports).
+RELOAD_GAP = 5000
+
 
 class Sink(Protocol):
     """What follows the journal (the DNS zone index)."""
@@ -98,6 +101,9 @@ class Follower:
                     log.info(
                         "zone %s loaded at serial %d (%d rrsets)", meta.name, serial, len(values)
                     )
+                elif state.serial - loaded > RELOAD_GAP:
+                    meta, serial, values = await load_zone(conn, state.id)
+                    self.sink.put_zone(meta, serial, values)
                 elif loaded != state.serial:
                     for entry in await entries_after(conn, state.id, state.name, loaded):
                         if not self.sink.apply(entry):
