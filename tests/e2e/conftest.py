@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -30,6 +31,7 @@ from tests import peers
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 30.0  # migrating a fresh store and binding both listeners
 STOP_TIMEOUT = 10.0
+START_ATTEMPTS = 3
 CLI_TIMEOUT = 60.0
 DIG_TIMEOUT = 15.0
 ZONE = "dyn.example.net"
@@ -396,10 +398,10 @@ class Server:
         return answer
 
 
-def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
+def _pump(stream: IO[bytes], lines: queue.Queue[str | None]) -> None:
     """Copy a binary stream into a queue of decoded lines; None at EOF."""
     try:
-        for raw in stream:  # type: ignore[attr-defined]
+        for raw in stream:
             lines.put(raw.decode("utf-8", "replace"))
     except (OSError, ValueError):
         pass  # closed under us at teardown
@@ -426,28 +428,39 @@ def server(request: pytest.FixtureRequest, tmp_path: Path, dig_path: str) -> Ite
     log_dir = tmp_path / "logs"
     data_dir.mkdir()
     log_dir.mkdir()
-    dns_port = free_dns_port()
-    http_port = _free_tcp_port()
-    while http_port == dns_port:  # bounded in practice: the kernel hands out distinct ports
+    base_env = {
+        k: v for k, v in os.environ.items() if not k.startswith("HOMING_") or k in _KEEP_ENV
+    }
+    # Other servers share this machine: a port may be taken between our probe and the
+    # server's bind. Retry with new ports a bounded number of times.
+    for attempt in range(1, START_ATTEMPTS + 1):
+        dns_port = free_dns_port()
         http_port = _free_tcp_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMING_") or k in _KEEP_ENV}
-    env.update(
-        HOMING_DATA_DIR=str(data_dir),
-        HOMING_DNS_LISTEN=f"{LOOPBACK}:{dns_port}",
-        HOMING_HTTP_LISTEN=f"{LOOPBACK}:{http_port}",
-        PYTHONUNBUFFERED="1",
-    )
-    srv = Server(
-        data_dir=data_dir,
-        dns_port=dns_port,
-        http_port=http_port,
-        log_dir=log_dir,
-        dig_path=dig_path,
-        env=env,
-    )
-    request.node.stash[SERVER_KEY] = srv
+        env = dict(base_env)
+        env.update(
+            HOMING_DATA_DIR=str(data_dir),
+            HOMING_DNS_LISTEN=f"{LOOPBACK}:{dns_port}",
+            HOMING_HTTP_LISTEN=f"{LOOPBACK}:{http_port}",
+            PYTHONUNBUFFERED="1",
+        )
+        srv = Server(
+            data_dir=data_dir,
+            dns_port=dns_port,
+            http_port=http_port,
+            log_dir=log_dir / f"attempt-{attempt}",
+            dig_path=dig_path,
+            env=env,
+        )
+        srv.log_dir.mkdir()
+        request.node.stash[SERVER_KEY] = srv
+        try:
+            srv.start()
+        except ServerError as exc:
+            if "cannot listen" in str(exc) and attempt < START_ATTEMPTS:
+                continue
+            raise
+        break
     try:
-        srv.start()
         yield srv
     finally:
         srv.stop()

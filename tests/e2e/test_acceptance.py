@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from tests import peers
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import PASSWORD, Server
 
 pytestmark = pytest.mark.peer("curl")
 
@@ -210,3 +210,29 @@ def test_sigterm_stops_cleanly(server: Server) -> None:
     assert server.running
     code = server.stop()
     assert code == 0, f"exit code {code} on SIGTERM\n{server.stderr_text()}"
+
+
+def test_group_secret_updates_every_member(server: Server) -> None:
+    """`group:group-secret` without hostname= updates every member of the group."""
+    first, _ = server.new_host("farm1")
+    second, _ = server.new_host("farm2")
+    group = f"farm.{first.split('.', 1)[1]}"
+    result = server.cli(
+        "group", "add", group, "--owner", "alice", "--host", first, "--host", second
+    )
+    secret = result.stdout.strip().splitlines()[-1].strip()
+    body = curl("-u", f"{group}:{secret}", f"{server.http_url}/nic/update?myip=192.0.2.90")
+    assert body.splitlines() == ["good 192.0.2.90", "good 192.0.2.90"], body
+    for fqdn in (first, second):
+        answer = server.dig(fqdn, "A")
+        assert answer.aa, answer
+        assert answer.values("A") == ["192.0.2.90"], answer
+
+
+def test_account_password_updates_named_hosts(server: Server) -> None:
+    fqdn, _ = server.new_host("acct")
+    body = curl(
+        "-u", f"alice:{PASSWORD}", f"{server.http_url}/nic/update?hostname={fqdn}&myip=192.0.2.91"
+    )
+    assert body.strip() == "good 192.0.2.91"
+    assert server.dig(fqdn, "A").values("A") == ["192.0.2.91"]
