@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 import pytest
 
@@ -240,7 +240,7 @@ class Server:
                     self._abort(f"READY on unexpected addresses: {line.strip()!r}")
                 return
 
-    def _abort(self, why: str) -> None:
+    def _abort(self, why: str) -> NoReturn:
         self._terminate()
         raise ServerError(f"{why}\nserver stderr:\n{self.stderr_text()}")
 

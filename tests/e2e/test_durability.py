@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.asyncquery
 import dns.flags
@@ -113,7 +114,8 @@ async def test_acknowledged_updates_survive_a_crash(server: Server, how: str) ->
             ]
             waiter = asyncio.create_task(enough.wait())
             all_done = asyncio.gather(*tasks)
-            await asyncio.wait([waiter, all_done], return_when=asyncio.FIRST_COMPLETED)
+            either: list[asyncio.Future[Any]] = [waiter, all_done]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
             assert enough.is_set(), (
                 f"only {acks} acknowledgements before the clients stopped: "
