@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import struct
 import weakref
-from collections.abc import Callable
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
@@ -106,6 +106,11 @@ class Resolution:
     authoritative: bool = False
     answer: list[dns.rrset.RRset] = field(default_factory=list)
     authority: list[dns.rrset.RRset] = field(default_factory=list)
+    # True when the answer comes from the question name's own RRsets alone: it changes
+    # only when that name changes. Everything else (negative answers carry the SOA and
+    # its serial, wildcards, CNAME chains, the apex) may change with any change in the zone.
+    local: bool = False
+    zone: dns.name.Name | None = None
 
 
 class _Question(NamedTuple):
@@ -148,7 +153,9 @@ class Responder:
         self.index = index
         self._cache_size = cache_size
         self._cache: dict[bytes, _Prepared] = {}
-        self._names: dict[dns.name.Name, frozenset[dns.name.Name]] = {}
+        # Which cache keys to forget when a name, or anything in a zone, changes.
+        self._by_name: dict[dns.name.Name, list[bytes]] = {}
+        self._by_zone: dict[dns.name.Name, list[bytes]] = {}
         self._generation = index.generation
 
     def answer(self, wire: bytes, *, tcp: bool) -> bytes | None:
@@ -167,11 +174,27 @@ class Responder:
             logger.exception("failed to answer DNS message %s", wire[:512].hex())
             return _header_reply(wire, dns.rcode.Rcode.SERVFAIL)
 
+    def _forget_changed(self) -> None:
+        """Drop the cached answers the index's changes since our last look may have altered."""
+        changes = self.index.changes_since(self._generation)
+        self._generation = self.index.generation
+        if changes is None or any(owner is None for _, owner in changes):
+            self._clear()  # too many changes, or a zone came or went
+            return
+        for origin, owner in changes:
+            for key in self._by_name.pop(cast(dns.name.Name, owner), ()):
+                self._cache.pop(key, None)
+            for key in self._by_zone.pop(origin, ()):
+                self._cache.pop(key, None)
+
+    def _clear(self) -> None:
+        self._cache.clear()
+        self._by_name.clear()
+        self._by_zone.clear()
+
     def _reply(self, q: _Question, *, tcp: bool) -> bytes:
         if self._generation != self.index.generation:
-            self._cache.clear()
-            self._names.clear()
-            self._generation = self.index.generation
+            self._forget_changed()
         edns = q.edns_payload is not None
         name = q.question[: q.name_length].lower()
         # The name is self-delimiting (it ends in the root label), so plain concatenation
@@ -179,14 +202,21 @@ class Responder:
         key = name + q.question[q.name_length :] + (b"\x01" if edns else b"\x00")
         prepared = self._cache.get(key)
         if prepared is None:
-            prepared = self._prepare(name, q, edns=edns)
+            prepared, qname, resolution = self._prepare(name, q, edns=edns)
             if len(self._cache) >= self._cache_size:
                 # Random names could grow it without end; starting over is cheap and bounded.
-                self._cache.clear()
+                self._clear()
             self._cache[key] = prepared
+            if resolution.local:
+                self._by_name.setdefault(qname, []).append(key)
+            elif resolution.zone is not None:
+                self._by_zone.setdefault(resolution.zone, []).append(key)
+            # else: REFUSED outside our zones; only a zone coming or going changes that
         return prepared.render(q, _size_limit(q.edns_payload, tcp=tcp))
 
-    def _prepare(self, lowered_name: bytes, q: _Question, *, edns: bool) -> _Prepared:
+    def _prepare(
+        self, lowered_name: bytes, q: _Question, *, edns: bool
+    ) -> tuple[_Prepared, dns.name.Name, Resolution]:
         qname, _ = dns.name.from_wire(lowered_name, 0)
         qtype, qclass = _TYPE_CLASS.unpack_from(q.question, q.name_length)
         resolution = resolve(
@@ -194,7 +224,6 @@ class Responder:
             qname,
             dns.rdatatype.RdataType.make(qtype),
             dns.rdataclass.RdataClass.make(qclass),
-            names=self._existing_names,
         )
         message = dns.message.Message(id=0)
         message.flags = _QR | (_AA if resolution.authoritative else 0)
@@ -208,16 +237,9 @@ class Responder:
         try:
             wire = message.to_wire(max_size=MAX_TCP_MESSAGE)
         except dns.exception.TooBig:
-            return _Prepared(message.flags, b"", b"", fits_tcp=False)
+            return _Prepared(message.flags, b"", b"", fits_tcp=False), qname, resolution
         flags = _ID_FLAGS.unpack_from(wire)[1]
-        return _Prepared(flags, wire[4:12], wire[question_end:])
-
-    def _existing_names(self, zone: ZoneData) -> frozenset[dns.name.Name]:
-        """existing_names(zone), computed once per zone and index generation."""
-        names = self._names.get(zone.origin)
-        if names is None:
-            names = self._names[zone.origin] = existing_names(zone)
-        return names
+        return _Prepared(flags, wire[4:12], wire[question_end:]), qname, resolution
 
     def _answer_unusual(self, wire: bytes, *, tcp: bool) -> bytes | None:
         """The slow path: dnspython parses, and every error gets its rcode."""
@@ -257,8 +279,6 @@ def resolve(
     qname: dns.name.Name,
     qtype: dns.rdatatype.RdataType,
     qclass: dns.rdataclass.RdataClass,
-    *,
-    names: Callable[[ZoneData], frozenset[dns.name.Name]] | None = None,
 ) -> Resolution:
     """Look one question up in the zones (RFC 1034 4.3.2 without delegations)."""
     if qclass not in _ANSWERABLE_CLASSES:
@@ -269,8 +289,8 @@ def resolve(
     meta_rcode = _METATYPE_RCODES.get(qtype)
     if meta_rcode is not None:
         return Resolution(meta_rcode)
-    existing = (names or existing_names)(zone)
-    result = Resolution(dns.rcode.Rcode.NOERROR, authoritative=True)
+    existing = zone.names
+    result = Resolution(dns.rcode.Rcode.NOERROR, authoritative=True, zone=zone.origin)
     name = qname
     seen = {qname}
     for _ in range(CNAME_CHAIN_LIMIT):
@@ -285,10 +305,12 @@ def resolve(
                 result.authority.append(_negative_soa(zone))
             else:
                 result.answer.append(_owned_by(chosen, name))
+                result.local = _own_node(zone, qname, name, node)
             return result
         rrset = node.get(qtype)
         if rrset is not None:
             result.answer.append(_owned_by(rrset, name))
+            result.local = _own_node(zone, qname, name, node)
             return result
         cname = node.get(dns.rdatatype.RdataType.CNAME)
         if cname is None:
@@ -304,25 +326,25 @@ def resolve(
     return result
 
 
-def existing_names(zone: ZoneData) -> frozenset[dns.name.Name]:
-    """Every name that exists in `zone`: the apex, owners and their ancestors.
-
-    Ancestors without RRsets are the empty non-terminals, which answer NODATA rather
-    than NXDOMAIN (RFC 8020) and stop wildcards from matching below them (RFC 4592).
-    """
-    found = {zone.origin}
-    for owner in zone.nodes:
-        name = owner
-        while name not in found and name.is_subdomain(zone.origin):
-            found.add(name)
-            name = name.parent()
-    return frozenset(found)
+def _own_node(
+    zone: ZoneData,
+    qname: dns.name.Name,
+    name: dns.name.Name,
+    node: dict[dns.rdatatype.RdataType, dns.rrset.RRset],
+) -> bool:
+    """The answer came straight from the question name's stored RRsets (see Resolution.local)."""
+    return name == qname and name != zone.origin and zone.nodes.get(name) is node
 
 
 def _node(
-    zone: ZoneData, name: dns.name.Name, existing: frozenset[dns.name.Name]
+    zone: ZoneData, name: dns.name.Name, existing: Container[dns.name.Name]
 ) -> dict[dns.rdatatype.RdataType, dns.rrset.RRset] | None:
-    """The RRsets at `name` (empty for an empty non-terminal), or None when it does not exist."""
+    """The RRsets at `name` (empty for an empty non-terminal), or None when it does not exist.
+
+    `existing` holds the owners, their ancestors (the empty non-terminals, which answer
+    NODATA rather than NXDOMAIN, RFC 8020, and stop wildcards below them, RFC 4592) and
+    the apex.
+    """
     if name == zone.origin:
         apex = dict(zone.nodes.get(name, {}))
         apex[dns.rdatatype.RdataType.SOA] = zone.soa()  # the serial lives outside the nodes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,13 @@ class ZoneData:
     nodes: dict[dns.name.Name, dict[dns.rdatatype.RdataType, dns.rrset.RRset]] = field(
         default_factory=dict
     )
+    # Every name that exists: owners, their ancestors up to the apex (empty non-terminals),
+    # and the apex, each with the number of owners at or below it. Kept as RRsets come and go,
+    # so NXDOMAIN versus NODATA never needs a walk over the zone.
+    names: dict[dns.name.Name, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.names.setdefault(self.origin, 0)
 
     def soa(self) -> dns.rrset.RRset:
         """The SOA RRset with the current serial."""
@@ -49,8 +57,8 @@ class ZoneData:
         """RFC 2308: the SOA in a negative answer carries min(SOA TTL, SOA MINIMUM)."""
         return min(self.meta.soa_ttl, self.meta.minimum)
 
-    def set_rrset(self, value: RRsetValue) -> None:
-        """Replace (or, with no rdatas, delete) one RRset."""
+    def set_rrset(self, value: RRsetValue) -> dns.name.Name:
+        """Replace (or, with no rdatas, delete) one RRset; returns its owner name."""
         owner = dns.name.from_text(value.name)
         rdtype = dns.rdatatype.from_text(value.rtype)
         if not value.rdatas:
@@ -59,19 +67,68 @@ class ZoneData:
                 node.pop(rdtype, None)
                 if not node:
                     del self.nodes[owner]
-            return
+                    self._count(owner, -1)
+            return owner
         rrset = dns.rrset.from_text_list(
             owner, value.ttl, dns.rdataclass.IN, rdtype, list(value.rdatas)
         )
-        self.nodes.setdefault(owner, {})[rdtype] = rrset
+        node = self.nodes.get(owner)
+        if node is None:
+            node = self.nodes[owner] = {}
+            self._count(owner, +1)
+        node[rdtype] = rrset
+        return owner
+
+    def _count(self, owner: dns.name.Name, delta: int) -> None:
+        """Add or remove one owner from the counts of itself and its ancestors."""
+        if not owner.is_subdomain(self.origin):
+            return  # out-of-zone data is stored but never makes names exist here
+        name = owner
+        while True:
+            count = self.names.get(name, 0) + delta
+            if count > 0 or name == self.origin:
+                self.names[name] = max(count, 0)
+            else:
+                self.names.pop(name, None)
+            if name == self.origin:
+                return
+            name = name.parent()
 
 
 class ZoneIndex:
     """All zones served, by origin; lookups pick the closest enclosing zone."""
 
+    # How many recent changes are remembered for caches that catch up name by name.
+    CHANGE_LOG = 65536
+
     def __init__(self) -> None:
         self.zones: dict[dns.name.Name, ZoneData] = {}
         self.generation = 0  # bumped on every change, so caches of answers can tell they are stale
+        # (generation, zone origin, owner name or None for "the whole zone")
+        self._changes: deque[tuple[int, dns.name.Name, dns.name.Name | None]] = deque(
+            maxlen=self.CHANGE_LOG
+        )
+
+    def _changed(self, origin: dns.name.Name, owner: dns.name.Name | None) -> None:
+        self.generation += 1
+        self._changes.append((self.generation, origin, owner))
+
+    def changes_since(
+        self, generation: int
+    ) -> list[tuple[dns.name.Name, dns.name.Name | None]] | None:
+        """(zone, owner) pairs changed after `generation` (owner None: the whole zone).
+
+        None when the log no longer reaches back that far: start over.
+        """
+        if generation == self.generation:
+            return []
+        if (
+            not self._changes
+            or self._changes[0][0] > generation + 1
+            or self._changes[-1][0] != self.generation  # bumped without a record of what
+        ):
+            return None
+        return [(origin, owner) for gen, origin, owner in self._changes if gen > generation]
 
     def put_zone(self, meta: ZoneMeta, serial: int, rrsets: Iterable[RRsetValue] = ()) -> ZoneData:
         """Add or replace a zone with its RRsets (used at start and when a zone appears)."""
@@ -80,12 +137,13 @@ class ZoneIndex:
         for value in rrsets:
             zone.set_rrset(value)
         self.zones[origin] = zone
-        self.generation += 1
+        self._changed(origin, None)
         return zone
 
     def drop_zone(self, name: str) -> None:
-        self.zones.pop(dns.name.from_text(name), None)
-        self.generation += 1
+        origin = dns.name.from_text(name)
+        self.zones.pop(origin, None)
+        self._changed(origin, None)
 
     def zone(self, name: str) -> ZoneData | None:
         return self.zones.get(dns.name.from_text(name))
@@ -109,9 +167,9 @@ class ZoneIndex:
             return True
         if entry.serial != zone.serial + 1:
             return False
-        zone.set_rrset(RRsetValue(entry.name, entry.rtype, entry.ttl, entry.new))
+        owner = zone.set_rrset(RRsetValue(entry.name, entry.rtype, entry.ttl, entry.new))
         zone.serial = entry.serial
-        self.generation += 1
+        self._changed(zone.origin, owner)
         return True
 
     def find(self, qname: dns.name.Name) -> ZoneData | None:
