@@ -40,6 +40,7 @@ from homing.client.protocol import (
     transport_failure,
 )
 from homing.client.sources import CommandWatch, InterfaceWatch, Watch, WebWatch, describe_all
+from homing.client.status import when
 from homing.domain.addresses import AddressSet
 
 log = logging.getLogger("homing.client")
@@ -178,8 +179,6 @@ class Client:
 
     async def _web_loop(self) -> None:
         polled = [w for w in self.watches.values() if not isinstance(w, InterfaceWatch)]
-        if not polled:
-            return
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._web_dirty.wait(), self.config.checkip_interval)
@@ -298,7 +297,14 @@ class Client:
                 h.note(logging.WARNING, f"waiting: {describe_all(list(h.watches.values()))}")
             else:
                 timeout = max(0.0, action.until - self.clock())
-                if action.reason != "up to date":
+                if action.reason == "up to date":
+                    state = self.states[h.config.name]
+                    h.note(
+                        logging.INFO,
+                        f"up to date ({state.registered.to_text()}, "
+                        f"registered {when(state.registered_at)})",
+                    )
+                else:
                     h.note(logging.INFO, f"{action.reason}; next try in {timeout:.1f}s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(h.wake.wait(), timeout)
@@ -309,7 +315,8 @@ class Client:
             await self._setup(events=True)
             tasks = [asyncio.create_task(self._host_loop(h)) for h in self.hosts]
             tasks.append(asyncio.create_task(self._interfaces_loop()))
-            tasks.append(asyncio.create_task(self._web_loop()))
+            if any(not isinstance(w, InterfaceWatch) for w in self.watches.values()):
+                tasks.append(asyncio.create_task(self._web_loop()))
             log.info(
                 "watching %d host(s): %s",
                 len(self.hosts),
@@ -320,9 +327,10 @@ class Client:
             for task in [stopper, *tasks]:
                 task.cancel()
             await asyncio.gather(stopper, *tasks, return_exceptions=True)
-            for task in done:  # a crashed loop is a bug: surface it
-                if task is not stopper and not task.cancelled() and task.exception():
-                    raise task.exception()  # type: ignore[misc]
+            for task in done:  # a loop that ended is a bug: surface it
+                if task is not stopper:
+                    error = None if task.cancelled() else task.exception()
+                    raise RuntimeError(f"client task {task.get_name()} ended") from error
         finally:
             await self.close()
 
