@@ -166,3 +166,24 @@ async def test_duplicates_are_refused(db: Database) -> None:
 
 def test_source_address() -> None:
     assert updates.source_addresses("::1").ipv6 == ipaddress.IPv6Address("::1")
+
+
+async def test_changes_faster_than_the_plan_allows_are_refused(db: Database) -> None:
+    from homing.store.schema import plans
+
+    secret = await setup_host(db)
+    name = "cam.dyn.example.net"
+
+    async def set_interval(txn: Txn) -> None:
+        await txn.conn.execute(sa.update(plans).values(min_interval=3600))
+
+    await db.write(set_interval)
+    [first] = await updates.update(db, request(name, secret, [name], "192.0.2.1"), POLICY)
+    assert first.outcome is Outcome.GOOD
+    [second] = await updates.update(db, request(name, secret, [name], "192.0.2.2"), POLICY)
+    assert (second.outcome, second.dyndns2_line()) == (Outcome.TOO_SOON, "911")
+    assert second.outcome.dvr == "ERR 0x80008007"
+    assert await records(db, name, "A") == ("192.0.2.1",)
+    # An unchanged address is still just nochg, not refused.
+    [same] = await updates.update(db, request(name, secret, [name], "192.0.2.1"), POLICY)
+    assert same.outcome is Outcome.NOCHG
