@@ -1,4 +1,4 @@
-"""The ASGI application: update protocols at the root, the REST API under /api/v1."""
+"""The ASGI application: update protocols at the root, the REST API under /api/v1, the portal."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from homing.service.context import Homing
 from homing.web.api import create_api
 from homing.web.clientip import ClientAddress
 from homing.web.limits import RequestLimits
+from homing.web.portal import portal_routes
 from homing.web.updates import UpdateEndpoints
 
 
@@ -31,5 +32,6 @@ def create_app(homing: Homing) -> Starlette:
         Route("/checkip.json", endpoints.checkip_json, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
         Mount("/api/v1", app=create_api(homing)),
+        *portal_routes(homing),  # the web site: its own session, CSRF and header middleware
     ]
     return Starlette(routes=routes, middleware=[Middleware(RequestLimits)])

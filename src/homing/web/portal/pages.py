@@ -1,0 +1,385 @@
+"""The portal's pages: public site, sign-up, login, dashboard, host creation and deletion."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from homing.domain.errors import AccountError, HomingError, NotFound, StoreUnavailable
+from homing.service import accounts
+from homing.service import portal as service
+from homing.service.accounts import Account
+from homing.service.context import Homing
+from homing.web.clientip import ClientAddress
+from homing.web.portal import csrf
+from homing.web.portal.sessions import is_https, trusted_networks
+from homing.web.portal.snippets import client_settings
+from homing.web.portal.templating import make_templates
+from homing.web.portal.throttle import LoginThrottle
+
+log = logging.getLogger(__name__)
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+# How each stable error code reads next to its field: the code in words, then a sentence.
+ERROR_LABELS = {
+    "USER_ID_DUPLICATE": "USER ID duplicate",
+    "USER_EMAIL_DUPLICATE": "USER EMAIL duplicate",
+    "USER_ID_INVALID": "USER ID invalid",
+    "USER_EMAIL_INVALID": "USER EMAIL invalid",
+    "PASSWORD_MISMATCH": "PASSWORD mismatch",
+    "PASSWORD_WEAK": "PASSWORD too weak",
+    "HOST_LABEL_INVALID": "HOST NAME invalid",
+    "HOST_NAME_DUPLICATE": "HOST NAME duplicate",
+    "HOST_QUOTA": "HOST LIMIT reached",
+    "ZONE_INVALID": "ZONE invalid",
+}
+ERROR_HINTS = {
+    "USER_ID_DUPLICATE": "Someone already signed up with that user ID; choose another one.",
+    "USER_EMAIL_DUPLICATE": (
+        "An account with that email address exists already. Log in instead, or use another address."
+    ),
+}
+ERROR_STATUS = {"USER_ID_DUPLICATE": 409, "USER_EMAIL_DUPLICATE": 409, "HOST_NAME_DUPLICATE": 409}
+INTERNAL_ERROR = (
+    "INTERNAL ERROR: the service cannot store this right now, so nothing was saved. "
+    "Please try again in a moment."
+)
+SIGNUP_FIELDS = ("user_id", "email")
+MAX_FIELD = 1024
+
+
+class FieldError:
+    """One message shown next to a form field (or above the form when `field` is "form")."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.label = ERROR_LABELS.get(code, code.replace("_", " "))
+        self.message = ERROR_HINTS.get(code, message)
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.message}"
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name, "")
+    return value[:MAX_FIELD] if isinstance(value, str) else ""
+
+
+class Portal:
+    """Page handlers over one Homing; one login throttle per process."""
+
+    def __init__(self, homing: Homing, throttle: LoginThrottle | None = None) -> None:
+        self.homing = homing
+        self.db = homing.db
+        self.client_address = ClientAddress(homing.settings.trusted_proxies)
+        self.trusted = trusted_networks(homing.settings.trusted_proxies)
+        self.throttle = throttle or LoginThrottle()
+        self.templates = make_templates()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def render(
+        self,
+        request: Request,
+        name: str,
+        context: dict[str, Any] | None = None,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        return self.templates.TemplateResponse(
+            request, name, context or {}, status_code=status_code, headers=headers
+        )
+
+    def guard(self, endpoint: Endpoint) -> Endpoint:
+        """A dead store becomes the internal-error page, never a traceback."""
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except StoreUnavailable as exc:
+                log.warning("portal: %s", exc)
+                return self.render(request, "error.html", _error_page(503), status_code=503)
+
+        return guarded
+
+    async def csrf_rejected(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = self.render(request, "error.html", _error_page(403), status_code=403)
+        await response(scope, receive, send)
+
+    async def not_found(self, request: Request) -> Response:
+        return self.render(request, "error.html", _error_page(404), status_code=404)
+
+    async def current_account(self, request: Request) -> Account | None:
+        uid = request.session.get("uid")
+        if not isinstance(uid, int):
+            return None
+        account = await service.account_by_id(self.db, uid)
+        if account is None or account.status != "active":
+            request.session.clear()
+            return None
+        return account
+
+    def _start_session(self, request: Request, account: Account) -> None:
+        # A fresh session (and CSRF token) at login: nothing from before carries over.
+        request.session.clear()
+        request.session["uid"] = account.id
+        request.session["user"] = account.user_id
+        csrf.csrf_token(request)
+
+    def base_url(self, request: Request) -> str:
+        scheme = "https" if is_https(request.scope, self.trusted) else request.url.scheme
+        return f"{scheme}://{request.url.netloc}"
+
+    # -- public pages -------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        plans = await service.list_plans(self.db)
+        zones = await service.offered_zones(self.db)
+        return self.render(request, "home.html", {"plans": plans, "zones": zones})
+
+    async def pricing(self, request: Request) -> Response:
+        plans = await service.list_plans(self.db)
+        return self.render(request, "pricing.html", {"plans": plans})
+
+    # -- sign-up ------------------------------------------------------------------
+
+    async def signup(self, request: Request) -> Response:
+        if request.method == "GET":
+            if await self.current_account(request):
+                return RedirectResponse("/dashboard", status_code=303)
+            return self._signup_page(request, {})
+        form = await request.form()
+        values = {name: _text(form, name).strip() for name in SIGNUP_FIELDS}
+        if _text(form, "action") == "check":
+            return await self._signup_check(request, values)
+        try:
+            account = await accounts.create_account(
+                self.db,
+                values["user_id"],
+                values["email"],
+                _text(form, "password"),
+                _text(form, "password_confirm"),
+            )
+        except AccountError as exc:
+            field = exc.field or "form"
+            status = ERROR_STATUS.get(exc.code, 422)
+            return self._signup_page(
+                request, values, {field: FieldError(exc.code, str(exc))}, status_code=status
+            )
+        except StoreUnavailable as exc:
+            log.warning("sign-up: %s", exc)
+            return self._signup_page(
+                request, values, {"form": FieldError("INTERNAL_ERROR", INTERNAL_ERROR)}, 503
+            )
+        self._start_session(request, account)
+        request.session["flash"] = f"Welcome, {account.user_id}! Create your first host below."
+        return RedirectResponse("/dashboard", status_code=303)
+
+    async def _signup_check(self, request: Request, values: dict[str, str]) -> Response:
+        """The "Check availability" button without JavaScript: the same page with the answer."""
+        try:
+            free = await accounts.user_id_available(self.db, values["user_id"])
+        except AccountError as exc:
+            return self._signup_page(
+                request, values, {"user_id": FieldError(exc.code, str(exc))}, 422
+            )
+        except StoreUnavailable:
+            return self._signup_page(
+                request, values, {"form": FieldError("INTERNAL_ERROR", INTERNAL_ERROR)}, 503
+            )
+        if free:
+            return self._signup_page(
+                request, values, available=f"{values['user_id']} is available."
+            )
+        error = FieldError("USER_ID_DUPLICATE", "That user ID is already taken.")
+        return self._signup_page(request, values, {"user_id": error})
+
+    def _signup_page(
+        self,
+        request: Request,
+        values: dict[str, str],
+        errors: dict[str, FieldError] | None = None,
+        status_code: int = 200,
+        *,
+        available: str = "",
+    ) -> Response:
+        context = {
+            "values": {name: values.get(name, "") for name in SIGNUP_FIELDS},
+            "errors": errors or {},
+            "available": available,
+            "min_password": accounts.MIN_PASSWORD,
+        }
+        return self.render(request, "signup.html", context, status_code=status_code)
+
+    # -- login / logout -----------------------------------------------------------
+
+    async def login(self, request: Request) -> Response:
+        if request.method == "GET":
+            if await self.current_account(request):
+                return RedirectResponse("/dashboard", status_code=303)
+            return self.render(request, "login.html", {"user_id": "", "error": ""})
+        form = await request.form()
+        user_id = _text(form, "user_id").strip()
+        password = _text(form, "password")
+        address = self.client_address.of(request)
+        wait = self.throttle.retry_after(user_id, address)
+        if wait > 0:
+            minutes = max(1, math.ceil(wait / 60))
+            error = (
+                f"Too many failed logins. For your account's safety, try again in "
+                f"{minutes} minute{'s' if minutes != 1 else ''}."
+            )
+            return self.render(
+                request,
+                "login.html",
+                {"user_id": user_id, "error": error},
+                status_code=429,
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+        try:
+            account = await accounts.authenticate(self.db, user_id, password)
+        except StoreUnavailable:
+            return self.render(
+                request, "login.html", {"user_id": user_id, "error": INTERNAL_ERROR}, 503
+            )
+        if account is None:
+            self.throttle.failed(user_id, address)
+            return self.render(
+                request,
+                "login.html",
+                {"user_id": user_id, "error": "Wrong user ID or password."},
+                status_code=401,
+            )
+        self.throttle.succeeded(user_id, address)
+        self._start_session(request, account)
+        return RedirectResponse("/dashboard", status_code=303)
+
+    async def logout(self, request: Request) -> Response:
+        if request.method == "GET":
+            return self.render(request, "logout.html")
+        request.session.clear()
+        request.session["flash"] = "You are logged out."
+        return RedirectResponse("/", status_code=303)
+
+    # -- dashboard and hosts --------------------------------------------------------
+
+    async def dashboard(self, request: Request) -> Response:
+        account = await self.current_account(request)
+        if account is None:
+            return RedirectResponse("/login", status_code=303)
+        board = await service.dashboard(self.db, account)
+        return self.render(request, "dashboard.html", {"board": board})
+
+    async def host_new(self, request: Request) -> Response:
+        account = await self.current_account(request)
+        if account is None:
+            return RedirectResponse("/login", status_code=303)
+        if request.method == "GET":
+            return await self._host_form(request, account, {"label": "", "zone": ""})
+        form = await request.form()
+        values = {"label": _text(form, "label").strip(), "zone": _text(form, "zone").strip()}
+        try:
+            if _text(form, "action") == "check":
+                found = await service.host_name_available(self.db, values["label"], values["zone"])
+                if found.available:
+                    return await self._host_form(request, account, values, available=found.message)
+                raise service.PortalError("HOST_NAME_DUPLICATE", found.message, "label")
+            created = await service.create_host(self.db, account, values["label"], values["zone"])
+        except service.PortalError as exc:
+            error = FieldError(exc.code, str(exc))
+            status = ERROR_STATUS.get(exc.code, 422)
+            return await self._host_form(
+                request, account, values, {exc.field or "form": error}, status
+            )
+        context = {
+            "host": created,
+            "snippets": client_settings(self.base_url(request), created.name, created.secret),
+        }
+        return self.render(request, "host_created.html", context, status_code=201)
+
+    async def _host_form(
+        self,
+        request: Request,
+        account: Account,
+        values: dict[str, str],
+        errors: dict[str, FieldError] | None = None,
+        status_code: int = 200,
+        *,
+        available: str = "",
+    ) -> Response:
+        board = await service.dashboard(self.db, account)
+        zones = await service.offered_zones(self.db)
+        context = {
+            "board": board,
+            "zones": zones,
+            "values": values,
+            "errors": errors or {},
+            "available": available,
+        }
+        return self.render(request, "host_new.html", context, status_code=status_code)
+
+    async def host_availability(self, request: Request) -> Response:
+        """JSON for the live check on the create-host form (logged-in users only)."""
+        if await self.current_account(request) is None:
+            return JSONResponse({"code": "LOGIN_REQUIRED", "message": "Log in first."}, 401)
+        label = request.query_params.get("label", "")[:MAX_FIELD]
+        zone = request.query_params.get("zone", "")[:MAX_FIELD]
+        try:
+            found = await service.host_name_available(self.db, label, zone)
+        except service.PortalError as exc:
+            label_text = ERROR_LABELS.get(exc.code, exc.code)
+            return JSONResponse(
+                {"available": False, "code": exc.code, "message": f"{label_text}: {exc}"}
+            )
+        message = found.message
+        if not found.available:
+            message = f"{ERROR_LABELS['HOST_NAME_DUPLICATE']}: {message}"
+        return JSONResponse({"name": found.name, "available": found.available, "message": message})
+
+    async def host_delete(self, request: Request) -> Response:
+        account = await self.current_account(request)
+        if account is None:
+            return RedirectResponse("/login", status_code=303)
+        host_id = int(request.path_params["host_id"])
+        host = await service.get_host(self.db, account, host_id)
+        if host is None:
+            return await self.not_found(request)
+        if request.method == "GET":
+            return self.render(request, "host_delete.html", {"host": host})
+        try:
+            name = await service.delete_host(
+                self.db,
+                account,
+                host_id,
+                group_max_age=self.homing.settings.group_member_max_age,
+            )
+        except NotFound:
+            return await self.not_found(request)
+        except HomingError as exc:
+            log.warning("delete host %s: %s", host_id, exc)
+            raise StoreUnavailable(str(exc)) from exc
+        request.session["flash"] = f"{name} is deleted; its DNS records are gone."
+        return RedirectResponse("/dashboard", status_code=303)
+
+
+def _error_page(status: int) -> dict[str, Any]:
+    pages = {
+        403: (
+            "This form has expired",
+            "The page was open too long or came from another site. Go back, reload the "
+            "page and send the form again.",
+        ),
+        404: ("Page not found", "There is nothing here. The host may have been deleted."),
+        503: ("Internal error", INTERNAL_ERROR),
+    }
+    title, message = pages[status]
+    return {"status": status, "title": title, "message": message}
