@@ -277,7 +277,7 @@ class Client:
             delay = (state.retry_at or now) - now
             h.note(
                 logging.WARNING,
-                f"{result.code}: {result.meaning}; retry {state.failures} in {delay:.1f}s",
+                f"{result.code}: {result.meaning}; retry {state.failures} in {delay:.2f}s",
             )
         return result
 

@@ -25,7 +25,8 @@ def host_status(host: HostConfig, state: HostState, now: float) -> tuple[str, li
     )
     if stopped is not None:
         word = last.status if last and last.status else f"ERR {stopped.code}"
-        lines.append(f"  status   {word}  {stopped.meaning} ({stopped.code})")
+        code = f" ({stopped.code})" if stopped.code != word else ""
+        lines.append(f"  status   {word}  {stopped.meaning}{code}")
         lines.append("  action   updates stopped until the host's configuration changes")
     elif last is None:
         word = "NEW"
