@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from homing.dns.access import AccessLoader
+from homing.dns.dispatch import Dispatcher
 from homing.dns.index import ZoneIndex
 from homing.dns.server import parse_listen, start_dns
 from homing.service.context import Homing
@@ -59,8 +61,16 @@ async def serve(homing: Homing) -> None:
     index = ZoneIndex()
     follower = Follower(homing.db, index, settings.follow_interval)
     await follower.sync()
+    # TSIG keys and zone transfer lists, for UPDATE and AXFR/IXFR.
+    access = AccessLoader(homing.db, allow_md5=settings.tsig_allow_md5)
+    await access.reload()
     dns_host, dns_port = parse_listen(settings.dns_listen)
-    dns_server = await start_dns(index, dns_host, dns_port)
+    dns_server = await start_dns(
+        index,
+        dns_host,
+        dns_port,
+        dispatch=lambda responder: Dispatcher(index, homing.db, access, responder),
+    )
     http_sock = _http_socket(settings.http_listen)
     config = uvicorn.Config(
         create_app(homing),
@@ -80,6 +90,7 @@ async def serve(homing: Homing) -> None:
     background = [
         asyncio.create_task(follower.run(), name="journal-follower"),
         asyncio.create_task(_age_groups(homing), name="group-ageing"),
+        asyncio.create_task(access.run(), name="tsig-keys"),
     ]
     print(f"READY dns={settings.dns_listen} http={settings.http_listen}", flush=True)
     log.info("serving DNS on %s, HTTP on %s", settings.dns_listen, settings.http_listen)

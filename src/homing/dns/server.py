@@ -7,10 +7,12 @@ import errno
 import ipaddress
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 from homing.dns.answer import Responder
+from homing.dns.dispatch import Dispatcher, needs_dispatch
 from homing.dns.framing import CLOSED, NEED_DATA, FramingError, StreamFramer, frame
 from homing.dns.index import ZoneIndex
 
@@ -19,6 +21,9 @@ __all__ = ["DnsServer", "TcpLimits", "parse_listen", "start_dns"]
 logger = logging.getLogger(__name__)
 
 _PORT_ZERO_ATTEMPTS = 20
+# UPDATEs and transfers answered at once over UDP; more are dropped (the client retries),
+# so a flood cannot queue up without bound.
+MAX_UDP_DISPATCHES = 128
 
 
 @dataclass(frozen=True)
@@ -100,15 +105,21 @@ async def start_dns(
     *,
     reuse_port: bool = False,
     limits: TcpLimits | None = None,
+    dispatch: Callable[[Responder], Dispatcher] | None = None,
 ) -> DnsServer:
-    """Serve `index` over UDP and TCP on host:port (port 0: one free port for both)."""
+    """Serve `index` over UDP and TCP on host:port (port 0: one free port for both).
+
+    Without `dispatch`, UPDATE and zone transfers are refused by the responder; with it,
+    they go to the Dispatcher it makes around the server's responder.
+    """
     loop = asyncio.get_running_loop()
     responder = Responder(index)
+    dispatcher = None if dispatch is None else dispatch(responder)
     limits = limits or TcpLimits()
     udp_sock, tcp_sock = _bind_pair(host, port, reuse_port=reuse_port)
     try:
         udp, udp_protocol = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(responder), sock=udp_sock
+            lambda: _UdpProtocol(responder, dispatcher), sock=udp_sock
         )
     except BaseException:
         udp_sock.close()
@@ -117,7 +128,9 @@ async def start_dns(
     connections: set[_TcpConnection] = set()
     try:
         tcp = await loop.create_server(
-            lambda: _TcpConnection(responder, limits, connections), sock=tcp_sock, backlog=1024
+            lambda: _TcpConnection(responder, limits, connections, dispatcher),
+            sock=tcp_sock,
+            backlog=1024,
         )
     except BaseException:
         tcp_sock.close()
@@ -174,8 +187,10 @@ def _bind(host: str, port: int, kind: socket.SocketKind, *, reuse_port: bool) ->
 class _UdpProtocol(asyncio.DatagramProtocol):
     """One datagram in, at most one datagram out."""
 
-    def __init__(self, responder: Responder) -> None:
+    def __init__(self, responder: Responder, dispatcher: Dispatcher | None = None) -> None:
         self._responder = responder
+        self._dispatcher = dispatcher
+        self._dispatches: set[asyncio.Task[None]] = set()
         self._transport: asyncio.DatagramTransport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -184,8 +199,20 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self._dispatcher is not None and needs_dispatch(data):
+            if len(self._dispatches) < MAX_UDP_DISPATCHES:
+                task = asyncio.ensure_future(self._dispatch(self._dispatcher, data, addr))
+                self._dispatches.add(task)
+                task.add_done_callback(self._dispatches.discard)
+            return
         reply = self._responder.answer(data, tcp=False)
         if reply is not None and self._transport is not None:
+            self._transport.sendto(reply, addr)
+
+    async def _dispatch(self, dispatcher: Dispatcher, data: bytes, addr: Any) -> None:
+        for reply in await dispatcher.handle(data, str(addr[0]), tcp=False):
+            if self._transport is None or self._transport.is_closing():
+                return
             self._transport.sendto(reply, addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -193,6 +220,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         logger.debug("DNS UDP error: %s", exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        for task in self._dispatches:
+            task.cancel()
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -205,9 +234,18 @@ class _TcpConnection(asyncio.Protocol):
     """
 
     def __init__(
-        self, responder: Responder, limits: TcpLimits, connections: set[_TcpConnection]
+        self,
+        responder: Responder,
+        limits: TcpLimits,
+        connections: set[_TcpConnection],
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self._responder = responder
+        self._dispatcher = dispatcher
+        # An UPDATE or transfer being answered; later messages wait, so answers keep order.
+        self._busy: asyncio.Task[None] | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
         self._limits = limits
         self._connections = connections
         self._loop = asyncio.get_running_loop()
@@ -230,6 +268,9 @@ class _TcpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
+        if self._busy is not None:
+            self._busy.cancel()
+            self._busy = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -247,11 +288,13 @@ class _TcpConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The client is not reading its answers: stop reading its queries too.
         self._writing_paused = True
+        self._writable.clear()
         if self._transport is not None:
             self._transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._writable.set()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
             self._serve()
@@ -264,6 +307,8 @@ class _TcpConnection(asyncio.Protocol):
     def _serve(self) -> None:
         transport = self._transport
         assert transport is not None
+        if self._busy is not None:
+            return  # resumed when the UPDATE or transfer is answered
         while not self._writing_paused and not transport.is_closing():
             try:
                 message = self._framer.next_message()
@@ -279,6 +324,9 @@ class _TcpConnection(asyncio.Protocol):
             assert isinstance(message, bytes)
             self._last_query = self._loop.time()
             self._message_started = None
+            if self._dispatcher is not None and needs_dispatch(message):
+                self._busy = asyncio.ensure_future(self._dispatch(self._dispatcher, message))
+                return
             reply = self._responder.answer(message, tcp=True)
             if reply is not None:
                 transport.write(frame(reply))
@@ -288,6 +336,27 @@ class _TcpConnection(asyncio.Protocol):
             if self._timer is not None and deadline < self._timer.when():
                 self._timer.cancel()
                 self._arm(deadline)
+
+    async def _dispatch(self, dispatcher: Dispatcher, message: bytes) -> None:
+        transport = self._transport
+        assert transport is not None
+        peer = transport.get_extra_info("peername")
+        try:
+            for reply in await dispatcher.handle(message, str(peer[0]) if peer else "", tcp=True):
+                if transport.is_closing():
+                    return
+                transport.write(frame(reply))
+                # A transfer can be large: hold back while the client is not reading.
+                await self._writable.wait()
+        except Exception:
+            logger.exception("DNS TCP dispatch failed")
+            transport.abort()
+            return
+        finally:
+            self._busy = None
+            self._last_query = self._loop.time()
+        if not transport.is_closing():
+            self._serve()
 
     def _deadline(self) -> float:
         if self._message_started is not None:
@@ -303,6 +372,9 @@ class _TcpConnection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         deadline = self._deadline()
+        if self._busy is not None:
+            # Waiting for the store or a slow transfer is our time, not the client's.
+            deadline = max(deadline, self._loop.time() + self._limits.idle_timeout)
         if self._loop.time() < deadline:
             self._arm(deadline)
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -119,3 +120,25 @@ async def get_zone(conn: AsyncConnection, name: str) -> ZoneRef:
     if row is None:
         raise NotFound(f"no zone {name}")
     return ZoneRef(row.id, row.name)
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """Who a zone notifies (HOST:PORT) and who may transfer it without a key (CIDR)."""
+
+    zone: str
+    notify: tuple[str, ...]
+    allow_transfer: tuple[str, ...]
+
+
+async def transfer_settings(conn: AsyncConnection) -> list[TransferSettings]:
+    """Every zone's notify targets and transfer address list (loaded by the DNS server)."""
+    rows = await conn.execute(sa.select(zones.c.name, zones.c.notify, zones.c.allow_transfer))
+    return [
+        TransferSettings(
+            r.name,
+            tuple(line for line in (r.notify or "").split("\n") if line),
+            tuple(line for line in (r.allow_transfer or "").split("\n") if line),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,170 @@
+"""Who may update and transfer which zone, and whom to notify: keys and zone lists from the store.
+
+`Access` is a plain snapshot the DNS handlers decide with; `AccessLoader` keeps one
+fresh: it reloads on an interval, and soon (rate-limited) when a request names a key
+it does not know, so a key added with `homing key add` works on its first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from homing.dns.tsig import Keyring, ScopedKey
+from homing.domain.names import zone_for
+from homing.service.keys import TsigKey, all_keys
+from homing.service.zones import TransferSettings, transfer_settings
+from homing.store.db import Database
+
+__all__ = ["Access", "AccessLoader", "ZoneAccess", "parse_target"]
+
+log = logging.getLogger(__name__)
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_target(text: str) -> tuple[str, int]:
+    """ "192.0.2.1:53" or "[2001:db8::1]:53" as (address, port); ValueError when malformed."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    ipaddress.ip_address(host)
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not ADDRESS:PORT: {text!r}")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class ZoneAccess:
+    """One zone's notify targets and transfer address list."""
+
+    notify: tuple[tuple[str, int], ...] = ()
+    allow_transfer: tuple[IpNetwork, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: TransferSettings) -> ZoneAccess:
+        targets = []
+        for text in settings.notify:
+            try:
+                targets.append(parse_target(text))
+            except ValueError:
+                log.warning("zone %s: ignoring notify target %r", settings.zone, text)
+        networks = []
+        for text in settings.allow_transfer:
+            try:
+                networks.append(ipaddress.ip_network(text, strict=False))
+            except ValueError:
+                log.warning("zone %s: ignoring allow-transfer entry %r", settings.zone, text)
+        return cls(tuple(targets), tuple(networks))
+
+
+@dataclass(frozen=True)
+class Access:
+    """A snapshot: the keyring and every zone's lists."""
+
+    keyring: Keyring = field(default_factory=Keyring)
+    zones: dict[str, ZoneAccess] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, keys: Iterable[TsigKey], settings: Iterable[TransferSettings], *, allow_md5: bool
+    ) -> Access:
+        zones = {s.zone: ZoneAccess.from_settings(s) for s in settings}
+        names = frozenset(zones)
+        scoped = []
+        for key in keys:
+            if key.zone is None and key.host is not None:
+                # The store ties a host key to its host; the host's zone is what it is under.
+                key = dataclasses.replace(key, zone=zone_for(key.host, names))
+            scoped.append(key)
+        return cls(Keyring(scoped, allow_md5=allow_md5), zones)
+
+    def may_transfer(self, zone: str, key: ScopedKey | None, address: str) -> bool:
+        """A zone key of this zone, or an address on the zone's allow-transfer list."""
+        if key is not None and key.host is None and key.zone == zone:
+            return True
+        lists = self.zones.get(zone)
+        if lists is None or not lists.allow_transfer:
+            return False
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        return any(ip in network for network in lists.allow_transfer)
+
+    def notify_targets(self, zone: str) -> tuple[tuple[str, int], ...]:
+        lists = self.zones.get(zone)
+        return () if lists is None else lists.notify
+
+
+class AccessLoader:
+    """Keeps `current` in step with the store."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        allow_md5: bool = False,
+        interval: float = 5.0,
+        min_reload_gap: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.allow_md5 = allow_md5
+        self.interval = interval
+        self.min_reload_gap = min_reload_gap
+        self.current = Access()
+        self._clock = clock
+        self._started_at: float | None = None  # when the read behind `current` began
+        self._lock = asyncio.Lock()
+        self.listeners: list[Callable[[Access], None]] = []
+
+    async def reload(self) -> Access:
+        """Read keys and zone lists in one snapshot and make them current."""
+        started = self._clock()
+
+        async def read(conn: AsyncConnection) -> Access:
+            return Access.build(
+                await all_keys(conn), await transfer_settings(conn), allow_md5=self.allow_md5
+            )
+
+        access = await self.db.read(read)
+        if self._started_at is None or started >= self._started_at:
+            self.current = access
+            self._started_at = started
+        for listener in self.listeners:
+            listener(self.current)
+        return self.current
+
+    async def refresh(self) -> Access:
+        """A snapshot read after this call began: a request named a key we do not know, and
+        it may have been added a moment ago.
+
+        Concurrent callers share one read, and reads are at least `min_reload_gap` apart,
+        so strangers naming random keys cannot make us read the store more often.
+        """
+        asked = self._clock()
+        async with self._lock:
+            last = self._started_at
+            if last is not None and last >= asked:
+                return self.current  # read while we queued for the lock
+            if last is not None:
+                wait = last + self.min_reload_gap - self._clock()
+                if wait > 0:
+                    await asyncio.sleep(wait)  # the rate limit itself: no event to wait for
+            return await self.reload()
+
+    async def run(self) -> None:
+        """Reload every `interval` seconds, forever; store errors are logged and retried."""
+        while True:
+            await asyncio.sleep(self.interval)  # periodic: keys deleted elsewhere send no event
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("reloading TSIG keys and zone lists failed; retrying")

@@ -1,0 +1,210 @@
+"""The DNS messages that need the store or keys: UPDATE and zone transfers, answered async.
+
+The transports ask `needs_dispatch(wire)` (a few byte compares, no parsing) and send
+everything else to the sync `Responder.answer` fast path. `Dispatcher.handle` follows
+the error ladder of dnspython's nanonameserver: too short or a response: drop;
+unparsable: FORMERR from the question if possible; failing TSIG: NOTAUTH with the
+TSIG error; our bug: SERVFAIL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdatatype
+import dns.tsig
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from homing.dns.access import AccessLoader
+from homing.dns.answer import Responder
+from homing.dns.index import ZoneData, ZoneIndex
+from homing.dns.tsig import ScopedKey, TsigRejected, check, rejection_wire
+from homing.dns.update import handle_update
+from homing.dns.xfr import axfr_records, client_serial, ixfr_records, newer, render, soa_at
+from homing.domain.records import JournalEntry
+from homing.service.journal import entries_after
+from homing.service.zones import get_zone
+from homing.store.db import Database
+
+__all__ = ["Dispatcher", "needs_dispatch"]
+
+log = logging.getLogger(__name__)
+
+_UPDATE_BYTE = int(dns.opcode.Opcode.UPDATE) << 3  # QR=0, opcode UPDATE in the third byte
+_OPCODE_BITS = 0x78
+_XFR_TYPES = (
+    int(dns.rdatatype.RdataType.IXFR).to_bytes(2, "big"),
+    int(dns.rdatatype.RdataType.AXFR).to_bytes(2, "big"),
+)
+# Beyond this many journal entries an IXFR costs more than the AXFR it replaces.
+MAX_IXFR_ENTRIES = 10_000
+
+
+def needs_dispatch(wire: bytes) -> bool:
+    """True for an UPDATE, or a query whose type is AXFR or IXFR.
+
+    The question's type is read after the first zero byte past the header: the name's
+    end, unless a label holds a zero byte. Such names are never one of our zones, so
+    missing them only leaves their REFUSED to the fast path; a false match is
+    re-checked by the dispatcher, which hands it back to the fast path.
+    """
+    if len(wire) < 12:
+        return False
+    flags = wire[2]
+    if flags & _OPCODE_BITS:
+        return flags & 0xF8 == _UPDATE_BYTE
+    end = wire.find(0, 12)
+    return end > 0 and wire[end + 1 : end + 3] in _XFR_TYPES
+
+
+class Dispatcher:
+    """Answers UPDATE, AXFR and IXFR for one zone index and store."""
+
+    def __init__(
+        self, index: ZoneIndex, db: Database, access: AccessLoader, responder: Responder
+    ) -> None:
+        self.index = index
+        self.db = db
+        self.access = access
+        self.responder = responder
+
+    async def handle(self, wire: bytes, peer: str, *, tcp: bool) -> Iterable[bytes]:
+        """The answer messages (several for a transfer over TCP; none: drop)."""
+        try:
+            return await self._handle(wire, peer, tcp=tcp)
+        except Exception:
+            # Our bug, not the client's: say so with SERVFAIL, keep serving.
+            log.exception("failed to answer DNS message %s from %s", wire[:512].hex(), peer)
+            return _error(wire, dns.rcode.Rcode.SERVFAIL)
+
+    async def _handle(self, wire: bytes, peer: str, *, tcp: bool) -> Iterable[bytes]:
+        if len(wire) < 12 or wire[2] & 0x80:
+            return ()  # no header, or a response: answering could loop between servers
+        is_update = (wire[2] >> 3) & 0xF == dns.opcode.Opcode.UPDATE
+        try:
+            message = await self._verified(wire, one_rr_per_rrset=is_update)
+        except TsigRejected as rejected:
+            log.info("TSIG from %s rejected: %s", peer, rejected)
+            reply = rejection_wire(wire, rejected, self.access.current.keyring)
+            return () if reply is None else (reply,)
+        except dns.message.ShortHeader:
+            return ()
+        except dns.exception.DNSException:
+            return _error(wire, dns.rcode.Rcode.FORMERR)
+        signer = None
+        if message.had_tsig and message.keyname is not None:
+            signer = self.access.current.keyring.get(message.keyname)
+        if is_update:
+            return (await self._update(message, signer, peer),)
+        if len(message.question) != 1 or message.question[0].rdtype not in (
+            dns.rdatatype.RdataType.AXFR,
+            dns.rdatatype.RdataType.IXFR,
+        ):
+            # A near miss of needs_dispatch(): the fast path answers it.
+            reply = self.responder.answer(wire, tcp=tcp)
+            return () if reply is None else (reply,)
+        return await self._transfer(message, signer, peer, tcp=tcp)
+
+    async def _verified(self, wire: bytes, *, one_rr_per_rrset: bool) -> dns.message.Message:
+        keyring = self.access.current.keyring
+        try:
+            return check(wire, keyring, one_rr_per_rrset=one_rr_per_rrset)
+        except TsigRejected as rejected:
+            if rejected.error != dns.rcode.Rcode.BADKEY:
+                raise
+        # Maybe a key added a moment ago: reload (rate-limited) and try once more.
+        await self.access.refresh()
+        return check(wire, self.access.current.keyring, one_rr_per_rrset=one_rr_per_rrset)
+
+    async def _update(
+        self, message: dns.message.Message, signer: ScopedKey | None, peer: str
+    ) -> bytes:
+        if signer is None:
+            log.info("unsigned UPDATE from %s refused", peer)
+            response = dns.message.make_response(message)
+            response.set_rcode(dns.rcode.Rcode.REFUSED)
+            return response.to_wire()
+        response = await handle_update(message, signer, self.db)
+        return response.to_wire()
+
+    async def _transfer(
+        self, query: dns.message.Message, signer: ScopedKey | None, peer: str, *, tcp: bool
+    ) -> Iterable[bytes]:
+        question = query.question[0]
+        kind = dns.rdatatype.to_text(question.rdtype)
+        zone = self.index.zones.get(question.name)
+        if zone is None:
+            return (_refusal(query, dns.rcode.Rcode.NOTAUTH),)
+        zone_name = str(zone.origin.to_text(omit_final_dot=True))
+        if not self.access.current.may_transfer(zone_name, signer, peer):
+            log.info("%s of %s from %s refused", kind, zone_name, peer)
+            return (_refusal(query, dns.rcode.Rcode.REFUSED),)
+        key = None if signer is None else signer.key
+        if question.rdtype == dns.rdatatype.RdataType.AXFR:
+            if not tcp:
+                return (_refusal(query, dns.rcode.Rcode.FORMERR),)  # RFC 5936 4.2: TCP only
+            return self._axfr(query, zone, key, peer)
+        since = client_serial(query)
+        if since is None:
+            return (_refusal(query, dns.rcode.Rcode.FORMERR),)  # RFC 1995 3: the SOA is required
+        target = zone.serial
+        if not tcp or since == target or newer(since, target):
+            # Up to date (or ahead): the SOA alone says so. Over UDP the SOA alone also
+            # tells a client that is behind to come back over TCP (RFC 1995 2).
+            return render(query, [soa_at(zone, target)], key)
+        entries = await self._journal(zone_name, since, target)
+        records = None if entries is None else ixfr_records(zone, since, target, entries)
+        if records is None:
+            log.info("IXFR of %s from %d: journal does not reach back; AXFR", zone_name, since)
+            return self._axfr(query, zone, key, peer)
+        log.info("IXFR of %s from %d to %d to %s", zone_name, since, target, peer)
+        return render(query, records, key)
+
+    def _axfr(
+        self,
+        query: dns.message.Message,
+        zone: ZoneData,
+        key: dns.tsig.Key | None,
+        peer: str,
+    ) -> Iterator[bytes]:
+        # The records are taken now, in one step: a consistent zone at one serial.
+        records = axfr_records(zone)
+        log.info("AXFR of %s at %d to %s (%d RRsets)", zone.origin, zone.serial, peer, len(records))
+        return render(query, records, key)
+
+    async def _journal(self, zone_name: str, since: int, target: int) -> list[JournalEntry] | None:
+        if target - since > MAX_IXFR_ENTRIES or newer(since, target):
+            return None
+
+        async def read(conn: AsyncConnection) -> list[JournalEntry]:
+            ref = await get_zone(conn, zone_name)
+            return await entries_after(conn, ref.id, zone_name, since)
+
+        return await self.db.read(read)
+
+
+def _refusal(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
+    """An error answer to a parsed query, signed when the query was."""
+    response = dns.message.make_response(query)
+    response.set_rcode(rcode)
+    return response.to_wire()
+
+
+def _error(wire: bytes, rcode: dns.rcode.Rcode) -> tuple[bytes, ...]:
+    """An error answer echoing the question when it can be read, else the header alone."""
+    try:
+        query = dns.message.from_wire(wire, question_only=True)
+        response = dns.message.make_response(query)
+        response.set_rcode(rcode)
+        return (response.to_wire(),)
+    except Exception:
+        if len(wire) < 12:
+            return ()
+        flags = (int.from_bytes(wire[2:4], "big") & 0x7900) | 0x8000 | (int(rcode) & 0xF)
+        return (wire[:2] + flags.to_bytes(2, "big") + b"\x00" * 8,)

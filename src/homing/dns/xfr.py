@@ -1,0 +1,172 @@
+"""Zone transfers, sans-I/O: AXFR from the zone index, IXFR from journal entries (RFC 5936, 1995).
+
+The record sequences are built here; `render()` packs them (with dnspython's Renderer,
+which is untyped) into as many messages as needed, each signed with TSIG when the
+request was (RFC 8945 5.3.1: one running MAC over the whole answer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+import dns.renderer
+import dns.rrset
+import dns.serial
+import dns.tsig
+
+from homing.dns.index import ZoneData
+from homing.domain.records import JournalEntry
+
+__all__ = [
+    "MESSAGE_SIZE",
+    "axfr_records",
+    "client_serial",
+    "ixfr_records",
+    "newer",
+    "render",
+    "soa_at",
+]
+
+# Room for records per message: well under 65535, so the TSIG always fits after them,
+# and small enough that a slow secondary gets the first bytes early.
+MESSAGE_SIZE = 16384
+_FLAGS = int(dns.flags.Flag.QR | dns.flags.Flag.AA)
+
+
+def soa_at(zone: ZoneData, serial: int) -> dns.rrset.RRset:
+    """The zone's SOA RRset as it was (or will be) at `serial`."""
+    soa = zone.soa()
+    rdata = soa[0]
+    assert isinstance(rdata, dns.rdtypes.ANY.SOA.SOA)
+    return dns.rrset.from_rdata(zone.origin, soa.ttl, rdata.replace(serial=serial % 2**32))
+
+
+def newer(a: int, b: int) -> bool:
+    """RFC 1982: serial `a` is after `b`."""
+    return bool(dns.serial.Serial(a) > dns.serial.Serial(b))
+
+
+def client_serial(query: dns.message.Message) -> int | None:
+    """The serial an IXFR client has (its authority section's SOA), or None if absent."""
+    for rrset in query.authority:
+        if rrset.rdtype == dns.rdatatype.RdataType.SOA and len(rrset):
+            rdata = rrset[0]
+            assert isinstance(rdata, dns.rdtypes.ANY.SOA.SOA)
+            return int(rdata.serial)
+    return None
+
+
+def axfr_records(zone: ZoneData) -> list[dns.rrset.RRset]:
+    """SOA, every other RRset, SOA (RFC 5936 2.2), as the index holds the zone now."""
+    soa = zone.soa()
+    records = [soa]
+    for node in zone.nodes.values():
+        for rdtype, rrset in node.items():
+            if rdtype != dns.rdatatype.RdataType.SOA:
+                records.append(rrset)
+    records.append(soa)
+    return records
+
+
+def ixfr_records(
+    zone: ZoneData, since: int, target: int, entries: Sequence[JournalEntry]
+) -> list[dns.rrset.RRset] | None:
+    """One condensed difference from serial `since` to `target` (RFC 1995 4).
+
+    None when `entries` do not cover every serial in between (the journal does not
+    reach back that far): the caller answers with AXFR instead.
+    """
+    wanted = [e for e in entries if since < e.serial <= target]
+    if [e.serial for e in wanted] != list(range(since + 1, target + 1)):
+        return None
+    touched: dict[tuple[str, str], list[JournalEntry]] = {}
+    for entry in wanted:
+        touched.setdefault((entry.name, entry.rtype), []).append(entry)
+    deleted: list[dns.rrset.RRset] = []
+    added: list[dns.rrset.RRset] = []
+    for (name, rtype), history in touched.items():
+        if rtype == "SOA":
+            continue  # the SOA is ours and carried by the difference's own SOA records
+        before = set(history[0].old)
+        after = set(history[-1].new)
+        ttl = history[-1].ttl
+        gone = before - after
+        new = after - before
+        # Whether the TTL moved inside the window: a TTL-only change leaves old == new,
+        # and a change of both shows as differing TTLs. Then the kept records are
+        # deleted and added again, so the secondary takes the new TTL.
+        if any(set(e.old) == set(e.new) or e.ttl != ttl for e in history):
+            gone |= before & after
+            new |= before & after
+        owner = dns.name.from_text(name)
+        if gone:
+            deleted.append(_rrset(owner, rtype, ttl, gone))
+        if new:
+            added.append(_rrset(owner, rtype, ttl, new))
+    current = soa_at(zone, target)
+    return [current, soa_at(zone, since), *deleted, current, *added, current]
+
+
+def _rrset(owner: dns.name.Name, rtype: str, ttl: int, rdatas: Iterable[str]) -> dns.rrset.RRset:
+    return dns.rrset.from_text_list(owner, ttl, dns.rdataclass.IN, rtype, sorted(rdatas))
+
+
+def render(
+    query: dns.message.Message,
+    records: Iterable[dns.rrset.RRset],
+    key: dns.tsig.Key | None,
+    *,
+    size: int = MESSAGE_SIZE,
+) -> Iterator[bytes]:
+    """The answer messages carrying `records`, the question in the first, TSIG in each."""
+    question = query.question[0]
+    ctx = None
+    request_mac = query.mac or b""
+    renderer = _start(query, question, size)
+    count = 0
+    for rrset in records:
+        try:
+            renderer.add_rrset(dns.renderer.ANSWER, rrset)  # type: ignore[no-untyped-call]
+        except dns.exception.TooBig:
+            if count == 0:
+                raise  # one RRset larger than a message: nothing smaller would help
+            wire, ctx = _finish(renderer, query, key, ctx, request_mac)
+            yield wire
+            renderer = _start(query, None, size)
+            renderer.add_rrset(dns.renderer.ANSWER, rrset)  # type: ignore[no-untyped-call]
+            count = 0
+        count += 1
+    wire, ctx = _finish(renderer, query, key, ctx, request_mac)
+    yield wire
+
+
+def _start(
+    query: dns.message.Message, question: dns.rrset.RRset | None, size: int
+) -> dns.renderer.Renderer:
+    renderer = dns.renderer.Renderer(query.id, _FLAGS, size)  # type: ignore[no-untyped-call]
+    if question is not None:
+        renderer.add_question(question.name, question.rdtype, question.rdclass)  # type: ignore[no-untyped-call]
+    return renderer
+
+
+def _finish(
+    renderer: dns.renderer.Renderer,
+    query: dns.message.Message,
+    key: dns.tsig.Key | None,
+    ctx: object,
+    request_mac: bytes,
+) -> tuple[bytes, object]:
+    renderer.write_header()  # type: ignore[no-untyped-call]
+    if key is not None:
+        ctx = renderer.add_multi_tsig(  # type: ignore[no-untyped-call]
+            ctx, key.name, key, 300, query.id, 0, b"", request_mac, key.algorithm
+        )
+    wire: bytes = renderer.get_wire()  # type: ignore[no-untyped-call]
+    return wire, ctx
