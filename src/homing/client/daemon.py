@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from homing.client.cache import Cache
+from homing.client.cache import Cache, CacheError
 from homing.client.config import ClientConfig, Family, HostConfig, ServerConfig, SourceSpec
 from homing.client.netlink import Filter, Netlink
 from homing.client.policy import (
@@ -260,7 +260,10 @@ class Client:
             self.states[host.name], action.addresses, result, now, h.rules, self.jitter(), used
         )
         self.states[host.name] = state
-        self.cache.save(self.states)
+        try:
+            self.cache.save(self.states)
+        except CacheError as exc:  # keep going on the state in memory; say so every time
+            log.error("%s", exc)
         if result.verdict is Verdict.OK:
             h.note(
                 logging.INFO,
