@@ -187,3 +187,18 @@ async def test_changes_faster_than_the_plan_allows_are_refused(db: Database) -> 
     # An unchanged address is still just nochg, not refused.
     [same] = await updates.update(db, request(name, secret, [name], "192.0.2.1"), POLICY)
     assert same.outcome is Outcome.NOCHG
+
+
+async def test_plan_quota_for_hosts_and_groups(db: Database) -> None:
+    from homing.domain.errors import QuotaExceeded
+
+    await setup_host(db, "h0.dyn.example.net")  # the free plan allows 5 hosts and 2 groups
+    for i in range(1, 5):
+        await hosts.add_host(db, f"h{i}.dyn.example.net", "alice")
+    with pytest.raises(QuotaExceeded, match="5 hosts"):
+        await hosts.add_host(db, "h5.dyn.example.net", "alice")
+    await hosts.add_host(db, "h5.dyn.example.net", "alice", enforce_quota=False)  # the operator may
+    await hosts.add_group(db, "g1.dyn.example.net", "alice")
+    await hosts.add_group(db, "g2", "alice")
+    with pytest.raises(QuotaExceeded, match="2 groups"):
+        await hosts.add_group(db, "g3", "alice")

@@ -56,6 +56,19 @@ async def _name_taken(txn: Txn, name: str) -> bool:
     return False
 
 
+async def _check_quota(
+    txn: Txn, table: sa.Table, owner_id: int, allowed: int | None, what: str
+) -> None:
+    """QuotaExceeded when the owner already has `allowed` rows of `table` (None: no limit)."""
+    if allowed is None:
+        return
+    count = await txn.conn.scalar(
+        sa.select(sa.func.count()).select_from(table).where(table.c.owner_id == owner_id)
+    )
+    if (count or 0) >= allowed:
+        raise QuotaExceeded(f"the plan allows {allowed} {what}")
+
+
 async def add_host(
     db: Database, fqdn: str, owner: str, *, ttl: int = DEFAULT_HOST_TTL, enforce_quota: bool = True
 ) -> Created:
@@ -72,12 +85,8 @@ async def add_host(
         owner_id, max_hosts, _ = await _owner_with_plan(txn, owner)
         if await _name_taken(txn, name):
             raise Conflict(f"{name} is taken")
-        if enforce_quota and max_hosts is not None:
-            count = await txn.conn.scalar(
-                sa.select(sa.func.count()).select_from(hosts).where(hosts.c.owner_id == owner_id)
-            )
-            if (count or 0) >= max_hosts:
-                raise QuotaExceeded(f"the plan allows {max_hosts} hosts")
+        if enforce_quota:
+            await _check_quota(txn, hosts, owner_id, max_hosts, "hosts")
         host_id = (
             await txn.conn.execute(
                 sa.insert(hosts)
@@ -125,12 +134,8 @@ async def add_group(
             raise Conflict(f"{group_name} is a zone apex")
         if await _name_taken(txn, group_name):
             raise Conflict(f"{group_name} is taken")
-        if enforce_quota and max_groups is not None:
-            count = await txn.conn.scalar(
-                sa.select(sa.func.count()).select_from(groups).where(groups.c.owner_id == owner_id)
-            )
-            if (count or 0) >= max_groups:
-                raise QuotaExceeded(f"the plan allows {max_groups} groups")
+        if enforce_quota:
+            await _check_quota(txn, groups, owner_id, max_groups, "groups")
         group_id = (
             await txn.conn.execute(
                 sa.insert(groups)
