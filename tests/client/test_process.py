@@ -4,7 +4,9 @@ counts the update requests that really arrive."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -209,3 +211,23 @@ async def test_bad_configuration_exits_1_with_one_line(tmp_path: Path) -> None:
     )
     code, _, err = await run_client("once", "--config", str(config), cwd=tmp_path)
     assert code == 1 and "rfc2136 is not supported" in err
+
+
+async def test_sighup_rereads_the_config_and_resumes_a_stopped_host(
+    tmp_path: Path, make_server: Callable[..., HomingServer], proxy_factory: Callable[..., object],
+    start_client: Callable[..., object],
+) -> None:  # fmt: skip
+    server, proxy, fqdn, secret = await _setup(tmp_path, make_server, proxy_factory)
+    host = {"name": fqdn, "secret": "wrong-secret", "allow_private": True,
+            "ipv4": _address_file(tmp_path, "192.0.2.60"), "min_interval": 0}  # fmt: skip
+    config = write_config(tmp_path / "client.toml", servers=[proxy.url], hosts=[host])
+    client = await start_client(config)  # type: ignore[operator]
+    assert isinstance(client, ClientProcess)
+    await client.wait_for(rf"{re.escape(fqdn)}: badauth from .*updates stopped")
+    write_config(tmp_path / "client.toml", servers=[proxy.url], hosts=[host | {"secret": secret}])
+    os.kill(client.process.pid, signal.SIGHUP)
+    await client.wait_for("configuration reloaded")
+    await client.wait_for(rf"{re.escape(fqdn)}: good 192\.0\.2\.60 ")
+    assert proxy.updates() == 2
+    assert await server.resolve(fqdn) == ["192.0.2.60"]
+    assert await client.stop() == 0
