@@ -267,6 +267,7 @@ async def test_plan_host_limit(portal: Portal) -> None:
         await txn.conn.execute(sa.update(plans).values(max_hosts=1))
 
     await portal.homing.db.write(one_host)
+    assert "1 host · Free" in (await portal.client.get("/")).text
     await portal.sign_up("alice")
     assert (await portal.create_host("first")).status_code == 201
     board = await portal.client.get("/dashboard")

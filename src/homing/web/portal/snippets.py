@@ -84,7 +84,7 @@ def client_settings(base_url: str, fqdn: str, secret: str) -> list[Snippet]:
             "curl",
             "curl (scripts, cron)",
             "Without myip the address the request comes from is used.",
-            f"curl -fsS -u '{fqdn}:{secret}' '{base}/nic/update?hostname={fqdn}'",
+            f"curl -fsS -u '{fqdn}:{secret}' \\\n    '{base}/nic/update?hostname={fqdn}'",
         ),
         Snippet(
             "homing-client",
