@@ -13,6 +13,7 @@ import contextlib
 import os
 import queue
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -423,7 +424,12 @@ def dig_path() -> str:
 
 @pytest.fixture
 def server(request: pytest.FixtureRequest, tmp_path: Path, dig_path: str) -> Iterator[Server]:
-    """A fresh `homing serve` on free loopback ports; stopped by PID at teardown."""
+    """A fresh `homing serve` on free loopback ports; stopped by PID at teardown.
+
+    Parametrize indirectly with "postgresql" to run it on the local PostgreSQL, in a
+    schema of its own that is dropped afterwards (SQLite in the data dir otherwise).
+    """
+    backend = getattr(request, "param", "sqlite")
     data_dir = tmp_path / "data"
     log_dir = tmp_path / "logs"
     data_dir.mkdir()
@@ -431,6 +437,10 @@ def server(request: pytest.FixtureRequest, tmp_path: Path, dig_path: str) -> Ite
     base_env = {
         k: v for k, v in os.environ.items() if not k.startswith("HOMING_") or k in _KEEP_ENV
     }
+    schema = None
+    if backend == "postgresql":
+        schema = f"homing_e2e_{os.getpid()}_{secrets.token_hex(4)}"
+        base_env.update(HOMING_DATABASE_URL=POSTGRES_URL, HOMING_DATABASE_SCHEMA=schema)
     # Other servers share this machine: a port may be taken between our probe and the
     # server's bind. Retry with new ports a bounded number of times.
     for attempt in range(1, START_ATTEMPTS + 1):
@@ -464,9 +474,33 @@ def server(request: pytest.FixtureRequest, tmp_path: Path, dig_path: str) -> Ite
         yield srv
     finally:
         srv.stop()
+        if schema is not None:
+            _drop_schema(schema)
+
+
+def _drop_schema(schema: str) -> None:
+    psql = peers.program("psql")
+    subprocess.run(
+        [
+            psql,
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-q",
+            "-c",
+            f'DROP SCHEMA IF EXISTS "{schema}" CASCADE',
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 _KEEP_ENV = frozenset({"HOMING_REQUIRE_PEERS"})
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -26,6 +26,7 @@ def curl(*args: str) -> str:
     return body
 
 
+@pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
 def test_readme_update_then_dig_then_restart(server: Server) -> None:
     fqdn, secret = server.new_host("cam")
     body = curl(

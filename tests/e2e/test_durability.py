@@ -86,7 +86,11 @@ async def _ask(server: Server, name: str) -> dns.message.Message:
     return await dns.asyncquery.udp(query, LOOPBACK, port=server.dns_port, timeout=3.0)
 
 
-@pytest.mark.parametrize("how", ["sigkill", "sigterm"])
+@pytest.mark.parametrize(
+    ("server", "how"),
+    [("sqlite", "sigkill"), ("sqlite", "sigterm"), ("postgresql", "sigkill")],
+    indirect=["server"],
+)
 async def test_acknowledged_updates_survive_a_crash(server: Server, how: str) -> None:
     updaters = []
     for n in range(HOSTS):
