@@ -332,8 +332,12 @@ def test_config_defaults_and_durations() -> None:
 @pytest.mark.parametrize(
     ("host", "message"),
     [
-        ({"protocol": "rfc2136"}, "rfc2136 is not supported"),
-        ({"protocol": "nsupdate"}, "protocol must be dyndns2 or dvr"),
+        ({"protocol": "rfc2136"}, "hmac-sha256:NAME:BASE64SECRET"),
+        ({"protocol": "rfc2136", "secret": "hmac-sha256:k:c2VjcmV0"}, "needs dns:// servers"),
+        ({"protocol": "rfc2136", "secret": "hmac-nope:k:c2VjcmV0"}, "unknown TSIG algorithm"),
+        ({"protocol": "rfc2136", "secret": "k:not base64!"}, "not base64"),
+        ({"protocol": "dyndns2", "zone": "-bad-"}, "zone must be a domain name"),
+        ({"protocol": "nsupdate"}, "protocol must be dyndns2, dvr or rfc2136"),
         ({"ipv4": "dhcp"}, "is not one of interface:NAME"),
         ({"ipv4": "none"}, "set ipv4 or ipv6"),
         ({"ipv4": "interface:"}, "interface:NAME needs"),

@@ -199,7 +199,7 @@ async def test_bad_configuration_exits_1_with_one_line(tmp_path: Path) -> None:
     code, out, err = await run_client("once", "--config", str(config), cwd=tmp_path)
     assert code == 1
     assert err.strip().splitlines() == [
-        "homing client: [[server]] #1: 'ftp://x' is not an http:// or https:// URL"
+        "homing client: [[server]] #1: 'ftp://x' is not a http:// or https:// or dns:// URL"
     ]
     code, _, err = await run_client(
         "status", "--config", str(tmp_path / "absent.toml"), cwd=tmp_path
@@ -210,7 +210,7 @@ async def test_bad_configuration_exits_1_with_one_line(tmp_path: Path) -> None:
         '[[host]]\nname = "a.example.net"\nsecret = "s"\nprotocol = "rfc2136"\nipv4 = "web"\n'
     )
     code, _, err = await run_client("once", "--config", str(config), cwd=tmp_path)
-    assert code == 1 and "rfc2136 is not supported" in err
+    assert code == 1 and "hmac-sha256:NAME:BASE64SECRET" in err
 
 
 async def test_sighup_rereads_the_config_and_resumes_a_stopped_host(

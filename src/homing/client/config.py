@@ -12,7 +12,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 Family = Literal[4, 6]
-PROTOCOLS = ("dyndns2", "dvr")
+PROTOCOLS = ("dyndns2", "dvr", "rfc2136")
 DAY = 86400.0
 
 
@@ -97,6 +97,7 @@ class HostConfig:
     allow_private: bool = False
     allow_temporary: bool = False
     allow_deprecated: bool = False
+    zone: str | None = None  # rfc2136: the zone to update (default: the name minus its first label)
 
     @property
     def user(self) -> str:
@@ -119,6 +120,7 @@ class HostConfig:
                 "servers": list(self.servers),
                 "ipv4": self.ipv4.to_text(),
                 "ipv6": self.ipv6.to_text(),
+                "zone": self.zone,
             },
             sort_keys=True,
         )
@@ -139,10 +141,7 @@ class ClientConfig:
     path: Path | None = field(default=None, compare=False)
 
     def servers_for(self, host: HostConfig) -> tuple[ServerConfig, ...]:
-        if not host.servers:
-            return self.servers
-        by_name = {s.name: s for s in self.servers}
-        return tuple(by_name[name] for name in host.servers)
+        return servers_of(self.servers, host)
 
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -176,7 +175,7 @@ _SERVER_KEYS = {"url", "name", "ca_file", "verify"}
 _HOST_DURATIONS = ("force_interval", "min_interval", "retry_initial", "retry_max")
 _HOST_FLAGS = ("allow_private", "allow_temporary", "allow_deprecated")
 _HOST_KEYS = {
-    "name", "secret", "protocol", "ipv4", "ipv6", "username", "server",
+    "name", "secret", "protocol", "ipv4", "ipv6", "username", "server", "zone",
     *_HOST_DURATIONS, *_HOST_FLAGS,
 }  # fmt: skip
 
@@ -194,10 +193,11 @@ def _string(table: dict[str, Any], key: str, where: str, default: str | None = N
     return value.strip()
 
 
-def _url(text: str, where: str) -> str:
+def _url(text: str, where: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{where}: {text!r} is not an http:// or https:// URL")
+    if parts.scheme not in schemes or not parts.netloc:
+        shown = " or ".join(f"{s}://" for s in schemes)
+        raise ConfigError(f"{where}: {text!r} is not a {shown} URL")
     return text.rstrip("/") if parts.path in ("", "/") else text
 
 
@@ -206,7 +206,7 @@ def _server(table: object, index: int) -> ServerConfig:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")
     _unknown(table, _SERVER_KEYS, where)
-    url = _url(_string(table, "url", where), where)
+    url = _url(_string(table, "url", where), where, ("http", "https", "dns"))
     name = table.get("name", "")
     if not isinstance(name, str):
         raise ConfigError(f"{where}: name must be a string")
@@ -230,12 +230,18 @@ def _host(table: object, index: int, server_names: set[str]) -> HostConfig:
         raise ConfigError(f"{where}: not a fully qualified host name")
     secret = _string(table, "secret", where)
     protocol = _string(table, "protocol", where, "dyndns2").lower()
-    if protocol == "rfc2136":
-        raise ConfigError(
-            f"{where}: protocol rfc2136 is not supported by this client yet; use dyndns2 or dvr"
-        )
     if protocol not in PROTOCOLS:
-        raise ConfigError(f"{where}: protocol must be dyndns2 or dvr, not {protocol!r}")
+        raise ConfigError(f"{where}: protocol must be dyndns2, dvr or rfc2136, not {protocol!r}")
+    zone = table.get("zone")
+    if zone is not None and (not isinstance(zone, str) or not _HOST_RE.match(zone.rstrip("."))):
+        raise ConfigError(f"{where}: zone must be a domain name")
+    if protocol == "rfc2136":
+        from homing.client.rfc2136 import KeyError_, TsigKey
+
+        try:
+            TsigKey.parse(secret)
+        except KeyError_ as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
     ipv4 = SourceSpec.parse(_string(table, "ipv4", where, "none"), f"{where}: ipv4")
     ipv6 = SourceSpec.parse(_string(table, "ipv6", where, "none"), f"{where}: ipv6")
     if ipv4.kind == "none" and ipv6.kind == "none":
@@ -271,11 +277,20 @@ def _host(table: object, index: int, server_names: set[str]) -> HostConfig:
         ipv6=ipv6,
         username=username,
         servers=tuple(servers),
+        zone=zone.rstrip(".").lower() if zone else None,
         **extra,
     )
     if host.retry_initial <= 0 or host.retry_max < host.retry_initial:
         raise ConfigError(f"{where}: need 0 < retry_initial <= retry_max")
     return host
+
+
+def servers_of(servers: tuple[ServerConfig, ...], host: HostConfig) -> tuple[ServerConfig, ...]:
+    """The servers a host uses: the ones it names, or all, in order."""
+    if not host.servers:
+        return servers
+    by_name = {s.name: s for s in servers}
+    return tuple(by_name[name] for name in host.servers)
 
 
 def parse_config(data: dict[str, Any], path: Path | None = None) -> ClientConfig:
@@ -300,15 +315,36 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> ClientConfig
         if h.name in seen:
             raise ConfigError(f"config: host {h.name} appears twice")
         seen.add(h.name)
+    for h in hosts:
+        kinds = {s.url.startswith("dns://") for s in servers_of(servers, h)}
+        if kinds != {h.protocol == "rfc2136"}:
+            raise ConfigError(
+                f"host {h.name}: protocol rfc2136 needs dns:// servers, and only rfc2136 uses them"
+                " (name the servers of each host with server = [...])"
+            )
     urls = data.get("checkip_urls")
     if urls is None:
-        checkip = tuple(s.base + "/checkip" for s in servers)
+        checkip = tuple(s.base + "/checkip" for s in servers if not s.url.startswith("dns://"))
+    if (
+        urls is None
+        and not checkip
+        and any(
+            spec.kind == "web" and not spec.argument for h in hosts for spec in (h.ipv4, h.ipv6)
+        )
+    ):
+        raise ConfigError("config: a web address source needs checkip_urls (no http server given)")
+    if urls is None:
+        pass
     elif isinstance(urls, list) and all(isinstance(u, str) for u in urls) and urls:
         checkip = tuple(_url(u, "config: checkip_urls") for u in urls)
     else:
         raise ConfigError("config: checkip_urls must be a non-empty list of URLs")
-    agree = data.get("checkip_agree", min(2, len(checkip)))
-    if isinstance(agree, bool) or not isinstance(agree, int) or not 1 <= agree <= len(checkip):
+    agree = data.get("checkip_agree", max(1, min(2, len(checkip))))
+    if (
+        isinstance(agree, bool)
+        or not isinstance(agree, int)
+        or not 1 <= agree <= max(1, len(checkip))
+    ):
         raise ConfigError(
             f"config: checkip_agree must be a whole number from 1 to {len(checkip)} "
             "(the number of check-IP URLs)"

@@ -16,8 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import dns.asyncquery
+import dns.exception
+import dns.tsig
 import httpx
 
+from homing.client import rfc2136
 from homing.client.cache import Cache, CacheError
 from homing.client.config import ClientConfig, Family, HostConfig, ServerConfig, SourceSpec
 from homing.client.netlink import Filter, Netlink
@@ -225,6 +229,8 @@ class Client:
         return client
 
     async def _send(self, host: HostConfig, server: ServerConfig, addresses: AddressSet) -> Result:
+        if host.protocol == "rfc2136":
+            return await self._send_update(host, server, addresses)
         request = build_request(host, server, addresses)
         try:
             response = await self._client_for(server).get(
@@ -237,6 +243,27 @@ class Client:
         except OSError as exc:
             return transport_failure("unreachable", str(exc))
         return parse_answer(host.protocol, response.status_code, response.text[:MAX_BODY])
+
+    async def _send_update(
+        self, host: HostConfig, server: ServerConfig, addresses: AddressSet
+    ) -> Result:
+        """RFC 2136 over TCP, signed with the host's TSIG key."""
+        key = rfc2136.TsigKey.parse(host.secret)
+        message = rfc2136.build_update(host.name, host.zone, key, addresses)
+        address, port = rfc2136.server_address(server.url)
+        try:
+            response = await dns.asyncquery.tcp(
+                message, address, port=port, timeout=self.config.timeout
+            )
+        except dns.exception.Timeout:
+            return transport_failure("timeout", f"no answer within {self.config.timeout:g}s")
+        except (OSError, EOFError) as exc:
+            return transport_failure("unreachable", str(exc) or exc.__class__.__name__)
+        except dns.tsig.PeerError as exc:  # the server's TSIG error: BADKEY, BADSIG, BADTIME
+            return Result(Verdict.FATAL, exc.__class__.__name__, str(exc), status="ERR")
+        except dns.exception.DNSException as exc:
+            return transport_failure("bad answer", str(exc))
+        return rfc2136.parse_rcode(response.rcode(), addresses)
 
     async def update(self, h: HostRun, action: Update) -> Result:
         """Try the servers in order; record the result of the last one asked."""
