@@ -81,6 +81,8 @@ async def serve(homing: Homing) -> None:
         limit_concurrency=2048,
         h11_max_incomplete_event_size=16 * 1024,
         server_header=False,
+        # X-Forwarded-For is ours to judge (trusted_proxies), not uvicorn's.
+        proxy_headers=False,
     )
     http_server = _HttpServer(config)
     loop = asyncio.get_running_loop()

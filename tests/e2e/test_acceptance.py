@@ -91,6 +91,16 @@ def test_missing_myip_uses_source_address(server: Server) -> None:
     assert server.dig(fqdn, "A").values("A") == ["127.0.0.1"]
 
 
+def test_forwarded_for_is_ignored_without_trusted_proxies(server: Server) -> None:
+    """A client cannot claim another address with X-Forwarded-For (no trusted_proxies set)."""
+    fqdn, secret = server.new_host("spoof")
+    url = f"{server.http_url}/nic/update?hostname={fqdn}"
+    body = curl("-u", f"{fqdn}:{secret}", "-H", "X-Forwarded-For: 198.51.100.66", url)
+    assert body.strip() == "good 127.0.0.1"
+    checkip = curl("-H", "X-Forwarded-For: 198.51.100.66", f"{server.http_url}/checkip")
+    assert "Current IP Address: 127.0.0.1" in checkip
+
+
 def test_unknown_host_is_nohost(server: Server) -> None:
     fqdn, secret = server.new_host("cam")
     other = f"nobody.{fqdn.split('.', 1)[1]}"
