@@ -15,6 +15,7 @@ import uvicorn
 from homing.dns.access import AccessLoader
 from homing.dns.dispatch import Dispatcher
 from homing.dns.index import ZoneIndex
+from homing.dns.notify import ChangeWatch, Notifier
 from homing.dns.server import parse_listen, start_dns
 from homing.service.context import Homing
 from homing.service.hosts import refresh_all_groups
@@ -59,11 +60,14 @@ async def serve(homing: Homing) -> None:
     settings = homing.settings
     await homing.db.migrate()
     index = ZoneIndex()
-    follower = Follower(homing.db, index, settings.follow_interval)
-    await follower.sync()
-    # TSIG keys and zone transfer lists, for UPDATE and AXFR/IXFR.
+    # TSIG keys and zone transfer lists, for UPDATE, AXFR/IXFR and NOTIFY.
     access = AccessLoader(homing.db, allow_md5=settings.tsig_allow_md5)
     await access.reload()
+    # Every serial move, committed here or picked up from the journal, notifies the
+    # zone's secondaries (at start too: they may have missed changes while we were down).
+    notifier = Notifier(index, access)
+    follower = Follower(homing.db, ChangeWatch(index, notifier.changed), settings.follow_interval)
+    await follower.sync()
     dns_host, dns_port = parse_listen(settings.dns_listen)
     dns_server = await start_dns(
         index,
@@ -104,6 +108,7 @@ async def serve(homing: Homing) -> None:
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await notifier.close()
         await dns_server.close()
         await homing.db.close()
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable, Iterator
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.opcode
@@ -22,7 +23,13 @@ import dns.tsig
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.dns.access import AccessLoader
-from homing.dns.answer import Responder
+from homing.dns.answer import (
+    MAX_TCP_MESSAGE,
+    MIN_UDP_PAYLOAD,
+    OUR_UDP_PAYLOAD,
+    Responder,
+    resolve,
+)
 from homing.dns.index import ZoneData, ZoneIndex
 from homing.dns.tsig import ScopedKey, TsigRejected, check, rejection_wire
 from homing.dns.update import handle_update
@@ -42,12 +49,13 @@ _XFR_TYPES = (
     int(dns.rdatatype.RdataType.IXFR).to_bytes(2, "big"),
     int(dns.rdatatype.RdataType.AXFR).to_bytes(2, "big"),
 )
+_TSIG_RR = b"\x00\xfa\x00\xff\x00\x00\x00\x00"  # type TSIG, class ANY, TTL 0
 # Beyond this many journal entries an IXFR costs more than the AXFR it replaces.
 MAX_IXFR_ENTRIES = 10_000
 
 
 def needs_dispatch(wire: bytes) -> bool:
-    """True for an UPDATE, or a query whose type is AXFR or IXFR.
+    """True for an UPDATE, a query whose type is AXFR or IXFR, or one signed with TSIG.
 
     The question's type is read after the first zero byte past the header: the name's
     end, unless a label holds a zero byte. Such names are never one of our zones, so
@@ -60,7 +68,11 @@ def needs_dispatch(wire: bytes) -> bool:
     if flags & _OPCODE_BITS:
         return flags & 0xF8 == _UPDATE_BYTE
     end = wire.find(0, 12)
-    return end > 0 and wire[end + 1 : end + 3] in _XFR_TYPES
+    if end > 0 and wire[end + 1 : end + 3] in _XFR_TYPES:
+        return True
+    # Signed queries (a secondary's SOA check): a TSIG record's type, class and TTL are
+    # these bytes; a false match costs a parse, and the dispatcher hands it back.
+    return bool(wire[10] or wire[11]) and _TSIG_RR in wire
 
 
 class Dispatcher:
@@ -102,14 +114,34 @@ class Dispatcher:
             signer = self.access.current.keyring.get(message.keyname)
         if is_update:
             return (await self._update(message, signer, peer),)
-        if len(message.question) != 1 or message.question[0].rdtype not in (
+        if len(message.question) == 1 and message.question[0].rdtype in (
             dns.rdatatype.RdataType.AXFR,
             dns.rdatatype.RdataType.IXFR,
         ):
-            # A near miss of needs_dispatch(): the fast path answers it.
-            reply = self.responder.answer(wire, tcp=tcp)
-            return () if reply is None else (reply,)
-        return await self._transfer(message, signer, peer, tcp=tcp)
+            return await self._transfer(message, signer, peer, tcp=tcp)
+        if message.had_tsig and len(message.question) == 1 and message.edns <= 0:
+            return (self._signed_answer(message, tcp=tcp),)
+        # A near miss of needs_dispatch(), or an error the fast path words the same.
+        reply = self.responder.answer(wire, tcp=tcp)
+        return () if reply is None else (reply,)
+
+    def _signed_answer(self, query: dns.message.Message, *, tcp: bool) -> bytes:
+        """A plain question asked with TSIG (secondaries sign their SOA checks): signed back."""
+        question = query.question[0]
+        resolution = resolve(self.index, question.name, question.rdtype, question.rdclass)
+        response = dns.message.make_response(query, our_payload=OUR_UDP_PAYLOAD)
+        if resolution.authoritative:
+            response.flags |= dns.flags.Flag.AA
+        response.set_rcode(resolution.rcode)
+        response.answer.extend(resolution.answer)
+        response.authority.extend(resolution.authority)
+        if tcp:
+            limit = MAX_TCP_MESSAGE
+        elif query.edns >= 0:
+            limit = min(max(query.payload, MIN_UDP_PAYLOAD), OUR_UDP_PAYLOAD)
+        else:
+            limit = MIN_UDP_PAYLOAD
+        return response.to_wire(max_size=limit, prefer_truncation=True)
 
     async def _verified(self, wire: bytes, *, one_rr_per_rrset: bool) -> dns.message.Message:
         keyring = self.access.current.keyring
