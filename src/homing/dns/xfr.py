@@ -37,6 +37,8 @@ __all__ = [
 # Room for records per message: well under 65535, so the TSIG always fits after them,
 # and small enough that a slow secondary gets the first bytes early.
 MESSAGE_SIZE = 16384
+# A TSIG record: key and algorithm names (255 bytes each at most), a 64-byte MAC, fixed fields.
+_TSIG_RESERVE = 640
 _FLAGS = int(dns.flags.Flag.QR | dns.flags.Flag.AA)
 
 
@@ -151,6 +153,7 @@ def _start(
     query: dns.message.Message, question: dns.rrset.RRset | None, size: int
 ) -> dns.renderer.Renderer:
     renderer = dns.renderer.Renderer(query.id, _FLAGS, size)  # type: ignore[no-untyped-call]
+    renderer.reserve(_TSIG_RESERVE)  # the records stop short of the size, so the TSIG fits
     if question is not None:
         renderer.add_question(question.name, question.rdtype, question.rdclass)  # type: ignore[no-untyped-call]
     return renderer
@@ -164,6 +167,7 @@ def _finish(
     request_mac: bytes,
 ) -> tuple[bytes, object]:
     renderer.write_header()  # type: ignore[no-untyped-call]
+    renderer.release_reserved()
     if key is not None:
         ctx = renderer.add_multi_tsig(  # type: ignore[no-untyped-call]
             ctx, key.name, key, 300, query.id, 0, b"", request_mac, key.algorithm
