@@ -202,3 +202,36 @@ async def test_plan_quota_for_hosts_and_groups(db: Database) -> None:
     await hosts.add_group(db, "g2", "alice")
     with pytest.raises(QuotaExceeded, match="2 groups"):
         await hosts.add_group(db, "g3", "alice")
+
+
+async def test_concurrent_requests_in_one_batch(db: Database) -> None:
+    import asyncio
+
+    a = await setup_host(db, "a.dyn.example.net")
+    b = (await hosts.add_host(db, "b.dyn.example.net", "alice")).secret
+    group = await hosts.add_group(db, "pool.dyn.example.net", "alice", ["b.dyn.example.net"])
+    calls = [
+        request("a.dyn.example.net", a, None, "192.0.2.1"),
+        request("a.dyn.example.net", a, None, "192.0.2.2"),  # the same host again, later value
+        request("a.dyn.example.net", "wrong", None, "192.0.2.3"),
+        request("b.dyn.example.net", b, ["b.dyn.example.net", "a.dyn.example.net"], "192.0.2.4"),
+        request("pool.dyn.example.net", group.secret, None, "192.0.2.5"),
+        request("nobody.dyn.example.net", "x", None, "192.0.2.6"),
+    ]
+    results = await asyncio.gather(*(updates.update(db, c, POLICY) for c in calls))
+    lines = [[r.dyndns2_line() for r in result] for result in results]
+    assert lines[0] == ["good 192.0.2.1"]
+    assert lines[1] == ["good 192.0.2.2"]
+    assert lines[2] == ["badauth"]
+    assert lines[3] == ["good 192.0.2.4", "nohost"]
+    assert lines[4][0] in ("good 192.0.2.5", "nochg 192.0.2.5")
+    assert lines[5] == ["nohost"]
+    assert await records(db, "a.dyn.example.net", "A") == ("192.0.2.2",)
+
+    async def journal_actors(conn: sa.ext.asyncio.AsyncConnection) -> list[str]:
+        rows = await conn.execute(
+            sa.select(journal.c.actor).where(journal.c.name == "a.dyn.example.net")
+        )
+        return [r.actor for r in rows]
+
+    assert all(actor.startswith("a.dyn.example.net@") for actor in await db.read(journal_actors))

@@ -59,26 +59,36 @@ def _differs(old: RRsetValue | None, new: RRsetValue) -> bool:
 
 
 async def apply_changes(
-    txn: Txn, zone: ZoneRef, values: Sequence[RRsetValue], *, actor: str, via: str
+    txn: Txn,
+    zone: ZoneRef,
+    values: Sequence[RRsetValue],
+    *,
+    actor: str | Sequence[str],
+    via: str | Sequence[str],
 ) -> list[JournalEntry]:
     """Set RRsets (empty rdatas delete one); one serial and one journal row per changed RRset.
 
-    Runs inside the caller's write transaction; the entries reach DNS after the commit.
-    Unchanged RRsets cost nothing and leave no journal row.
+    `actor` and `via` are one for all values, or one per value. Runs inside the caller's
+    write transaction; the entries reach DNS after the commit. Unchanged RRsets cost
+    nothing and leave no journal row.
     """
+    actors = [actor] * len(values) if isinstance(actor, str) else list(actor)
+    vias = [via] * len(values) if isinstance(via, str) else list(via)
     current = await _current_many(txn, zone, values)
-    latest: dict[tuple[str, str], RRsetValue] = {}
-    for value in values:  # the last value given for an RRset wins
-        latest[(value.name, value.rtype)] = value
+    latest: dict[tuple[str, str], tuple[RRsetValue, str, str]] = {}
+    for value, who, how in zip(values, actors, vias, strict=True):
+        latest[(value.name, value.rtype)] = (value, who, how)  # the last value given wins
     changed = [
-        (current.get(key), new) for key, new in latest.items() if _differs(current.get(key), new)
+        (current.get(key), new, who, how)
+        for key, (new, who, how) in latest.items()
+        if _differs(current.get(key), new)
     ]
     if not changed:
         return []
     conn = txn.conn
-    deleted = [new for old, new in changed if not new.rdatas]
-    inserted = [new for old, new in changed if old is None]
-    updated = [new for old, new in changed if old is not None and new.rdatas]
+    deleted = [new for _, new, _, _ in changed if not new.rdatas]
+    inserted = [new for old, new, _, _ in changed if old is None]
+    updated = [new for old, new, _, _ in changed if old is not None and new.rdatas]
     if deleted:
         await conn.execute(
             sa.delete(rrsets).where(
@@ -136,10 +146,10 @@ async def apply_changes(
             ttl=new.ttl,
             old=old.rdatas if old is not None else (),
             new=tuple(sorted(new.rdatas)),
-            actor=actor[:128],
-            via=via[:16],
+            actor=who[:128],
+            via=how[:16],
         )
-        for i, (old, new) in enumerate(changed)
+        for i, (old, new, who, how) in enumerate(changed)
     ]
     await conn.execute(
         sa.insert(journal),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,11 +20,11 @@ from homing.domain.names import is_fqdn, normalize
 from homing.domain.outcomes import Outcome
 from homing.domain.records import RRsetValue
 from homing.service.accounts import authenticate
-from homing.service.changes import ZoneRef, apply_change, current_rrset
-from homing.service.hosts import groups_of_host, refresh_group
+from homing.service.changes import ZoneRef, apply_changes
+from homing.service.hosts import ADDRESS_TYPES, refresh_group
 from homing.service.secrets import secret_matches
 from homing.store.db import Database, Txn, as_utc
-from homing.store.schema import accounts, group_members, groups, hosts, plans, zones
+from homing.store.schema import accounts, group_members, groups, hosts, plans, rrsets, zones
 
 
 @dataclass(frozen=True)
@@ -132,140 +133,262 @@ async def _name_exists(conn: AsyncConnection, name: str) -> bool:
     return False
 
 
+_SLOW = None  # the batch could not decide the credentials: resolve them outside
+
+
+@dataclass
+class _Item:
+    """One update request as the batch sees it; `grant` None: check a host secret in the batch."""
+
+    request: UpdateRequest
+    grant: _Grant | None
+    policy: UpdatePolicy
+
+
 async def update(db: Database, request: UpdateRequest, policy: UpdatePolicy) -> list[HostResult]:
-    """Apply one update request; one result per requested host, in order."""
+    """Apply one update request; one result per requested host, in order.
+
+    The common case (a host's own secret) is decided entirely inside the batched write,
+    so concurrent updates cost a few statements per commit, not per request.
+    """
     requested = request.hostnames
     if requested is not None and len(requested) > policy.max_hosts_per_request:
         return [HostResult(",".join(requested)[:64], Outcome.NUMHOST)]
+    if _host_name(request.username) is not None:
+        results = await db.write_batched(_BATCHER, _Item(request, None, policy))
+        if results is not _SLOW:
+            return results
     grant = await _resolve_credentials(db, request.username, request.password)
     if grant is None or grant is UNKNOWN_NAME:
         outcome = Outcome.BADAUTH if grant is None else Outcome.NOHOST
         names = requested if requested else [request.username]
         return [HostResult(n, outcome) for n in names]
-    if requested is None:
-        if not grant.default_names:
-            return [HostResult(request.username, Outcome.NOTFQDN)]
-        requested = list(grant.default_names)
-    if not requested:
-        return [HostResult("", Outcome.NOTFQDN)]
-
-    async def unit(txn: Txn) -> list[HostResult]:
-        return [await _update_one(txn, name, grant, request, policy) for name in requested]
-
-    return await db.write(unit)
+    results = await db.write_batched(_BATCHER, _Item(request, grant, policy))
+    assert results is not None
+    return results
 
 
-async def _update_one(
-    txn: Txn, hostname: str, grant: _Grant, request: UpdateRequest, policy: UpdatePolicy
-) -> HostResult:
+def _host_name(text: str) -> str | None:
+    """The normalised FQDN in `text`, or None."""
     try:
-        name = normalize(hostname)
+        name = normalize(text)
     except InvalidName:
-        return HostResult(hostname, Outcome.NOTFQDN)
-    if not is_fqdn(name):
-        return HostResult(hostname, Outcome.NOTFQDN)
-    conn = txn.conn
-    row = (
-        await conn.execute(
-            sa.select(hosts, zones.c.name.label("zone_name"), plans.c.min_interval)
-            .join(zones, zones.c.id == hosts.c.zone_id)
-            .join(accounts, accounts.c.id == hosts.c.owner_id)
-            .outerjoin(plans, plans.c.id == accounts.c.plan_id)
-            .where(hosts.c.name == name)
-        )
-    ).first()
-    if row is None or row.id not in grant.allowed:
-        return HostResult(hostname, Outcome.NOHOST)
-    if row.status == "blocked":
-        return await _record(txn, row.id, request, Outcome.ABUSE, hostname)
-    if row.status != "active":
-        return await _record(txn, row.id, request, Outcome.DISABLED, hostname)
+        return None
+    return name if is_fqdn(name) else None
 
-    zone = ZoneRef(row.zone_id, row.zone_name)
+
+@dataclass
+class _Batch:
+    """The hosts and address RRsets a batch touches, as they become; written at the end."""
+
+    txn: Txn
+    hosts: dict[str, dict[str, Any]]  # by name: the row, with zone_name and min_interval
+    rrsets: dict[tuple[str, str], RRsetValue]
+    changes: dict[int, list[tuple[RRsetValue, str, str]]] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    regroup: set[int] = field(default_factory=set)  # host ids whose groups need refreshing
+
+    def set_host(self, name: str, **values: Any) -> None:
+        self.hosts[name].update(values)
+        self.dirty.add(name)
+
+
+class _UpdateBatcher:
+    """Every waiting update request in one pass: two reads, then set-based writes."""
+
+    async def run(self, txn: Txn, items: list[_Item]) -> list[list[HostResult] | None]:
+        names: set[str] = set()
+        for item in items:
+            defaults = item.grant.default_names if item.grant else ()
+            for raw in [item.request.username, *(item.request.hostnames or []), *defaults]:
+                name = _host_name(raw)
+                if name is not None:
+                    names.add(name)
+        batch = _Batch(txn, await _load_hosts(txn, names), await _load_addresses(txn, names))
+        results = [self._one(batch, item) for item in items]
+        await self._write(batch, items[0].policy)
+        return results
+
+    def _one(self, batch: _Batch, item: _Item) -> list[HostResult] | None:
+        request = item.request
+        grant = item.grant
+        if grant is None:
+            row = batch.hosts.get(_host_name(request.username) or "")
+            if row is None:
+                return _SLOW  # perhaps a group or an account: decided outside
+            names = request.hostnames if request.hostnames else [request.username]
+            if not secret_matches(request.password, row["secret_hash"]):
+                return [HostResult(n, Outcome.BADAUTH) for n in names]
+            grant = _Grant(frozenset({row["id"]}), (row["name"],))
+        requested = request.hostnames
+        if requested is None:
+            if not grant.default_names:
+                return [HostResult(request.username, Outcome.NOTFQDN)]
+            requested = list(grant.default_names)
+        if not requested:
+            return [HostResult("", Outcome.NOTFQDN)]
+        return [_update_host(batch, name, grant, request, item.policy) for name in requested]
+
+    async def _write(self, batch: _Batch, policy: UpdatePolicy) -> None:
+        txn = batch.txn
+        zone_names = {row["zone_id"]: row["zone_name"] for row in batch.hosts.values()}
+        for zone_id, changes in batch.changes.items():
+            await apply_changes(
+                txn,
+                ZoneRef(zone_id, zone_names[zone_id]),
+                [value for value, _, _ in changes],
+                actor=[actor for _, actor, _ in changes],
+                via=[via for _, _, via in changes],
+            )
+        if batch.dirty:
+            rows = [batch.hosts[name] for name in sorted(batch.dirty)]
+            await txn.conn.execute(
+                sa.update(hosts)
+                .where(hosts.c.id == sa.bindparam("b_id"))
+                .values({column: sa.bindparam(f"b_{column}") for column in _HOST_STATE}),
+                [{"b_id": row["id"], **{f"b_{c}": row[c] for c in _HOST_STATE}} for row in rows],
+            )
+        if batch.regroup:
+            group_ids = await txn.conn.execute(
+                sa.select(group_members.c.group_id)
+                .where(group_members.c.host_id.in_(sorted(batch.regroup)))
+                .distinct()
+            )
+            for group_id in sorted(r.group_id for r in group_ids):
+                await refresh_group(txn, group_id, policy.group_member_max_age)
+
+
+_BATCHER = _UpdateBatcher()
+
+# The host columns an update may change, written back once per batch.
+_HOST_STATE = (
+    "status",
+    "last_update_at",
+    "last_change_at",
+    "last_client_ip",
+    "last_via",
+    "last_agent",
+    "last_result",
+    "nochg_count",
+    "nochg_window_start",
+)
+
+
+async def _load_hosts(txn: Txn, names: set[str]) -> dict[str, dict[str, Any]]:
+    if not names:
+        return {}
+    rows = await txn.conn.execute(
+        sa.select(hosts, zones.c.name.label("zone_name"), plans.c.min_interval)
+        .join(zones, zones.c.id == hosts.c.zone_id)
+        .join(accounts, accounts.c.id == hosts.c.owner_id)
+        .outerjoin(plans, plans.c.id == accounts.c.plan_id)
+        .where(hosts.c.name.in_(sorted(names)))
+    )
+    return {row.name: dict(row._mapping) for row in rows}
+
+
+async def _load_addresses(txn: Txn, names: set[str]) -> dict[tuple[str, str], RRsetValue]:
+    if not names:
+        return {}
+    rows = await txn.conn.execute(
+        sa.select(rrsets.c.name, rrsets.c.rtype, rrsets.c.ttl, rrsets.c.rdatas).where(
+            rrsets.c.name.in_(sorted(names)), rrsets.c.rtype.in_(ADDRESS_TYPES)
+        )
+    )
+    return {
+        (r.name, r.rtype): RRsetValue(r.name, r.rtype, r.ttl, RRsetValue.decode_rdatas(r.rdatas))
+        for r in rows
+    }
+
+
+def _update_host(
+    batch: _Batch, hostname: str, grant: _Grant, request: UpdateRequest, policy: UpdatePolicy
+) -> HostResult:
+    name = _host_name(hostname)
+    if name is None:
+        return HostResult(hostname, Outcome.NOTFQDN)
+    row = batch.hosts.get(name)
+    if row is None or row["id"] not in grant.allowed:
+        return HostResult(hostname, Outcome.NOHOST)
+    if row["status"] == "blocked":
+        return _refused(batch, row, request, Outcome.ABUSE, hostname)
+    if row["status"] != "active":
+        return _refused(batch, row, request, Outcome.DISABLED, hostname)
+
     wanted: list[RRsetValue] = []
     for rtype, address in (("A", request.addresses.ipv4), ("AAAA", request.addresses.ipv6)):
         if address is None:
             continue  # one family's update never touches the other
-        current = await current_rrset(txn, zone, name, rtype)
-        value = RRsetValue(name, rtype, row.ttl, (str(address),))
+        current = batch.rrsets.get((name, rtype))
+        value = RRsetValue(name, rtype, row["ttl"], (str(address),))
         if current is None or current.encode() != value.encode() or current.ttl != value.ttl:
             wanted.append(value)
 
-    now = txn.now
+    now = batch.txn.now
+    seen = {
+        "last_update_at": now,
+        "last_client_ip": request.client_ip[:45],
+        "last_via": request.via,
+        "last_agent": request.agent[:255],
+    }
     if not wanted:
-        return await _nochg(txn, row, request, policy, hostname)
-    last_change = as_utc(row.last_change_at)
-    min_interval = row.min_interval or 0
+        return _nochg(batch, row, request, policy, hostname, seen)
+    last_change = as_utc(row["last_change_at"])
+    min_interval = row["min_interval"] or 0
     if last_change is not None and now - last_change < timedelta(seconds=min_interval):
-        return await _record(txn, row.id, request, Outcome.TOO_SOON, hostname)
+        return _refused(batch, row, request, Outcome.TOO_SOON, hostname)
+    actor = _actor(request)
     for value in wanted:
-        await apply_change(txn, zone, value, actor=_actor(request), via=request.via)
-    await conn.execute(
-        sa.update(hosts)
-        .where(hosts.c.id == row.id)
-        .values(
-            last_update_at=now,
-            last_change_at=now,
-            last_client_ip=request.client_ip[:45],
-            last_via=request.via,
-            last_agent=request.agent[:255],
-            last_result=Outcome.GOOD.name,
-            nochg_count=0,
-            nochg_window_start=None,
-        )
+        batch.rrsets[(name, value.rtype)] = value
+        batch.changes.setdefault(row["zone_id"], []).append((value, actor, request.via))
+    batch.set_host(
+        name,
+        **seen,
+        last_change_at=now,
+        last_result=Outcome.GOOD.name,
+        nochg_count=0,
+        nochg_window_start=None,
     )
-    for group_id in await groups_of_host(txn, row.id):
-        await refresh_group(txn, group_id, policy.group_member_max_age)
+    batch.regroup.add(row["id"])
     return HostResult(hostname, Outcome.GOOD, request.addresses)
 
 
-async def _nochg(
-    txn: Txn,
-    row: sa.Row[tuple[object, ...]],
+def _nochg(
+    batch: _Batch,
+    row: dict[str, Any],
     request: UpdateRequest,
     policy: UpdatePolicy,
     hostname: str,
+    seen: dict[str, Any],
 ) -> HostResult:
     """Unchanged address: answered nochg, counted; past the limit in the window, blocked."""
-    r = row._mapping
-    now = txn.now
-    window_start = as_utc(r["nochg_window_start"])
-    count = r["nochg_count"]
+    now = batch.txn.now
+    window_start = as_utc(row["nochg_window_start"])
+    count = row["nochg_count"]
     if window_start is None or now - window_start > timedelta(seconds=policy.abuse_window):
         window_start, count = now, 0
     count += 1
     blocked = count > policy.abuse_nochg_limit
     outcome = Outcome.ABUSE if blocked else Outcome.NOCHG
-    await txn.conn.execute(
-        sa.update(hosts)
-        .where(hosts.c.id == r["id"])
-        .values(
-            status="blocked" if blocked else r["status"],
-            nochg_count=count,
-            nochg_window_start=window_start,
-            last_update_at=now,
-            last_client_ip=request.client_ip[:45],
-            last_via=request.via,
-            last_agent=request.agent[:255],
-            last_result=outcome.name,
-        )
+    batch.set_host(
+        row["name"],
+        **seen,
+        status="blocked" if blocked else row["status"],
+        nochg_count=count,
+        nochg_window_start=window_start,
+        last_result=outcome.name,
     )
+    batch.regroup.add(row["id"])  # a nochg keeps a member alive; a block removes it
     if blocked:
-        for group_id in await groups_of_host(txn, r["id"]):
-            await refresh_group(txn, group_id, policy.group_member_max_age)
         return HostResult(hostname, Outcome.ABUSE)
     return HostResult(hostname, Outcome.NOCHG, request.addresses)
 
 
-async def _record(
-    txn: Txn, host_id: int, request: UpdateRequest, outcome: Outcome, hostname: str
+def _refused(
+    batch: _Batch, row: dict[str, Any], request: UpdateRequest, outcome: Outcome, hostname: str
 ) -> HostResult:
     """Remember a refused request's result for the status screen; nothing else changes."""
-    await txn.conn.execute(
-        sa.update(hosts)
-        .where(hosts.c.id == host_id)
-        .values(last_result=outcome.name, last_client_ip=request.client_ip[:45])
-    )
+    batch.set_host(row["name"], last_result=outcome.name, last_client_ip=request.client_ip[:45])
     return HostResult(hostname, outcome)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -38,6 +38,17 @@ class Txn:
 
 Unit = Callable[[Txn], Awaitable[T]]
 Reader = Callable[[AsyncConnection], Awaitable[T]]
+Item = TypeVar("Item")
+
+
+class Batcher(Protocol[Item, T]):
+    """Runs many callers' items of one kind as one piece of work (set-based SQL).
+
+    `run` returns one result per item, in order; if it raises, each item is run alone.
+    """
+
+    async def run(self, txn: Txn, items: list[Item]) -> list[T]: ...
+
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -56,8 +67,26 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 @dataclass
 class _Job:
-    unit: Unit[Any]
     future: asyncio.Future[Any]
+    unit: Unit[Any] | None = None
+    batcher: Batcher[Any, Any] | None = None
+    item: Any = None
+
+
+def _groups(jobs: list[_Job]) -> list[list[_Job]]:
+    """Units alone, and the items of each batcher together (at its first item's place)."""
+    groups: list[list[_Job]] = []
+    by_batcher: dict[int, list[_Job]] = {}
+    for job in jobs:
+        if job.batcher is None:
+            groups.append([job])
+            continue
+        group = by_batcher.get(id(job.batcher))
+        if group is None:
+            group = by_batcher[id(job.batcher)] = []
+            groups.append(group)
+        group.append(job)
+    return groups
 
 
 class Database:
@@ -124,12 +153,21 @@ class Database:
         Concurrent callers share one transaction (group commit). A unit that raises is
         retried alone so one caller's error never undoes another's change.
         """
+        return await self._submit(_Job(self._future(), unit=unit))  # type: ignore[no-any-return]
+
+    async def write_batched(self, batcher: Batcher[Item, T], item: Item) -> T:
+        """Like write(), but items of one batcher that wait together run as one call."""
+        return await self._submit(_Job(self._future(), batcher=batcher, item=item))  # type: ignore[no-any-return]
+
+    def _future(self) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+    async def _submit(self, job: _Job) -> Any:
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._writer = asyncio.create_task(self._write_loop(), name="homing-writer")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(unit, future))
-        return await future
+        await self._queue.put(job)
+        return await job.future
 
     async def _write_loop(self) -> None:
         assert self._queue is not None
@@ -146,9 +184,10 @@ class Database:
                         job.future.set_exception(StoreUnavailable("internal store error"))
 
     async def _commit_batch(self, jobs: list[_Job]) -> None:
+        groups = _groups(jobs)
         if len(jobs) > 1:
             try:
-                results, emitted = await self._run_transaction(jobs)
+                results, emitted = await self._run_transaction(groups)
             except Exception:
                 pass  # retried one by one below, so each caller gets its own answer
             else:
@@ -156,7 +195,7 @@ class Database:
                 return
         for job in jobs:
             try:
-                results, emitted = await self._run_transaction([job])
+                results, emitted = await self._run_transaction([[job]])
             except HomingError as exc:
                 job.future.set_exception(exc)
                 continue
@@ -166,17 +205,29 @@ class Database:
                 continue
             self._settle([job], results, emitted)
 
-    async def _run_transaction(self, jobs: list[_Job]) -> tuple[list[Any], list[Any]]:
+    async def _run_transaction(self, groups: list[list[_Job]]) -> tuple[list[Any], list[Any]]:
+        """Results in the order of the groups' jobs, and what the transaction emitted."""
         results = []
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(homing_write=True)
             txn = Txn(conn, now())
             async with conn.begin():
-                for job in jobs:
-                    results.append(await job.unit(txn))
+                for group in groups:
+                    first = group[0]
+                    if first.unit is not None:
+                        results.append(await first.unit(txn))
+                    else:
+                        assert first.batcher is not None
+                        done = await first.batcher.run(txn, [job.item for job in group])
+                        if len(done) != len(group):
+                            raise RuntimeError("a batcher returned the wrong number of results")
+                        results.extend(done)
         return results, txn.emitted
 
     def _settle(self, jobs: list[_Job], results: list[Any], emitted: list[Any]) -> None:
+        """Hooks first (DNS moves), then the callers hear of their commit; `results` are in
+        group order, so they are matched to the jobs the same way."""
+        jobs = [job for group in _groups(jobs) for job in group]
         if emitted:
             for hook in self.on_commit:
                 try:
