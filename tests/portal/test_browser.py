@@ -13,6 +13,7 @@ import contextlib
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,9 @@ CLI_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 UI_TIMEOUT = 10_000  # ms, for each expectation in the browser
 EXPECTED_STATUS = "Failed to load resource: the server responded with a status of"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The screenshots are part of the docs: they are rewritten only when asked, so an ordinary
+# test run leaves the working tree clean (HOMING_SCREENSHOTS=1 make test renews them).
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def _free_port() -> int:
@@ -149,11 +152,19 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
 
 
 async def _photograph(page: Any, name: str) -> None:
-    """docs/screenshots/NAME.png, the whole page once it has loaded."""
+    """NAME.png of the whole page once it has loaded (into docs/ when HOMING_SCREENSHOTS=1)."""
     await page.wait_for_load_state("load")
-    await page.screenshot(
-        path=str(SCREENSHOTS / f"{name}.png"), full_page=True, animations="disabled"
-    )
+    folder = DOCS_SCREENSHOTS if os.environ.get("HOMING_SCREENSHOTS") == "1" else _scratch()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True, animations="disabled")
+    assert path.stat().st_size > 1000  # a real picture of a page, not an empty file
+
+
+def _scratch() -> Path:
+    folder = Path(tempfile.gettempdir()) / f"homing-screenshots-{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def _console(problems: list[str], kind: str, text: str) -> None:
@@ -174,7 +185,6 @@ def chromium() -> Path:
     """Debian's Chromium (Playwright's own browser downloads are never used)."""
     if not CHROMIUM.exists():
         peers.missing("chromium (/usr/bin/chromium)")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return CHROMIUM
 
 
