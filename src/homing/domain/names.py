@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import dns.exception
@@ -13,12 +14,22 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _MAX_NAME = 253
 
 
+_PLAIN = re.compile(r"^(?:(?!-)[a-z0-9-]{1,63}(?<!-)\.)*(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
 def normalize(text: str) -> str:
     """Lower-case, IDNA-encoded, dot-free-at-the-end form of a host or zone name.
 
     Raises InvalidName for anything that is not a syntactically valid DNS host name.
     """
-    candidate = text.strip().rstrip(".")
+    candidate = text.strip().rstrip(".").lower()
+    if len(candidate) <= _MAX_NAME and _PLAIN.match(candidate):
+        return candidate  # already plain ASCII host-name syntax: nothing for IDNA to do
+    return _normalize_idna(candidate, text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalize_idna(candidate: str, text: str) -> str:
     if not candidate or len(candidate) > _MAX_NAME * 2:
         raise InvalidName(text)
     try:
