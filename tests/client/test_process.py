@@ -231,3 +231,33 @@ async def test_sighup_rereads_the_config_and_resumes_a_stopped_host(
     assert proxy.updates() == 2
     assert await server.resolve(fqdn) == ["192.0.2.60"]
     assert await client.stop() == 0
+
+
+async def test_rfc2136_updates_homing_with_the_hosts_tsig_key(
+    tmp_path: Path, make_server: Callable[..., HomingServer]
+) -> None:
+    """The client's signed DNS UPDATE against the real server; a wrong key stops the host."""
+    server = make_server()
+    fqdn, _ = server.new_host("ns-cam")
+    key = server.cli("key", "add", "ns-cam-key", "--host", fqdn).strip().splitlines()[-1]
+    server.start()
+    dns_url = f"dns://127.0.0.1:{server.dns_port}"
+    host = {"name": fqdn, "secret": key, "protocol": "rfc2136", "allow_private": True,
+            "ipv4": _address_file(tmp_path, "192.0.2.70"), "min_interval": 0}  # fmt: skip
+    config = write_config(tmp_path / "client.toml", servers=[dns_url], hosts=[host])
+    code, out, err = await run_client("once", "--config", str(config), cwd=tmp_path)
+    assert (code, out.strip()) == (0, f"{fqdn}: NOERROR 192.0.2.70"), err
+    assert await server.resolve(fqdn) == ["192.0.2.70"]
+
+    algorithm, name, secret = key.split(":")
+    wrong = f"{algorithm}:{name}:{'A' * len(secret)}"
+    other = tmp_path / "wrong"
+    other.mkdir()
+    bad = write_config(
+        other / "client.toml",
+        servers=[dns_url],
+        hosts=[host | {"secret": wrong, "ipv4": _address_file(other, "192.0.2.71")}],
+    )
+    code, out, _ = await run_client("once", "--config", str(bad), cwd=other)
+    assert code == 3, out
+    assert await server.resolve(fqdn) == ["192.0.2.70"]
