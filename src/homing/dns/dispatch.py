@@ -49,6 +49,7 @@ _XFR_TYPES = (
     int(dns.rdatatype.RdataType.IXFR).to_bytes(2, "big"),
     int(dns.rdatatype.RdataType.AXFR).to_bytes(2, "big"),
 )
+_OPT_START = b"\x00\x00\x29"  # root owner name, type OPT
 _TSIG_RR = b"\x00\xfa\x00\xff\x00\x00\x00\x00"  # type TSIG, class ANY, TTL 0
 # Beyond this many journal entries an IXFR costs more than the AXFR it replaces.
 MAX_IXFR_ENTRIES = 10_000
@@ -68,11 +69,17 @@ def needs_dispatch(wire: bytes) -> bool:
     if flags & _OPCODE_BITS:
         return flags & 0xF8 == _UPDATE_BYTE
     end = wire.find(0, 12)
-    if end > 0 and wire[end + 1 : end + 3] in _XFR_TYPES:
+    if end < 0:
+        return False
+    if wire[end + 1 : end + 3] in _XFR_TYPES:
         return True
+    if not (wire[10] or wire[11]):
+        return False  # no additional records: no TSIG
+    if wire[10:12] == b"\x00\x01" and wire[end + 5 : end + 8] == _OPT_START:
+        return False  # the one additional record is the OPT right after the question
     # Signed queries (a secondary's SOA check): a TSIG record's type, class and TTL are
     # these bytes; a false match costs a parse, and the dispatcher hands it back.
-    return bool(wire[10] or wire[11]) and _TSIG_RR in wire
+    return _TSIG_RR in wire
 
 
 class Dispatcher:
