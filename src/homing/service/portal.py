@@ -50,6 +50,7 @@ class Plan:
     currency: str
     period: str
     is_default: bool
+    self_unblock_days: int = 1  # 0: only the operator unblocks
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def status_of(status: str, last_result: str | None) -> Status:
     return Status(outcome.dvr, outcome.description, outcome.dvr == "ACT")
 
 
-def _plan(row: sa.Row[tuple[object, ...]]) -> Plan:
+def plan_from_row(row: sa.Row[tuple[object, ...]]) -> Plan:
     r = row._mapping
     return Plan(
         id=r["id"],
@@ -119,6 +120,7 @@ def _plan(row: sa.Row[tuple[object, ...]]) -> Plan:
         currency=r["currency"],
         period=r["period"],
         is_default=bool(r["is_default"]),
+        self_unblock_days=r["self_unblock_days"],
     )
 
 
@@ -127,7 +129,7 @@ async def list_plans(db: Database) -> list[Plan]:
 
     async def query(conn: AsyncConnection) -> list[Plan]:
         rows = await conn.execute(sa.select(plans).order_by(plans.c.price_cents, plans.c.name))
-        return [_plan(row) for row in rows]
+        return [plan_from_row(row) for row in rows]
 
     return await db.read(query)
 
@@ -206,7 +208,7 @@ async def dashboard(db: Database, account: Account) -> Dashboard:
                 await conn.execute(sa.select(plans).where(plans.c.id == account.plan_id))
             ).first()
         views = await _host_views(conn, hosts.c.owner_id == account.id)
-        return Dashboard(account, None if plan_row is None else _plan(plan_row), views)
+        return Dashboard(account, None if plan_row is None else plan_from_row(plan_row), views)
 
     return await db.read(query)
 

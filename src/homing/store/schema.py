@@ -29,6 +29,8 @@ plans = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False, default="EUR"),
     sa.Column("period", sa.String(16), nullable=False, default="month"),
     sa.Column("is_default", sa.Boolean, nullable=False, default=False),
+    # 0: only the operator unblocks a host blocked for abuse; N: its owner may, once every N days.
+    sa.Column("self_unblock_days", sa.Integer, nullable=False, default=1, server_default="1"),
 )
 
 accounts = sa.Table(
@@ -84,6 +86,7 @@ hosts = sa.Table(
     sa.Column("last_result", sa.String(32), nullable=True),  # Outcome name of the last request
     sa.Column("nochg_count", sa.Integer, nullable=False, default=0),
     sa.Column("nochg_window_start", Timestamp, nullable=True),
+    sa.Column("unblocked_at", Timestamp, nullable=True),  # last unblock by its owner
     sa.Column("created_at", Timestamp, nullable=False),
 )
 

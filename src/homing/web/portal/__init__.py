@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from homing.service.context import Homing
+from homing.web.portal.admin import AdminEndpoint, AdminPages
 from homing.web.portal.csrf import CSRFProtection
 from homing.web.portal.headers import SecurityHeaders
 from homing.web.portal.pages import Endpoint, Portal
@@ -25,6 +26,7 @@ __all__ = ["Portal", "portal_routes"]
 
 def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> list[BaseRoute]:
     portal = Portal(homing, throttle)
+    admin = AdminPages(portal)
     key = SessionKey(homing.settings.data_dir / "session.key")
     stack = [
         Middleware(SecurityHeaders),
@@ -35,7 +37,13 @@ def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> l
     def page(path: str, endpoint: Endpoint, methods: tuple[str, ...] = ("GET",)) -> Route:
         return Route(path, portal.guard(endpoint), methods=list(methods), middleware=stack)
 
+    def admin_page(
+        path: str, endpoint: AdminEndpoint, methods: tuple[str, ...] = ("GET",)
+    ) -> Route:
+        return Route(path, admin.guard(endpoint), methods=list(methods), middleware=stack)
+
     both = ("GET", "POST")
+    post = ("POST",)
     return [
         page("/", portal.home),
         page("/pricing", portal.pricing),
@@ -46,6 +54,16 @@ def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> l
         page("/hosts/new", portal.host_new, both),
         page("/hosts/availability", portal.host_availability),
         page("/hosts/{host_id:int}/delete", portal.host_delete, both),
+        admin_page("/admin", admin.overview),
+        admin_page("/admin/zones", admin.zones, both),
+        admin_page("/admin/zones/{zone_id:int}/public", admin.zone_public, post),
+        admin_page("/admin/plans", admin.plans, both),
+        admin_page("/admin/plans/{plan_id:int}", admin.plan_edit, both),
+        admin_page("/admin/plans/{plan_id:int}/default", admin.plan_default, post),
+        admin_page("/admin/accounts", admin.accounts),
+        admin_page("/admin/accounts/{account_id:int}", admin.account_change, post),
+        admin_page("/admin/hosts", admin.blocked),
+        admin_page("/admin/hosts/{host_id:int}/unblock", admin.unblock, post),
         Mount(
             "/static",
             app=StaticFiles(directory=STATIC),

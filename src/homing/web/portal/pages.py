@@ -68,7 +68,7 @@ class FieldError:
         return f"{self.label}: {self.message}"
 
 
-def _text(form: FormData, name: str) -> str:
+def form_text(form: FormData, name: str) -> str:
     value = form.get(name, "")
     return value[:MAX_FIELD] if isinstance(value, str) else ""
 
@@ -133,6 +133,7 @@ class Portal:
         request.session.clear()
         request.session["uid"] = account.id
         request.session["user"] = account.user_id
+        request.session["admin"] = account.role == "admin"  # the nav link only; pages re-check
         csrf.csrf_token(request)
 
     def base_url(self, request: Request) -> str:
@@ -158,16 +159,16 @@ class Portal:
                 return RedirectResponse("/dashboard", status_code=303)
             return self._signup_page(request, {})
         form = await request.form()
-        values = {name: _text(form, name).strip() for name in SIGNUP_FIELDS}
-        if _text(form, "action") == "check":
+        values = {name: form_text(form, name).strip() for name in SIGNUP_FIELDS}
+        if form_text(form, "action") == "check":
             return await self._signup_check(request, values)
         try:
             account = await accounts.create_account(
                 self.db,
                 values["user_id"],
                 values["email"],
-                _text(form, "password"),
-                _text(form, "password_confirm"),
+                form_text(form, "password"),
+                form_text(form, "password_confirm"),
             )
         except AccountError as exc:
             field = exc.field or "form"
@@ -228,8 +229,8 @@ class Portal:
                 return RedirectResponse("/dashboard", status_code=303)
             return self.render(request, "login.html", {"user_id": "", "error": ""})
         form = await request.form()
-        user_id = _text(form, "user_id").strip()
-        password = _text(form, "password")
+        user_id = form_text(form, "user_id").strip()
+        password = form_text(form, "password")
         address = self.client_address.of(request)
         wait = self.throttle.retry_after(user_id, address)
         if wait > 0:
@@ -286,9 +287,12 @@ class Portal:
         if request.method == "GET":
             return await self._host_form(request, account, {"label": "", "zone": ""})
         form = await request.form()
-        values = {"label": _text(form, "label").strip(), "zone": _text(form, "zone").strip()}
+        values = {
+            "label": form_text(form, "label").strip(),
+            "zone": form_text(form, "zone").strip(),
+        }
         try:
-            if _text(form, "action") == "check":
+            if form_text(form, "action") == "check":
                 found = await service.host_name_available(self.db, values["label"], values["zone"])
                 if found.available:
                     return await self._host_form(request, account, values, available=found.message)

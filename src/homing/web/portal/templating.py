@@ -58,6 +58,7 @@ def _context(request: Request) -> dict[str, Any]:
     session = request.session
     return {
         "user": session.get("user") if isinstance(session.get("uid"), int) else None,
+        "is_admin": session.get("admin") is True,
         "flash": session.pop("flash", None),
         "csrf_token": csrf.csrf_token(request),
         "path": request.url.path,
