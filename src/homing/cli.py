@@ -75,14 +75,24 @@ def run_with_store(work: Callable[[Homing], Awaitable[T]]) -> T:
 
 
 @app.command()
-def serve() -> None:
+def serve(
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Processes sharing the ports (SO_REUSEPORT)")
+    ] = 1,
+) -> None:
     """Serve DNS and HTTP (migrates the store first)."""
     from homing.serve import run
+    from homing.workers import supervise, worker_index
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    homing = Homing.from_settings(settings())
+    config = settings()
+    if workers > 1 and worker_index() is None:
+        run_with_store(lambda h: h.db.migrate())  # once, before the workers start
+        ready = f"READY dns={config.dns_listen} http={config.http_listen} workers={workers}"
+        raise typer.Exit(supervise(workers, ready))
+    homing = Homing.from_settings(config)
     try:
         run(homing)
     except HomingError as exc:

@@ -21,15 +21,18 @@ from homing.service.context import Homing
 from homing.service.hosts import refresh_all_groups
 from homing.service.journal import Follower
 from homing.web.app import create_app
+from homing.workers import SiblingWake, worker_index
 
 log = logging.getLogger(__name__)
 
 
-def _http_socket(listen: str) -> socket.socket:
+def _http_socket(listen: str, *, reuse_port: bool = False) -> socket.socket:
     host, port = parse_listen(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(1024)
     sock.setblocking(False)
@@ -56,9 +59,17 @@ async def _age_groups(homing: Homing) -> None:
 
 
 async def serve(homing: Homing) -> None:
-    """Migrate, load the zones, listen, print READY, run until SIGINT/SIGTERM."""
+    """Migrate, load the zones, listen, print READY, run until SIGINT/SIGTERM.
+
+    As one of several workers (`--workers`), it shares the ports with the others, wakes
+    their journal followers after its commits, and only worker 0 notifies secondaries
+    and ages groups.
+    """
     settings = homing.settings
-    await homing.db.migrate()
+    worker = worker_index()
+    leader = worker in (None, 0)
+    if worker is None:
+        await homing.db.migrate()  # workers find the store migrated by their parent
     index = ZoneIndex()
     # TSIG keys and zone transfer lists, for UPDATE, AXFR/IXFR and NOTIFY.
     access = AccessLoader(homing.db, allow_md5=settings.tsig_allow_md5)
@@ -66,16 +77,23 @@ async def serve(homing: Homing) -> None:
     # Every serial move, committed here or picked up from the journal, notifies the
     # zone's secondaries (at start too: they may have missed changes while we were down).
     notifier = Notifier(index, access)
-    follower = Follower(homing.db, ChangeWatch(index, notifier.changed), settings.follow_interval)
+    sink = ChangeWatch(index, notifier.changed) if leader else index
+    follower = Follower(homing.db, sink, settings.follow_interval)
     await follower.sync()
+    siblings = None
+    if worker is not None:
+        siblings = SiblingWake(settings.data_dir / "run", follower.wake)
+        await siblings.start()
+        homing.db.on_commit.append(siblings.poke)
     dns_host, dns_port = parse_listen(settings.dns_listen)
     dns_server = await start_dns(
         index,
         dns_host,
         dns_port,
+        reuse_port=worker is not None,
         dispatch=lambda responder: Dispatcher(index, homing.db, access, responder),
     )
-    http_sock = _http_socket(settings.http_listen)
+    http_sock = _http_socket(settings.http_listen, reuse_port=worker is not None)
     config = uvicorn.Config(
         create_app(homing),
         log_level="warning",
@@ -95,9 +113,10 @@ async def serve(homing: Homing) -> None:
         loop.add_signal_handler(sig, http_server.handle_exit, sig, None)
     background = [
         asyncio.create_task(follower.run(), name="journal-follower"),
-        asyncio.create_task(_age_groups(homing), name="group-ageing"),
         asyncio.create_task(access.run(), name="tsig-keys"),
     ]
+    if leader:  # once for all workers
+        background.append(asyncio.create_task(_age_groups(homing), name="group-ageing"))
     print(f"READY dns={settings.dns_listen} http={settings.http_listen}", flush=True)
     log.info("serving DNS on %s, HTTP on %s", settings.dns_listen, settings.http_listen)
     try:
@@ -109,6 +128,8 @@ async def serve(homing: Homing) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await notifier.close()
+        if siblings is not None:
+            siblings.close()
         await dns_server.close()
         await homing.db.close()
 

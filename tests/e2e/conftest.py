@@ -37,7 +37,7 @@ CLI_TIMEOUT = 60.0
 DIG_TIMEOUT = 15.0
 ZONE = "dyn.example.net"
 PASSWORD = "correct horse battery staple"
-READY_RE = re.compile(r"^READY dns=(?P<dns>\S+) http=(?P<http>\S+)$")
+READY_RE = re.compile(r"^READY dns=(?P<dns>\S+) http=(?P<http>\S+)(?: workers=\d+)?$")
 
 
 # ---------------------------------------------------------------------------
@@ -159,6 +159,7 @@ class Server:
     log_dir: Path
     dig_path: str
     env: dict[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()  # extra `homing serve` arguments, e.g. ("--workers", "2")
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     last_exit: int | None = None
@@ -202,7 +203,7 @@ class Server:
         stderr = self.stderr_path.open("wb")
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "homing", "serve"],
+                [sys.executable, "-m", "homing", "serve", *self.args],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,

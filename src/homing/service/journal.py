@@ -88,6 +88,10 @@ class Follower:
             if isinstance(item, JournalEntry) and not self.sink.apply(item):
                 self._wake.set()  # a gap or a new zone: catch up from the store
 
+    def wake(self) -> None:
+        """Catch up now (another process committed something)."""
+        self._wake.set()
+
     async def sync(self) -> None:
         """One catch-up pass over all zones."""
 

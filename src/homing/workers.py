@@ -1,0 +1,188 @@
+"""`homing serve --workers N`: N processes share the DNS and HTTP ports (SO_REUSEPORT).
+
+The parent starts the workers, prints READY once all of them are listening, restarts
+one that dies, and stops them all on SIGTERM/SIGINT. Worker 0 also sends NOTIFYs and
+ages groups, so that work is done once. After each commit a worker wakes the others'
+journal followers with a datagram on a Unix socket in `{data_dir}/run/`, so every
+worker answers a change within milliseconds instead of at its next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+WORKER_ENV = "HOMING_WORKER_INDEX"  # set by the parent for each worker it starts
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+RESTARTS_PER_MINUTE = 5
+
+
+def worker_index() -> int | None:
+    """This process's worker number, or None when it is not one of several workers."""
+    value = os.environ.get(WORKER_ENV)
+    return int(value) if value and value.isdigit() else None
+
+
+class SiblingWake(asyncio.DatagramProtocol):
+    """A Unix datagram socket per worker: `poke()` after a commit, `on_wake` when poked."""
+
+    def __init__(self, run_dir: Path, on_wake: Callable[[], None]) -> None:
+        self.run_dir = run_dir
+        self.on_wake = on_wake
+        self.path = run_dir / f"worker-{os.getpid()}.sock"
+        self._transport: asyncio.DatagramTransport | None = None
+        self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sender.setblocking(False)
+
+    async def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        # A socket of our own: uvloop takes no Unix path as a local address.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(self.path))
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        self._transport = transport
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.on_wake()
+
+    def poke(self, _emitted: object = None) -> None:
+        """Wake every other worker (a db.on_commit hook); a gone worker's socket is removed."""
+        for path in self.run_dir.glob("worker-*.sock"):
+            if path == self.path:
+                continue
+            try:
+                self._sender.sendto(b"!", str(path))
+            except (ConnectionRefusedError, FileNotFoundError):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # its worker is gone
+            except BlockingIOError:
+                pass  # its queue is full: it has a wake-up pending already
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        self._sender.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+class _Worker:
+    def __init__(self, index: int, argv: list[str]) -> None:
+        self.index = index
+        self.argv = argv
+        self.process: subprocess.Popen[bytes] | None = None
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.started_at = 0.0
+
+    def start(self, changed: threading.Event) -> None:
+        """Start the process; `changed` is set when it exits."""
+        env = {**os.environ, WORKER_ENV: str(self.index)}
+        process = subprocess.Popen(self.argv, env=env, stdout=subprocess.PIPE)
+        self.process = process
+        self.started_at = time.monotonic()
+        self.lines = queue.Queue()
+        assert process.stdout is not None
+        threading.Thread(target=_pump, args=(process.stdout, self.lines), daemon=True).start()
+
+        def watch() -> None:
+            process.wait()
+            changed.set()
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    def await_ready(self, deadline: float) -> bool:
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            if line.startswith("READY"):
+                return True
+        return False
+
+
+def _pump(stream: IO[bytes], lines: queue.Queue[str | None]) -> None:
+    for raw in stream:
+        lines.put(raw.decode(errors="replace"))
+    lines.put(None)
+
+
+def supervise(count: int, ready_line: str) -> int:
+    """Run `count` workers of `homing serve` until a signal; the process's exit code."""
+    argv = [sys.executable, "-m", "homing", "serve"]
+    workers = [_Worker(i, argv) for i in range(count)]
+    changed = threading.Event()  # a signal came or a worker exited
+    stopping = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        changed.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    for worker in workers:
+        worker.start(changed)
+    deadline = time.monotonic() + READY_TIMEOUT
+    if not all(worker.await_ready(deadline) for worker in workers):
+        log.error("not every worker started; stopping")
+        _stop_all(workers)
+        return 1
+    print(ready_line, flush=True)
+    restarts: list[float] = []
+    while True:
+        changed.wait()
+        changed.clear()
+        if stopping:
+            break
+        for worker in workers:
+            assert worker.process is not None
+            code = worker.process.poll()
+            if code is None:
+                continue
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < 60] + [now]
+            if len(restarts) > RESTARTS_PER_MINUTE:
+                log.error("workers keep dying (last: %d, exit %s); stopping", worker.index, code)
+                _stop_all(workers)
+                return 1
+            log.warning("worker %d exited with %s; restarting it", worker.index, code)
+            worker.start(changed)
+            worker.await_ready(time.monotonic() + READY_TIMEOUT)
+    _stop_all(workers)
+    return 0
+
+
+def _stop_all(workers: list[_Worker]) -> None:
+    running = [w.process for w in workers if w.process is not None and w.process.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for process in running:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
