@@ -127,6 +127,10 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         env, "user", "add", "taken", "--email", "taken@example.org", "--password-stdin",
         stdin=PASSWORD.encode() + b"\n",
     )  # fmt: skip
+    await _cli(
+        env, "user", "add", "root", "--email", "root@example.org", "--password-stdin", "--admin",
+        stdin=PASSWORD.encode() + b"\n",
+    )  # fmt: skip
     await _add_plan(data_dir)
     stderr = tmp_path / "server.stderr.log"
     with stderr.open("wb") as err:
@@ -178,6 +182,20 @@ async def _address(served: Served, name: str) -> tuple[str, list[str]]:
     response = await dns.asyncquery.udp(query, LOOPBACK, port=served.dns_port, timeout=5)
     values = [rdata.to_text() for rrset in response.answer for rdata in rrset]
     return dns.rcode.to_text(response.rcode()), values
+
+
+async def _launch(playwright: Any, chromium: Path) -> Any:
+    return await playwright.chromium.launch(
+        executable_path=str(chromium), args=CHROMIUM_ARGS, timeout=60_000
+    )
+
+
+async def _log_in(page: Any, served: Served, user_id: str) -> None:
+    await page.goto("/login")
+    await page.fill("#user_id", user_id)
+    await page.fill("#password", PASSWORD)
+    await page.click("form.card button[type=submit]")
+    await page.wait_for_url(f"{served.url}/dashboard")
 
 
 @pytest.fixture
@@ -309,4 +327,102 @@ async def test_sign_up_log_in_create_host_update_and_see_it(chromium: Path, serv
         finally:
             with contextlib.suppress(Exception):
                 await browser.close()
+    assert problems == [], problems
+
+
+async def test_admin_creates_plan_and_zone_and_users_see_them(
+    chromium: Path, served: Served
+) -> None:
+    playwright_api = pytest.importorskip("playwright.async_api")
+    expect = playwright_api.expect
+    expect.set_options(timeout=UI_TIMEOUT)
+    problems: list[str] = []
+    new_zone = "home.example.org"
+
+    async with playwright_api.async_playwright() as playwright:
+        browser = await _launch(playwright, chromium)
+        try:
+            context = await browser.new_context(
+                base_url=served.url, viewport={"width": 1200, "height": 800}
+            )
+            page = await context.new_page()
+            page.set_default_timeout(UI_TIMEOUT)
+            page.on("pageerror", lambda error: problems.append(f"pageerror: {error}"))
+            page.on("console", lambda msg: _console(problems, msg.type, msg.text))
+
+            # The operator logs in and finds the admin pages in the navigation.
+            await _log_in(page, served, "root")
+            await page.click("nav >> text=Admin")
+            await expect(page).to_have_url(f"{served.url}/admin")
+            await expect(page.locator("[data-figure=accounts] .big")).to_have_text("2")
+            await expect(page.locator("[data-figure=dns]")).to_contain_text("Not measured yet")
+            await _photograph(page, "admin-overview")
+
+            # A new plan with its price.
+            await page.click(".tabs >> text=Plans")
+            await page.fill("#plan-name", "Gold")
+            await page.fill("#plan-price", "9.90")
+            await page.fill("#plan-currency", "EUR")
+            await page.select_option("#plan-period", "year")
+            await page.fill("#plan-hosts", "50")
+            await page.fill("#plan-groups", "10")
+            await page.fill("#plan-interval", "30")
+            await page.check("input[name=custom_ttl]")
+            await page.click("#plan-form button[type=submit]")
+            await expect(page.locator(".flash")).to_have_text("Plan Gold is created.")
+            gold = page.locator('tr[data-plan="Gold"]')
+            await expect(gold).to_contain_text("9.90 EUR / year")
+            await gold.locator("button:has-text('Make default')").click()
+            await expect(page.locator(".flash")).to_have_text("New accounts now get the Gold plan.")
+            await _photograph(page, "admin-plans")
+
+            # A new zone, offered to users at once.
+            await page.click(".tabs >> text=Zones")
+            await page.fill("#zone-name", new_zone)
+            await page.fill("#zone-ns", "ns1.example.org ns2.example.org")
+            await expect(page.locator("#zone-public")).to_be_checked()
+            await page.click("#zone-form button[type=submit]")
+            await expect(page.locator(".flash")).to_contain_text(f"Zone {new_zone} is created")
+            await expect(page.locator(f'tr[data-zone="{new_zone}"] .offered')).to_have_text(
+                "offered"
+            )
+            await _photograph(page, "admin-zones")
+            soa = dns.message.make_query(new_zone, "SOA")
+            answer = await dns.asyncquery.udp(soa, LOOPBACK, port=served.dns_port, timeout=5)
+            assert answer.rcode() == dns.rcode.NOERROR and answer.answer  # served at once
+
+            await page.click(".tabs >> text=Accounts")
+            await page.fill("#q", "taken")
+            await page.click("form.search button")
+            await expect(page.locator("tr[data-account]")).to_have_count(1)
+            await _photograph(page, "admin-accounts")
+            await page.click(".tabs >> text=Blocked hosts")
+            await expect(page.locator("#no-blocked")).to_be_visible()
+
+            # The public pricing page shows the plan and its price.
+            await page.click("nav button:has-text('Log out')")
+            await page.click("nav >> text=Pricing")
+            row = page.locator('tr[data-plan="Gold"]')
+            await expect(row).to_contain_text("9.90 EUR / year")
+            await expect(row).to_contain_text("new accounts")
+
+            # A user's create-host page offers the new zone.
+            await _log_in(page, served, "taken")
+            await expect(page.locator("nav >> text=Admin")).to_have_count(0)
+            await page.click("#add-host")
+            await expect(page.locator(f'#zone option[value="{new_zone}"]')).to_have_count(1)
+            await page.select_option("#zone", new_zone)
+            await page.fill("#label", "nas")
+            await expect(page.locator("#label-status")).to_have_text(
+                f"nas.{new_zone} is available."
+            )
+            await page.click("button[value=create]")
+            await expect(page.locator("h1")).to_have_text(f"nas.{new_zone} is ready")
+            forbidden = await page.goto("/admin")
+            assert forbidden is not None and forbidden.status == 403
+            await context.close()
+        finally:
+            with contextlib.suppress(Exception):
+                await browser.close()
+    problems = [p for p in problems if "status of 403" not in p]
     assert problems == [], problems
