@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
 
 import pytest
 
@@ -28,3 +31,17 @@ def program(name: str) -> str:
         missing(name)
         raise AssertionError("unreachable")
     return found
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """Stop a process this test started: SIGTERM by PID, SIGKILL if it lingers; its exit code."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout)
+    return process.returncode

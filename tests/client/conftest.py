@@ -178,15 +178,7 @@ class HomingServer:
         process = self.process
         if process is None:
             return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_TIMEOUT)
+        peers.stop(process, STOP_TIMEOUT)
         if process.stdout is not None:
             process.stdout.close()
         self.process = None

@@ -9,7 +9,6 @@ to the report as its own section.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import re
@@ -251,15 +250,7 @@ class Server:
         process = self.process
         if process is None:
             return None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_TIMEOUT)
+        peers.stop(process, STOP_TIMEOUT)
         if process.stdout is not None:
             process.stdout.close()
         return process.returncode
