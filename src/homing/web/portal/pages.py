@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from homing.domain.errors import AccountError, HomingError, NotFound, StoreUnavailable
-from homing.service import accounts
+from homing.service import accounts, hostcare
 from homing.service import portal as service
 from homing.service.accounts import Account
 from homing.service.context import Homing
@@ -40,6 +40,13 @@ ERROR_LABELS = {
     "HOST_NAME_DUPLICATE": "HOST NAME duplicate",
     "HOST_QUOTA": "HOST LIMIT reached",
     "ZONE_INVALID": "ZONE invalid",
+    "ADDRESS_INVALID": "ADDRESS invalid",
+    "TOO_SOON": "TOO SOON",
+    "HOST_BLOCKED": "HOST blocked",
+    "HOST_DISABLED": "HOST disabled",
+    "HOST_NOT_BLOCKED": "HOST not blocked",
+    "UNBLOCK_NOT_ALLOWED": "UNBLOCK not allowed",
+    "UNBLOCK_TOO_SOON": "UNBLOCK too soon",
 }
 ERROR_HINTS = {
     "USER_ID_DUPLICATE": "Someone already signed up with that user ID; choose another one.",
@@ -47,7 +54,17 @@ ERROR_HINTS = {
         "An account with that email address exists already. Log in instead, or use another address."
     ),
 }
-ERROR_STATUS = {"USER_ID_DUPLICATE": 409, "USER_EMAIL_DUPLICATE": 409, "HOST_NAME_DUPLICATE": 409}
+ERROR_STATUS = {
+    "USER_ID_DUPLICATE": 409,
+    "USER_EMAIL_DUPLICATE": 409,
+    "HOST_NAME_DUPLICATE": 409,
+    "HOST_BLOCKED": 409,
+    "HOST_DISABLED": 409,
+    "HOST_NOT_BLOCKED": 409,
+    "UNBLOCK_NOT_ALLOWED": 403,
+    "UNBLOCK_TOO_SOON": 429,
+    "TOO_SOON": 429,
+}
 INTERNAL_ERROR = (
     "INTERNAL ERROR: the service cannot store this right now, so nothing was saved. "
     "Please try again in a moment."
@@ -348,6 +365,116 @@ class Portal:
         if not found.available:
             message = f"{ERROR_LABELS['HOST_NAME_DUPLICATE']}: {message}"
         return JSONResponse({"name": found.name, "available": found.available, "message": message})
+
+    async def host_page(
+        self,
+        request: Request,
+        account: Account | None = None,
+        *,
+        values: dict[str, str] | None = None,
+        errors: dict[str, FieldError] | None = None,
+        status_code: int = 200,
+    ) -> Response:
+        """One host: its state, the address form, a new secret, unblocking, its history."""
+        account = account or await self.current_account(request)
+        if account is None:
+            return RedirectResponse("/login", status_code=303)
+        host_id = int(request.path_params["host_id"])
+        detail = await hostcare.host_detail(self.db, account, host_id)
+        if detail is None:
+            return await self.not_found(request)
+        text = request.query_params.get("page", "1")
+        page = int(text) if text.isdigit() and len(text) < 6 else 1
+        history = await hostcare.history(self.db, account, host_id, page)
+        if values is None:
+            ipv4 = next((a for a in detail.host.addresses if ":" not in a), "")
+            ipv6 = next((a for a in detail.host.addresses if ":" in a), "")
+            values = {"ipv4": ipv4, "ipv6": ipv6}
+        context = {
+            "detail": detail,
+            "host": detail.host,
+            "history": history,
+            "values": values,
+            "errors": errors or {},
+        }
+        return self.render(request, "host.html", context, status_code=status_code)
+
+    async def host_address(self, request: Request) -> Response:
+        account = await self.current_account(request)
+        if account is None:
+            return RedirectResponse("/login", status_code=303)
+        host_id = int(request.path_params["host_id"])
+        form = await request.form()
+        values = {"ipv4": form_text(form, "ipv4").strip(), "ipv6": form_text(form, "ipv6").strip()}
+        try:
+            result = await hostcare.set_addresses(
+                self.db,
+                account,
+                host_id,
+                values["ipv4"],
+                values["ipv6"],
+                client_ip=self.client_address.of(request),
+                group_max_age=self.homing.settings.group_member_max_age,
+            )
+        except NotFound:
+            return await self.not_found(request)
+        except service.PortalError as exc:
+            return await self.host_page(
+                request,
+                account,
+                values=values,
+                errors={exc.field or "address": FieldError(exc.code, str(exc))},
+                status_code=ERROR_STATUS.get(exc.code, 422),
+            )
+        shown = ", ".join(result.addresses) or "no address"
+        if result.changed:
+            message = f"{result.name} now points to {shown}."
+        else:
+            message = f"{result.name} already pointed to {shown}; nothing changed."
+        request.session["flash"] = message
+        return RedirectResponse(f"/hosts/{host_id}", status_code=303)
+
+    async def host_secret(self, request: Request) -> Response:
+        """A new update secret, shown once with fresh settings (the old one stops working)."""
+        account = await self.current_account(request)
+        if account is None:
+            return RedirectResponse("/login", status_code=303)
+        try:
+            created = await hostcare.regenerate_secret(
+                self.db, account, int(request.path_params["host_id"])
+            )
+        except NotFound:
+            return await self.not_found(request)
+        context = {
+            "host": created,
+            "heading": f"New secret for {created.name}",
+            "snippets": client_settings(self.base_url(request), created.name, created.secret),
+        }
+        return self.render(request, "host_created.html", context)
+
+    async def host_unblock(self, request: Request) -> Response:
+        account = await self.current_account(request)
+        if account is None:
+            return RedirectResponse("/login", status_code=303)
+        host_id = int(request.path_params["host_id"])
+        try:
+            name = await hostcare.unblock_own_host(
+                self.db,
+                account,
+                host_id,
+                group_max_age=self.homing.settings.group_member_max_age,
+            )
+        except NotFound:
+            return await self.not_found(request)
+        except service.PortalError as exc:
+            return await self.host_page(
+                request,
+                account,
+                errors={"unblock": FieldError(exc.code, str(exc))},
+                status_code=ERROR_STATUS.get(exc.code, 422),
+            )
+        request.session["flash"] = f"{name} is unblocked; its device's updates count again."
+        return RedirectResponse(f"/hosts/{host_id}", status_code=303)
 
     async def host_delete(self, request: Request) -> Response:
         account = await self.current_account(request)
