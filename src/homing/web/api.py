@@ -36,10 +36,21 @@ class ErrorBody(BaseModel):
 
 
 class SignUp(BaseModel):
-    user_id: str = Field(max_length=64, examples=["alice"])
-    email: str = Field(max_length=254, examples=["alice@example.org"])
-    password: str = Field(max_length=1024)
-    password_confirm: str = Field(max_length=1024)
+    # The rules JSON Schema can state are stated here; the service checks them all again,
+    # and also what a schema cannot say (the confirmation matches, the password is not
+    # guessable): those answer 422 with their own code.
+    user_id: str = Field(
+        max_length=64,
+        description="3 to 32 letters, digits, dots, dashes or underscores; unique, any case",
+        examples=["alice"],
+    )
+    email: str = Field(
+        max_length=254, description="unique, any case", examples=["alice@example.org"]
+    )
+    password: str = Field(
+        max_length=1024, description=f"at least {accounts.MIN_PASSWORD} characters"
+    )
+    password_confirm: str = Field(max_length=1024, description="the same password again")
 
 
 class AccountOut(BaseModel):
@@ -58,6 +69,7 @@ def error(code: str, message: str, field: str | None = None) -> JSONResponse:
 
 
 ERRORS = {
+    400: {"model": ErrorBody, "description": "BAD_REQUEST: the body is not JSON"},
     409: {"model": ErrorBody, "description": "USER_ID_DUPLICATE or USER_EMAIL_DUPLICATE"},
     422: {"model": ErrorBody, "description": "Invalid user ID, email, weak or mismatched password"},
     503: {
@@ -90,6 +102,8 @@ def create_api(homing: Homing) -> FastAPI:
         code = HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
         response = error(code, str(exc.detail))
         response.status_code = exc.status_code
+        # e.g. Allow on a 405, which RFC 9110 requires
+        response.headers.update(exc.headers or {})
         return response
 
     @api.exception_handler(StoreUnavailable)
