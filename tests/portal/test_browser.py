@@ -318,6 +318,17 @@ async def test_sign_up_log_in_create_host_update_and_see_it(chromium: Path, serv
             await expect(row.locator(".via")).to_contain_text("homing-browser-test/1.0")
             await _photograph(page, "dashboard")
 
+            # The host's own page: an address set by hand, and the history from the journal.
+            await row.locator("text=Manage").click()
+            await page.fill("#ipv4", "192.0.2.45")
+            await page.click("#address-form button[type=submit]")
+            await expect(page.locator(".flash")).to_contain_text(f"{name} now points to 192.0.2.45")
+            await expect(page.locator("#history tbody tr")).to_have_count(2)
+            await expect(page.locator("#history tbody tr").first).to_contain_text("user:alice")
+            assert await _address(served, name) == ("NOERROR", ["192.0.2.45"])
+            await _photograph(page, "host")
+            await page.goto("/dashboard")
+
             # Deleting the host takes its name out of DNS.
             await row.locator("text=Delete").click()
             await page.click("button.danger")
