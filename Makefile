@@ -24,5 +24,20 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
+# Benchmarks (docs/benchmarks.md): needs dnsperf, knot, nsd, bind9 from apt and '.[bench]'.
+# Knobs: BENCH_HOSTS, BENCH_SECONDS, BENCH_SCALE_HOSTS; `make bench BENCH_QUICK=--quick` smoke-tests.
+BENCH_HOSTS ?= 100000
+BENCH_SECONDS ?= 20
+BENCH_SCALE_HOSTS ?= 100000,1000000
+BENCH_QUICK ?=
+
+bench: $(BIN)/.installed
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/dns_serving.py --hosts $(BENCH_HOSTS) --seconds $(BENCH_SECONDS) --profile $(BENCH_QUICK)
+	$(BIN)/python bench/scale.py --hosts $(BENCH_SCALE_HOSTS) --profile $(BENCH_QUICK)
+	$(BIN)/python bench/updates.py --clients 10 --seconds 10
+	$(BIN)/python bench/updates.py --clients 100 --seconds 10
+	$(BIN)/python bench/plot.py updates
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -101,3 +102,123 @@ def record(name: str, result: dict[str, object]) -> Path:
         out.write(json.dumps(result) + "\n")
     print(json.dumps(result, indent=2))
     return path
+
+
+# --- helpers for the DNS serving and scale scenarios -------------------------------------
+
+
+def proc_status_kib(pid: int, field: str = "VmRSS") -> int:
+    """One kB figure from /proc/PID/status (0 when the process is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (NSD and BIND fork helpers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """RSS of `pid`, and RSS and PSS summed over its process tree (PSS counts shared pages once)."""
+    tree = process_tree(pid)
+    pss = 0
+    for member in tree:
+        try:
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            pass
+    return {
+        "rss_kib": proc_status_kib(pid),
+        "tree_rss_kib": sum(proc_status_kib(p) for p in tree),
+        "tree_pss_kib": pss,
+        "processes": len(tree),
+    }
+
+
+def dns_query(name: str, qtype: int = 1, ident: int = 0x4242) -> bytes:
+    """A plain DNS query (no EDNS) built by hand, so the harness needs no DNS library."""
+    wire = bytearray(struct.pack("!HHHHHH", ident, 0, 1, 0, 0, 0))
+    for label in name.rstrip(".").split("."):
+        wire += bytes([len(label)]) + label.encode("ascii")
+    wire += b"\x00" + struct.pack("!HH", qtype, 1)
+    return bytes(wire)
+
+
+def ask(port: int, name: str, qtype: int = 1, timeout: float = 0.2) -> int | None:
+    """Send one UDP query to 127.0.0.1:port; the answer's rcode and ancount, or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendto(dns_query(name, qtype), ("127.0.0.1", port))
+            reply = sock.recv(4096)
+        except OSError:
+            return None
+    if len(reply) < 12:
+        return None
+    ancount: int = struct.unpack_from("!H", reply, 6)[0]
+    return (reply[3] & 0xF) | (ancount << 4)
+
+
+def wait_answer(port: int, name: str, deadline_s: float, process: subprocess.Popen[str]) -> float:
+    """Poll until `name` A is answered NOERROR with an answer; seconds waited (bounded)."""
+    started = time.perf_counter()
+    for _ in range(int(deadline_s / 0.05) + 1):
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before answering")
+        result = ask(port, name, 1, timeout=0.05)
+        if result is not None and result & 0xF == 0 and result >> 4 > 0:
+            return time.perf_counter() - started
+        time.sleep(0.01)
+    raise RuntimeError(f"no answer for {name} on port {port} within {deadline_s} s")
+
+
+def stop_process(process: subprocess.Popen[str], timeout: float = 20) -> None:
+    """SIGTERM the process we started (by PID), SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
+def load_average() -> str:
+    return Path("/proc/loadavg").read_text().strip()
+
+
+def homing_version() -> str:
+    """homing's git commit (and whether the tree has changes), for the record."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return f"homing 0.1.0 @ {commit} (Python {platform.python_version()}, uvloop)"

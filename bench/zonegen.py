@@ -1,0 +1,73 @@
+"""The benchmark zone (N hosts: A for all, AAAA for every tenth) and a dnsperf query file.
+
+The query mix is fixed: 80% existing A, 10% existing AAAA, 5% NXDOMAIN, 5% NODATA
+(AAAA asked of a host that only has an A record). Seeded, so every run asks the same.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+ZONE = "bench.example.net"
+TTL = 60
+
+
+def host_name(i: int) -> str:
+    return f"h{i}"
+
+
+def ipv4(i: int) -> str:
+    return f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+
+
+def ipv6(i: int) -> str:
+    return f"2001:db8::{i >> 16:x}:{i & 0xFFFF:x}"
+
+
+def has_aaaa(i: int) -> bool:
+    return i % 10 == 0
+
+
+def write_zone(path: Path, hosts: int, zone: str = ZONE) -> Path:
+    """A standard zone file with SOA, NS (and its glue) and `hosts` host names."""
+    with path.open("w") as out:
+        out.write(f"$ORIGIN {zone}.\n$TTL {TTL}\n")
+        out.write(
+            f"@ 3600 IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 604800 60\n"
+            f"@ 3600 IN NS ns1.{zone}.\n"
+            "ns1 3600 IN A 127.0.0.1\n"
+        )
+        for i in range(hosts):
+            name = host_name(i)
+            out.write(f"{name} IN A {ipv4(i)}\n")
+            if has_aaaa(i):
+                out.write(f"{name} IN AAAA {ipv6(i)}\n")
+    return path
+
+
+def write_queries(
+    path: Path, hosts: int, count: int, zone: str = ZONE, seed: int = 6
+) -> dict[str, int]:
+    """A dnsperf data file of `count` queries in the fixed mix; returns the counts per kind."""
+    rng = random.Random(seed)
+    kinds: Counter[str] = Counter()
+    dual = max(1, (hosts + 9) // 10)  # hosts 0, 10, 20, ... have AAAA
+    with path.open("w") as out:
+        for _ in range(count):
+            roll = rng.random()
+            if roll < 0.80:
+                kind, line = "a", f"{host_name(rng.randrange(hosts))}.{zone} A"
+            elif roll < 0.90:
+                kind, line = "aaaa", f"{host_name(10 * rng.randrange(dual))}.{zone} AAAA"
+            elif roll < 0.95:
+                kind, line = "nxdomain", f"nx{rng.randrange(10 * hosts)}.{zone} A"
+            else:
+                i = rng.randrange(hosts)
+                if has_aaaa(i):
+                    i = (i + 1) % hosts
+                kind, line = "nodata", f"{host_name(i)}.{zone} AAAA"
+            kinds[kind] += 1
+            out.write(line + "\n")
+    return dict(kinds)
