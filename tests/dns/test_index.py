@@ -93,3 +93,14 @@ def test_new_name_turns_nxdomain_into_an_answer_and_ancestors_into_nodata() -> N
     assert ask(responder, f"new.sub.{ZONE}").answer[0][0].address == "192.0.2.77"
     nodata = ask(responder, f"sub.{ZONE}")
     assert (nodata.rcode(), nodata.answer) == (dns.rcode.NOERROR, [])
+
+
+def test_full_cache_evicts_the_oldest_and_stays_bounded() -> None:
+    index = make_index()
+    responder = Responder(index, cache_size=8)
+    for i in range(40):
+        assert ask(responder, f"n{i}.{ZONE}").rcode() == dns.rcode.NXDOMAIN
+        assert len(responder._cache) <= 8
+    assert ask(responder, f"a.{ZONE}").answer[0][0].address == "192.0.2.1"
+    index.apply(entry(index, f"a.{ZONE}", "192.0.2.11"))
+    assert ask(responder, f"a.{ZONE}").answer[0][0].address == "192.0.2.11"

@@ -11,6 +11,7 @@ dnspython's tests/nanonameserver.py.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import struct
 import weakref
@@ -47,7 +48,10 @@ OUR_UDP_PAYLOAD = 1232  # the DNS Flag Day 2020 size: no IP fragmentation on com
 MIN_UDP_PAYLOAD = 512  # RFC 1035, and the floor for smaller EDNS payloads (RFC 6891 6.2.5)
 MAX_TCP_MESSAGE = 65535
 CNAME_CHAIN_LIMIT = 8  # bounds the work a CNAME loop or long chain inside a zone can cause
-DEFAULT_CACHE_SIZE = 50_000
+# Prepared answers kept; at about 400 bytes each this bounds the cache near 160 MB even
+# under a flood of random names. A zone's whole query mix should fit (see benchmarks).
+DEFAULT_CACHE_SIZE = 400_000
+_EVICT_FRACTION = 8  # when full, the oldest 1/8 of the answers go
 
 _HEADER = struct.Struct("!HHHHHH")
 _ID_FLAGS = struct.Struct("!HH")
@@ -156,6 +160,7 @@ class Responder:
         # Which cache keys to forget when a name, or anything in a zone, changes.
         self._by_name: dict[dns.name.Name, list[bytes]] = {}
         self._by_zone: dict[dns.name.Name, list[bytes]] = {}
+        self._indexed = 0  # keys added to the lists above since they were last emptied
         self._generation = index.generation
 
     def answer(self, wire: bytes, *, tcp: bool) -> bytes | None:
@@ -191,6 +196,19 @@ class Responder:
         self._cache.clear()
         self._by_name.clear()
         self._by_zone.clear()
+        self._indexed = 0
+
+    def _evict(self) -> None:
+        """Drop the answers prepared longest ago (an evicted hot one is soon prepared again).
+
+        The name and zone lists may still hold evicted keys (forgetting them is a no-op);
+        once they hold far more keys than the cache, everything starts over.
+        """
+        if self._indexed > 4 * self._cache_size:
+            self._clear()
+            return
+        for key in list(itertools.islice(self._cache, max(1, self._cache_size // _EVICT_FRACTION))):
+            del self._cache[key]
 
     def _reply(self, q: _Question, *, tcp: bool) -> bytes:
         if self._generation != self.index.generation:
@@ -204,9 +222,9 @@ class Responder:
         if prepared is None:
             prepared, qname, resolution = self._prepare(name, q, edns=edns)
             if len(self._cache) >= self._cache_size:
-                # Random names could grow it without end; starting over is cheap and bounded.
-                self._clear()
+                self._evict()
             self._cache[key] = prepared
+            self._indexed += 1
             if resolution.local:
                 self._by_name.setdefault(qname, []).append(key)
             elif resolution.zone is not None:

@@ -141,6 +141,9 @@ async def start_dns(
     return server
 
 
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
 def _bind_pair(host: str, port: int, *, reuse_port: bool) -> tuple[socket.socket, socket.socket]:
     """A bound UDP and a listening TCP socket on the same port.
 
@@ -174,6 +177,10 @@ def _bind(host: str, port: int, kind: socket.SocketKind, *, reuse_port: bool) ->
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if kind == socket.SOCK_DGRAM:
+            # Room for bursts: the default buffer drops queries while an answer is prepared.
+            # The kernel caps this at net.core.rmem_max.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         sock.bind(address)
         if kind == socket.SOCK_STREAM:
             sock.listen(1024)
