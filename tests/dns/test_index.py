@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
@@ -104,3 +105,22 @@ def test_full_cache_evicts_the_oldest_and_stays_bounded() -> None:
     assert ask(responder, f"a.{ZONE}").answer[0][0].address == "192.0.2.1"
     index.apply(entry(index, f"a.{ZONE}", "192.0.2.11"))
     assert ask(responder, f"a.{ZONE}").answer[0][0].address == "192.0.2.11"
+
+
+def test_directly_rendered_answers_read_like_dnspythons() -> None:
+    index = make_index()
+    index.apply(entry(index, f"a.{ZONE}", "192.0.2.1", "192.0.2.3", "192.0.2.2"))
+    responder = Responder(index)
+    for use_edns in (False, True):
+        query = dns.message.make_query(f"A.{ZONE.upper()}", dns.rdatatype.A, use_edns=use_edns)
+        wire = responder.answer(query.to_wire(), tcp=False)
+        assert wire is not None
+        reply = dns.message.from_wire(wire)
+        assert reply.id == query.id and reply.flags & dns.flags.AA and reply.flags & dns.flags.QR
+        assert reply.question[0].name.to_text() == f"A.{ZONE.upper()}."  # the case echoed
+        [rrset] = reply.answer
+        assert sorted(r.address for r in rrset) == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+        assert rrset.ttl == 60 and not reply.authority
+        assert (reply.edns == 0) == use_edns
+        if use_edns:
+            assert reply.payload == 1232

@@ -243,6 +243,9 @@ class Responder:
             dns.rdatatype.RdataType.make(qtype),
             dns.rdataclass.RdataClass.make(qclass),
         )
+        direct = _render_direct(resolution, edns=edns)
+        if direct is not None:
+            return direct, qname, resolution
         message = dns.message.Message(id=0)
         message.flags = _QR | (_AA if resolution.authoritative else 0)
         message.set_rcode(resolution.rcode)
@@ -290,6 +293,39 @@ class Responder:
             edns_payload=query.payload if query.edns == 0 else None,
         )
         return self._reply(q, tcp=tcp)
+
+
+# Answer types whose record data holds no names, so no compression can apply to them.
+_FLAT_TYPES = frozenset(
+    {dns.rdatatype.RdataType.A, dns.rdatatype.RdataType.AAAA, dns.rdatatype.RdataType.TXT}
+)
+_ANSWER_RR = struct.Struct("!HHHLH")  # owner pointer, type, class, TTL, rdata length
+_QUESTION_POINTER = 0xC00C  # the question's name, right after the 12-byte header
+
+
+def _render_direct(resolution: Resolution, *, edns: bool) -> _Prepared | None:
+    """The common answer (a host's own A, AAAA or TXT) in wire format without dnspython.
+
+    Its owner is the question name, so each record points back at it; anything else
+    (negative answers, CNAME chains, names inside record data) goes through dnspython.
+    """
+    if not resolution.local or len(resolution.answer) != 1 or resolution.authority:
+        return None
+    rrset = resolution.answer[0]
+    if rrset.rdtype not in _FLAT_TYPES:
+        return None
+    parts = []
+    for rdata in rrset:
+        data = cast(bytes, rdata.to_wire())
+        parts.append(
+            _ANSWER_RR.pack(_QUESTION_POINTER, rrset.rdtype, rrset.rdclass, rrset.ttl, len(data))
+            + data
+        )
+    tail = b"".join(parts) + (_OUR_OPT if edns else b"")
+    if len(tail) > MAX_TCP_MESSAGE:
+        return None  # let dnspython decide how it fails
+    counts = struct.pack("!HHHH", 1, len(parts), 0, 1 if edns else 0)
+    return _Prepared(_QR | _AA, counts, tail)
 
 
 def resolve(
