@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from homing.config import Settings
 from homing.domain.errors import AccountError
-from homing.service import accounts
+from homing.service import accounts, hosts, tokens, zones
 from homing.service.context import Homing
 from homing.store.db import Database
 from homing.web.app import create_app
@@ -27,6 +27,8 @@ MAX_EXAMPLES = 300  # per operation; the whole run stays well under a minute
 # One store for this run of the tests, in a folder removed when the process ends.
 _FOLDER = tempfile.TemporaryDirectory(prefix="homing-schemathesis-")
 _DATA = Path(_FOLDER.name)
+# The seeded account's token (every action, every host), made at start-up.
+TOKEN: dict[str, str] = {}
 
 
 class WithStore:
@@ -50,9 +52,17 @@ class WithStore:
                 await self.db.migrate()
                 # A taken user ID and email, so duplicates get answered too (seeded once).
                 with contextlib.suppress(AccountError):
-                    await accounts.create_account(
+                    account = await accounts.create_account(
                         self.db, "taken", "taken@example.org", "correct horse battery"
                     )
+                    # A zone, a host and a token, so the authenticated operations get past
+                    # the 401 and reach their own answers.
+                    await zones.add_zone(self.db, "dyn.example.net")
+                    await hosts.add_host(self.db, "cam.dyn.example.net", "taken")
+                    created = await tokens.create_token(
+                        self.db, account, "schemathesis", tokens.ACTIONS
+                    )
+                    TOKEN["value"] = created.secret
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.db.close()
@@ -76,4 +86,5 @@ def test_api_conforms_to_its_openapi_document(case: Any) -> None:
     # Every built-in check (no 5xx, documented status codes, content types, headers and
     # bodies, invalid data rejected) except one: schema-valid sign-ups may still be refused
     # (422) for rules a schema cannot state, e.g. a confirmation that differs.
-    case.call_and_validate(excluded_checks=[positive_data_acceptance])
+    headers = {"Authorization": f"Bearer {TOKEN['value']}"} if TOKEN else None
+    case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])

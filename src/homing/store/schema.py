@@ -157,3 +157,37 @@ tsig_keys = sa.Table(
     sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
 )
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # SHA-256, hex
+    sa.Column("actions", sa.String(32), nullable=False),  # "read,update,manage" or a subset
+    # False: only the hosts in api_token_hosts (deleting the last one leaves none, not all).
+    sa.Column("all_hosts", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp, nullable=True),
+)
+
+api_token_hosts = sa.Table(
+    "api_token_hosts",
+    metadata,
+    sa.Column(
+        "token_id",
+        sa.Integer,
+        sa.ForeignKey("api_tokens.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    ),
+)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
-from homing.domain.errors import AccountError, StoreUnavailable
-from homing.service import accounts
+from homing.domain.errors import AccountError, HomingError, NotFound, StoreUnavailable
+from homing.service import accounts, hostcare, portal, tokens
 from homing.service.context import Homing
+from homing.web.clientip import ClientAddress
 
 # The HTTP status of each stable error code.
 STATUS = {
@@ -25,6 +32,22 @@ STATUS = {
     "BAD_REQUEST": 400,
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
+    "UNAUTHORIZED": 401,
+    "TOKEN_SCOPE": 403,
+    "HOST_NOT_FOUND": 404,
+    "TOKEN_NOT_FOUND": 404,
+    "HOST_NAME_DUPLICATE": 409,
+    "HOST_QUOTA": 409,
+    "TOKEN_QUOTA": 409,
+    "HOST_BLOCKED": 409,
+    "HOST_DISABLED": 409,
+    "HOST_LABEL_INVALID": 422,
+    "ZONE_INVALID": 422,
+    "ADDRESS_INVALID": 422,
+    "TOKEN_NAME_INVALID": 422,
+    "TOKEN_ACTION_INVALID": 422,
+    "TOKEN_HOSTS_INVALID": 422,
+    "TOO_SOON": 429,
 }
 HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
@@ -79,6 +102,196 @@ ERRORS = {
 }
 
 
+# -- tokens and hosts -------------------------------------------------------------
+
+DatabaseId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+HostId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A host's id, from GET /hosts")]
+TokenId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A token's id, from GET /tokens")]
+Action = Literal["read", "update", "manage"]
+
+
+class ApiError(HomingError):
+    """Refused at the API edge: a stable code, a message, maybe a field and headers."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+        self.headers = headers or {}
+
+
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64, examples=["backup script"])
+    actions: list[Action] = Field(
+        min_length=1,
+        max_length=3,
+        description="read: list hosts and history; update: set addresses; "
+        "manage: create and delete hosts, new secrets, tokens",
+        examples=[["update"]],
+    )
+    host_ids: list[DatabaseId] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Only these hosts (null or absent: all of the account's hosts)",
+    )
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    actions: list[str]
+    host_ids: list[int] | None = Field(description="null: all of the account's hosts")
+    host_names: list[str]
+    created_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, token: tokens.Token) -> TokenOut:
+        return cls(
+            id=token.id,
+            name=token.name,
+            actions=list(token.actions),
+            host_ids=None if token.host_ids is None else list(token.host_ids),
+            host_names=list(token.host_names),
+            created_at=token.created_at,
+            last_used_at=token.last_used_at,
+        )
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The token itself, shown this once; only its SHA-256 is kept")
+
+
+class DvrStatus(BaseModel):
+    code: str = Field(description="ACT, ERR 0x8000800N, or — before the first update")
+    meaning: str
+    ok: bool | None
+
+
+class HostOut(BaseModel):
+    id: int
+    name: str
+    zone: str
+    addresses: list[str] = Field(description="IPv4 first, then IPv6")
+    status: str = Field(description="active, blocked or disabled")
+    dvr_status: DvrStatus
+    last_update_at: datetime | None
+    last_client_ip: str | None
+    last_via: str | None
+    last_agent: str | None
+
+    @classmethod
+    def of(cls, host: portal.HostView) -> HostOut:
+        return cls(
+            id=host.id,
+            name=host.name,
+            zone=host.zone,
+            addresses=list(host.addresses),
+            status=host.status,
+            dvr_status=DvrStatus(
+                code=host.display.code, meaning=host.display.meaning, ok=host.display.ok
+            ),
+            last_update_at=host.last_update_at,
+            last_client_ip=host.last_client_ip,
+            last_via=host.last_via,
+            last_agent=host.last_agent,
+        )
+
+
+class HostIn(BaseModel):
+    label: str = Field(max_length=255, description="One label, e.g. cam", examples=["cam"])
+    zone: str = Field(max_length=255, description="One of GET /zones", examples=["dyn.example.net"])
+
+
+class HostSecret(BaseModel):
+    id: int
+    name: str
+    secret: str = Field(description="The update secret, shown this once")
+
+
+class AddressIn(BaseModel):
+    ipv4: str = Field(default="", max_length=64, description="Empty or absent: no A record")
+    ipv6: str = Field(default="", max_length=64, description="Empty or absent: no AAAA record")
+
+
+class AddressOut(BaseModel):
+    name: str
+    changed: bool
+    addresses: list[str]
+
+
+class HistoryEntryOut(BaseModel):
+    at: datetime | None
+    serial: int
+    rtype: str
+    old: list[str]
+    new: list[str]
+    actor: str
+    via: str
+
+
+class HistoryOut(BaseModel):
+    entries: list[HistoryEntryOut]
+    page: int
+    has_next: bool
+
+
+ERROR_TEXT = {
+    400: "BAD_REQUEST: the body is not JSON",
+    401: "UNAUTHORIZED: no token, or an unknown or revoked one",
+    403: "TOKEN_SCOPE: the token's actions or hosts do not cover this",
+    404: "HOST_NOT_FOUND or TOKEN_NOT_FOUND",
+    409: "HOST_NAME_DUPLICATE, HOST_QUOTA, TOKEN_QUOTA, HOST_BLOCKED or HOST_DISABLED",
+    422: "INVALID_REQUEST, or a field refused: HOST_LABEL_INVALID, ZONE_INVALID, "
+    "ADDRESS_INVALID, TOKEN_NAME_INVALID, TOKEN_ACTION_INVALID, TOKEN_HOSTS_INVALID",
+    429: "TOO_SOON: the plan's minimum interval between address changes",
+    503: "INTERNAL_ERROR: the store is unavailable; nothing was written",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of one operation."""
+    return {s: {"model": ErrorBody, "description": ERROR_TEXT[s]} for s in statuses}
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A personal API token (hom_…), made on the dashboard's API tokens page",
+)
+
+
+async def _grant_of(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> tokens.Grant:
+    """The grant of the request's bearer token; 401 without one or with a bad one."""
+    if credentials is None:
+        raise ApiError(
+            "UNAUTHORIZED",
+            "Send a personal API token: Authorization: Bearer TOKEN.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    homing: Homing = request.app.state.homing
+    grant = await tokens.authenticate(homing.db, credentials.credentials)
+    if grant is None:
+        raise ApiError(
+            "UNAUTHORIZED",
+            "This token is unknown or revoked.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return grant
+
+
+Authorized = Annotated[tokens.Grant, Depends(_grant_of)]
+
+
 def create_api(homing: Homing) -> FastAPI:
     api = FastAPI(
         title="homing API",
@@ -87,7 +300,9 @@ def create_api(homing: Homing) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
     )
+    api.state.homing = homing
     router = APIRouter()
+    client_address = ClientAddress(homing.settings.trusted_proxies)
 
     @api.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -98,13 +313,25 @@ def create_api(homing: Homing) -> FastAPI:
         )
 
     @api.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
         response = error(code, str(exc.detail))
         response.status_code = exc.status_code
         # e.g. Allow on a 405, which RFC 9110 requires
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
+
+    def allowed_methods(request: Request) -> list[str]:
+        # Starlette's 405 names the methods of the first route on the path only; a path
+        # served by several routes (GET and POST /hosts) allows them all.
+        methods: set[str] = set()
+        for route in api.router.routes:
+            match, _ = route.matches({**request.scope, "method": "GET"})
+            if match != Match.NONE and isinstance(route, APIRoute):
+                methods |= route.methods or set()
+        return sorted(methods)
 
     @api.exception_handler(StoreUnavailable)
     async def unavailable(_request: Request, _exc: StoreUnavailable) -> JSONResponse:
@@ -138,6 +365,194 @@ def create_api(homing: Homing) -> FastAPI:
         except AccountError as exc:
             return error(exc.code, str(exc), exc.field)
         return Availability(user_id=user_id, available=free)
+
+    @api.exception_handler(ApiError)
+    async def refused(_request: Request, exc: ApiError) -> JSONResponse:
+        response = error(exc.code, str(exc), exc.field)
+        response.headers.update(exc.headers)
+        return response
+
+    @api.exception_handler(portal.PortalError)
+    async def portal_refused(_request: Request, exc: portal.PortalError) -> JSONResponse:
+        return error(exc.code, str(exc), exc.field)
+
+    def need(grant: tokens.Grant, action: str, host_id: int | None = None) -> None:
+        if not grant.allows(action, host_id):
+            what = f"host {host_id}" if host_id is not None else "the whole account"
+            raise ApiError("TOKEN_SCOPE", f"This token may not {action} {what}.")
+
+    def host_not_found() -> ApiError:
+        return ApiError("HOST_NOT_FOUND", "No such host.")
+
+    @router.get("/zones", response_model=list[str], responses=errors(503), summary="Zones offered")
+    async def list_zones() -> list[str]:
+        return await portal.offered_zones(homing.db)
+
+    @router.get(
+        "/hosts",
+        response_model=list[HostOut],
+        responses=errors(401, 403, 503),
+        summary="The token's hosts with addresses and DVR status",
+    )
+    async def list_hosts(grant: Authorized) -> list[HostOut]:
+        if "read" not in grant.actions:
+            need(grant, "read")
+        board = await portal.dashboard(homing.db, grant.account)
+        return [HostOut.of(h) for h in board.hosts if grant.allows("read", h.id)]
+
+    @router.post(
+        "/hosts",
+        status_code=201,
+        response_model=HostSecret,
+        responses=errors(400, 401, 403, 409, 422, 503),
+        summary="Create a host (its secret is shown once)",
+    )
+    async def create_host(body: HostIn, grant: Authorized) -> HostSecret:
+        need(grant, "manage")
+        created = await portal.create_host(homing.db, grant.account, body.label, body.zone)
+        return HostSecret(id=created.id, name=created.name, secret=created.secret)
+
+    @router.get(
+        "/hosts/{host_id}",
+        response_model=HostOut,
+        responses=errors(401, 403, 404, 422, 503),
+        summary="One host",
+    )
+    async def get_host(host_id: HostId, grant: Authorized) -> HostOut:
+        need(grant, "read", host_id)
+        host = await portal.get_host(homing.db, grant.account, host_id)
+        if host is None:
+            raise host_not_found()
+        return HostOut.of(host)
+
+    @router.delete(
+        "/hosts/{host_id}",
+        status_code=204,
+        response_class=Response,
+        responses=errors(401, 403, 404, 422, 503),
+        summary="Delete a host and its records",
+    )
+    async def delete_host(host_id: HostId, grant: Authorized) -> Response:
+        need(grant, "manage", host_id)
+        try:
+            await portal.delete_host(
+                homing.db,
+                grant.account,
+                host_id,
+                group_max_age=homing.settings.group_member_max_age,
+            )
+        except NotFound as exc:
+            raise host_not_found() from exc
+        return Response(status_code=204)
+
+    @router.put(
+        "/hosts/{host_id}/addresses",
+        response_model=AddressOut,
+        responses=errors(400, 401, 403, 404, 409, 422, 429, 503),
+        summary="Set the host's addresses by hand",
+    )
+    async def set_addresses(
+        host_id: HostId, body: AddressIn, grant: Authorized, request: Request
+    ) -> AddressOut:
+        need(grant, "update", host_id)
+        try:
+            result = await hostcare.set_addresses(
+                homing.db,
+                grant.account,
+                host_id,
+                body.ipv4,
+                body.ipv6,
+                client_ip=client_address.of(request),
+                group_max_age=homing.settings.group_member_max_age,
+            )
+        except NotFound as exc:
+            raise host_not_found() from exc
+        return AddressOut(
+            name=result.name, changed=result.changed, addresses=list(result.addresses)
+        )
+
+    @router.post(
+        "/hosts/{host_id}/secret",
+        response_model=HostSecret,
+        responses=errors(401, 403, 404, 422, 503),
+        summary="A new update secret (the old one stops working)",
+    )
+    async def new_secret(host_id: HostId, grant: Authorized) -> HostSecret:
+        need(grant, "manage", host_id)
+        try:
+            created = await hostcare.regenerate_secret(homing.db, grant.account, host_id)
+        except NotFound as exc:
+            raise host_not_found() from exc
+        return HostSecret(id=created.id, name=created.name, secret=created.secret)
+
+    @router.get(
+        "/hosts/{host_id}/history",
+        response_model=HistoryOut,
+        responses=errors(401, 403, 404, 422, 503),
+        summary="The host's record changes, newest first",
+    )
+    async def host_history(
+        host_id: HostId,
+        grant: Authorized,
+        page: Annotated[int, Query(ge=1, le=hostcare.MAX_HISTORY_PAGE)] = 1,
+    ) -> HistoryOut:
+        need(grant, "read", host_id)
+        try:
+            found = await hostcare.history(homing.db, grant.account, host_id, page)
+        except NotFound as exc:
+            raise host_not_found() from exc
+        entries = [
+            HistoryEntryOut(
+                at=e.at,
+                serial=e.serial,
+                rtype=e.rtype,
+                old=list(e.old),
+                new=list(e.new),
+                actor=e.actor,
+                via=e.via,
+            )
+            for e in found.entries
+        ]
+        return HistoryOut(entries=entries, page=found.page, has_next=found.has_next)
+
+    @router.get(
+        "/tokens",
+        response_model=list[TokenOut],
+        responses=errors(401, 403, 503),
+        summary="The account's API tokens (never their secrets)",
+    )
+    async def list_tokens(grant: Authorized) -> list[TokenOut]:
+        need(grant, "manage")
+        return [TokenOut.of(t) for t in await tokens.list_tokens(homing.db, grant.account)]
+
+    @router.post(
+        "/tokens",
+        status_code=201,
+        response_model=TokenCreated,
+        responses=errors(400, 401, 403, 409, 422, 503),
+        summary="Create a token no wider than this one (shown once)",
+    )
+    async def create_token(body: TokenIn, grant: Authorized) -> TokenCreated:
+        need(grant, "manage")
+        created = await tokens.create_token(
+            homing.db, grant.account, body.name, body.actions, body.host_ids, within=grant
+        )
+        return TokenCreated(**TokenOut.of(created.token).model_dump(), token=created.secret)
+
+    @router.delete(
+        "/tokens/{token_id}",
+        status_code=204,
+        response_class=Response,
+        responses=errors(401, 403, 404, 422, 503),
+        summary="Revoke a token",
+    )
+    async def revoke_token(token_id: TokenId, grant: Authorized) -> Response:
+        need(grant, "manage")
+        try:
+            await tokens.revoke_token(homing.db, grant.account, token_id)
+        except NotFound as exc:
+            raise ApiError("TOKEN_NOT_FOUND", "No such token.") from exc
+        return Response(status_code=204)
 
     api.include_router(router)
     return api

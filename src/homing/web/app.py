@@ -9,7 +9,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from homing.service.context import Homing
-from homing.web.api import create_api
+from homing.web.api import create_api, error
 from homing.web.clientip import ClientAddress
 from homing.web.limits import RequestLimits
 from homing.web.portal import portal_routes
@@ -18,6 +18,14 @@ from homing.web.updates import UpdateEndpoints
 
 async def health(_request: Request) -> Response:
     return PlainTextResponse("ok\n")
+
+
+async def not_found(request: Request, _exc: Exception) -> Response:
+    # A path no route matches (e.g. one with a newline, which Mount's pattern never spans)
+    # still answers in the API's own error format under /api/v1.
+    if request.url.path.startswith("/api/v1/"):
+        return error("NOT_FOUND", "Not Found")
+    return PlainTextResponse("Not Found", status_code=404)
 
 
 def create_app(homing: Homing) -> Starlette:
@@ -34,4 +42,8 @@ def create_app(homing: Homing) -> Starlette:
         Mount("/api/v1", app=create_api(homing)),
         *portal_routes(homing),  # the web site: its own session, CSRF and header middleware
     ]
-    return Starlette(routes=routes, middleware=[Middleware(RequestLimits)])
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestLimits)],
+        exception_handlers={404: not_found},
+    )
