@@ -33,7 +33,7 @@ async def token(
 
 async def host_id(site: Site, name: str = HOST) -> int:
     response = await site.client.get("/api/v1/hosts", headers=await token(site, ("read",)))
-    return next(h["id"] for h in response.json() if h["name"] == name)
+    return int(next(h["id"] for h in response.json() if h["name"] == name))
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
@@ -193,9 +193,7 @@ async def test_scope_refusals_are_403(site: Site) -> None:
     scoped_manage = await token(site, ("read", "manage"), [hid])
     listed = await site.client.get("/api/v1/hosts", headers=scoped_manage)
     assert [h["id"] for h in listed.json()] == [hid]
-    assert_error(
-        await site.client.get("/api/v1/tokens", headers=scoped_manage), 403, "TOKEN_SCOPE"
-    )
+    assert_error(await site.client.get("/api/v1/tokens", headers=scoped_manage), 403, "TOKEN_SCOPE")
     assert (await site.client.post(f"/api/v1/hosts/{hid}/secret", headers=scoped_manage)).is_success
 
 

@@ -20,6 +20,7 @@ from homing.web.portal.sessionkey import SessionKey
 from homing.web.portal.sessions import Sessions
 from homing.web.portal.templating import STATIC
 from homing.web.portal.throttle import LoginThrottle
+from homing.web.portal.tokens import TokenPages
 
 __all__ = ["Portal", "portal_routes"]
 
@@ -27,6 +28,7 @@ __all__ = ["Portal", "portal_routes"]
 def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> list[BaseRoute]:
     portal = Portal(homing, throttle)
     admin = AdminPages(portal)
+    token_pages = TokenPages(portal)
     key = SessionKey(homing.settings.data_dir / "session.key")
     stack = [
         Middleware(SecurityHeaders),
@@ -58,6 +60,8 @@ def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> l
         page("/hosts/{host_id:int}/secret", portal.host_secret, post),
         page("/hosts/{host_id:int}/unblock", portal.host_unblock, post),
         page("/hosts/{host_id:int}/delete", portal.host_delete, both),
+        page("/tokens", token_pages.tokens, both),
+        page("/tokens/{token_id:int}/revoke", token_pages.revoke, post),
         admin_page("/admin", admin.overview),
         admin_page("/admin/zones", admin.zones, both),
         admin_page("/admin/zones/{zone_id:int}/public", admin.zone_public, post),
