@@ -252,7 +252,7 @@ def host_name(label: str, zone: str) -> str:
     return f"{ascii_label}.{zone_name}"
 
 
-async def _check_name_free(conn: AsyncConnection, name: str) -> None:
+async def check_name_free(conn: AsyncConnection, name: str) -> None:
     """Raise PortalError unless `name` is in an offered zone and nothing else uses it."""
     public = {
         row.name: row.id
@@ -286,7 +286,7 @@ async def host_name_available(db: Database, label: str, zone: str) -> Availabili
 
     async def query(conn: AsyncConnection) -> Availability:
         try:
-            await _check_name_free(conn, name)
+            await check_name_free(conn, name)
         except PortalError as exc:
             return Availability(name, False, str(exc))
         return Availability(name, True, f"{name} is available.")
@@ -299,7 +299,7 @@ async def create_host(
 ) -> host_service.Created:
     """A host `label.zone` in an offered zone, within the plan; its secret is returned once."""
     name = host_name(label, zone)
-    await db.read(lambda conn: _check_name_free(conn, name))
+    await db.read(lambda conn: check_name_free(conn, name))
     try:
         return await host_service.add_host(db, name, account.user_id)
     except QuotaExceeded as exc:

@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from homing.service.context import Homing
 from homing.web.portal.admin import AdminEndpoint, AdminPages
 from homing.web.portal.csrf import CSRFProtection
+from homing.web.portal.groups import GroupPages
 from homing.web.portal.headers import SecurityHeaders
 from homing.web.portal.pages import Endpoint, Portal
 from homing.web.portal.sessionkey import SessionKey
@@ -29,6 +30,7 @@ def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> l
     portal = Portal(homing, throttle)
     admin = AdminPages(portal)
     token_pages = TokenPages(portal)
+    group_pages = GroupPages(portal)
     key = SessionKey(homing.settings.data_dir / "session.key")
     stack = [
         Middleware(SecurityHeaders),
@@ -61,6 +63,10 @@ def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> l
         page("/hosts/{host_id:int}/unblock", portal.host_unblock, post),
         page("/hosts/{host_id:int}/delete", portal.host_delete, both),
         page("/tokens", token_pages.tokens, both),
+        page("/groups", group_pages.groups, both),
+        page("/groups/{group_id:int}", group_pages.group_page),
+        page("/groups/{group_id:int}/members", group_pages.members, post),
+        page("/groups/{group_id:int}/delete", group_pages.delete, both),
         page("/tokens/{token_id:int}/revoke", token_pages.revoke, post),
         admin_page("/admin", admin.overview),
         admin_page("/admin/zones", admin.zones, both),
