@@ -287,3 +287,46 @@ async def test_deleting_a_scoped_tokens_only_host_leaves_it_no_hosts(site: Site)
     assert gone.status_code == 204
     listed = await site.client.get("/api/v1/hosts", headers=narrow)
     assert listed.json() == []
+
+
+async def test_groups_over_the_api(site: Site) -> None:
+    full = await token(site)
+    hid = await host_id(site)
+    await site.client.get(
+        "/nic/update", params={"hostname": HOST, "myip": "192.0.2.10"}, auth=site.auth()
+    )
+    made = await site.client.post(
+        "/api/v1/groups", json={"label": "all", "zone": "dyn.example.net"}, headers=full
+    )
+    assert made.status_code == 201, made.text
+    group = made.json()
+    assert group["name"] == "all.dyn.example.net" and group["secret"]
+    taken = await site.client.post(
+        "/api/v1/groups", json={"label": "all", "zone": "dyn.example.net"}, headers=full
+    )
+    assert_error(taken, 409, "HOST_NAME_DUPLICATE")
+    plain = await site.client.post("/api/v1/groups", json={"label": "office"}, headers=full)
+    assert_error(plain, 422, "GROUP_NAME_INVALID")
+    added = await site.client.put(f"/api/v1/groups/{group['id']}/members/{hid}", headers=full)
+    assert added.status_code == 200, added.text
+    assert added.json()["addresses"] == ["192.0.2.10"]
+    assert [m["name"] for m in added.json()["members"]] == [HOST]
+    listed = await site.client.get("/api/v1/groups", headers=full)
+    assert listed.json() == [added.json()]
+    removed = await site.client.delete(f"/api/v1/groups/{group['id']}/members/{hid}", headers=full)
+    assert removed.json()["members"] == [] and removed.json()["addresses"] == []
+    foreign = await site.client.put(f"/api/v1/groups/{group['id']}/members/999", headers=full)
+    assert_error(foreign, 422, "GROUP_MEMBER_INVALID")
+    scoped = await token(site, ("read", "manage"), [hid])
+    assert_error(await site.client.get("/api/v1/groups", headers=scoped), 403, "TOKEN_SCOPE")
+    assert_error(
+        await site.client.delete(f"/api/v1/groups/{group['id']}", headers=scoped),
+        403,
+        "TOKEN_SCOPE",
+    )
+    gone = await site.client.delete(f"/api/v1/groups/{group['id']}", headers=full)
+    assert gone.status_code == 204
+    again = await site.client.delete(f"/api/v1/groups/{group['id']}", headers=full)
+    assert_error(again, 404, "GROUP_NOT_FOUND")
+    missing = await site.client.put(f"/api/v1/groups/{group['id']}/members/{hid}", headers=full)
+    assert_error(missing, 404, "GROUP_NOT_FOUND")

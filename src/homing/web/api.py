@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from homing.domain.errors import AccountError, HomingError, NotFound, StoreUnavailable
-from homing.service import accounts, hostcare, portal, tokens
+from homing.service import accounts, groupcare, hostcare, portal, tokens
 from homing.service.context import Homing
 from homing.web.clientip import ClientAddress
 
@@ -48,6 +48,11 @@ STATUS = {
     "TOKEN_ACTION_INVALID": 422,
     "TOKEN_HOSTS_INVALID": 422,
     "TOO_SOON": 429,
+    "GROUP_NOT_FOUND": 404,
+    "GROUP_NAME_DUPLICATE": 409,
+    "GROUP_QUOTA": 409,
+    "GROUP_NAME_INVALID": 422,
+    "GROUP_MEMBER_INVALID": 422,
 }
 HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
@@ -106,6 +111,7 @@ ERRORS = {
 
 DatabaseId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 HostId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A host's id, from GET /hosts")]
+GroupId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A group's id, from GET /groups")]
 TokenId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A token's id, from GET /tokens")]
 Action = Literal["read", "update", "manage"]
 
@@ -205,6 +211,11 @@ class HostOut(BaseModel):
         )
 
 
+class HostRef(BaseModel):
+    id: int
+    name: str
+
+
 class HostIn(BaseModel):
     label: str = Field(max_length=255, description="One label, e.g. cam", examples=["cam"])
     zone: str = Field(max_length=255, description="One of GET /zones", examples=["dyn.example.net"])
@@ -243,14 +254,48 @@ class HistoryOut(BaseModel):
     has_next: bool
 
 
+class GroupIn(BaseModel):
+    label: str = Field(
+        max_length=253,
+        description="With a zone: one label. Without: a full name with a dot outside our zones",
+        examples=["office"],
+    )
+    zone: str = Field(
+        default="",
+        max_length=255,
+        description="One of GET /zones to publish the group there; empty: not published",
+    )
+    members: list[DatabaseId] = Field(default=[], max_length=100, description="Host ids")
+
+
+class GroupOut(BaseModel):
+    id: int
+    name: str
+    zone: str | None = Field(description="null: not published")
+    members: list[HostRef]
+    addresses: list[str] = Field(description="What the published name answers now")
+
+    @classmethod
+    def of(cls, group: groupcare.GroupView) -> GroupOut:
+        return cls(
+            id=group.id,
+            name=group.name,
+            zone=group.zone,
+            members=[HostRef(id=m.id, name=m.name) for m in group.members],
+            addresses=list(group.addresses),
+        )
+
+
 ERROR_TEXT = {
     400: "BAD_REQUEST: the body is not JSON",
     401: "UNAUTHORIZED: no token, or an unknown or revoked one",
     403: "TOKEN_SCOPE: the token's actions or hosts do not cover this",
-    404: "HOST_NOT_FOUND or TOKEN_NOT_FOUND",
-    409: "HOST_NAME_DUPLICATE, HOST_QUOTA, TOKEN_QUOTA, HOST_BLOCKED or HOST_DISABLED",
+    404: "HOST_NOT_FOUND, TOKEN_NOT_FOUND or GROUP_NOT_FOUND",
+    409: "HOST_NAME_DUPLICATE, HOST_QUOTA, TOKEN_QUOTA, HOST_BLOCKED, HOST_DISABLED, "
+    "GROUP_NAME_DUPLICATE or GROUP_QUOTA",
     422: "INVALID_REQUEST, or a field refused: HOST_LABEL_INVALID, ZONE_INVALID, "
-    "ADDRESS_INVALID, TOKEN_NAME_INVALID, TOKEN_ACTION_INVALID, TOKEN_HOSTS_INVALID",
+    "ADDRESS_INVALID, TOKEN_NAME_INVALID, TOKEN_ACTION_INVALID, TOKEN_HOSTS_INVALID, "
+    "GROUP_NAME_INVALID, GROUP_MEMBER_INVALID",
     429: "TOO_SOON: the plan's minimum interval between address changes",
     503: "INTERNAL_ERROR: the store is unavailable; nothing was written",
 }
@@ -514,6 +559,92 @@ def create_api(homing: Homing) -> FastAPI:
             for e in found.entries
         ]
         return HistoryOut(entries=entries, page=found.page, has_next=found.has_next)
+
+    def group_not_found() -> ApiError:
+        return ApiError("GROUP_NOT_FOUND", "No such group.")
+
+    # Groups span hosts: every group operation needs its action on all of the account's hosts.
+    @router.get(
+        "/groups",
+        response_model=list[GroupOut],
+        responses=errors(401, 403, 503),
+        summary="The account's groups with members and published addresses",
+    )
+    async def list_groups(grant: Authorized) -> list[GroupOut]:
+        need(grant, "read")
+        return [GroupOut.of(g) for g in await groupcare.list_groups(homing.db, grant.account)]
+
+    @router.post(
+        "/groups",
+        status_code=201,
+        response_model=HostSecret,
+        responses=errors(400, 401, 403, 409, 422, 503),
+        summary="Create a group (its secret is shown once)",
+    )
+    async def create_group(body: GroupIn, grant: Authorized) -> HostSecret:
+        need(grant, "manage")
+        created = await groupcare.create_group(
+            homing.db,
+            grant.account,
+            body.label,
+            body.zone.strip(),
+            body.members,
+            group_max_age=homing.settings.group_member_max_age,
+        )
+        return HostSecret(id=created.id, name=created.name, secret=created.secret)
+
+    @router.put(
+        "/groups/{group_id}/members/{host_id}",
+        response_model=GroupOut,
+        responses=errors(401, 403, 404, 422, 503),
+        summary="Add a host to the group",
+    )
+    async def add_member(group_id: GroupId, host_id: HostId, grant: Authorized) -> GroupOut:
+        return await set_member(group_id, host_id, grant, True)
+
+    @router.delete(
+        "/groups/{group_id}/members/{host_id}",
+        response_model=GroupOut,
+        responses=errors(401, 403, 404, 422, 503),
+        summary="Remove a host from the group",
+    )
+    async def remove_member(group_id: GroupId, host_id: HostId, grant: Authorized) -> GroupOut:
+        return await set_member(group_id, host_id, grant, False)
+
+    async def set_member(
+        group_id: int, host_id: int, grant: tokens.Grant, member: bool
+    ) -> GroupOut:
+        need(grant, "manage")
+        try:
+            await groupcare.set_member(
+                homing.db,
+                grant.account,
+                group_id,
+                host_id,
+                member,
+                group_max_age=homing.settings.group_member_max_age,
+            )
+        except NotFound as exc:
+            raise group_not_found() from exc
+        group = await groupcare.get_group(homing.db, grant.account, group_id)
+        if group is None:
+            raise group_not_found()
+        return GroupOut.of(group)
+
+    @router.delete(
+        "/groups/{group_id}",
+        status_code=204,
+        response_class=Response,
+        responses=errors(401, 403, 404, 422, 503),
+        summary="Delete a group and its published records",
+    )
+    async def delete_group(group_id: GroupId, grant: Authorized) -> Response:
+        need(grant, "manage")
+        try:
+            await groupcare.delete_group(homing.db, grant.account, group_id)
+        except NotFound as exc:
+            raise group_not_found() from exc
+        return Response(status_code=204)
 
     @router.get(
         "/tokens",
