@@ -179,3 +179,20 @@ def test_imports(env: dict[str, str], tmp_path: Path) -> None:
     refused(homing(env, "host", "import", str(tmp_path / "missing.csv")), "cannot read")
     csv_file.write_text("name,ipv4\nb.z.example,banana\n")
     refused(homing(env, "host", "import", str(csv_file), "--owner", "operator"), "line 2")
+
+
+def test_zone_push_settings(env: dict[str, str]) -> None:
+    zone = "push.example.net"
+    out = ok(homing(env, "zone", "add", zone, "--push", "127.0.0.1:5300", "--push-key", "k1"))
+    assert f"zone {zone} ready" in out
+    ok(homing(env, "key", "add", "k1", "--zone", zone))
+    assert "pushes to [::1]:53" in ok(
+        homing(env, "zone", "set", zone, "--push", "[::1]:53", "--push-key", "k1")
+    )
+    assert "pushes nowhere" in ok(homing(env, "zone", "set", zone, "--no-push"))
+    refused(homing(env, "zone", "add", "x.example.net", "--push", "127.0.0.1:53"), "go together")
+    refused(
+        homing(env, "zone", "set", zone, "--push", "ns1:53", "--push-key", "k1"), "ADDRESS:PORT"
+    )
+    refused(homing(env, "zone", "set", zone), "--no-push")
+    refused(homing(env, "zone", "set", "nope.example.net", "--no-push"), "no zone")

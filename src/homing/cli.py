@@ -130,6 +130,12 @@ def zone_add(
     exist_ok: Annotated[
         bool, typer.Option("--exist-ok", help="Succeed if the zone exists")
     ] = False,
+    push: Annotated[
+        str | None, typer.Option(help="Hidden primary: push changes to this HOST:PORT")
+    ] = None,
+    push_key: Annotated[
+        str | None, typer.Option(help="The TSIG key (homing key add) that signs the pushes")
+    ] = None,
 ) -> None:
     """Add a zone served here."""
     ref = run_with_store(
@@ -143,9 +149,29 @@ def zone_add(
             ttl=ttl,
             public=not private,
             exist_ok=exist_ok,
+            push=push,
+            push_key=push_key,
         )
     )
     typer.echo(f"zone {ref.name} ready")
+
+
+@zone_app.command("set")
+def zone_set(
+    zone: str,
+    push: Annotated[
+        str | None, typer.Option(help="Hidden primary: push changes to this HOST:PORT")
+    ] = None,
+    push_key: Annotated[
+        str | None, typer.Option(help="The TSIG key (homing key add) that signs the pushes")
+    ] = None,
+    no_push: Annotated[bool, typer.Option("--no-push", help="Stop pushing this zone")] = False,
+) -> None:
+    """Change an existing zone's settings: where its changes are pushed."""
+    if no_push == (push is not None or push_key is not None):
+        fail("give --push HOST:PORT with --push-key NAME, or --no-push")
+    ref = run_with_store(lambda h: zones.set_push(h.db, zone, push, push_key))
+    typer.echo(f"zone {ref.name}: " + (f"pushes to {push}" if push else "pushes nowhere"))
 
 
 def _write_secrets(result: imports.ImportResult, secrets_out: Path | None) -> None:

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     follow_interval: float = 0.5  # how often other processes' journal rows are picked up
 
     tsig_allow_md5: bool = False  # hmac-md5 keys, for old equipment only
+    # hidden primary: how long an update waits for its push before answering dnserr
+    push_wait: float = Field(default=3.0, gt=0, le=30)
 
     # zone defaults for `homing zone add`
     soa_rname: str | None = None

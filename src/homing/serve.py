@@ -17,6 +17,7 @@ from homing.dns.access import AccessLoader
 from homing.dns.dispatch import Dispatcher
 from homing.dns.index import ZoneIndex
 from homing.dns.notify import ChangeWatch, Notifier
+from homing.dns.push import Pusher, PushWatch
 from homing.dns.server import parse_listen, start_dns
 from homing.service.context import Homing
 from homing.service.hosts import refresh_all_groups
@@ -78,7 +79,11 @@ async def serve(homing: Homing) -> None:
     # Every serial move, committed here or picked up from the journal, notifies the
     # zone's secondaries (at start too: they may have missed changes while we were down).
     notifier = Notifier(index, access)
-    sink = ChangeWatch(index, notifier.changed) if leader else index
+    # Hidden primary: the same serial moves push zones to their external primary; an
+    # update answers good once its change got there (worker 0 pushes, the others ask the store).
+    pusher = Pusher(homing.db, access)
+    homing.push_waiter = pusher if leader else PushWatch(homing.db, access)
+    sink = ChangeWatch(index, notifier.changed, pusher.changed) if leader else index
     follower = Follower(homing.db, sink, settings.follow_interval)
     await follower.sync()
     # The loaded zones are hundreds of thousands of long-lived objects: keep them out of
@@ -133,6 +138,7 @@ async def serve(homing: Homing) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await notifier.close()
+        await pusher.close()
         if siblings is not None:
             siblings.close()
         await dns_server.close()

@@ -42,10 +42,12 @@ def parse_target(text: str) -> tuple[str, int]:
 
 @dataclass(frozen=True)
 class ZoneAccess:
-    """One zone's notify targets and transfer address list."""
+    """One zone's notify targets, transfer address list, and external primary to push to."""
 
     notify: tuple[tuple[str, int], ...] = ()
     allow_transfer: tuple[IpNetwork, ...] = ()
+    push: tuple[str, int] | None = None
+    push_key: str | None = None  # the TSIG key's name
 
     @classmethod
     def from_settings(cls, settings: TransferSettings) -> ZoneAccess:
@@ -61,7 +63,13 @@ class ZoneAccess:
                 networks.append(ipaddress.ip_network(text, strict=False))
             except ValueError:
                 log.warning("zone %s: ignoring allow-transfer entry %r", settings.zone, text)
-        return cls(tuple(targets), tuple(networks))
+        push = None
+        if settings.push is not None and settings.push_key is not None:
+            try:
+                push = parse_target(settings.push)
+            except ValueError:
+                log.warning("zone %s: ignoring push target %r", settings.zone, settings.push)
+        return cls(tuple(targets), tuple(networks), push, settings.push_key if push else None)
 
 
 @dataclass(frozen=True)

@@ -51,11 +51,19 @@ def notify_message(index: ZoneIndex, zone: str) -> dns.message.Message | None:
 
 
 class ChangeWatch:
-    """The follower's sink: the index, plus a call for every zone whose serial moved."""
+    """The follower's sink: the index, plus calls for every zone whose serial moved (the
+    notifier, and the pusher of a hidden primary)."""
 
-    def __init__(self, index: ZoneIndex, on_change: Callable[[str], None]) -> None:
+    def __init__(self, index: ZoneIndex, *on_change: Callable[[str], None]) -> None:
         self.index = index
-        self.on_change = on_change
+        self.listeners = on_change
+
+    def on_change(self, zone: str) -> None:
+        for listener in self.listeners:
+            try:
+                listener(zone)
+            except Exception:  # our bug; the other listeners still hear of the change
+                log.exception("change listener failed for %s", zone)
 
     def serial_of(self, name: str) -> int | None:
         return self.index.serial_of(name)

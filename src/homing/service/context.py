@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from homing.config import Settings
+from homing.service.push import PushWaiter
 from homing.service.updates import UpdatePolicy
 from homing.store.db import Database
 
@@ -13,6 +14,8 @@ from homing.store.db import Database
 class Homing:
     settings: Settings
     db: Database
+    # Set by `homing serve`: asked by updates of zones that push to an external primary.
+    push_waiter: PushWaiter | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Homing:

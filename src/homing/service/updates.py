@@ -6,6 +6,7 @@ status, unchanged (nochg, counted toward abuse), minimum interval, change.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -53,6 +54,10 @@ class HostResult:
     hostname: str
     outcome: Outcome
     addresses: AddressSet = field(default_factory=AddressSet)
+    # A change's zone and journal serial (its last, when both A and AAAA changed): what a
+    # hidden primary must have before the change is confirmed. None when nothing changed.
+    zone: str | None = None
+    serial: int | None = None
 
     def dyndns2_line(self) -> str:
         if self.outcome.carries_address:
@@ -206,8 +211,8 @@ class _UpdateBatcher:
                     names.add(name)
         batch = _Batch(txn, await _load_hosts(txn, names), await _load_addresses(txn, names))
         results = [self._one(batch, item) for item in items]
-        await self._write(batch, items[0].policy)
-        return results
+        serials = await self._write(batch, items[0].policy)
+        return [None if r is None else [_stamped(batch, x, serials) for x in r] for r in results]
 
     def _one(self, batch: _Batch, item: _Item) -> list[HostResult] | None:
         request = item.request
@@ -229,17 +234,20 @@ class _UpdateBatcher:
             return [HostResult("", Outcome.NOTFQDN)]
         return [_update_host(batch, name, grant, request, item.policy) for name in requested]
 
-    async def _write(self, batch: _Batch, policy: UpdatePolicy) -> None:
+    async def _write(self, batch: _Batch, policy: UpdatePolicy) -> dict[tuple[str, str], int]:
+        """Write the batch; the journal serial of each changed (name, type)."""
         txn = batch.txn
         zone_names = {row["zone_id"]: row["zone_name"] for row in batch.hosts.values()}
+        serials: dict[tuple[str, str], int] = {}
         for zone_id, changes in batch.changes.items():
-            await apply_changes(
+            entries = await apply_changes(
                 txn,
                 ZoneRef(zone_id, zone_names[zone_id]),
                 [value for value, _, _ in changes],
                 actor=[actor for _, actor, _ in changes],
                 via=[via for _, _, via in changes],
             )
+            serials.update(((e.name, e.rtype), e.serial) for e in entries)
         if batch.dirty:
             rows = [batch.hosts[name] for name in sorted(batch.dirty)]
             await txn.conn.execute(
@@ -256,6 +264,21 @@ class _UpdateBatcher:
             )
             for group_id in sorted(r.group_id for r in group_ids):
                 await refresh_group(txn, group_id, policy.group_member_max_age)
+        return serials
+
+
+def _stamped(batch: _Batch, result: HostResult, serials: dict[tuple[str, str], int]) -> HostResult:
+    """A good result with the zone and serial of its change."""
+    if result.outcome is not Outcome.GOOD:
+        return result
+    name = _host_name(result.hostname)
+    row = batch.hosts.get(name or "")
+    if name is None or row is None:
+        return result
+    found = [serials[(name, rtype)] for rtype in ADDRESS_TYPES if (name, rtype) in serials]
+    if not found:
+        return result  # undone by a later request of the same batch: nothing to push
+    return dataclasses.replace(result, zone=row["zone_name"], serial=max(found))
 
 
 _BATCHER = _UpdateBatcher()

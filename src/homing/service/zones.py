@@ -47,8 +47,14 @@ async def add_zone(
     ttl: int = 60,
     public: bool = True,
     exist_ok: bool = False,
+    push: str | None = None,
+    push_key: str | None = None,
 ) -> ZoneRef:
-    """Create a zone with its NS RRset at the apex (journal serial 1)."""
+    """Create a zone with its NS RRset at the apex (journal serial 1).
+
+    `push` and `push_key` make it a hidden primary's zone (see `set_push`); with
+    `exist_ok`, an existing zone is left as it is.
+    """
     zone_name = normalize(name)
     nameservers = [normalize(n) for n in (ns or [f"ns1.{zone_name}"])]
     soa_rname = normalize(rname) if rname else f"hostmaster.{zone_name}"
@@ -56,6 +62,7 @@ async def add_zone(
     transfer_list = [_check_cidr(c) for c in allow_transfer or []]
     if not 1 <= ttl <= 86400:
         raise HomingError(f"TTL out of range: {ttl}")
+    push_target, push_key_name = _check_push(push, push_key)
 
     async def unit(txn: Txn) -> ZoneRef:
         existing = await txn.conn.scalar(sa.select(zones.c.id).where(zones.c.name == zone_name))
@@ -80,6 +87,9 @@ async def add_zone(
                     public=public,
                     notify="\n".join(notify_list),
                     allow_transfer="\n".join(transfer_list),
+                    push_target=push_target,
+                    push_key=push_key_name,
+                    pushed_serial=None,
                     created_at=txn.now,
                 )
                 .returning(zones.c.id)
@@ -89,6 +99,41 @@ async def add_zone(
         ns_value = RRsetValue(zone_name, "NS", 3600, tuple(n + "." for n in nameservers))
         await apply_change(txn, zone, ns_value, actor="operator", via="cli")
         return zone
+
+    return await db.write(unit)
+
+
+def _check_push(target: str | None, key: str | None) -> tuple[str | None, str | None]:
+    """A push target and key name, both or neither; normalised."""
+    if (target is None) != (key is None):
+        raise HomingError("--push and --push-key go together")
+    if target is None or key is None:
+        return None, None
+    return _check_hostport(target), normalize(key)
+
+
+async def set_push(db: Database, name: str, target: str | None, key: str | None) -> ZoneRef:
+    """Push the zone's changes to an external primary (RFC 2136 + TSIG), or stop (None, None).
+
+    The key need not exist yet (`homing key add KEY --zone ZONE` may come after); until it
+    does, pushes fail and are retried. A new target first gets the whole zone.
+    """
+    zone_name = normalize(name)
+    push_target, push_key_name = _check_push(target, key)
+
+    async def unit(txn: Txn) -> ZoneRef:
+        row = (
+            await txn.conn.execute(
+                sa.select(zones.c.id, zones.c.push_target).where(zones.c.name == zone_name)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no zone {zone_name}")
+        values: dict[str, object] = {"push_target": push_target, "push_key": push_key_name}
+        if row.push_target != push_target:
+            values["pushed_serial"] = None  # another server: it needs the whole zone
+        await txn.conn.execute(sa.update(zones).where(zones.c.id == row.id).values(values))
+        return ZoneRef(row.id, zone_name)
 
     return await db.write(unit)
 
@@ -124,21 +169,31 @@ async def get_zone(conn: AsyncConnection, name: str) -> ZoneRef:
 
 @dataclass(frozen=True)
 class TransferSettings:
-    """Who a zone notifies (HOST:PORT) and who may transfer it without a key (CIDR)."""
+    """Who a zone notifies (HOST:PORT), who may transfer it without a key (CIDR), and the
+    external primary its changes are pushed to (HOST:PORT, TSIG key name), if any."""
 
     zone: str
     notify: tuple[str, ...]
     allow_transfer: tuple[str, ...]
+    push: str | None = None
+    push_key: str | None = None
 
 
 async def transfer_settings(conn: AsyncConnection) -> list[TransferSettings]:
-    """Every zone's notify targets and transfer address list (loaded by the DNS server)."""
-    rows = await conn.execute(sa.select(zones.c.name, zones.c.notify, zones.c.allow_transfer))
+    """Every zone's notify targets, transfer list and push target (loaded by the DNS server)."""
+    rows = await conn.execute(
+        sa.select(
+            zones.c.name, zones.c.notify, zones.c.allow_transfer, zones.c.push_target,
+            zones.c.push_key,
+        )
+    )  # fmt: skip
     return [
         TransferSettings(
             r.name,
             tuple(line for line in (r.notify or "").split("\n") if line),
             tuple(line for line in (r.allow_transfer or "").split("\n") if line),
+            r.push_target or None,
+            r.push_key or None,
         )
         for r in rows
     ]

@@ -65,6 +65,11 @@ zones = sa.Table(
     sa.Column("public", sa.Boolean, nullable=False, default=True),  # offered to sign-up users
     sa.Column("notify", sa.Text, nullable=False, default=""),  # HOST:PORT per line
     sa.Column("allow_transfer", sa.Text, nullable=False, default=""),  # CIDR per line
+    # Hidden primary: where each change is pushed (RFC 2136 + TSIG), with which key, and
+    # the last serial that server acknowledged (NULL: it needs the whole zone first).
+    sa.Column("push_target", sa.String(64), nullable=True),  # ADDRESS:PORT
+    sa.Column("push_key", sa.String(253), nullable=True),  # a TSIG key's name
+    sa.Column("pushed_serial", sa.BigInteger, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
 )
 

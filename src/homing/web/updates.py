@@ -16,6 +16,7 @@ from homing.domain.addresses import AddressSet
 from homing.domain.errors import HomingError, InvalidAddress
 from homing.domain.outcomes import Outcome
 from homing.service.context import Homing
+from homing.service.push import confirm_pushed
 from homing.service.updates import HostResult, UpdateRequest, source_addresses, update
 from homing.web.clientip import ClientAddress
 
@@ -129,10 +130,15 @@ class UpdateEndpoints:
             agent=request.headers.get("user-agent", ""),
         )
         try:
-            return await update(self.homing.db, update_request, self.homing.policy)
+            results = await update(self.homing.db, update_request, self.homing.policy)
         except HomingError as exc:
             log.warning("update failed: %s", exc)
             return None
+        waiter = self.homing.push_waiter
+        if waiter is None:
+            return results
+        # Committed here; `good` only once the zone's external primary has it too.
+        return await confirm_pushed(results, waiter, self.homing.settings.push_wait)
 
     async def checkip(self, request: Request) -> Response:
         """The caller's address as ddclient and inadyn parse it."""
