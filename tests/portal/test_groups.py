@@ -161,3 +161,33 @@ async def test_cannot_add_someone_elses_host(portal: Portal) -> None:
         page=f"/groups/{found.group(1)}",
     )
     assert response.status_code == 422 and 'id="members-error"' in response.text
+
+
+async def test_new_group_secret_replaces_the_old(portal: Portal) -> None:
+    await portal.sign_up("alice")
+    (cam,) = await host_ids(portal, "cam")
+    created = await portal.post_form("/groups", {"label": "all", "zone": ZONE, "members": str(cam)})
+    first = SECRET_RE.search(created.text)
+    assert first
+    group = f"all.{ZONE}"
+    listing = await portal.client.get("/groups")
+    found = re.search(r'href="/groups/(\d+)"', listing.text)
+    assert found
+    gid = found.group(1)
+    page = await portal.client.get(f"/groups/{gid}")
+    assert f'action="/groups/{gid}/secret"' in page.text
+    renewed = await portal.post_form(f"/groups/{gid}/secret", {}, page=f"/groups/{gid}")
+    assert renewed.status_code == 200 and "New secret for" in renewed.text
+    second = SECRET_RE.search(renewed.text)
+    assert second and second.group(1) != first.group(1)
+    # Shown once: the group page never carries it.
+    assert second.group(1) not in (await portal.client.get(f"/groups/{gid}")).text
+    assert (await update(portal, group, first.group(1), "192.0.2.20")).strip() == "badauth"
+    assert (await update(portal, group, second.group(1), "192.0.2.21")).startswith("good")
+    assert (await records(portal, f"cam.{ZONE}")) == {"A": "192.0.2.21"}
+    # Someone else's group: not found, and its secret is unchanged.
+    await portal.log_out()
+    await portal.sign_up("bob")
+    other = await portal.post_form(f"/groups/{gid}/secret", {}, page="/groups")
+    assert other.status_code == 404
+    assert (await update(portal, group, second.group(1), "192.0.2.22")).startswith("good")

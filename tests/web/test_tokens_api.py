@@ -317,8 +317,21 @@ async def test_groups_over_the_api(site: Site) -> None:
     assert removed.json()["members"] == [] and removed.json()["addresses"] == []
     foreign = await site.client.put(f"/api/v1/groups/{group['id']}/members/999", headers=full)
     assert_error(foreign, 422, "GROUP_MEMBER_INVALID")
+    renewed = await site.client.post(f"/api/v1/groups/{group['id']}/secret", headers=full)
+    assert renewed.status_code == 200, renewed.text
+    assert renewed.json()["name"] == group["name"]
+    assert renewed.json()["secret"] not in ("", group["secret"])
+    old = await site.client.get("/nic/update", auth=(group["name"], group["secret"]))
+    assert old.text.strip() == "badauth"
+    new = await site.client.get("/nic/update", auth=(group["name"], renewed.json()["secret"]))
+    assert new.status_code == 200 and not new.text.startswith("badauth")
     scoped = await token(site, ("read", "manage"), [hid])
     assert_error(await site.client.get("/api/v1/groups", headers=scoped), 403, "TOKEN_SCOPE")
+    assert_error(
+        await site.client.post(f"/api/v1/groups/{group['id']}/secret", headers=scoped),
+        403,
+        "TOKEN_SCOPE",
+    )
     assert_error(
         await site.client.delete(f"/api/v1/groups/{group['id']}", headers=scoped),
         403,
@@ -330,3 +343,5 @@ async def test_groups_over_the_api(site: Site) -> None:
     assert_error(again, 404, "GROUP_NOT_FOUND")
     missing = await site.client.put(f"/api/v1/groups/{group['id']}/members/{hid}", headers=full)
     assert_error(missing, 404, "GROUP_NOT_FOUND")
+    no_secret = await site.client.post(f"/api/v1/groups/{group['id']}/secret", headers=full)
+    assert_error(no_secret, 404, "GROUP_NOT_FOUND")

@@ -20,6 +20,7 @@ from homing.service import hosts as host_service
 from homing.service.accounts import Account
 from homing.service.changes import ZoneRef, apply_change
 from homing.service.portal import PortalError, check_name_free, host_name
+from homing.service.secrets import hash_secret, new_secret
 from homing.service.zones import zone_refs
 from homing.store.db import Database, Txn
 from homing.store.schema import group_members, groups, hosts, rrsets, zones
@@ -213,6 +214,20 @@ async def set_member(
             )
         await host_service.refresh_group(txn, group_id, group_max_age)
         return str(name)
+
+    return await db.write(unit)
+
+
+async def regenerate_secret(db: Database, account: Account, group_id: int) -> host_service.Created:
+    """A new group secret (shown once); the old one stops working at the commit."""
+    secret = new_secret()
+
+    async def unit(txn: Txn) -> host_service.Created:
+        _, name, _ = await _owned_group(txn, account, group_id)
+        await txn.conn.execute(
+            sa.update(groups).where(groups.c.id == group_id).values(secret_hash=hash_secret(secret))
+        )
+        return host_service.Created(group_id, name, secret)
 
     return await db.write(unit)
 

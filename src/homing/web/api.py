@@ -631,6 +631,20 @@ def create_api(homing: Homing) -> FastAPI:
             raise group_not_found()
         return GroupOut.of(group)
 
+    @router.post(
+        "/groups/{group_id}/secret",
+        response_model=HostSecret,
+        responses=errors(401, 403, 404, 422, 503),
+        summary="A new group secret (the old one stops working)",
+    )
+    async def new_group_secret(group_id: GroupId, grant: Authorized) -> HostSecret:
+        need(grant, "manage")
+        try:
+            created = await groupcare.regenerate_secret(homing.db, grant.account, group_id)
+        except NotFound as exc:
+            raise group_not_found() from exc
+        return HostSecret(id=created.id, name=created.name, secret=created.secret)
+
     @router.delete(
         "/groups/{group_id}",
         status_code=204,

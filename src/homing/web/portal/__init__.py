@@ -66,6 +66,7 @@ def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> l
         page("/groups", group_pages.groups, both),
         page("/groups/{group_id:int}", group_pages.group_page),
         page("/groups/{group_id:int}/members", group_pages.members, post),
+        page("/groups/{group_id:int}/secret", group_pages.secret, post),
         page("/groups/{group_id:int}/delete", group_pages.delete, both),
         page("/tokens/{token_id:int}/revoke", token_pages.revoke, post),
         admin_page("/admin", admin.overview),

@@ -137,6 +137,24 @@ class GroupPages:
         )
         return RedirectResponse(f"/groups/{group_id}", status_code=303)
 
+    async def secret(self, request: Request) -> Response:
+        """A new group secret, shown once (the old one stops working)."""
+        account = await self.portal.current_account(request)
+        if account is None:
+            return RedirectResponse("/login", status_code=303)
+        try:
+            created = await groupcare.regenerate_secret(
+                self.db, account, int(request.path_params["group_id"])
+            )
+        except NotFound:
+            return await self.portal.not_found(request)
+        context = {
+            "group": created,
+            "base": self.portal.base_url(request),
+            "heading": f"New secret for {created.name}",
+        }
+        return self.portal.render(request, "group_created.html", context)
+
     async def delete(self, request: Request) -> Response:
         account = await self.portal.current_account(request)
         if account is None:
