@@ -43,8 +43,10 @@ async def started(
     make_server: Callable[..., HomingServer],
     start_client: Callable[..., object],
     tmp_path: Path,
+    extra: str = "",
     **host: object,
 ) -> tuple[HomingServer, ClientProcess, str]:
+    """Server and client up, and the client's first `good` for the namespace's first IPv4."""
     server = make_server(http_address=netns.gateway)
     fqdn, secret = server.new_host("cam")
     server.start()
@@ -52,9 +54,11 @@ async def started(
         tmp_path / "client.toml",
         servers=[server.url],
         hosts=[{"name": fqdn, "secret": secret, "allow_private": True, "min_interval": 0, **host}],
+        extra=extra.replace("{url}", server.url),
     )
     client = await start_client(config, netns=netns.name)  # type: ignore[operator]
     assert isinstance(client, ClientProcess)
+    await client.wait_for(good(fqdn, netns.v4(2)), within=30)
     return server, client, fqdn
 
 
@@ -72,7 +76,6 @@ async def test_interface_changes_reach_dns_within_a_second(
         netns, make_server, start_client, tmp_path,
         ipv4=f"interface:{netns.inside}", ipv6=f"interface:{netns.inside}",
     )  # fmt: skip
-    await client.wait_for(good(fqdn, netns.v4(2)), within=30)
     assert await server.resolve(fqdn, "A") == [netns.v4(2)]
     assert await server.resolve(fqdn, "AAAA") == [netns.v6(2)]
 
@@ -129,7 +132,6 @@ async def test_ignored_addresses_cause_no_update(
         netns, make_server, start_client, tmp_path,
         ipv4=f"interface:{netns.inside}", ipv6=f"interface:{netns.inside}",
     )  # fmt: skip
-    await client.wait_for(good(fqdn, netns.v4(2)), within=30)
     mark = len(client.lines)
     await change(
         netns,
@@ -155,29 +157,13 @@ async def test_public_address_from_check_ip_follows_route_changes(
     tmp_path: Path,
 ) -> None:
     """`ipv4 = "web"`: two check-IP URLs must agree; a route change makes the client ask again."""
-    server = make_server(http_address=netns.gateway)
-    fqdn, secret = server.new_host("nat")
-    server.start()
-    config = write_config(
-        tmp_path / "client.toml",
-        servers=[server.url],
-        hosts=[
-            {
-                "name": fqdn,
-                "secret": secret,
-                "ipv4": "web",
-                "allow_private": True,
-                "min_interval": 0,
-            }
-        ],  # fmt: skip
+    server, client, fqdn = await started(
+        netns, make_server, start_client, tmp_path, ipv4="web",
         extra=(
-            f'checkip_urls = ["{server.url}/checkip", "{server.url}/checkip.json"]\n'
+            'checkip_urls = ["{url}/checkip", "{url}/checkip.json"]\n'
             "checkip_agree = 2\ncheckip_interval = 3600"
         ),
-    )
-    client = await start_client(config, netns=netns.name)
-    assert isinstance(client, ClientProcess)
-    await client.wait_for(good(fqdn, netns.v4(2)), within=30)
+    )  # fmt: skip
     mark = len(client.lines)
     began = time.monotonic()
     await change(
