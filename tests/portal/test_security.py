@@ -6,7 +6,11 @@ import stat
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from homing.store.db import Database
+from homing.store.schema import login_failures
 from homing.web.portal.sessionkey import load_or_create
 from homing.web.portal.throttle import LoginThrottle
 from tests.portal.conftest import PASSWORD, Portal, browser, csrf_of
@@ -197,48 +201,64 @@ class Clock:
         return self.now
 
 
-def test_throttle_window_lockout_and_expiry() -> None:
+async def test_throttle_window_lockout_and_expiry(db: Database) -> None:
     clock = Clock()
-    throttle = LoginThrottle(max_failures=3, window=60, lockout=300, clock=clock)
+    throttle = LoginThrottle(db, max_failures=3, window=60, lockout=300, clock=clock)
     for _ in range(2):
-        throttle.failed("Alice", "192.0.2.1")
+        await throttle.failed("Alice", "192.0.2.1")
         clock.now += 40  # spread out: the first failure leaves the window
-    throttle.failed("alice", "192.0.2.1")
-    assert throttle.retry_after("alice", "192.0.2.1") == 0
-    throttle.failed("ALICE", "192.0.2.1")
-    assert throttle.retry_after("alice", "192.0.2.1") == 300
-    assert throttle.retry_after("alice", "192.0.2.2") == 0
+    await throttle.failed("alice", "192.0.2.1")
+    assert await throttle.retry_after("alice", "192.0.2.1") == 0
+    await throttle.failed("ALICE", "192.0.2.1")
+    assert await throttle.retry_after("alice", "192.0.2.1") == 300
+    assert await throttle.retry_after("alice", "192.0.2.2") == 0
     clock.now += 299
-    assert throttle.retry_after("alice", "192.0.2.1") == pytest.approx(1)
+    assert await throttle.retry_after("alice", "192.0.2.1") == pytest.approx(1)
     clock.now += 1
-    assert throttle.retry_after("alice", "192.0.2.1") == 0
+    assert await throttle.retry_after("alice", "192.0.2.1") == 0
 
 
-def test_throttle_per_address_across_user_ids() -> None:
+async def test_throttle_per_address_across_user_ids(db: Database) -> None:
     clock = Clock()
-    throttle = LoginThrottle(max_failures=3, max_failures_per_address=5, clock=clock)
+    throttle = LoginThrottle(db, max_failures=3, max_failures_per_address=5, clock=clock)
     for n in range(5):
-        throttle.failed(f"user{n}", "192.0.2.9")
-    assert throttle.retry_after("someone-else", "192.0.2.9") > 0
-    assert throttle.retry_after("someone-else", "192.0.2.10") == 0
+        await throttle.failed(f"user{n}", "192.0.2.9")
+    assert await throttle.retry_after("someone-else", "192.0.2.9") > 0
+    assert await throttle.retry_after("someone-else", "192.0.2.10") == 0
 
 
-def test_throttle_success_clears_and_memory_is_bounded() -> None:
+async def test_throttle_is_shared_by_processes_on_one_store(db: Database) -> None:
+    """Two throttles over one store (two workers) count the same failures."""
     clock = Clock()
-    throttle = LoginThrottle(
-        max_failures=2, max_failures_per_address=50, max_buckets=10, clock=clock
-    )
-    throttle.failed("bob", "192.0.2.1")
-    throttle.succeeded("bob", "192.0.2.1")
-    throttle.failed("bob", "192.0.2.1")
-    assert throttle.retry_after("bob", "192.0.2.1") == 0
-    for n in range(100):
-        throttle.failed(f"u{n}", f"198.51.100.{n}")
-    assert len(throttle._buckets) <= 10
+    first = LoginThrottle(db, max_failures=4, clock=clock)
+    second = LoginThrottle(db, max_failures=4, clock=clock)
+    for throttle in (first, second, first):
+        await throttle.failed("carol", "192.0.2.3")
+    assert await second.retry_after("carol", "192.0.2.3") == 0
+    await second.failed("carol", "192.0.2.3")
+    assert await first.retry_after("carol", "192.0.2.3") == 900
 
 
-def test_throttle_rejects_nonsense_configuration() -> None:
+async def test_throttle_success_clears_and_old_rows_go(db: Database) -> None:
+    clock = Clock()
+    throttle = LoginThrottle(db, max_failures=2, max_failures_per_address=50, clock=clock)
+    await throttle.failed("bob", "192.0.2.1")
+    await throttle.succeeded("bob", "192.0.2.1")
+    await throttle.failed("bob", "192.0.2.1")
+    assert await throttle.retry_after("bob", "192.0.2.1") == 0
+    for n in range(20):
+        await throttle.failed(f"u{n}", f"198.51.100.{n}")
+    clock.now += 901  # every window has passed
+    await throttle.failed("last", "203.0.113.1")
+
+    async def rows(conn: AsyncConnection) -> int:
+        return int(await conn.scalar(sa.select(sa.func.count()).select_from(login_failures)) or 0)
+
+    assert await db.read(rows) == 2  # the newest failure, under its two keys
+
+
+async def test_throttle_rejects_nonsense_configuration(db: Database) -> None:
     with pytest.raises(ValueError):
-        LoginThrottle(max_failures=0)
+        LoginThrottle(db, max_failures=0)
     with pytest.raises(ValueError):
-        LoginThrottle(window=0)
+        LoginThrottle(db, window=0)

@@ -196,3 +196,21 @@ api_token_hosts = sa.Table(
         "host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
     ),
 )
+
+
+login_failures = sa.Table(
+    # One row per failed portal login, under two keys (user+address, address); kept only
+    # as long as the throttle's window.
+    "login_failures",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("key", sa.String(400), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),  # Unix time
+)
+
+login_locks = sa.Table(
+    "login_locks",
+    metadata,
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("until", sa.Float, nullable=False),  # Unix time
+)

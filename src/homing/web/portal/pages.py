@@ -91,14 +91,14 @@ def form_text(form: FormData, name: str) -> str:
 
 
 class Portal:
-    """Page handlers over one Homing; one login throttle per process."""
+    """Page handlers over one Homing; the login throttle counts in the store."""
 
     def __init__(self, homing: Homing, throttle: LoginThrottle | None = None) -> None:
         self.homing = homing
         self.db = homing.db
         self.client_address = ClientAddress(homing.settings.trusted_proxies)
         self.trusted = trusted_networks(homing.settings.trusted_proxies)
-        self.throttle = throttle or LoginThrottle()
+        self.throttle = throttle or LoginThrottle(homing.db)
         self.templates = make_templates()
 
     # -- plumbing ---------------------------------------------------------------
@@ -249,7 +249,7 @@ class Portal:
         user_id = form_text(form, "user_id").strip()
         password = form_text(form, "password")
         address = self.client_address.of(request)
-        wait = self.throttle.retry_after(user_id, address)
+        wait = await self.throttle.retry_after(user_id, address)
         if wait > 0:
             minutes = max(1, math.ceil(wait / 60))
             error = (
@@ -270,14 +270,14 @@ class Portal:
                 request, "login.html", {"user_id": user_id, "error": INTERNAL_ERROR}, 503
             )
         if account is None:
-            self.throttle.failed(user_id, address)
+            await self.throttle.failed(user_id, address)
             return self.render(
                 request,
                 "login.html",
                 {"user_id": user_id, "error": "Wrong user ID or password."},
                 status_code=401,
             )
-        self.throttle.succeeded(user_id, address)
+        await self.throttle.succeeded(user_id, address)
         self._start_session(request, account)
         return RedirectResponse("/dashboard", status_code=303)
 

@@ -1,21 +1,24 @@
-"""Login throttling: failures per user+address and per address, in sliding windows, then lockout."""
+"""Login throttling: failures per user+address and per address, in sliding windows, then lockout.
+
+The failures and locks live in the store, so every worker process (`serve --workers N`)
+and every node sharing a PostgreSQL store counts the same failures: a guesser gains
+nothing by landing on another worker.
+"""
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-@dataclass
-class _Bucket:
-    failures: deque[float] = field(default_factory=deque)
-    locked_until: float = 0.0
+from homing.store.db import Database, Txn
+from homing.store.schema import login_failures, login_locks
 
 
 class LoginThrottle:
-    """In-memory (per process). `retry_after()` before checking a password, `failed()` after.
+    """`retry_after()` before checking a password, `failed()` or `succeeded()` after.
 
     A user+address pair is locked after `max_failures` within `window` seconds; an address
     after `max_failures_per_address` across all user IDs (guessing many accounts).
@@ -23,59 +26,77 @@ class LoginThrottle:
 
     def __init__(
         self,
+        db: Database,
         *,
         max_failures: int = 5,
         max_failures_per_address: int = 30,
         window: float = 900.0,
         lockout: float = 900.0,
-        max_buckets: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if max_failures < 1 or max_failures_per_address < max_failures:
             raise ValueError("login throttle: need 1 <= max_failures <= max_failures_per_address")
-        if window <= 0 or lockout <= 0 or max_buckets < 1:
-            raise ValueError("login throttle: window, lockout and max_buckets must be positive")
+        if window <= 0 or lockout <= 0:
+            raise ValueError("login throttle: window and lockout must be positive")
+        self.db = db
         self.max_failures = max_failures
         self.max_failures_per_address = max_failures_per_address
         self.window = window
         self.lockout = lockout
-        self.max_buckets = max_buckets
         self.clock = clock
-        self._buckets: OrderedDict[tuple[str, str], _Bucket] = OrderedDict()
 
     @staticmethod
-    def _keys(user_id: str, address: str) -> tuple[tuple[str, str], tuple[str, str]]:
-        return ("user", f"{user_id.strip().casefold()}\x00{address}"), ("addr", address)
+    def _keys(user_id: str, address: str) -> tuple[str, str]:
+        return f"user:{user_id.strip().casefold()[:64]}|{address}", f"addr:{address}"
 
-    def retry_after(self, user_id: str, address: str) -> float:
+    async def retry_after(self, user_id: str, address: str) -> float:
         """Seconds until this user+address may try again; 0 when not locked."""
         now = self.clock()
-        waits = [0.0]
-        for key in self._keys(user_id, address):
-            bucket = self._buckets.get(key)
-            if bucket is not None:
-                waits.append(bucket.locked_until - now)
-        return max(waits)
+        keys = self._keys(user_id, address)
 
-    def failed(self, user_id: str, address: str) -> None:
+        async def query(conn: AsyncConnection) -> float | None:
+            until = await conn.scalar(
+                sa.select(sa.func.max(login_locks.c.until)).where(login_locks.c.key.in_(keys))
+            )
+            return None if until is None else float(until)
+
+        until = await self.db.read(query)
+        return max(0.0, (until or 0.0) - now)
+
+    async def failed(self, user_id: str, address: str) -> None:
+        """Count one failure for the pair and the address; lock whichever reached its limit."""
         now = self.clock()
         user_key, address_key = self._keys(user_id, address)
-        for key, limit in (
-            (user_key, self.max_failures),
-            (address_key, self.max_failures_per_address),
-        ):
-            bucket = self._buckets.pop(key, None) or _Bucket()
-            self._buckets[key] = bucket  # most recently used last
-            bucket.failures.append(now)
-            while bucket.failures and bucket.failures[0] <= now - self.window:
-                bucket.failures.popleft()
-            if len(bucket.failures) >= limit:
-                bucket.locked_until = now + self.lockout
-                bucket.failures.clear()
-        while len(self._buckets) > self.max_buckets:
-            self._buckets.popitem(last=False)  # forget the longest-idle pair
+        limits = ((user_key, self.max_failures), (address_key, self.max_failures_per_address))
 
-    def succeeded(self, user_id: str, address: str) -> None:
+        async def unit(txn: Txn) -> None:
+            conn = txn.conn
+            # Forget what has left every window, so the tables stay as small as the attacks.
+            await conn.execute(
+                sa.delete(login_failures).where(login_failures.c.at <= now - self.window)
+            )
+            await conn.execute(sa.delete(login_locks).where(login_locks.c.until <= now))
+            for key, limit in limits:
+                await conn.execute(sa.insert(login_failures).values(key=key, at=now))
+                count = await conn.scalar(
+                    sa.select(sa.func.count()).where(login_failures.c.key == key)
+                )
+                if (count or 0) >= limit:
+                    await conn.execute(sa.delete(login_failures).where(login_failures.c.key == key))
+                    await conn.execute(sa.delete(login_locks).where(login_locks.c.key == key))
+                    await conn.execute(
+                        sa.insert(login_locks).values(key=key, until=now + self.lockout)
+                    )
+
+        await self.db.write(unit)
+
+    async def succeeded(self, user_id: str, address: str) -> None:
         """A good password clears the pair's failures (not the address's: others may guess)."""
         user_key, _ = self._keys(user_id, address)
-        self._buckets.pop(user_key, None)
+
+        async def unit(txn: Txn) -> None:
+            await txn.conn.execute(
+                sa.delete(login_failures).where(login_failures.c.key == user_key)
+            )
+
+        await self.db.write(unit)
