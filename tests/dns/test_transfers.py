@@ -14,6 +14,7 @@ import dns.xfr
 import pytest
 import sqlalchemy as sa
 
+from homing.dns import xfr
 from homing.dns.access import AccessLoader
 from homing.dns.dispatch import Dispatcher
 from homing.dns.index import ZoneIndex
@@ -158,3 +159,40 @@ async def test_ixfr_over_udp_answers_the_soa(
     assert response.rcode() == dns.rcode.Rcode.NOERROR
     assert [r.rdtype for r in response.answer] == [dns.rdatatype.RdataType.SOA]
     assert response.answer[0][0].serial == index.serial_of(ZONE)
+
+
+async def test_ixfr_deletes_records_with_their_old_ttl(
+    primary: tuple[DnsServer, ZoneIndex, dict[str, str]], db: Database
+) -> None:
+    server, index, key = primary
+    since = index.serial_of(ZONE)
+    assert since is not None
+    # h5 goes from TTL 60 to 300 with a new address; h6 keeps its address, TTL 60 -> 900.
+    await update(
+        db,
+        Operation("delete_rrset", f"h5.{ZONE}", "A"),
+        Operation("add", f"h5.{ZONE}", "A", 300, "192.0.2.5"),
+        Operation("delete_rrset", f"h6.{ZONE}", "A"),
+        Operation("add", f"h6.{ZONE}", "A", 900, "10.0.0.6"),
+    )
+    rows = (
+        await db.read(lambda conn: conn.execute(sa.select(journal.c.name, journal.c.old_ttl)))
+    ).all()
+    assert (f"h5.{ZONE}", 60) in [(r.name, r.old_ttl) for r in rows]
+
+    query = dns.message.make_query(ZONE, "IXFR")
+    query.authority.append(xfr.soa_at(index.zones[dns.name.from_text(ZONE)], since))
+    query.use_tsig(keyring(key), keyname=key["name"])
+    answer = await dns.asyncquery.tcp(
+        query, server.host, port=server.port, timeout=10, one_rr_per_rrset=True
+    )
+    records = list(answer.answer)
+    soas = [i for i, r in enumerate(records) if r.rdtype == dns.rdatatype.RdataType.SOA]
+    assert len(soas) == 4  # new, old, new (between deletions and additions), new
+    deleted = {r.name.to_text(): r for r in records[soas[1] + 1 : soas[2]]}
+    added = {r.name.to_text(): r for r in records[soas[2] + 1 : soas[3]]}
+    assert deleted[f"h5.{ZONE}."].ttl == 60
+    assert deleted[f"h6.{ZONE}."].ttl == 60
+    assert added[f"h5.{ZONE}."].ttl == 300
+    assert added[f"h6.{ZONE}."].ttl == 900
+    assert [r.to_text() for r in deleted[f"h6.{ZONE}."]] == ["10.0.0.6"]

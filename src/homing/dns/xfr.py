@@ -96,20 +96,27 @@ def ixfr_records(
     for (name, rtype), history in touched.items():
         if rtype == "SOA":
             continue  # the SOA is ours and carried by the difference's own SOA records
-        before = set(history[0].old)
+        first = history[0]
+        before = set(first.old)
         after = set(history[-1].new)
         ttl = history[-1].ttl
+        # Deletions name the records as the secondary holds them, with their old TTL.
+        old_ttl = first.old_ttl if first.old_ttl is not None else ttl
         gone = before - after
         new = after - before
-        # Whether the TTL moved inside the window: a TTL-only change leaves old == new,
-        # and a change of both shows as differing TTLs. Then the kept records are
-        # deleted and added again, so the secondary takes the new TTL.
-        if any(set(e.old) == set(e.new) or e.ttl != ttl for e in history):
+        if first.old_ttl is not None:
+            ttl_moved = first.old_ttl != ttl
+        else:
+            # Entries from before old_ttl was kept: a TTL-only change leaves old == new,
+            # and a change of both shows as differing TTLs.
+            ttl_moved = any(set(e.old) == set(e.new) or e.ttl != ttl for e in history)
+        if ttl_moved:
+            # The kept records are deleted and added again, so the secondary takes the new TTL.
             gone |= before & after
             new |= before & after
         owner = dns.name.from_text(name)
         if gone:
-            deleted.append(_rrset(owner, rtype, ttl, gone))
+            deleted.append(_rrset(owner, rtype, old_ttl, gone))
         if new:
             added.append(_rrset(owner, rtype, ttl, new))
     current = soa_at(zone, target)

@@ -44,6 +44,9 @@ class JournalEntry:
     new: tuple[str, ...]
     actor: str
     via: str
+    # The TTL `old` had (None when there was no old RRset, or for entries written before
+    # it was kept): IXFR deletes exact records, TTL included (RFC 1995).
+    old_ttl: int | None = None
 
 
 @dataclass(frozen=True)

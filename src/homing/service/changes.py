@@ -148,6 +148,7 @@ async def apply_changes(
             new=tuple(sorted(new.rdatas)),
             actor=who[:128],
             via=how[:16],
+            old_ttl=old.ttl if old is not None else None,
         )
         for i, (old, new, who, how) in enumerate(changed)
     ]
@@ -164,6 +165,7 @@ async def apply_changes(
                 "new": "\n".join(e.new),
                 "actor": e.actor,
                 "via": e.via,
+                "old_ttl": e.old_ttl,
                 "at": txn.now,
             }
             for e in entries

@@ -48,6 +48,7 @@ def _entry(row: sa.Row[tuple[object, ...]], zone_name: str) -> JournalEntry:
         new=RRsetValue.decode_rdatas(r["new"]),
         actor=r["actor"],
         via=r["via"],
+        old_ttl=r["old_ttl"],
     )
 
 

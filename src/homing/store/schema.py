@@ -146,6 +146,8 @@ journal = sa.Table(
     sa.Column("actor", sa.String(128), nullable=False),
     sa.Column("via", sa.String(16), nullable=False),
     sa.Column("at", Timestamp, nullable=False),
+    # The TTL of `old`; NULL when there was none (and in rows from before 0007).
+    sa.Column("old_ttl", sa.Integer, nullable=True),
     sa.Index("ix_journal_zone_serial", "zone_id", "serial"),
     sa.Index("ix_journal_name", "name"),
 )
