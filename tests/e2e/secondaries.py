@@ -1,4 +1,4 @@
-"""Real secondary name servers (NSD, Knot) as our own processes on loopback ports.
+"""Real secondary name servers (NSD, Knot, BIND, PowerDNS) as our own processes on loopback ports.
 
 Each runs in the foreground with its config, state and log in a temporary directory
 (never as the system service the Debian package installs), and is stopped by its PID.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from tests.e2e.conftest import LOOPBACK, free_dns_port
 STOP_TIMEOUT = 10.0
 QUERY_TIMEOUT = 0.5
 POLL_INTERVAL = 0.01
+# Where Debian's pdns-backend-sqlite3 puts the backend's schema.
+POWERDNS_SCHEMA = Path("/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql")
 
 
 @dataclass
@@ -224,3 +227,110 @@ zone:
             [peers.program("knotd"), "--version"], capture_output=True, text=True, timeout=10
         )
         return out.stdout.strip().splitlines()[0]
+
+
+@dataclass
+class Bind(Secondary):
+    """BIND 9 as a secondary in the foreground (`named -g`), checking and transferring by TSIG."""
+
+    kind: ClassVar[str] = "bind"
+
+    def configure(self, zone: str, primary_port: int, key: str) -> None:
+        algorithm, key_name, secret = key.split(":")
+        d = self.directory
+        (d / "named.conf").write_text(
+            f"""options {{
+    directory "{d}";
+    pid-file "{d}/named.pid";
+    session-keyfile "{d}/session.key";
+    listen-on port {self.port} {{ {LOOPBACK}; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    notify no;
+}};
+controls {{ }};
+key "{key_name}" {{
+    algorithm {algorithm};
+    secret "{secret}";
+}};
+server {LOOPBACK} {{
+    keys {{ "{key_name}"; }};
+    request-ixfr yes;
+}};
+zone "{zone}" {{
+    type secondary;
+    primaries {{ {LOOPBACK} port {primary_port}; }};
+    file "{d}/{zone}.db";
+    allow-notify {{ {LOOPBACK}; }};
+}};
+"""
+        )
+
+    def command(self) -> list[str]:
+        return [peers.program("named"), "-g", "-c", str(self.directory / "named.conf")]
+
+    def version(self) -> str:
+        out = subprocess.run(
+            [peers.program("named"), "-v"], capture_output=True, text=True, timeout=10
+        )
+        return out.stdout.strip().splitlines()[0]
+
+
+@dataclass
+class PowerDns(Secondary):
+    """PowerDNS Authoritative with its SQLite backend (gsqlite3) as a secondary, in the foreground.
+
+    The zone, its TSIG key for SOA checks and transfers and its IXFR switch are set
+    with pdnsutil in the backend's database. (The bind backend takes the transfer but
+    does not apply IXFR deltas to its zone file, so it is not used.)
+    """
+
+    kind: ClassVar[str] = "powerdns"
+
+    def configure(self, zone: str, primary_port: int, key: str) -> None:
+        algorithm, key_name, secret = key.split(":")
+        d = self.directory
+        with sqlite3.connect(d / "pdns.sqlite3") as conn:
+            conn.executescript(POWERDNS_SCHEMA.read_text())
+        conn.close()
+        (d / "pdns.conf").write_text(
+            f"""launch=gsqlite3
+gsqlite3-database={d}/pdns.sqlite3
+local-address={LOOPBACK}:{self.port}
+secondary=yes
+allow-notify-from={LOOPBACK}/32
+xfr-cycle-interval=1
+security-poll-suffix=
+socket-dir={d}
+daemon=no
+guardian=no
+disable-syslog=yes
+loglevel=6
+"""
+        )
+        for args in (
+            ["create-secondary-zone", zone, f"{LOOPBACK}:{primary_port}"],
+            ["import-tsig-key", key_name, algorithm, secret],
+            ["set-meta", zone, "AXFR-MASTER-TSIG", key_name],
+            ["set-meta", zone, "IXFR", "1"],  # PowerDNS asks for AXFR unless told
+        ):
+            subprocess.run(
+                [peers.program("pdnsutil"), f"--config-dir={d}", *args],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
+
+    def command(self) -> list[str]:
+        return [peers.program("pdns_server"), f"--config-dir={self.directory}"]
+
+    def version(self) -> str:
+        if not POWERDNS_SCHEMA.exists():
+            peers.missing("pdns-backend-sqlite3")
+        peers.program("pdnsutil")
+        out = subprocess.run(
+            [peers.program("pdns_server"), "--version"], capture_output=True, text=True, timeout=10
+        )
+        text = out.stdout + out.stderr
+        line = next(x for x in text.splitlines() if "PowerDNS" in x)
+        return line[line.index("PowerDNS") :].split(" (")[0]

@@ -1,7 +1,8 @@
-"""Real NSD and Knot as secondaries of `homing serve`: NOTIFY + IXFR, and surviving its loss.
+"""Real NSD, Knot, BIND and PowerDNS as secondaries of `homing serve`: NOTIFY + IXFR,
+and surviving its loss.
 
-NSD transfers by address (the zone's allow-transfer list), Knot with the zone's TSIG
-key. How long each secondary takes to answer a new address after `/nic/update`
+NSD transfers by address (the zone's allow-transfer list), Knot, BIND and PowerDNS
+with the zone's TSIG key. How long each secondary takes to answer a new address after `/nic/update`
 acknowledged it is printed and appended to bench/results/freshness.jsonl.
 """
 
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import LOOPBACK, Server
-from tests.e2e.secondaries import POLL_INTERVAL, Knot, Nsd, Secondary
+from tests.e2e.secondaries import POLL_INTERVAL, Bind, Knot, Nsd, PowerDns, Secondary
 
 ZONE = "sec.example.org"
 SYNC_TIMEOUT = 30.0  # a first AXFR, started by the secondary itself
@@ -27,20 +28,23 @@ FRESH_TIMEOUT = 10.0  # NOTIFY, SOA check, IXFR and reload after an update
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "freshness.jsonl"
 
 
-@pytest.fixture
-def secondaries(tmp_path: Path) -> Iterator[tuple[Nsd, Knot]]:
-    """An NSD and a Knot, not yet started; stopped by PID at teardown."""
-    (tmp_path / "nsd").mkdir()
-    (tmp_path / "knot").mkdir()
-    nsd = Nsd(directory=tmp_path / "nsd")
-    knot = Knot(directory=tmp_path / "knot")
-    nsd.version()  # a missing peer skips (or fails under HOMING_REQUIRE_PEERS=1) up front
-    knot.version()
+@pytest.fixture(params=["nsd+knot", "bind+powerdns"])
+def secondaries(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Secondary]]:
+    """Two secondaries, not yet started; stopped by PID at teardown."""
+    kinds: dict[str, type[Secondary]] = {
+        "nsd": Nsd, "knot": Knot, "bind": Bind, "powerdns": PowerDns
+    }  # fmt: skip
+    made: list[Secondary] = []
+    for kind in request.param.split("+"):
+        (tmp_path / kind).mkdir()
+        made.append(kinds[kind](directory=tmp_path / kind))
+    for secondary in made:
+        secondary.version()  # a missing peer skips (or fails under HOMING_REQUIRE_PEERS=1) up front
     try:
-        yield nsd, knot
+        yield made
     finally:
-        nsd.stop()
-        knot.stop()
+        for secondary in made:
+            secondary.stop()
 
 
 def homing_serial(server: Server) -> int:
@@ -103,16 +107,15 @@ def ixfr_count(server: Server) -> int:
     return len(re.findall(rf"IXFR of {re.escape(ZONE)} from \d+ to \d+", server.stderr_text()))
 
 
-def test_nsd_and_knot_follow_by_notify_and_ixfr(
-    server: Server, secondaries: tuple[Nsd, Knot]
+def test_secondaries_follow_by_notify_and_ixfr(
+    server: Server, secondaries: list[Secondary]
 ) -> None:
-    nsd, knot = secondaries
+    notify = [arg for s in secondaries for arg in ("--notify", f"{LOOPBACK}:{s.port}")]
     server.cli(
-        "zone", "add", ZONE, "--ns", "ns1.example.org",
-        "--notify", f"{LOOPBACK}:{nsd.port}", "--notify", f"{LOOPBACK}:{knot.port}",
+        "zone", "add", ZONE, "--ns", "ns1.example.org", *notify,
         "--allow-transfer", f"{LOOPBACK}/32",
     )  # fmt: skip
-    key = server.cli("key", "add", "knot-xfr", "--zone", ZONE).stdout.strip().splitlines()[-1]
+    key = server.cli("key", "add", "xfr-key", "--zone", ZONE).stdout.strip().splitlines()[-1]
     server.ensure_user()
     fqdn = f"cam.{ZONE}"
     secret = server.cli("host", "add", fqdn, "--owner", "alice").stdout.strip().splitlines()[-1]
@@ -120,11 +123,14 @@ def test_nsd_and_knot_follow_by_notify_and_ixfr(
     server.wait_dns(ZONE, "SOA", lambda a: a.status == "NOERROR", timeout=10)
     nic_update(server, fqdn, secret, "192.0.2.1")
 
-    nsd.configure(ZONE, server.dns_port)
-    knot.configure(ZONE, server.dns_port, key)
-    nsd.start()
-    knot.start()
-    for secondary in (nsd, knot):
+    for secondary in secondaries:
+        if isinstance(secondary, Nsd):
+            secondary.configure(ZONE, server.dns_port)
+        else:
+            assert isinstance(secondary, Knot | Bind | PowerDns)
+            secondary.configure(ZONE, server.dns_port, key)
+        secondary.start()
+    for secondary in secondaries:
         secondary.wait_for(
             "the first transfer",
             lambda s=secondary: s.addresses(fqdn) == ["192.0.2.1"],
@@ -134,13 +140,13 @@ def test_nsd_and_knot_follow_by_notify_and_ixfr(
     # An update: both answer the new address after NOTIFY and IXFR.
     before = ixfr_count(server)
     nic_update(server, fqdn, secret, "192.0.2.2")
-    fresh((nsd, knot), fqdn, "192.0.2.2", "notify+ixfr", time.monotonic())
-    assert nsd.serial(ZONE) == knot.serial(ZONE) == homing_serial(server)
+    fresh(tuple(secondaries), fqdn, "192.0.2.2", "notify+ixfr", time.monotonic())
+    assert {s.serial(ZONE) for s in secondaries} == {homing_serial(server)}
     assert ixfr_count(server) >= before + 2, server.stderr_text()[-3000:]
 
     # homing stops: the secondaries keep answering.
     server.stop()
-    for secondary in (nsd, knot):
+    for secondary in secondaries:
         secondary.assert_running()
         assert secondary.addresses(fqdn) == ["192.0.2.2"]
         assert secondary.serial(ZONE) is not None
@@ -149,9 +155,9 @@ def test_nsd_and_knot_follow_by_notify_and_ixfr(
     server.start()
     nic_update(server, fqdn, secret, "192.0.2.3")
     nic_update(server, fqdn, secret, "192.0.2.4")
-    fresh((nsd, knot), fqdn, "192.0.2.4", "after-restart", time.monotonic())
+    fresh(tuple(secondaries), fqdn, "192.0.2.4", "after-restart", time.monotonic())
     serial = homing_serial(server)
-    for secondary in (nsd, knot):
+    for secondary in secondaries:
         secondary.wait_for(
             f"serial {serial}", lambda s=secondary: s.serial(ZONE) == serial, FRESH_TIMEOUT
         )
