@@ -33,6 +33,32 @@ POLL_INTERVAL = 0.01
 POWERDNS_SCHEMA = Path("/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql")
 
 
+def version_line(program: str, flag: str) -> str:
+    """The first line a name server prints of its version (some print it on stderr)."""
+    out = subprocess.run([peers.program(program), flag], capture_output=True, text=True, timeout=10)
+    return (out.stdout + out.stderr).strip().splitlines()[0].strip()
+
+
+def named_options(directory: Path, port: int, key: str) -> str:
+    """named.conf's options and TSIG key for a BIND of ours on a loopback port."""
+    algorithm, key_name, secret = key.split(":")
+    return f"""options {{
+    directory "{directory}";
+    pid-file "{directory}/named.pid";
+    session-keyfile "{directory}/session.key";
+    listen-on port {port} {{ {LOOPBACK}; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    notify no;
+}};
+controls {{ }};
+key "{key_name}" {{
+    algorithm {algorithm};
+    secret "{secret}";
+}};
+"""
+
+
 @dataclass
 class Secondary:
     """A running secondary: its name, port, directory and process."""
@@ -170,10 +196,7 @@ zone:
         return [peers.program("nsd"), "-d", "-c", str(self.directory / "nsd.conf")]
 
     def version(self) -> str:
-        out = subprocess.run(
-            [peers.program("nsd"), "-v"], capture_output=True, text=True, timeout=10
-        )
-        return (out.stdout + out.stderr).splitlines()[0].strip()
+        return version_line("nsd", "-v")
 
 
 @dataclass
@@ -223,10 +246,7 @@ zone:
         return [peers.program("knotd"), "-c", str(self.directory / "knot.conf")]
 
     def version(self) -> str:
-        out = subprocess.run(
-            [peers.program("knotd"), "--version"], capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip().splitlines()[0]
+        return version_line("knotd", "--version")
 
 
 @dataclass
@@ -236,24 +256,11 @@ class Bind(Secondary):
     kind: ClassVar[str] = "bind"
 
     def configure(self, zone: str, primary_port: int, key: str) -> None:
-        algorithm, key_name, secret = key.split(":")
+        key_name = key.split(":")[1]
         d = self.directory
         (d / "named.conf").write_text(
-            f"""options {{
-    directory "{d}";
-    pid-file "{d}/named.pid";
-    session-keyfile "{d}/session.key";
-    listen-on port {self.port} {{ {LOOPBACK}; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    notify no;
-}};
-controls {{ }};
-key "{key_name}" {{
-    algorithm {algorithm};
-    secret "{secret}";
-}};
-server {LOOPBACK} {{
+            named_options(d, self.port, key)
+            + f"""server {LOOPBACK} {{
     keys {{ "{key_name}"; }};
     request-ixfr yes;
 }};
@@ -270,10 +277,7 @@ zone "{zone}" {{
         return [peers.program("named"), "-g", "-c", str(self.directory / "named.conf")]
 
     def version(self) -> str:
-        out = subprocess.run(
-            [peers.program("named"), "-v"], capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip().splitlines()[0]
+        return version_line("named", "-v")
 
 
 @dataclass

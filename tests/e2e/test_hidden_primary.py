@@ -11,7 +11,6 @@ is back, homing's background pusher brings it up to date.
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import pytest
 
 from tests import peers
 from tests.e2e.conftest import LOOPBACK, Server
-from tests.e2e.secondaries import Secondary
+from tests.e2e.secondaries import Secondary, named_options, version_line
 
 ZONE = "push.example.org"
 KEY_NAME = "push-key"
@@ -103,10 +102,7 @@ zone:
         return [peers.program("knotd"), "-c", str(self.directory / "knot.conf")]
 
     def version(self) -> str:
-        out = subprocess.run(
-            [peers.program("knotd"), "--version"], capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip().splitlines()[0]
+        return version_line("knotd", "--version")
 
 
 @dataclass
@@ -116,25 +112,12 @@ class BindPrimary(ExternalPrimary):
     kind: ClassVar[str] = "bind-primary"
 
     def configure(self, zone: str, key: str) -> None:
-        algorithm, key_name, secret = key.split(":")
+        key_name = key.split(":")[1]
         d = self.directory
         (d / f"{zone}.zone").write_text(ZONE_FILE.format(zone=zone))
         (d / "named.conf").write_text(
-            f"""options {{
-    directory "{d}";
-    pid-file "{d}/named.pid";
-    session-keyfile "{d}/session.key";
-    listen-on port {self.port} {{ {LOOPBACK}; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    notify no;
-}};
-controls {{ }};
-key "{key_name}" {{
-    algorithm {algorithm};
-    secret "{secret}";
-}};
-zone "{zone}" {{
+            named_options(d, self.port, key)
+            + f"""zone "{zone}" {{
     type primary;
     file "{d}/{zone}.zone";
     allow-update {{ key "{key_name}"; }};
@@ -146,10 +129,7 @@ zone "{zone}" {{
         return [peers.program("named"), "-g", "-c", str(self.directory / "named.conf")]
 
     def version(self) -> str:
-        out = subprocess.run(
-            [peers.program("named"), "-v"], capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip().splitlines()[0]
+        return version_line("named", "-v")
 
 
 @pytest.fixture(params=["knot", "bind"])
