@@ -2,7 +2,8 @@
 
 The homing server listens on the root-namespace end of the veth; the client runs inside
 the namespace (`ip netns exec`). The test changes the address inside the namespace and
-measures the time until the server's DNS answers the new address.
+records the time until the server's DNS answers the new address (a figure for
+docs/client.md, not an assertion: speed is measured, never asserted in tests).
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from tests.client.conftest import (
     record_result,
     write_config,
 )
-
-TARGET = 1.0  # seconds from the address change to the DNS answer
 
 
 async def change(ns: Netns, *commands: str) -> None:
@@ -66,7 +65,7 @@ def good(fqdn: str, address: str) -> str:
     return rf"{re.escape(fqdn)}: good (\S+,)?{re.escape(address)}[, ]"
 
 
-async def test_interface_changes_reach_dns_within_a_second(
+async def test_interface_changes_reach_dns(
     netns: Netns,
     make_server: Callable[..., HomingServer],
     start_client: Callable[..., object],
@@ -115,8 +114,6 @@ async def test_interface_changes_reach_dns_within_a_second(
     )
     print(f"\naddress change -> DNS answer: {text}")
     record_result("client-netns-address-to-dns", text)
-    assert max(timings) < TARGET, text
-    assert v6_time < TARGET, text
     # One update per change, and nothing more.
     assert client.count(rf"{re.escape(fqdn)}: good ") == len(timings) + 2
 
