@@ -38,6 +38,20 @@ class Settings(BaseSettings):
     # hidden primary: how long an update waits for its push before answering dnserr
     push_wait: float = Field(default=3.0, gt=0, le=30)
 
+    # notifications (docs/user-guide.md) and the inactivity policy (docs/admin-guide.md)
+    alert_badauth_limit: int = Field(default=5, ge=1)  # wrong secrets for a host ...
+    alert_badauth_window: int = Field(default=3600, ge=1)  # ... within seconds: one alert
+    webhook_timeout: float = Field(default=5.0, gt=0, le=60)
+    webhook_allow_private: bool = False  # let webhooks reach loopback and private addresses
+    notify_interval: float = Field(default=5.0, gt=0)  # outbox look-ups without a wake-up
+    notify_max_attempts: int = Field(default=8, ge=1, le=30)
+    inactivity_interval: float = Field(default=3600.0, gt=0)  # seconds between policy runs
+    # The policy until an operator saves it on /admin/inactivity; 0 days: never.
+    inactivity_warn_days: int = Field(default=0, ge=0)
+    inactivity_disable_days: int = Field(default=0, ge=0)
+    inactivity_delete_days: int = Field(default=0, ge=0)
+    inactivity_notice_days: int = Field(default=7, ge=1)
+
     # zone defaults for `homing zone add`
     soa_rname: str | None = None
     default_ttl: int = 60

@@ -32,4 +32,6 @@ class Homing:
             abuse_nochg_limit=s.abuse_nochg_limit,
             abuse_window=s.abuse_window,
             group_member_max_age=s.group_member_max_age,
+            badauth_limit=s.alert_badauth_limit,
+            badauth_window=s.alert_badauth_window,
         )

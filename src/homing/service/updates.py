@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from homing.domain.addresses import AddressSet
 from homing.domain.errors import InvalidName
 from homing.domain.names import is_fqdn, normalize
+from homing.domain.notifications import ADDRESS_CHANGED, AUTH_FAILURES, HOST_BLOCKED
 from homing.domain.outcomes import Outcome
-from homing.domain.records import RRsetValue
+from homing.domain.records import JournalEntry, RRsetValue
+from homing.service import alerts
 from homing.service.accounts import authenticate
 from homing.service.changes import ZoneRef, apply_changes
 from homing.service.hosts import ADDRESS_TYPES, refresh_group
@@ -36,6 +38,8 @@ class UpdatePolicy:
     abuse_nochg_limit: int = 10
     abuse_window: int = 3600
     group_member_max_age: int = 3600
+    badauth_limit: int = 5  # wrong secrets for a host within badauth_window: one alert
+    badauth_window: int = 3600
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,7 @@ class _Batch:
     changes: dict[int, list[tuple[RRsetValue, str, str]]] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     regroup: set[int] = field(default_factory=set)  # host ids whose groups need refreshing
+    alerts: list[alerts.Pending] = field(default_factory=list)  # written with the batch
 
     def set_host(self, name: str, **values: Any) -> None:
         self.hosts[name].update(values)
@@ -223,6 +228,7 @@ class _UpdateBatcher:
                 return _SLOW  # perhaps a group or an account: decided outside
             names = request.hostnames if request.hostnames else [request.username]
             if not secret_matches(request.password, row["secret_hash"]):
+                _bad_secret(batch, row, request, item.policy)
                 return [HostResult(n, Outcome.BADAUTH) for n in names]
             grant = _Grant(frozenset({row["id"]}), (row["name"],))
         requested = request.hostnames
@@ -248,6 +254,7 @@ class _UpdateBatcher:
                 via=[via for _, _, via in changes],
             )
             serials.update(((e.name, e.rtype), e.serial) for e in entries)
+            _address_alerts(batch, entries)
         if batch.dirty:
             rows = [batch.hosts[name] for name in sorted(batch.dirty)]
             await txn.conn.execute(
@@ -256,6 +263,8 @@ class _UpdateBatcher:
                 .values({column: sa.bindparam(f"b_{column}") for column in _HOST_STATE}),
                 [{"b_id": row["id"], **{f"b_{c}": row[c] for c in _HOST_STATE}} for row in rows],
             )
+        for statement, rows in alerts.grouped(batch.alerts, txn.now):
+            await txn.conn.execute(statement, rows)
         if batch.regroup:
             group_ids = await txn.conn.execute(
                 sa.select(group_members.c.group_id)
@@ -294,6 +303,8 @@ _HOST_STATE = (
     "last_result",
     "nochg_count",
     "nochg_window_start",
+    "badauth_count",
+    "badauth_window_start",
 )
 
 
@@ -403,8 +414,41 @@ def _nochg(
     )
     batch.regroup.add(row["id"])  # a nochg keeps a member alive; a block removes it
     if blocked:
+        details = {"client_ip": request.client_ip, "nochg_count": count}
+        batch.alerts.append((HOST_BLOCKED, row["owner_id"], row["name"], details))
         return HostResult(hostname, Outcome.ABUSE)
     return HostResult(hostname, Outcome.NOCHG, request.addresses)
+
+
+def _bad_secret(
+    batch: _Batch, row: dict[str, Any], request: UpdateRequest, policy: UpdatePolicy
+) -> None:
+    """Count a wrong secret; the count reaching the limit within the window alerts once."""
+    now = batch.txn.now
+    window_start = as_utc(row["badauth_window_start"])
+    count = row["badauth_count"]
+    if window_start is None or now - window_start > timedelta(seconds=policy.badauth_window):
+        window_start, count = now, 0
+    count += 1
+    batch.set_host(row["name"], badauth_count=count, badauth_window_start=window_start)
+    if count == policy.badauth_limit:
+        details = {
+            "count": count,
+            "window_seconds": policy.badauth_window,
+            "client_ip": request.client_ip,
+        }
+        batch.alerts.append((AUTH_FAILURES, row["owner_id"], row["name"], details))
+
+
+def _address_alerts(batch: _Batch, entries: list[JournalEntry]) -> None:
+    """One address.changed per host whose A or AAAA the journal shows changed."""
+    changed: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        found = changed.setdefault(entry.name, {"old": [], "new": [], "via": entry.via})
+        found["old"].extend(entry.old)
+        found["new"].extend(entry.new)
+    for name, details in changed.items():
+        batch.alerts.append((ADDRESS_CHANGED, batch.hosts[name]["owner_id"], name, details))
 
 
 def _refused(

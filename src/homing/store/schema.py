@@ -92,6 +92,9 @@ hosts = sa.Table(
     sa.Column("nochg_count", sa.Integer, nullable=False, default=0),
     sa.Column("nochg_window_start", Timestamp, nullable=True),
     sa.Column("unblocked_at", Timestamp, nullable=True),  # last unblock by its owner
+    # Wrong secrets for this host within the alert window (the auth-failure alert's count).
+    sa.Column("badauth_count", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("badauth_window_start", Timestamp, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
 )
 
@@ -215,4 +218,76 @@ login_locks = sa.Table(
     metadata,
     sa.Column("key", sa.String(400), primary_key=True),
     sa.Column("until", sa.Float, nullable=False),  # Unix time
+)
+
+
+alert_settings = sa.Table(
+    # Which notifications an account wants and where; no row: none (but the inactivity
+    # policy's warnings still go out by email).
+    "alert_settings",
+    metadata,
+    sa.Column(
+        "account_id", sa.Integer, sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("email_on", sa.Boolean, nullable=False, default=False),
+    sa.Column("webhook_url", sa.String(2000), nullable=True),
+    # HMAC needs the key itself (like TSIG secrets); shown to its owner once.
+    sa.Column("webhook_secret", sa.String(64), nullable=True),
+    sa.Column("on_address", sa.Boolean, nullable=False, default=False),
+    sa.Column("on_auth", sa.Boolean, nullable=False, default=False),
+    sa.Column("on_abuse", sa.Boolean, nullable=False, default=False),
+    sa.Column("on_stale", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+outbox = sa.Table(
+    # One row per notification and channel, written in the transaction of its cause;
+    # the leader's courier delivers it (pending -> sent, or failed after the last retry).
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("channel", sa.String(8), nullable=False),  # email, webhook
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("host", sa.String(253), nullable=False),
+    sa.Column("details", sa.Text, nullable=False),  # JSON object
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),  # pending, sent, failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("next_at", Timestamp, nullable=False),
+    sa.Column("sent_at", Timestamp, nullable=True),
+    sa.Column("last_error", sa.String(300), nullable=True),
+    sa.Index("ix_outbox_due", "status", "next_at"),
+)
+
+inactivity_policy = sa.Table(
+    # The operator's inactivity policy as last saved on the admin page (one row, id 1);
+    # without it the settings' inactivity_* values hold. 0 days: that step never happens.
+    "inactivity_policy",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("warn_days", sa.Integer, nullable=False),
+    sa.Column("disable_days", sa.Integer, nullable=False),
+    sa.Column("delete_days", sa.Integer, nullable=False),
+    sa.Column("notice_days", sa.Integer, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+inactivity_marks = sa.Table(
+    # How far the policy went with an idle host: the stage reached for the idle spell that
+    # began at `basis` (its last update); a newer update starts over.
+    "inactivity_marks",
+    metadata,
+    sa.Column(
+        "host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("basis", Timestamp, nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("marked_at", Timestamp, nullable=False),
 )

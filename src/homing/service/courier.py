@@ -1,0 +1,260 @@
+"""The courier: delivers the outbox by mail and webhook, with retries; and the test sends.
+
+It runs on the leader worker only (serve.py), so one process claims the due rows. A
+crash between a delivery and its mark sends that notification again: at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import socket
+import urllib.parse
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from homing.domain.notifications import (
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    TEST,
+    WebhookUrlError,
+    check_webhook_url,
+    mail_text,
+    payload,
+    retry_at,
+    signature,
+)
+from homing.service.accounts import Account
+from homing.service.alerts import account_email, settings_row
+from homing.store.db import Database, Txn, as_utc, now
+from homing.store.schema import outbox
+
+log = logging.getLogger(__name__)
+
+BATCH = 50  # rows per pass; the next pass follows at once while rows are due
+
+
+class MailSender(Protocol):
+    """What homing.service.mail.Mailer offers: raises when the mail was not accepted."""
+
+    async def send(self, to: str, subject: str, body: str) -> None: ...
+
+
+class DeliveryError(Exception):
+    """A channel refused or failed; the message is what the user sees."""
+
+
+@dataclass(frozen=True)
+class CourierPolicy:
+    webhook_timeout: float = 5.0
+    webhook_allow_private: bool = False  # loopback and private addresses (tests, in-house)
+    max_attempts: int = 8
+    interval: float = 5.0  # how often the outbox is looked at without a wake-up
+
+
+@dataclass(frozen=True)
+class Notification:
+    event: str
+    host: str
+    account: str  # user ID
+    at: datetime
+    details: dict[str, Any]
+
+
+class Courier:
+    def __init__(
+        self,
+        db: Database,
+        mailer: MailSender,
+        policy: CourierPolicy | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.db = db
+        self.mailer = mailer
+        self.policy = policy or CourierPolicy()
+        self._transport = transport
+        self._wake = asyncio.Event()
+
+    def wake(self, _items: object = None) -> None:
+        """Look at the outbox now (after a local commit), not at the next interval."""
+        self._wake.set()
+
+    # -- channels -------------------------------------------------------------------
+
+    async def send_mail(self, to: str, note: Notification) -> None:
+        subject, body = mail_text(note.event, note.host, note.account, note.at, note.details)
+        try:
+            await self.mailer.send(to, subject, body)
+        except Exception as exc:  # MailError and the SMTP library's own: the user's answer
+            raise DeliveryError(f"mail to {to} failed: {exc}") from exc
+
+    async def send_webhook(self, url: str, secret: str | None, note: Notification) -> int:
+        """POST the payload; the HTTP status (2xx). Redirects are refused, never followed."""
+        try:
+            url = check_webhook_url(url)
+        except WebhookUrlError as exc:
+            raise DeliveryError(str(exc)) from exc
+        await self._check_target(url)
+        body = payload(note.event, note.host, note.account, note.at, note.details)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "homing-webhook/1",
+            EVENT_HEADER: note.event,
+        }
+        if secret:
+            headers[SIGNATURE_HEADER] = signature(secret, body)
+        timeout = self.policy.webhook_timeout
+        try:
+            async with httpx.AsyncClient(
+                transport=self._transport, follow_redirects=False, timeout=timeout, trust_env=False
+            ) as client:
+                response = await client.post(url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise DeliveryError(f"no answer from {_origin(url)} within {timeout:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"cannot reach {_origin(url)}: {_reason(exc)}") from exc
+        if response.is_redirect:
+            where = response.headers.get("location", "")[:200]
+            raise DeliveryError(
+                f"{_origin(url)} answered {response.status_code} redirecting to {where!r}; "
+                "redirects are not followed: enter the final URL"
+            )
+        if not response.is_success:
+            raise DeliveryError(
+                f"{_origin(url)} answered HTTP {response.status_code} {response.reason_phrase}"
+            )
+        return response.status_code
+
+    async def _check_target(self, url: str) -> None:
+        """Refuse a host that resolves to loopback, private or link-local space (unless allowed):
+        users' webhooks must not reach into the operator's own network."""
+        if self.policy.webhook_allow_private:
+            return
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise DeliveryError(f"cannot resolve {host}: {exc.strerror or exc}") from exc
+        for info in infos:
+            address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+            if not address.is_global:
+                raise DeliveryError(
+                    f"{host} resolves to {address}, which is not a public address; "
+                    "webhooks only go to public servers here"
+                )
+
+    # -- the outbox -----------------------------------------------------------------
+
+    async def run_once(self, at: datetime | None = None) -> int:
+        """Deliver what is due at `at` (now); the number of rows handled."""
+        at = at or now()
+
+        async def due(conn: AsyncConnection) -> list[Any]:
+            rows = await conn.execute(
+                sa.select(outbox)
+                .where(outbox.c.status == "pending", outbox.c.next_at <= at)
+                .order_by(outbox.c.next_at, outbox.c.id)
+                .limit(BATCH)
+            )
+            return list(rows)
+
+        rows = await self.db.read(due)
+        for row in rows:
+            await self._deliver(row, at)
+        return len(rows)
+
+    async def _deliver(self, row: Any, at: datetime) -> None:
+        async def target(conn: AsyncConnection) -> tuple[tuple[str, str] | None, Any]:
+            return await account_email(conn, row.account_id), await settings_row(
+                conn, row.account_id
+            )
+
+        who, settings = await self.db.read(target)
+        error: str | None = None
+        try:
+            if who is None:
+                raise DeliveryError("the account is gone")
+            note = Notification(
+                row.event, row.host, who[0], as_utc(row.created_at) or at, json.loads(row.details)
+            )
+            if row.channel == "email":
+                await self.send_mail(who[1], note)
+            elif settings is None or not settings.webhook_url:
+                raise DeliveryError("no webhook URL is set any more")
+            else:
+                await self.send_webhook(settings.webhook_url, settings.webhook_secret, note)
+        except DeliveryError as exc:
+            error = str(exc)[:300]
+        except Exception as exc:  # ours, not the channel's: log it, retry like a failure
+            log.exception("notification %s failed", row.id)
+            error = f"internal error: {exc.__class__.__name__}"
+        attempts = row.attempts + 1
+        if error is None:
+            values: dict[str, Any] = {"status": "sent", "sent_at": now(), "attempts": attempts}
+        else:
+            again = retry_at(attempts, at, self.policy.max_attempts)
+            values = {"attempts": attempts, "last_error": error}
+            values.update({"status": "failed"} if again is None else {"next_at": again})
+            log.info("notification %s (%s) failed: %s", row.id, row.channel, error)
+
+        async def mark(txn: Txn) -> None:
+            await txn.conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(**values))
+
+        await self.db.write(mark)
+
+    async def run(self) -> None:
+        """Deliver until cancelled: at each wake-up and every `interval` seconds."""
+        while True:
+            try:
+                while await self.run_once() == BATCH:
+                    pass
+            except Exception:
+                log.exception("outbox delivery failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.policy.interval)
+            self._wake.clear()
+
+    # -- "Send a test" ----------------------------------------------------------------
+
+    async def send_test(self, account: Account, channel: str) -> str:
+        """Send a test through one channel at once; a sentence saying what happened.
+
+        DeliveryError carries the exact failure for the page.
+        """
+        row = await self.db.read(lambda conn: settings_row(conn, account.id))
+        note = Notification(TEST.name, "", account.user_id, now(), {"channel": channel})
+        if channel == "email":
+            await self.send_mail(account.email, note)
+            return f"A test mail to {account.email} was accepted by the mail server."
+        if channel == "webhook":
+            if row is None or not row.webhook_url:
+                raise DeliveryError("Save a webhook URL first.")
+            status = await self.send_webhook(row.webhook_url, row.webhook_secret, note)
+            return f"{_origin(row.webhook_url)} answered HTTP {status} to the test webhook."
+        raise DeliveryError(f"unknown channel {channel[:20]!r}")
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _reason(exc: httpx.HTTPError) -> str:
+    cause: BaseException = exc
+    while cause.__cause__ is not None or cause.__context__ is not None:
+        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    text = str(cause) or str(exc) or exc.__class__.__name__
+    return text[:200]
