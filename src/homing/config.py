@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -51,10 +51,30 @@ class Settings(BaseSettings):
     inactivity_disable_days: int = Field(default=0, ge=0)
     inactivity_delete_days: int = Field(default=0, ge=0)
     inactivity_notice_days: int = Field(default=7, ge=1)
+    # outgoing mail (password reset, notifications); no smtp_host: mails go to the log
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, gt=0, lt=65536)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None  # SecretStr: never printed with the settings
+    smtp_starttls: bool = False
+    smtp_tls: bool = False  # implicit TLS (usually port 465)
+    smtp_ca_file: Path | None = None  # PEM CA bundle for a relay the system store does not know
+    smtp_timeout: float = Field(default=10.0, gt=0, le=120)
+    mail_from: str = "homing@localhost"
 
     # zone defaults for `homing zone add`
     soa_rname: str | None = None
     default_ttl: int = 60
+
+    @model_validator(mode="after")
+    def _mail_settings_agree(self) -> Settings:
+        if self.smtp_starttls and self.smtp_tls:
+            raise ValueError("smtp_starttls and smtp_tls exclude each other: choose one")
+        if (self.smtp_user is None) != (self.smtp_password is None):
+            raise ValueError("smtp_user and smtp_password go together")
+        if self.mail_from.count("@") != 1 or any(c in self.mail_from for c in "\r\n"):
+            raise ValueError(f"mail_from is not one mail address: {self.mail_from!r}")
+        return self
 
     @classmethod
     def settings_customise_sources(

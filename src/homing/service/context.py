@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from homing.config import Settings
+from homing.service.mail import Mailer
 from homing.service.push import PushWaiter
 from homing.service.updates import UpdatePolicy
 from homing.store.db import Database
@@ -16,6 +17,11 @@ class Homing:
     db: Database
     # Set by `homing serve`: asked by updates of zones that push to an external primary.
     push_waiter: PushWaiter | None = None
+    # Built from the settings; tests may put another Mailer in its place.
+    mailer: Mailer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mailer = Mailer.from_settings(self.settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Homing:
