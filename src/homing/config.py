@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     smtp_ca_file: Path | None = None  # PEM CA bundle for a relay the system store does not know
     smtp_timeout: float = Field(default=10.0, gt=0, le=120)
     mail_from: str = "homing@localhost"
+    # The site as users reach it, e.g. https://ddns.example.net: the base of mailed links.
+    # Unset: the address of the request, which a forged Host header can change.
+    public_url: str | None = None
 
     # zone defaults for `homing zone add`
     soa_rname: str | None = None
@@ -72,6 +75,8 @@ class Settings(BaseSettings):
             raise ValueError("smtp_starttls and smtp_tls exclude each other: choose one")
         if (self.smtp_user is None) != (self.smtp_password is None):
             raise ValueError("smtp_user and smtp_password go together")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ValueError(f"public_url must start with https:// or http://: {self.public_url!r}")
         if self.mail_from.count("@") != 1 or any(c in self.mail_from for c in "\r\n"):
             raise ValueError(f"mail_from is not one mail address: {self.mail_from!r}")
         return self

@@ -26,6 +26,7 @@ class Account:
     role: str
     status: str
     plan_id: int | None
+    session_epoch: int = 0  # a portal session made under another epoch has ended
 
 
 def user_key(user_id: str) -> str:
@@ -130,7 +131,7 @@ async def create_account(
     return await db.write(unit)
 
 
-def _account(row: sa.Row[tuple[object, ...]]) -> Account:
+def account_of(row: sa.Row[tuple[object, ...]]) -> Account:
     return Account(
         row.id,
         row.user_id,
@@ -138,6 +139,7 @@ def _account(row: sa.Row[tuple[object, ...]]) -> Account:
         row.role,
         row.status,
         row.plan_id,
+        row.session_epoch,
     )
 
 
@@ -145,7 +147,7 @@ async def find_account(conn: AsyncConnection, user_id: str) -> Account | None:
     row = (
         await conn.execute(sa.select(accounts).where(accounts.c.user_key == user_key(user_id)))
     ).first()
-    return None if row is None else _account(row)
+    return None if row is None else account_of(row)
 
 
 async def authenticate(db: Database, user_id: str, password: str) -> Account | None:
@@ -159,7 +161,7 @@ async def authenticate(db: Database, user_id: str, password: str) -> Account | N
         ).first()
         if row is None:
             return None, DUMMY_PASSWORD_HASH
-        return _account(row), row.password_hash
+        return account_of(row), row.password_hash
 
     account, stored = await db.read(query)
     if not await password_matches(password, stored) or account is None:

@@ -14,7 +14,7 @@ from homing.domain.names import normalize, zone_for
 from homing.domain.outcomes import Outcome
 from homing.domain.records import RRsetValue
 from homing.service import hosts as host_service
-from homing.service.accounts import Account
+from homing.service.accounts import Account, account_of
 from homing.service.changes import ZoneRef, apply_change
 from homing.service.zones import zone_refs
 from homing.store.db import Database, Txn, as_utc
@@ -151,7 +151,7 @@ async def account_by_id(db: Database, account_id: int) -> Account | None:
         row = (await conn.execute(sa.select(accounts).where(accounts.c.id == account_id))).first()
         if row is None:
             return None
-        return Account(row.id, row.user_id, row.email, row.role, row.status, row.plan_id)
+        return account_of(row)
 
     return await db.read(query)
 

@@ -46,6 +46,8 @@ accounts = sa.Table(
     sa.Column("plan_id", sa.Integer, sa.ForeignKey("plans.id"), nullable=True),
     sa.Column("status", sa.String(16), nullable=False, default="active"),
     sa.Column("created_at", Timestamp, nullable=False),
+    # Raised by a password reset: a portal session made before carries the old value and ends.
+    sa.Column("session_epoch", sa.Integer, nullable=False, default=0, server_default="0"),
 )
 
 zones = sa.Table(
@@ -218,6 +220,33 @@ login_locks = sa.Table(
     metadata,
     sa.Column("key", sa.String(400), primary_key=True),
     sa.Column("until", sa.Float, nullable=False),  # Unix time
+)
+
+
+password_resets = sa.Table(
+    # A mailed reset link: only the SHA-256 of its token; at most one per account (a new
+    # request replaces it), deleted when used.
+    "password_resets",
+    metadata,
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),  # Unix time
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+reset_requests = sa.Table(
+    # One row per reset request under two keys (account, client address), for the throttle;
+    # kept only as long as its window.
+    "reset_requests",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("key", sa.String(400), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),  # Unix time
 )
 
 

@@ -17,6 +17,7 @@ from homing.web.portal.csrf import CSRFProtection
 from homing.web.portal.groups import GroupPages
 from homing.web.portal.headers import SecurityHeaders
 from homing.web.portal.pages import Endpoint, Portal
+from homing.web.portal.resets import ResetPages
 from homing.web.portal.sessionkey import SessionKey
 from homing.web.portal.sessions import Sessions
 from homing.web.portal.templating import STATIC
@@ -31,6 +32,7 @@ def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> l
     admin = AdminPages(portal)
     token_pages = TokenPages(portal)
     group_pages = GroupPages(portal)
+    reset_pages = ResetPages(portal)
     key = SessionKey(homing.settings.data_dir / "session.key")
     stack = [
         Middleware(SecurityHeaders),
@@ -54,6 +56,8 @@ def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> l
         page("/signup", portal.signup, both),
         page("/login", portal.login, both),
         page("/logout", portal.logout, both),
+        page("/forgot", reset_pages.forgot, both),
+        page("/reset/{token}", reset_pages.reset, both),
         page("/dashboard", portal.dashboard),
         page("/hosts/new", portal.host_new, both),
         page("/hosts/availability", portal.host_availability),

@@ -47,6 +47,9 @@ ERROR_LABELS = {
     "HOST_NOT_BLOCKED": "HOST not blocked",
     "UNBLOCK_NOT_ALLOWED": "UNBLOCK not allowed",
     "UNBLOCK_TOO_SOON": "UNBLOCK too soon",
+    "RESET_LINK_INVALID": "RESET LINK invalid",
+    "RESET_THROTTLED": "TOO MANY requests",
+    "LOGIN_MISSING": "USER ID or EMAIL missing",
 }
 ERROR_HINTS = {
     "USER_ID_DUPLICATE": "Someone already signed up with that user ID; choose another one.",
@@ -140,7 +143,9 @@ class Portal:
         if not isinstance(uid, int):
             return None
         account = await service.account_by_id(self.db, uid)
-        if account is None or account.status != "active":
+        # A password reset raised the epoch: sessions made before it end here.
+        stale = request.session.get("epoch", 0) != account.session_epoch if account else True
+        if account is None or account.status != "active" or stale:
             request.session.clear()
             return None
         return account
@@ -151,6 +156,7 @@ class Portal:
         request.session["uid"] = account.id
         request.session["user"] = account.user_id
         request.session["admin"] = account.role == "admin"  # the nav link only; pages re-check
+        request.session["epoch"] = account.session_epoch
         csrf.csrf_token(request)
 
     def base_url(self, request: Request) -> str:

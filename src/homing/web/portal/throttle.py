@@ -100,3 +100,15 @@ class LoginThrottle:
             )
 
         await self.db.write(unit)
+
+    async def forget_user(self, user_id: str) -> None:
+        """A password reset clears the account's failures and locks from every address."""
+        prefix = self._keys(user_id, "")[0]  # "user:<key>|"
+
+        async def unit(txn: Txn) -> None:
+            for table in (login_failures, login_locks):
+                await txn.conn.execute(
+                    sa.delete(table).where(sa.func.substr(table.c.key, 1, len(prefix)) == prefix)
+                )
+
+        await self.db.write(unit)

@@ -1,0 +1,157 @@
+"""Forgot password in the portal, with the mail going through a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from homing.config import Settings
+from homing.service.mail import Mailer
+from tests.mailserver import MailServer, smtp_server
+from tests.portal.conftest import Portal, browser, csrf_of, field_error
+
+NEW = "a brand new passphrase"
+LINK = re.compile(r"(https?://\S+/reset/(\S+))")
+SAME_ANSWER = "If an account with that user ID or email exists"
+
+
+@pytest.fixture
+def mail() -> Iterator[MailServer]:
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def site(portal: Portal, mail: MailServer) -> Portal:
+    portal.homing.mailer = Mailer.from_settings(
+        Settings(smtp_host=mail.host, smtp_port=mail.port, mail_from="ops@homing.test")
+    )
+    await portal.sign_up("ann", "ann@example.org")
+    await portal.log_out()
+    return portal
+
+
+async def _ask(portal: Portal, login: str) -> httpx.Response:
+    return await portal.post_form("/forgot", {"login": login})
+
+
+async def _link(mail: MailServer) -> tuple[str, str]:
+    message = await mail.inbox.next()
+    found = LINK.search(message.get_content())
+    assert found, message.get_content()
+    return found.group(1), found.group(2)
+
+
+async def test_the_answer_is_the_same_for_known_and_unknown_accounts(
+    site: Portal, mail: MailServer
+) -> None:
+    login_page = await site.client.get("/login")
+    assert 'href="/forgot"' in login_page.text
+    unknown = await _ask(site, "nobody")
+    known = await _ask(site, "ann")
+    by_email = await _ask(site, "ANN@example.org")
+    for page in (unknown, known, by_email):
+        assert page.status_code == 200 and SAME_ANSWER in page.text
+    strip = re.compile(r'name="csrf_token" value="[^"]+"')
+    assert strip.sub("", unknown.text) == strip.sub("", known.text)
+    first, second = await mail.inbox.next(), await mail.inbox.next()
+    assert first["To"] == second["To"] == "ann@example.org"
+    assert first["Subject"] == "Reset your homing.test password"
+    assert len(mail.inbox.mails) == 2  # none for "nobody"
+
+
+async def test_follow_the_link_set_a_password_and_log_in_with_it(
+    site: Portal, mail: MailServer
+) -> None:
+    await _ask(site, "ann")
+    url, token = await _link(mail)
+    assert url.startswith("http://homing.test/reset/")
+    form = await site.client.get(f"/reset/{token}")
+    assert form.status_code == 200 and 'id="reset-user">ann<' in form.text
+    mismatch = await site.client.post(
+        f"/reset/{token}",
+        data={"csrf_token": csrf_of(form), "password": NEW, "password_confirm": "other words"},
+    )
+    assert mismatch.status_code == 422
+    assert "PASSWORD mismatch" in (field_error(mismatch, "password_confirm") or "")
+    done = await site.client.post(
+        f"/reset/{token}",
+        data={"csrf_token": csrf_of(mismatch), "password": NEW, "password_confirm": NEW},
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/login"
+    assert (await site.log_in("ann")).status_code == 401  # the old password
+    assert (await site.log_in("ann", NEW)).headers["location"] == "/dashboard"
+    await site.log_out()
+    again = await site.client.get(f"/reset/{token}")
+    assert again.status_code == 410 and "RESET LINK invalid" in again.text
+    reused = await site.client.post(
+        f"/reset/{token}",
+        data={
+            "csrf_token": csrf_of(again),
+            "password": "third passphrase",
+            "password_confirm": "third passphrase",
+        },
+    )
+    assert reused.status_code == 410
+    assert (await site.log_in("ann", NEW)).status_code == 303
+
+
+async def test_a_reset_ends_other_sessions_and_clears_the_login_lock(
+    site: Portal, mail: MailServer
+) -> None:
+    async with browser(site.homing, source="203.0.113.5") as other_client:
+        other = Portal(site.homing, other_client)
+        await other.log_in("ann")
+        assert (await other.client.get("/dashboard")).status_code == 200
+        for _ in range(5):  # locks ann from this address
+            await site.log_in("ann", "wrong password here")
+        assert (await site.log_in("ann")).status_code == 429
+        await _ask(site, "ann")
+        _, token = await _link(mail)
+        form = await site.client.get(f"/reset/{token}")
+        await site.client.post(
+            f"/reset/{token}",
+            data={"csrf_token": csrf_of(form), "password": NEW, "password_confirm": NEW},
+        )
+        ended = await other.client.get("/dashboard")
+        assert ended.status_code == 303 and ended.headers["location"] == "/login"
+    assert (await site.log_in("ann", NEW)).headers["location"] == "/dashboard"
+
+
+async def test_forms_need_their_csrf_token(site: Portal, mail: MailServer) -> None:
+    await site.client.get("/forgot")
+    refused = await site.client.post("/forgot", data={"login": "ann"})
+    assert refused.status_code == 403
+    await _ask(site, "ann")
+    _, token = await _link(mail)
+    await site.client.get(f"/reset/{token}")
+    forged = await site.client.post(
+        f"/reset/{token}", data={"password": NEW, "password_confirm": NEW}
+    )
+    assert forged.status_code == 403
+    assert (await site.log_in("ann")).status_code == 303  # unchanged
+
+
+async def test_an_empty_request_is_refused_and_many_are_throttled(site: Portal) -> None:
+    empty = await _ask(site, "  ")
+    assert empty.status_code == 422 and field_error(empty, "login")
+    for n in range(10):
+        assert (await _ask(site, f"nobody{n}")).status_code == 200
+    throttled = await _ask(site, "ann")
+    assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) > 0
+    assert "Too many reset requests" in throttled.text
+
+
+async def test_the_link_uses_public_url_not_the_host_header(site: Portal, mail: MailServer) -> None:
+    site.homing.settings.public_url = "https://ddns.example.net/"
+    form = await site.client.get("/forgot")
+    await site.client.post(
+        "/forgot",
+        data={"csrf_token": csrf_of(form), "login": "ann"},
+        headers={"host": "evil.example"},
+    )
+    url, _ = await _link(mail)
+    assert url.startswith("https://ddns.example.net/reset/")
