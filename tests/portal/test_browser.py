@@ -112,7 +112,13 @@ async def _add_plan(data_dir: Path) -> None:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+def served_env() -> dict[str, str]:
+    """More HOMING_* settings for the server; a test module overrides this (e.g. SMTP)."""
+    return {}
+
+
+@pytest.fixture
+async def served(tmp_path: Path, served_env: dict[str, str]) -> AsyncIterator[Served]:
     """`homing serve` on free loopback ports with a zone, a paid plan and a user "taken"."""
     data_dir = tmp_path / "data"
     dns_port, http_port = _free_port(), _free_port()
@@ -121,6 +127,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         HOMING_DATA_DIR=str(data_dir),
         HOMING_DNS_LISTEN=f"{LOOPBACK}:{dns_port}",
         HOMING_HTTP_LISTEN=f"{LOOPBACK}:{http_port}",
+        **served_env,
     )
     await _cli(env, "zone", "add", ZONE)
     await _cli(
