@@ -97,3 +97,9 @@ async def portal(db: Database, tmp_path: Path) -> AsyncIterator[Portal]:
     await zones.add_zone(db, ZONE)
     async with browser(homing) as client:
         yield Portal(homing, client)
+
+
+@pytest.fixture
+def served_env() -> dict[str, str]:
+    """More HOMING_* settings for the browser tests' `homing serve`; a module may override it."""
+    return {}

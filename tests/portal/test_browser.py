@@ -112,12 +112,6 @@ async def _add_plan(data_dir: Path) -> None:
 
 
 @pytest.fixture
-def served_env() -> dict[str, str]:
-    """More HOMING_* settings for the server; a test module overrides this (e.g. SMTP)."""
-    return {}
-
-
-@pytest.fixture
 async def served(tmp_path: Path, served_env: dict[str, str]) -> AsyncIterator[Served]:
     """`homing serve` on free loopback ports with a zone, a paid plan and a user "taken"."""
     data_dir = tmp_path / "data"
