@@ -18,12 +18,12 @@ from homing.dns.dispatch import Dispatcher
 from homing.dns.index import ZoneIndex
 from homing.dns.notify import ChangeWatch, Notifier
 from homing.dns.push import Pusher, PushWatch
-from homing.dns.server import parse_listen, start_dns
+from homing.dns.server import parse_listen, query_count, start_dns
 from homing.service.context import Homing
 from homing.service.hosts import refresh_all_groups
 from homing.service.journal import Follower
 from homing.web.app import create_app
-from homing.workers import SiblingWake, worker_index
+from homing.workers import SiblingWake, publish_query_count, worker_index
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,12 @@ async def serve(homing: Homing) -> None:
         asyncio.create_task(follower.run(), name="journal-follower"),
         asyncio.create_task(access.run(), name="tsig-keys"),
     ]
+    if worker is not None:
+        background.append(
+            asyncio.create_task(
+                publish_query_count(settings.data_dir / "run", query_count), name="query-count"
+            )
+        )
     if leader:  # once for all workers
         background.append(asyncio.create_task(_age_groups(homing), name="group-ageing"))
     print(f"READY dns={settings.dns_listen} http={settings.http_listen}", flush=True)

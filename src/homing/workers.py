@@ -4,7 +4,9 @@ The parent starts the workers, prints READY once all of them are listening, rest
 one that dies, and stops them all on SIGTERM/SIGINT. Worker 0 also sends NOTIFYs and
 ages groups, so that work is done once. After each commit a worker wakes the others'
 journal followers with a datagram on a Unix socket in `{data_dir}/run/`, so every
-worker answers a change within milliseconds instead of at its next poll.
+worker answers a change within milliseconds instead of at its next poll. Each worker
+also writes how many DNS messages it answered to `{data_dir}/run/queries-PID` about
+once a second, so any of them can tell the total (`queries_answered`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ WORKER_ENV = "HOMING_WORKER_INDEX"  # set by the parent for each worker it start
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 RESTARTS_PER_MINUTE = 5
+COUNT_INTERVAL = 1.0  # seconds between a worker's writes of its DNS query count
+# A count file not rewritten for this long belongs to a worker that was killed.
+COUNT_STALE = 10 * COUNT_INTERVAL
 
 
 def worker_index() -> int | None:
@@ -83,6 +88,59 @@ class SiblingWake(asyncio.DatagramProtocol):
         self._sender.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+def _count_path(run_dir: Path, pid: int) -> Path:
+    return run_dir / f"queries-{pid}"
+
+
+async def publish_query_count(run_dir: Path, count: Callable[[], int]) -> None:
+    """Write `count()` to this worker's file every COUNT_INTERVAL until cancelled."""
+    path = _count_path(run_dir, os.getpid())
+    try:
+        while True:
+            # A few bytes once a second: not worth a thread.
+            _write_count(path, count())
+            await asyncio.sleep(COUNT_INTERVAL)  # a periodic job: there is no event to wait for
+    finally:
+        _remove_count(path)
+
+
+def _write_count(path: Path, value: int) -> None:
+    spare = path.with_name(path.name + ".new")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spare.write_text(str(value))
+    os.replace(spare, path)  # written aside and renamed: a reader never sees half a number
+
+
+def _remove_count(path: Path) -> None:
+    for gone in (path, path.with_name(path.name + ".new")):
+        with contextlib.suppress(FileNotFoundError):
+            gone.unlink()
+
+
+def queries_answered(run_dir: Path) -> int:
+    """DNS messages answered by this process (live) and by the other workers (as they
+    last wrote it, at most COUNT_INTERVAL ago). Without --workers: this process's alone.
+
+    `run_dir` is `{data_dir}/run`. A rate is the difference of two readings; it can drop
+    when a worker restarts.
+    """
+    from homing.dns.server import query_count  # the DNS stack only when asked
+
+    total = query_count()
+    now = time.time()
+    for path in run_dir.glob("queries-*"):
+        pid = path.name.removeprefix("queries-")
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue  # ours, or a file being written
+        try:
+            if now - path.stat().st_mtime > COUNT_STALE:
+                continue
+            total += int(path.read_text() or 0)
+        except (OSError, ValueError):
+            continue  # its worker just went away, or wrote something we cannot read
+    return total
 
 
 class _Worker:

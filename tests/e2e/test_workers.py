@@ -11,6 +11,8 @@ import dns.message
 import httpx
 import pytest
 
+from homing.dns.server import query_count
+from homing.workers import queries_answered
 from tests.e2e.conftest import LOOPBACK, Server
 
 ROUNDS = 5
@@ -65,3 +67,25 @@ async def test_two_workers_share_the_ports_and_see_each_others_changes(server: S
     assert server.stop() == 0
     for pid in pids:
         assert not (Path("/proc") / str(pid)).exists(), f"worker {pid} outlived the parent"
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+async def test_every_workers_query_count_adds_up(server: Server) -> None:
+    fqdn, _ = server.new_host("counted")
+    server.stop()
+    server.args = ("--workers", "2")
+    server.start()  # answers nothing before our queries: both counts start at zero
+    run = server.data_dir / "run"
+    sent = 0
+    for _ in range(3):
+        assert await answers(server, fqdn) == [""] * QUERIES  # no address yet: NODATA
+        sent += QUERIES
+    deadline = time.monotonic() + DEADLINE
+    # Each worker writes its count about once a second: poll the files, bounded.
+    while (total := queries_answered(run) - query_count()) != sent:
+        assert total < sent, f"{total} answers counted for {sent} queries"
+        assert time.monotonic() < deadline, f"{total} answers counted for {sent} queries"
+        await asyncio.sleep(0.2)
+    assert len(list(run.glob("queries-*"))) == 2
+    assert server.stop() == 0
+    assert list(run.glob("queries-*")) == []  # each worker removed its file on the way out

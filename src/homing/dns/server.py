@@ -15,15 +15,35 @@ from homing.dns.answer import Responder
 from homing.dns.dispatch import Dispatcher, needs_dispatch
 from homing.dns.framing import CLOSED, NEED_DATA, FramingError, StreamFramer, frame
 from homing.dns.index import ZoneIndex
+from homing.dns.udp import MAX_UDP_DISPATCHES, BatchReceiver, batch_receiver_available
 
-__all__ = ["DnsServer", "TcpLimits", "parse_listen", "start_dns"]
+__all__ = ["DnsServer", "TcpLimits", "parse_listen", "query_count", "start_dns"]
 
 logger = logging.getLogger(__name__)
 
 _PORT_ZERO_ATTEMPTS = 20
-# UPDATEs and transfers answered at once over UDP; more are dropped (the client retries),
-# so a flood cannot queue up without bound.
-MAX_UDP_DISPATCHES = 128
+
+
+class _Counter:
+    """Messages one server answered: plain ints bumped in the loop's thread, no lock."""
+
+    __slots__ = ("tcp", "udp")
+
+    def __init__(self) -> None:
+        self.udp = 0
+        self.tcp = 0
+
+    def add_udp(self, count: int) -> None:
+        self.udp += count
+
+
+# Every server this process started, closed ones too: the count is the process's.
+_COUNTERS: list[_Counter] = []
+
+
+def query_count() -> int:
+    """DNS messages answered by this process so far (UDP and TCP, every server it ran)."""
+    return sum(counter.udp + counter.tcp for counter in _COUNTERS)
 
 
 @dataclass(frozen=True)
@@ -70,13 +90,11 @@ class DnsServer:
 
     def __init__(
         self,
-        udp: asyncio.DatagramTransport,
-        udp_protocol: _UdpProtocol,
+        udp: BatchReceiver | _UdpProtocol,
         tcp: asyncio.Server,
         connections: set[_TcpConnection],
     ) -> None:
         self._udp = udp
-        self._udp_protocol = udp_protocol
         self._tcp = tcp
         self._connections = connections
         sockname = tcp.sockets[0].getsockname()
@@ -95,7 +113,7 @@ class DnsServer:
         for connection in list(self._connections):
             connection.abort()
         await self._tcp.wait_closed()
-        await self._udp_protocol.closed
+        await self._udp.wait_closed()
 
 
 async def start_dns(
@@ -106,21 +124,30 @@ async def start_dns(
     reuse_port: bool = False,
     limits: TcpLimits | None = None,
     dispatch: Callable[[Responder], Dispatcher] | None = None,
+    udp_batches: bool = True,
 ) -> DnsServer:
     """Serve `index` over UDP and TCP on host:port (port 0: one free port for both).
 
     Without `dispatch`, UPDATE and zone transfers are refused by the responder; with it,
-    they go to the Dispatcher it makes around the server's responder.
+    they go to the Dispatcher it makes around the server's responder. UDP is served in
+    batches (homing.dns.udp) where the platform allows and `udp_batches` is left on,
+    else through asyncio's datagram protocol.
     """
     loop = asyncio.get_running_loop()
     responder = Responder(index)
     dispatcher = None if dispatch is None else dispatch(responder)
     limits = limits or TcpLimits()
+    counter = _Counter()
+    _COUNTERS.append(counter)
     udp_sock, tcp_sock = _bind_pair(host, port, reuse_port=reuse_port)
+    udp: BatchReceiver | _UdpProtocol
     try:
-        udp, udp_protocol = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(responder, dispatcher), sock=udp_sock
-        )
+        if udp_batches and batch_receiver_available():
+            udp = BatchReceiver(udp_sock, responder, dispatcher, counter.add_udp)
+        else:
+            _, udp = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(responder, dispatcher, counter), sock=udp_sock
+            )
     except BaseException:
         udp_sock.close()
         tcp_sock.close()
@@ -128,7 +155,7 @@ async def start_dns(
     connections: set[_TcpConnection] = set()
     try:
         tcp = await loop.create_server(
-            lambda: _TcpConnection(responder, limits, connections, dispatcher),
+            lambda: _TcpConnection(responder, limits, connections, counter, dispatcher),
             sock=tcp_sock,
             backlog=1024,
         )
@@ -136,7 +163,7 @@ async def start_dns(
         tcp_sock.close()
         udp.close()
         raise
-    server = DnsServer(udp, udp_protocol, tcp, connections)
+    server = DnsServer(udp, tcp, connections)
     logger.info("DNS listening on %s port %d (UDP and TCP)", server.host, server.port)
     return server
 
@@ -192,11 +219,14 @@ def _bind(host: str, port: int, kind: socket.SocketKind, *, reuse_port: bool) ->
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    """One datagram in, at most one datagram out."""
+    """One datagram in, at most one datagram out (where UDP batches are not available)."""
 
-    def __init__(self, responder: Responder, dispatcher: Dispatcher | None = None) -> None:
+    def __init__(
+        self, responder: Responder, dispatcher: Dispatcher | None, counter: _Counter
+    ) -> None:
         self._responder = responder
         self._dispatcher = dispatcher
+        self._counter = counter
         self._dispatches: set[asyncio.Task[None]] = set()
         self._transport: asyncio.DatagramTransport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -215,12 +245,21 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         reply = self._responder.answer(data, tcp=False)
         if reply is not None and self._transport is not None:
             self._transport.sendto(reply, addr)
+            self._counter.udp += 1
 
     async def _dispatch(self, dispatcher: Dispatcher, data: bytes, addr: Any) -> None:
         for reply in await dispatcher.handle(data, str(addr[0]), tcp=False):
             if self._transport is None or self._transport.is_closing():
                 return
             self._transport.sendto(reply, addr)
+            self._counter.udp += 1
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    async def wait_closed(self) -> None:
+        await self.closed
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors from earlier replies (the client went away); nothing to do.
@@ -245,9 +284,11 @@ class _TcpConnection(asyncio.Protocol):
         responder: Responder,
         limits: TcpLimits,
         connections: set[_TcpConnection],
+        counter: _Counter,
         dispatcher: Dispatcher | None = None,
     ) -> None:
         self._responder = responder
+        self._counter = counter
         self._dispatcher = dispatcher
         # An UPDATE or transfer being answered; later messages wait, so answers keep order.
         self._busy: asyncio.Task[None] | None = None
@@ -337,6 +378,7 @@ class _TcpConnection(asyncio.Protocol):
             reply = self._responder.answer(message, tcp=True)
             if reply is not None:
                 transport.write(frame(reply))
+                self._counter.tcp += 1
         if self._framer.in_message and self._message_started is None:
             self._message_started = self._loop.time()
             deadline = self._deadline()
@@ -353,6 +395,7 @@ class _TcpConnection(asyncio.Protocol):
                 if transport.is_closing():
                     return
                 transport.write(frame(reply))
+                self._counter.tcp += 1
                 # A transfer can be large: hold back while the client is not reading.
                 await self._writable.wait()
         except Exception:

@@ -1,0 +1,326 @@
+"""DNS over UDP in batches: many datagrams per system call (Linux recvmmsg/sendmmsg).
+
+With every answer prepared, a query costs the Responder a few microseconds; asyncio's
+datagram protocol adds a Python callback, a receive and a send system call per query,
+which was most of the time (docs/benchmarks.md). Here one readiness callback takes up
+to BATCH datagrams with one recvmmsg, answers them in turn, and sends the answers with
+one sendmmsg. The callback runs in the event loop's thread between other callbacks, so
+every query sees the zone index as the journal follower last left it (never half of a
+change), and a busy socket gives the loop back after ROUNDS batches so the HTTP server
+and the follower keep their turn.
+
+Python has no recvmmsg, so the calls go through ctypes into the C library. Where it
+has none (not Linux), `batch_receiver_available()` is False and the server falls back
+to asyncio's datagram protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import errno
+import logging
+import mmap
+import socket
+import struct
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from homing.dns.answer import Responder
+from homing.dns.dispatch import Dispatcher, needs_dispatch
+
+__all__ = ["BATCH", "BatchReceiver", "DatagramBatch", "batch_receiver_available"]
+
+logger = logging.getLogger(__name__)
+
+BATCH = 64  # datagrams per system call
+ROUNDS = 8  # batches per readiness callback before other callbacks get their turn
+RECEIVE_SLOT = 65536  # any UDP datagram fits, so none is cut short
+SEND_SLOT = 4096  # answers over UDP are at most 1232 bytes; a larger one is sent alone
+MAX_UDP_DISPATCHES = 128  # UPDATEs and transfers in flight; more are dropped (clients retry)
+
+_MSG_DONTWAIT = 0x40
+_MSG_TRUNC = 0x20
+# struct mmsghdr on 64-bit Linux: struct msghdr (56 bytes) then unsigned msg_len, padded.
+_HDR = 64
+_IOV = 16  # struct iovec: base pointer, length
+_ADDR = 128  # struct sockaddr_storage
+_INIT_HDR = struct.Struct("<QI4xQQ")  # msg_name, msg_namelen, msg_iov, msg_iovlen
+_POINTER = struct.Struct("<Q")
+_RESULTS: dict[int, struct.Struct] = {}  # per count: (msg_flags, msg_len) of each message
+_TRUNCATED = b""  # a datagram larger than its slot (cannot happen with RECEIVE_SLOT)
+
+
+def _load_calls() -> tuple[Any, Any] | None:
+    if not sys.platform.startswith("linux") or struct.calcsize("P") != 8:
+        return None
+    path = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(path, use_errno=True)
+        recvmmsg, sendmmsg = libc.recvmmsg, libc.sendmmsg
+    except (OSError, AttributeError):
+        return None
+    recvmmsg.argtypes = [
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_void_p,
+    ]
+    recvmmsg.restype = ctypes.c_int
+    sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    sendmmsg.restype = ctypes.c_int
+    return recvmmsg, sendmmsg
+
+
+_CALLS = _load_calls()
+
+
+def batch_receiver_available() -> bool:
+    """Whether this platform has recvmmsg and sendmmsg (64-bit Linux)."""
+    return _CALLS is not None
+
+
+class _Memory:
+    """Anonymous memory the kernel reads and writes; pages are only backed once touched."""
+
+    def __init__(self, size: int) -> None:
+        self.map = mmap.mmap(-1, size)
+        self._anchor = ctypes.c_char.from_buffer(self.map)
+        self.address = ctypes.addressof(self._anchor)
+        self.view = memoryview(self.map)
+
+    def close(self) -> None:
+        self.view.release()
+        del self._anchor
+        self.map.close()
+
+
+class DatagramBatch:
+    """Up to `size` datagrams received with one call, and their answers sent with one.
+
+    The answer to slot i goes to the address the datagram of slot i came from; its
+    address is never copied out of the kernel's sockaddr, only pointed at.
+    """
+
+    def __init__(self, sock: socket.socket, size: int = BATCH) -> None:
+        if _CALLS is None:
+            raise OSError(errno.ENOSYS, "recvmmsg/sendmmsg are not available here")
+        self._recvmmsg, self._sendmmsg = _CALLS
+        self._fd = sock.fileno()
+        self._sock = sock
+        self.size = size
+        self._received = _Memory(size * RECEIVE_SLOT)
+        self._outgoing = _Memory(size * SEND_SLOT)
+        self._addresses = _Memory(size * _ADDR)
+        self._receive_iov = _Memory(size * _IOV)
+        self._send_iov = _Memory(size * _IOV)
+        self._receive_hdr = _Memory(size * _HDR)
+        self._send_hdr = _Memory(size * _HDR)
+        self._namelen = 16 if sock.family == socket.AF_INET else 28
+        for i in range(size):
+            struct.pack_into(
+                "<QQ",
+                self._receive_iov.view,
+                i * _IOV,
+                self._received.address + i * RECEIVE_SLOT,
+                RECEIVE_SLOT,
+            )
+            struct.pack_into(
+                "<QQ", self._send_iov.view, i * _IOV, self._outgoing.address + i * SEND_SLOT, 0
+            )
+            self._init_header(self._receive_hdr.view, i, i, _ADDR, self._receive_iov.address)
+            self._init_header(self._send_hdr.view, i, i, self._namelen, self._send_iov.address)
+        self._pending = 0  # answers queued for the next send()
+        self._moved: list[int] = []  # send headers pointing at another slot's address
+
+    def _init_header(self, view: memoryview, i: int, slot: int, namelen: int, iov: int) -> None:
+        _INIT_HDR.pack_into(
+            view, i * _HDR, self._addresses.address + slot * _ADDR, namelen, iov + i * _IOV, 1
+        )
+
+    def receive(self) -> int:
+        """Take the datagrams waiting (at most `size`); 0 when there are none."""
+        while True:
+            got: int = self._recvmmsg(
+                self._fd, self._receive_hdr.address, self.size, _MSG_DONTWAIT, None
+            )
+            if got >= 0:
+                return got
+            code = ctypes.get_errno()
+            if code == errno.EINTR:
+                continue
+            if code in (errno.EAGAIN, errno.EWOULDBLOCK):
+                return 0
+            # ICMP errors of earlier answers and the like: the client's business, not ours.
+            logger.debug("DNS UDP receive: %s", errno.errorcode.get(code, code))
+            if code in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                continue
+            raise OSError(code, f"recvmmsg: {errno.errorcode.get(code, code)}")
+
+    def datagrams(self, count: int) -> list[bytes]:
+        """The `count` datagrams just received, by slot (b"" for one cut short)."""
+        results = _RESULTS.get(count)
+        if results is None:
+            results = _RESULTS[count] = struct.Struct("<" + "48xi4xI4x" * count)
+        fields = results.unpack_from(self._receive_hdr.view)
+        view = self._received.view
+        out = []
+        for i in range(count):
+            if fields[2 * i] & _MSG_TRUNC:
+                out.append(_TRUNCATED)
+                continue
+            start = i * RECEIVE_SLOT
+            out.append(bytes(view[start : start + fields[2 * i + 1]]))
+        return out
+
+    def address(self, slot: int) -> tuple[str, int]:
+        """Where the datagram in `slot` came from, as (host, port)."""
+        offset = slot * _ADDR
+        raw = self._addresses.view[offset : offset + self._namelen]
+        port = int.from_bytes(raw[2:4], "big")
+        if self._namelen == 16:
+            return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
+        return socket.inet_ntop(socket.AF_INET6, raw[8:24]), port
+
+    def queue(self, slot: int, reply: bytes) -> None:
+        """Send `reply` to where slot's datagram came from, with the next send()."""
+        length = len(reply)
+        if length > SEND_SLOT:
+            self._send_alone(reply, self.address(slot))
+            return
+        j = self._pending
+        start = j * SEND_SLOT
+        self._outgoing.view[start : start + length] = reply
+        _POINTER.pack_into(self._send_iov.view, j * _IOV + 8, length)
+        if slot != j:
+            _POINTER.pack_into(
+                self._send_hdr.view, j * _HDR, self._addresses.address + slot * _ADDR
+            )
+            self._moved.append(j)
+        self._pending = j + 1
+
+    def send(self) -> int:
+        """Send the queued answers; how many went out (the rest are dropped, as UDP may)."""
+        count, self._pending = self._pending, 0
+        sent = 0
+        while sent < count:
+            got: int = self._sendmmsg(
+                self._fd, self._send_hdr.address + sent * _HDR, count - sent, _MSG_DONTWAIT
+            )
+            if got > 0:
+                sent += got
+                continue
+            code = ctypes.get_errno()
+            if code == errno.EINTR:
+                continue
+            # The send buffer is full, or this one answer could not go: skip it, not the rest.
+            logger.debug("DNS UDP send: %s", errno.errorcode.get(code, code))
+            if code in (errno.EAGAIN, errno.EWOULDBLOCK):
+                break
+            sent += 1
+        for j in self._moved:
+            _POINTER.pack_into(self._send_hdr.view, j * _HDR, self._addresses.address + j * _ADDR)
+        self._moved.clear()
+        return min(sent, count)
+
+    def _send_alone(self, reply: bytes, address: tuple[str, int]) -> None:
+        try:
+            self._sock.sendto(reply, address)
+        except OSError as exc:
+            logger.debug("DNS UDP send: %s", exc)
+
+    def close(self) -> None:
+        for memory in (
+            self._received,
+            self._outgoing,
+            self._addresses,
+            self._receive_iov,
+            self._send_iov,
+            self._receive_hdr,
+            self._send_hdr,
+        ):
+            memory.close()
+
+
+class BatchReceiver:
+    """Serves one UDP socket from a readiness callback: receive a batch, answer, send."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        responder: Responder,
+        dispatcher: Dispatcher | None,
+        on_answered: Callable[[int], None],
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._sock = sock
+        self._responder = responder
+        self._dispatcher = dispatcher
+        self._on_answered = on_answered
+        self._batch = DatagramBatch(sock)
+        self._dispatches: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        batch = self._batch
+        answer = self._responder.answer
+        dispatcher = self._dispatcher
+        answered = 0
+        for _ in range(ROUNDS):
+            try:
+                count = batch.receive()
+            except OSError as exc:
+                logger.warning("DNS UDP receive failed: %s", exc)
+                break
+            if not count:
+                break
+            for slot, data in enumerate(batch.datagrams(count)):
+                if dispatcher is not None and needs_dispatch(data):
+                    self._dispatch_later(dispatcher, data, batch.address(slot))
+                    continue
+                reply = answer(data, tcp=False)
+                if reply is not None:
+                    batch.queue(slot, reply)
+            answered += batch.send()
+            if count < batch.size:
+                break  # the socket is drained
+        if answered:
+            self._on_answered(answered)
+
+    def _dispatch_later(self, dispatcher: Dispatcher, data: bytes, addr: tuple[str, int]) -> None:
+        if len(self._dispatches) >= MAX_UDP_DISPATCHES:
+            return
+        task = asyncio.ensure_future(self._dispatch(dispatcher, data, addr))
+        self._dispatches.add(task)
+        task.add_done_callback(self._dispatches.discard)
+
+    async def _dispatch(self, dispatcher: Dispatcher, data: bytes, addr: tuple[str, int]) -> None:
+        for reply in await dispatcher.handle(data, addr[0], tcp=False):
+            if self._closed:
+                return
+            try:
+                self._sock.sendto(reply, addr)
+            except OSError as exc:
+                logger.debug("DNS UDP send: %s", exc)
+                return
+            self._on_answered(1)
+
+    def close(self) -> None:
+        """Stop reading, cancel UPDATEs and transfers in flight, close the socket."""
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.remove_reader(self._sock.fileno())
+        for task in self._dispatches:
+            task.cancel()
+        self._batch.close()
+        self._sock.close()
+
+    async def wait_closed(self) -> None:
+        """Returns once the dispatches cancelled by close() have ended."""
+        if self._dispatches:
+            await asyncio.gather(*self._dispatches, return_exceptions=True)

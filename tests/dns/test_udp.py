@@ -1,0 +1,164 @@
+"""UDP served in batches (recvmmsg/sendmmsg), its fallback, and the query counter."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import pytest
+
+from homing.dns.answer import answer
+from homing.dns.index import ZoneIndex
+from homing.dns.server import DnsServer, query_count, start_dns
+from homing.dns.udp import BATCH, ROUNDS, batch_receiver_available
+from homing.domain.records import JournalEntry
+from tests.dns.zone import SERIAL, ZONE, name
+
+LOCALHOST = "127.0.0.1"
+TIMEOUT = 10.0
+# More clients at once than one readiness callback takes (BATCH x ROUNDS), so answers
+# leave in several sendmmsg calls and the socket is drained over several callbacks.
+CLIENTS = BATCH * ROUNDS + 77
+
+
+@pytest.fixture(params=["batches", "protocol"])
+async def server(request: pytest.FixtureRequest, index: ZoneIndex) -> AsyncIterator[DnsServer]:
+    batches = request.param == "batches"
+    if batches and not batch_receiver_available():
+        pytest.skip("no recvmmsg/sendmmsg on this platform")
+    server = await start_dns(index, LOCALHOST, 0, udp_batches=batches)
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+class _Client(asyncio.DatagramProtocol):
+    """One client socket; what it receives, in order."""
+
+    def __init__(self) -> None:
+        self.replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.replies.put_nowait(data)
+
+
+async def clients(port: int, count: int) -> list[tuple[asyncio.DatagramTransport, _Client]]:
+    loop = asyncio.get_running_loop()
+    return [
+        await loop.create_datagram_endpoint(_Client, remote_addr=(LOCALHOST, port))
+        for _ in range(count)
+    ]
+
+
+def query(label: str, ident: int) -> bytes:
+    q = dns.message.make_query(name(label), "A")
+    q.id = ident
+    return q.to_wire()
+
+
+async def next_reply(client: _Client) -> dns.message.Message:
+    return dns.message.from_wire(await asyncio.wait_for(client.replies.get(), TIMEOUT))
+
+
+def address_of(reply: dns.message.Message) -> str:
+    return str(reply.answer[0][0].to_text())
+
+
+async def test_a_burst_is_answered_each_to_its_sender(server: DnsServer) -> None:
+    """Every client gets its own answer, also where dropped datagrams sit in between."""
+    peers = await clients(server.port, CLIENTS)
+    try:
+        # Every fifth client sends a runt, which is dropped: later answers in the batch
+        # then go out from an earlier send slot, to the address of a later receive slot.
+        # All are sent before the loop runs the server, so they wait in one queue.
+        for i, (transport, _) in enumerate(peers):
+            transport.sendto(b"\x00\x01\x00" if i % 5 == 0 else query("host", i))
+        for i, (_, client) in enumerate(peers):
+            if i % 5:
+                reply = await next_reply(client)
+                assert reply.id == i
+                assert address_of(reply) == "192.0.2.1"
+        # The runts got nothing: the first thing their senders receive is this answer.
+        for i, (transport, client) in enumerate(peers):
+            if i % 5 == 0:
+                transport.sendto(query("host", 0xF000 + i))
+                assert (await next_reply(client)).id == 0xF000 + i
+    finally:
+        for transport, _ in peers:
+            transport.close()
+
+
+async def test_queries_waiting_when_the_index_changes_see_the_change(
+    server: DnsServer, index: ZoneIndex
+) -> None:
+    [(transport, client)] = await clients(server.port, 1)
+    try:
+        transport.sendto(query("host", 1))
+        assert address_of(await next_reply(client)) == "192.0.2.1"  # cached from now on
+        for i in range(BATCH):
+            transport.sendto(query("host", 100 + i))
+        # The queries are in the socket's queue, not yet read: the journal follower moves
+        # the index now, in the loop's thread, as it does between two callbacks.
+        entry = JournalEntry(
+            position=1,
+            zone=ZONE,
+            serial=SERIAL + 1,
+            name=name("host"),
+            rtype="A",
+            ttl=60,
+            old=("192.0.2.1",),
+            new=("192.0.2.77",),
+            actor="test",
+            via="test",
+        )
+        assert index.apply(entry)
+        seen = [await next_reply(client) for _ in range(BATCH)]
+        assert sorted(r.id for r in seen) == [100 + i for i in range(BATCH)]
+        assert {address_of(r) for r in seen} == {"192.0.2.77"}
+    finally:
+        transport.close()
+
+
+async def test_any_datagram_size_and_garbage(server: DnsServer, index: ZoneIndex) -> None:
+    """Up to the largest UDP datagram: answered as the sans-I/O core says, then served on."""
+    rng = random.Random(6891)
+    head = query("host", 7)
+    packets = [head + rng.randbytes(size) for size in (0, 100, 5000, 65507 - len(head))]
+    packets += [rng.randbytes(rng.randrange(0, 300)) for _ in range(200)]
+    [(transport, client)] = await clients(server.port, 1)
+    try:
+        for packet in packets:
+            transport.sendto(packet)
+            expected = answer(packet, index, tcp=False)
+            if expected is not None:
+                reply = await asyncio.wait_for(client.replies.get(), TIMEOUT)
+                assert reply[:2] == packet[:2]
+                assert reply[3] & 0xF == expected[3] & 0xF  # the same rcode
+        transport.sendto(query("host", 8))
+        reply = await next_reply(client)
+        assert reply.id == 8 and address_of(reply) == "192.0.2.1"
+    finally:
+        transport.close()
+
+
+async def test_query_count_counts_answers_sent(server: DnsServer) -> None:
+    before = query_count()
+    peers = await clients(server.port, 40)
+    try:
+        for i, (transport, _) in enumerate(peers):
+            transport.sendto(query("host", i))
+            transport.sendto(b"\x00\x01\x80\x00")  # dropped, not counted
+        for _, client in peers:
+            await next_reply(client)
+        over_tcp = dns.message.make_query(name("nothing-here"), "A")
+        reply = await dns.asyncquery.tcp(over_tcp, LOCALHOST, port=server.port, timeout=TIMEOUT)
+        assert reply.rcode() == dns.rcode.NXDOMAIN
+        assert query_count() - before == 41
+    finally:
+        for transport, _ in peers:
+            transport.close()
