@@ -9,6 +9,8 @@ to the report as its own section.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import queue
 import re
@@ -19,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NoReturn
@@ -332,6 +334,22 @@ class Server:
         secret = lines[-1].strip()
         assert secret and " " not in secret, f"no secret on the last line: {result.stdout!r}"
         return fqdn, secret
+
+    def new_hosts(
+        self, labels: Sequence[str], *, zone: str = ZONE, owner: str = "alice"
+    ) -> list[tuple[str, str]]:
+        """Many hosts with one `homing host import` (one CLI start, not one per host)."""
+        self.ensure_zone(zone)
+        self.ensure_user(owner)
+        fqdns = [f"{label}.{zone}" for label in labels]
+        listing = self.data_dir / f"hosts-{self._hosts}.csv"
+        listing.write_text("name\n" + "".join(f"{fqdn}\n" for fqdn in fqdns))
+        result = self.cli("host", "import", str(listing), "--owner", owner)
+        secrets = dict(csv.reader(io.StringIO(result.stdout)))
+        missing = [fqdn for fqdn in fqdns if not secrets.get(fqdn)]
+        assert not missing, f"no secret printed for {missing}: {result.stdout!r}"
+        self._hosts += len(fqdns)
+        return [(fqdn, secrets[fqdn]) for fqdn in fqdns]
 
     # -- DNS ---------------------------------------------------------------
 

@@ -92,10 +92,8 @@ async def _ask(server: Server, name: str) -> dns.message.Message:
     indirect=["server"],
 )
 async def test_acknowledged_updates_survive_a_crash(server: Server, how: str) -> None:
-    updaters = []
-    for n in range(HOSTS):
-        fqdn, secret = await asyncio.to_thread(server.new_host, f"d{n}")
-        updaters.append(Updater(fqdn, secret))
+    hosts = await asyncio.to_thread(server.new_hosts, [f"d{n}" for n in range(HOSTS)])
+    updaters = [Updater(fqdn, secret) for fqdn, secret in hosts]
 
     acks = 0
     enough = asyncio.Event()
