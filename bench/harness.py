@@ -68,9 +68,11 @@ class Server:
         return 0
 
 
-def start_server(env: dict[str, str], cpu: int | None = 0) -> Server:
+def start_server(
+    env: dict[str, str], cpu: int | None = 0, extra_args: list[str] | None = None
+) -> Server:
     """homing serve pinned to one core; returns once it printed READY."""
-    command = [sys.executable, "-m", "homing", "serve"]
+    command = [sys.executable, "-m", "homing", "serve", *(extra_args or [])]
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
     process = subprocess.Popen(

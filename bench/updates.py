@@ -1,142 +1,379 @@
-"""Update benchmark: C concurrent clients, each updating its own host via /nic/update.
+"""Update benchmark: durable acknowledged /nic/update requests per second, and their latency.
 
-    python bench/updates.py --clients 100 --seconds 10 [--postgres]
+    python bench/updates.py --clients 100 --seconds 10              # closed loop (wrk)
+    python bench/updates.py --rate 3000 --seconds 10                # open loop (Python)
+    python bench/updates.py --clients 100 --postgres --workers 2 --profile
 
-Reports durable acknowledged updates per second and latency percentiles. The server
-runs on core 0, this load generator on core 1.
+Closed loop: wrk (C, one thread on core 1) keeps C connections busy, each answer
+followed at once by the next request (bench/updates.lua: round-robin over C hosts, a new
+address every time, anything but `good` counted as bad). Latency is from each send.
+
+Open loop: requests are *scheduled* at a fixed rate (`--rate`) for `--seconds`, by
+`--generators` Python processes on core 1 with up to `--connections` keep-alive
+connections in all; a request whose connection is busy waits, and its latency is counted
+from its scheduled time, so queueing in the server shows instead of slowing the load
+(closed loops hide it). The generators' own lag behind the schedule is reported too.
+
+The server (`homing serve`, SQLite in a temp dir or PostgreSQL in a schema of its own)
+runs on core 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import json
+import multiprocessing
 import os
 import secrets
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import cli, free_port, homing_env, record, start_server  # noqa: E402
+from dns_serving import summarise_profile  # noqa: E402
+from harness import (  # noqa: E402
+    RESULTS,
+    Server,
+    cli,
+    free_port,
+    homing_env,
+    homing_version,
+    load_average,
+    process_tree,
+    record,
+    start_server,
+    stop_process,
+)
 
 PASSWORD = "correct horse battery"
+LUA = Path(__file__).resolve().parent / "updates.lua"
+LOAD_CPU = 1
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
-async def client_loop(
-    base: str, host: str, secret: str, index: int, deadline: float, max_requests: int
-) -> tuple[list[float], int]:
-    latencies: list[float] = []
-    errors = 0
-    async with httpx.AsyncClient(base_url=base, auth=(host, secret), timeout=10) as client:
-        for n in range(max_requests):
-            if time.monotonic() > deadline:
-                break
-            # A different address every time: each request is a real change.
-            address = f"10.{index // 250}.{index % 250}.{n % 250 + 1}"
-            if n % 250 == 249:
-                address = f"10.{100 + index // 250}.{index % 250}.{n % 250}"
-            started = time.perf_counter()
-            response = await client.get("/nic/update", params={"hostname": host, "myip": address})
-            elapsed = time.perf_counter() - started
-            if response.text.startswith("good"):
-                latencies.append(elapsed)
-            else:
-                errors += 1
-    return latencies, errors
+@dataclass(frozen=True)
+class Host:
+    name: str
+    secret: str
+
+    @property
+    def auth(self) -> str:
+        return base64.b64encode(f"{self.name}:{self.secret}".encode()).decode()
 
 
-async def run_load(base: str, hosts: list[tuple[str, str]], seconds: float) -> dict[str, object]:
-    deadline = time.monotonic() + seconds
-    started = time.perf_counter()
-    results = await asyncio.gather(
-        *(
-            client_loop(base, host, secret, i, deadline, max_requests=100_000)
-            for i, (host, secret) in enumerate(hosts)
-        )
-    )
-    wall = time.perf_counter() - started
-    latencies = sorted(x for lat, _ in results for x in lat)
-    errors = sum(e for _, e in results)
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 100 else [0.0] * 99
+def address(index: int, round_: int) -> str:
+    """Host `index`'s address for its `round_`-th update: always a change (as updates.lua)."""
+    return f"10.{index // 250 + 20 * (round_ // 250 % 10)}.{index % 250}.{round_ % 250 + 1}"
+
+
+def percentiles(latencies: list[float], prefix: str = "") -> dict[str, float]:
+    if len(latencies) < 1000:
+        return {f"{prefix}percentile_error": len(latencies)}
+    q = statistics.quantiles(latencies, n=1000)
     return {
-        "acknowledged": len(latencies),
-        "errors": errors,
-        "seconds": round(wall, 2),
-        "updates_per_second": round(len(latencies) / wall, 1),
-        "p50_ms": round(q[49] * 1000, 2),
-        "p99_ms": round(q[98] * 1000, 2),
+        f"{prefix}p50_ms": round(q[499] * 1000, 2),
+        f"{prefix}p90_ms": round(q[899] * 1000, 2),
+        f"{prefix}p99_ms": round(q[989] * 1000, 2),
+        f"{prefix}p999_ms": round(q[998] * 1000, 2),
+        f"{prefix}max_ms": round(max(latencies) * 1000, 2),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--postgres", action="store_true", help="use PostgreSQL on 127.0.0.1")
-    args = parser.parse_args()
-    if (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {1})  # the load generator on core 1, the server on core 0
-    with tempfile.TemporaryDirectory() as tmp:
-        extra: dict[str, str] = {}
-        if args.postgres:
-            extra = {
-                "HOMING_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/test",
-                "HOMING_DATABASE_SCHEMA": f"homing_bench_{secrets.token_hex(4)}",
-            }
-        env = homing_env(
-            Path(tmp), free_port(), free_port(), HOMING_ABUSE_NOCHG_LIMIT="1000000", **extra
+# --- closed loop: wrk ------------------------------------------------------------------
+
+
+def closed_loop(port: int, hosts: list[Host], clients: int, seconds: float, work: Path) -> dict:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk not found: apt-get install wrk")
+    hosts_file = work / "wrk-hosts.txt"
+    hosts_file.write_text("".join(f"{h.name},{h.auth}\n" for h in hosts))
+    argv = [
+        "taskset", "-c", str(LOAD_CPU), wrk, "-t1", f"-c{clients}", f"-d{seconds:g}s",
+        "--timeout", "10s", "-s", str(LUA), f"http://127.0.0.1:{port}", "--", str(hosts_file),
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {(done.stdout + done.stderr)[-2000:]}")
+    raw = json.loads(line.removeprefix("WRKJSON "))
+    wall = raw["duration_us"] / 1e6
+    acknowledged = raw["requests"] - raw["bad"]
+    return {
+        "generator": "wrk 1 thread",
+        "wrk_command": " ".join(argv[3:]),
+        "acknowledged": acknowledged,
+        "errors": raw["bad"] + raw["socket_errors"],
+        "seconds": round(wall, 2),
+        "updates_per_second": round(acknowledged / wall, 1),
+        **{
+            f"{key}_ms": round(raw[f"{key}_us"] / 1000, 2)
+            for key in ("p50", "p90", "p99", "p999", "max")
+        },
+    }
+
+
+# --- open loop: Python generator processes -------------------------------------------
+
+
+class _Pool:
+    """Keep-alive connections; a request waits (FIFO) when all `limit` of them are busy."""
+
+    def __init__(self, port: int, limit: int) -> None:
+        self.port, self.limit, self.opened = port, limit, 0
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.waiting: list[asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = []
+
+    async def get(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.idle:
+            return self.idle.pop()
+        if self.opened < self.limit:
+            self.opened += 1
+            return await asyncio.open_connection("127.0.0.1", self.port)
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append(future)
+        return await future
+
+    def put(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+        if conn is None:  # broken: a new one may be opened in its place
+            self.opened -= 1
+            return
+        if self.waiting:
+            self.waiting.pop(0).set_result(conn)
+        else:
+            self.idle.append(conn)
+
+
+async def _one(pool: _Pool, request: bytes) -> bool:
+    conn = await pool.get()
+    try:
+        reader, writer = conn
+        async with asyncio.timeout(10):
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            body = await reader.readexactly(length)
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+        pool.put(None)
+        return False
+    pool.put(conn)
+    return head.startswith(b"HTTP/1.1 200") and body.startswith(b"good")
+
+
+async def _open_loop_part(
+    port: int, hosts: list[tuple[int, Host]], rate: float, count: int, start: float, limit: int
+) -> tuple[list[float], list[float], int]:
+    """Send `count` requests at `rate`/s from `start` (perf_counter); latencies from schedule."""
+    pool = _Pool(port, limit)
+    latencies: list[float] = []
+    lags: list[float] = []
+    failed = 0
+
+    async def scheduled(n: int, at: float) -> None:
+        nonlocal failed
+        index, host = hosts[n % len(hosts)]
+        target = f"/nic/update?hostname={host.name}&myip={address(index, n // len(hosts))}"
+        request = (
+            f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {host.auth}\r\n"
+            "User-Agent: homing-bench-open\r\n\r\n"
+        ).encode()
+        lags.append(time.perf_counter() - at)
+        if await _one(pool, request):
+            latencies.append(time.perf_counter() - at)
+        else:
+            failed += 1
+
+    tasks = []
+    for n in range(count):
+        at = start + n / rate
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(scheduled(n, at)))
+    await asyncio.wait(tasks, timeout=30)
+    for _, writer in pool.idle:
+        writer.close()
+    return latencies, lags, failed
+
+
+def _generator(args: tuple[int, list[tuple[int, Host]], float, int, float, int]) -> tuple:
+    os.sched_setaffinity(0, {LOAD_CPU})
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    return asyncio.run(_open_loop_part(*args))
+
+
+def open_loop(
+    port: int, hosts: list[Host], rate: float, seconds: float, generators: int, connections: int
+) -> dict:
+    count = int(rate * seconds)
+    start = time.perf_counter() + 1.0  # perf_counter is CLOCK_MONOTONIC: one clock for all
+    indexed = list(enumerate(hosts))
+    parts = [
+        (port, indexed[g::generators], rate / generators, count // generators, start,
+         max(1, connections // generators))
+        for g in range(generators)
+    ]  # fmt: skip
+    with multiprocessing.get_context("fork").Pool(generators) as pool:
+        outcomes = pool.map(_generator, parts)
+    latencies = sorted(x for lat, _, _ in outcomes for x in lat)
+    lags = sorted(x for _, lag, _ in outcomes for x in lag)
+    failed = sum(f for _, _, f in outcomes)
+    wall = seconds
+    return {
+        "generator": f"{generators} Python processes (asyncio, uvloop) on core {LOAD_CPU}",
+        "offered_per_second": rate,
+        "connections": connections,
+        "scheduled": count // generators * generators,
+        "acknowledged": len(latencies),
+        "errors": failed,
+        "seconds": wall,
+        "updates_per_second": round(len(latencies) / wall, 1),
+        **percentiles(latencies),
+        **percentiles(lags, prefix="generator_lag_"),
+    }
+
+
+# --- set-up ---------------------------------------------------------------------------
+
+
+def set_up(tmp: Path, clients: int, postgres: bool) -> tuple[dict[str, str], list[Host], str]:
+    extra: dict[str, str] = {}
+    schema = ""
+    if postgres:
+        schema = f"homing_bench_{secrets.token_hex(4)}"
+        extra = {"HOMING_DATABASE_URL": POSTGRES_URL, "HOMING_DATABASE_SCHEMA": schema}
+    env = homing_env(tmp, free_port(), free_port(), HOMING_ABUSE_NOCHG_LIMIT="1000000", **extra)
+    cli(env, "zone", "add", "bench.example.net")
+    cli(env, "user", "add", "bench", "--email", "bench@example.org", "--password-stdin",
+        stdin=PASSWORD + "\n")  # fmt: skip
+    # One bulk import rather than one `homing host add` per client (seconds, not minutes).
+    csv_path, secrets_path = tmp / "hosts.csv", tmp / "secrets.csv"
+    csv_path.write_text(
+        "name,ipv4\n"
+        + "".join(
+            f"h{i}.bench.example.net,10.255.{i // 250}.{i % 250 + 1}\n" for i in range(clients)
         )
-        cli(env, "zone", "add", "bench.example.net")
-        cli(
-            env,
-            "user",
-            "add",
-            "bench",
-            "--email",
-            "bench@example.org",
-            "--password-stdin",
-            stdin=PASSWORD + "\n",
-        )
-        # One bulk import rather than one `homing host add` per client (seconds, not minutes).
-        csv_path, secrets_path = Path(tmp) / "hosts.csv", Path(tmp) / "secrets.csv"
-        csv_path.write_text(
-            "name,ipv4\n"
-            + "".join(
-                f"h{i}.bench.example.net,10.255.{i // 250}.{i % 250 + 1}\n"
-                for i in range(args.clients)
-            )
-        )
-        cli(
-            env,
-            "host",
-            "import",
-            str(csv_path),
-            "--owner",
-            "bench",
-            "--secrets-out",
-            str(secrets_path),
-        )
-        hosts: list[tuple[str, str]] = []
-        for line in secrets_path.read_text().splitlines()[1:]:
-            name, secret = line.split(",", 1)
-            hosts.append((name, secret))
-        hosts.sort(key=lambda pair: int(pair[0].split(".")[0][1:]))
-        server = start_server(env)
+    )
+    cli(env, "host", "import", str(csv_path), "--owner", "bench",
+        "--secrets-out", str(secrets_path))  # fmt: skip
+    hosts = [Host(*line.split(",", 1)) for line in secrets_path.read_text().splitlines()[1:]]
+    hosts.sort(key=lambda h: int(h.name.split(".")[0][1:]))
+    return env, hosts, schema
+
+
+def drop_schema(schema: str) -> None:
+    subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc",
+         f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def start(env: dict[str, str], workers: int) -> Server:
+    return start_server(env, cpu=0, extra_args=["--workers", str(workers)] if workers > 1 else [])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and its children (the workers), from /proc."""
+    total = 0.0
+    for member in process_tree(pid):
         try:
-            figures = asyncio.run(
-                run_load(f"http://127.0.0.1:{server.http_port}", hosts, args.seconds)
-            )
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def profiled(server: Server, seconds: float, name: str, work: Path) -> subprocess.Popen[str]:
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    raw = work / name
+    return subprocess.Popen(
+        ["taskset", "-c", str(LOAD_CPU), py_spy, "record", "--pid", str(server.process.pid),
+         "--subprocesses", "--duration", str(int(seconds)), "--rate", "200", "--nonblocking",
+         "--threads", "--format", "raw", "--output", str(raw)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=100, help="closed loop: connections")
+    parser.add_argument("--rate", type=float, help="open loop: offered updates per second")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--hosts", type=int, help="open loop: hosts updated (default --clients)")
+    parser.add_argument("--connections", type=int, default=200, help="open loop: at most")
+    parser.add_argument("--generators", type=int, default=2, help="open loop: processes")
+    parser.add_argument("--workers", type=int, default=1, help="homing serve --workers")
+    parser.add_argument("--postgres", action="store_true", help="use PostgreSQL on 127.0.0.1")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server meanwhile")
+    args = parser.parse_args()
+    if args.seconds <= 0 or args.seconds > 600 or (args.rate is not None and args.rate <= 0):
+        parser.error("--seconds must be in (0, 600], --rate positive")
+    hosts_wanted = args.hosts or args.clients
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        env, hosts, schema = set_up(tmp, hosts_wanted, args.postgres)
+        server = start(env, args.workers)
+        load_before = load_average()
+        spy = None
+        mode = "open" if args.rate else "closed"
+        raw_name = f"updates-{'pg' if args.postgres else 'sqlite'}-{mode}.pyspy"
+        cpu_before = cpu_seconds(server.process.pid)
+        try:
+            if args.profile:
+                spy = profiled(server, args.seconds, raw_name, tmp)
+                time.sleep(0.5)
+            if args.rate:
+                figures = open_loop(
+                    server.http_port, hosts, args.rate, args.seconds, args.generators,
+                    args.connections,
+                )  # fmt: skip
+            else:
+                figures = closed_loop(server.http_port, hosts, args.clients, args.seconds, tmp)
+            # The server's CPU per acknowledged update: what the machine's load cannot distort.
+            cpu = cpu_seconds(server.process.pid) - cpu_before
+            figures["server_cpu_s"] = round(cpu, 2)
+            figures["server_cpu_us_per_update"] = round(1e6 * cpu / max(1, figures["acknowledged"]))
+            if spy is not None:
+                spy.wait(timeout=args.seconds + 60)
+                raw = tmp / raw_name
+                figures.update(summarise_profile(raw) if raw.exists() else {"profile": "none"})
+                if raw.exists():
+                    RESULTS.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(raw, RESULTS / raw_name)
         finally:
+            if spy is not None:
+                stop_process(spy)
             server.stop()
+            if schema:
+                drop_schema(schema)
     record(
         "updates",
         {
             "backend": "postgresql" if args.postgres else "sqlite",
-            "clients": args.clients,
+            "mode": mode,
+            "clients": args.clients if mode == "closed" else None,
+            "hosts": hosts_wanted,
+            "workers": args.workers,
+            "homing": homing_version(),
+            "load_before": load_before,
+            "load_after": load_average(),
             **figures,
         },
     )

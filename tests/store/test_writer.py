@@ -8,8 +8,22 @@ import pytest
 import sqlalchemy as sa
 
 from homing.domain.errors import HomingError
-from homing.store.db import Database, Txn
+from homing.store.db import Database, SyncTxn, Txn
 from homing.store.schema import plans
+
+
+def new_plan(name: str) -> sa.Insert:
+    return sa.insert(plans).values(
+        name=name,
+        max_hosts=1,
+        max_groups=1,
+        min_interval=0,
+        custom_ttl=False,
+        price_cents=0,
+        currency="EUR",
+        period="month",
+        is_default=False,
+    )
 
 
 class Recorder:
@@ -23,20 +37,24 @@ class Recorder:
         for item in items:
             if item == "bad":
                 raise HomingError("bad item")
-            await txn.conn.execute(
-                sa.insert(plans).values(
-                    name=item,
-                    max_hosts=1,
-                    max_groups=1,
-                    min_interval=0,
-                    custom_ttl=False,
-                    price_cents=0,
-                    currency="EUR",
-                    period="month",
-                    is_default=False,
-                )
-            )
+            await txn.conn.execute(new_plan(item))
         return [f"done {item}" for item in items]
+
+
+class SyncRecorder:
+    """The same, synchronous: on SQLite it runs on the writer thread's own connection."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def run_sync(self, txn: SyncTxn, items: list[str]) -> list[str]:
+        self.calls.append(list(items))
+        for item in items:
+            if item == "bad":
+                raise HomingError("bad item")
+            txn.conn.execute(new_plan(item))
+            txn.emit(item)
+        return [f"sync {item}" for item in items]
 
 
 async def plan_names(db: Database) -> set[str]:
@@ -82,3 +100,37 @@ async def test_units_and_batches_mix(db: Database) -> None:
     assert results == ["done m1", "unit", "done m2"]
     with pytest.raises(HomingError):
         await db.write_batched(recorder, "bad")
+
+
+async def test_sync_batches_commit_and_fail_alone(db: Database) -> None:
+    recorder = SyncRecorder()
+    committed: list[list[str]] = []
+    db.on_commit.append(committed.append)
+    names = [f"s{i}" for i in range(20)] + ["bad"]
+    outcomes = await asyncio.gather(
+        *(db.write_batched_sync(recorder, n) for n in names), return_exceptions=True
+    )
+    assert outcomes[:20] == [f"sync s{i}" for i in range(20)]
+    assert isinstance(outcomes[20], HomingError)
+    assert max(len(call) for call in recorder.calls) > 1  # they waited together at least once
+    stored = await plan_names(db)
+    assert {f"s{i}" for i in range(20)} <= stored and "bad" not in stored
+    # The hooks saw each committed item once, and never the rolled-back one.
+    assert sorted(x for batch in committed for x in batch) == sorted(names[:20])
+
+
+async def test_sync_and_async_work_mix(db: Database) -> None:
+    sync_recorder, recorder = SyncRecorder(), Recorder()
+
+    async def unit(txn: Txn) -> str:
+        await txn.conn.execute(new_plan("u1"))
+        return "unit"
+
+    results = await asyncio.gather(
+        db.write_batched_sync(sync_recorder, "x1"),
+        db.write_batched(recorder, "x2"),
+        db.write(unit),
+        db.write_batched_sync(sync_recorder, "x3"),
+    )
+    assert results == ["sync x1", "done x2", "unit", "sync x3"]
+    assert {"x1", "x2", "u1", "x3"} <= await plan_names(db)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from homing.domain.records import JournalEntry, RRsetValue
-from homing.store.db import Txn
+from homing.store.db import SyncTxn, Txn
 from homing.store.schema import journal, rrsets, zones
 
 # Above this many RRsets, read the whole zone once instead of naming each RRset.
@@ -22,8 +22,13 @@ class ZoneRef:
 
 
 async def current_rrset(txn: Txn, zone: ZoneRef, name: str, rtype: str) -> RRsetValue | None:
+    return await txn.run_sync(lambda sync_txn: current_rrset_sync(sync_txn, zone, name, rtype))
+
+
+def current_rrset_sync(txn: SyncTxn, zone: ZoneRef, name: str, rtype: str) -> RRsetValue | None:
+    """current_rrset() for synchronous write code."""
     row = (
-        await txn.conn.execute(
+        txn.conn.execute(
             sa.select(rrsets.c.ttl, rrsets.c.rdatas).where(
                 rrsets.c.zone_id == zone.id, rrsets.c.name == name, rrsets.c.rtype == rtype
             )
@@ -34,18 +39,18 @@ async def current_rrset(txn: Txn, zone: ZoneRef, name: str, rtype: str) -> RRset
     return RRsetValue(name, rtype, row.ttl, RRsetValue.decode_rdatas(row.rdatas))
 
 
-async def _current_many(
-    txn: Txn, zone: ZoneRef, values: Sequence[RRsetValue]
+def _current_many(
+    txn: SyncTxn, zone: ZoneRef, values: Sequence[RRsetValue]
 ) -> dict[tuple[str, str], RRsetValue]:
     if len(values) == 1:
-        found = await current_rrset(txn, zone, values[0].name, values[0].rtype)
+        found = current_rrset_sync(txn, zone, values[0].name, values[0].rtype)
         return {} if found is None else {(found.name, found.rtype): found}
     query = sa.select(rrsets.c.name, rrsets.c.rtype, rrsets.c.ttl, rrsets.c.rdatas).where(
         rrsets.c.zone_id == zone.id
     )
     if len(values) <= _WHOLE_ZONE_READ:
         query = query.where(rrsets.c.name.in_(sorted({v.name for v in values})))
-    rows = await txn.conn.execute(query)
+    rows = txn.conn.execute(query)
     return {
         (r.name, r.rtype): RRsetValue(r.name, r.rtype, r.ttl, RRsetValue.decode_rdatas(r.rdatas))
         for r in rows
@@ -66,6 +71,20 @@ async def apply_changes(
     actor: str | Sequence[str],
     via: str | Sequence[str],
 ) -> list[JournalEntry]:
+    """Set RRsets (empty rdatas delete one); see apply_changes_sync()."""
+    return await txn.run_sync(
+        lambda sync_txn: apply_changes_sync(sync_txn, zone, values, actor=actor, via=via)
+    )
+
+
+def apply_changes_sync(
+    txn: SyncTxn,
+    zone: ZoneRef,
+    values: Sequence[RRsetValue],
+    *,
+    actor: str | Sequence[str],
+    via: str | Sequence[str],
+) -> list[JournalEntry]:
     """Set RRsets (empty rdatas delete one); one serial and one journal row per changed RRset.
 
     `actor` and `via` are one for all values, or one per value. Runs inside the caller's
@@ -74,7 +93,7 @@ async def apply_changes(
     """
     actors = [actor] * len(values) if isinstance(actor, str) else list(actor)
     vias = [via] * len(values) if isinstance(via, str) else list(via)
-    current = await _current_many(txn, zone, values)
+    current = _current_many(txn, zone, values)
     latest: dict[tuple[str, str], tuple[RRsetValue, str, str]] = {}
     for value, who, how in zip(values, actors, vias, strict=True):
         latest[(value.name, value.rtype)] = (value, who, how)  # the last value given wins
@@ -90,7 +109,7 @@ async def apply_changes(
     inserted = [new for old, new, _, _ in changed if old is None]
     updated = [new for old, new, _, _ in changed if old is not None and new.rdatas]
     if deleted:
-        await conn.execute(
+        conn.execute(
             sa.delete(rrsets).where(
                 rrsets.c.zone_id == zone.id,
                 rrsets.c.name == sa.bindparam("b_name"),
@@ -99,7 +118,7 @@ async def apply_changes(
             [{"b_name": v.name, "b_rtype": v.rtype} for v in deleted],
         )
     if inserted:
-        await conn.execute(
+        conn.execute(
             sa.insert(rrsets),
             [
                 {
@@ -113,7 +132,7 @@ async def apply_changes(
             ],
         )
     if updated:
-        await conn.execute(
+        conn.execute(
             sa.update(rrsets)
             .where(
                 rrsets.c.zone_id == zone.id,
@@ -128,7 +147,7 @@ async def apply_changes(
         )
     # The row lock this takes orders concurrent writers of one zone, across processes too.
     last = (
-        await conn.execute(
+        conn.execute(
             sa.update(zones)
             .where(zones.c.id == zone.id)
             .values(serial=zones.c.serial + len(changed))
@@ -152,7 +171,7 @@ async def apply_changes(
         )
         for i, (old, new, who, how) in enumerate(changed)
     ]
-    await conn.execute(
+    conn.execute(
         sa.insert(journal),
         [
             {

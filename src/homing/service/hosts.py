@@ -11,10 +11,10 @@ from homing.domain.errors import Conflict, HomingError, InvalidName, NotFound, Q
 from homing.domain.names import is_fqdn, normalize, zone_for
 from homing.domain.records import DEFAULT_HOST_TTL, RRsetValue
 from homing.service.accounts import find_account
-from homing.service.changes import ZoneRef, apply_change, current_rrset
+from homing.service.changes import ZoneRef, apply_changes_sync, current_rrset_sync
 from homing.service.secrets import hash_secret, new_secret
 from homing.service.zones import zone_refs
-from homing.store.db import Database, Txn, as_utc
+from homing.store.db import Database, SyncTxn, Txn, as_utc
 from homing.store.schema import group_members, groups, hosts, plans, zones
 
 ADDRESS_TYPES = ("A", "AAAA")
@@ -166,17 +166,20 @@ async def add_group(
 
 async def refresh_group(txn: Txn, group_id: int, max_age: int) -> None:
     """Publish the group's name with the addresses of members updated within `max_age` seconds."""
-    group = (
-        await txn.conn.execute(
-            sa.select(groups.c.name, groups.c.zone_id, groups.c.ttl).where(groups.c.id == group_id)
-        )
+    await txn.run_sync(lambda sync_txn: refresh_group_sync(sync_txn, group_id, max_age))
+
+
+def refresh_group_sync(txn: SyncTxn, group_id: int, max_age: int) -> None:
+    """refresh_group() for synchronous write code (the update batch)."""
+    group = txn.conn.execute(
+        sa.select(groups.c.name, groups.c.zone_id, groups.c.ttl).where(groups.c.id == group_id)
     ).first()
     if group is None or group.zone_id is None:
         return
-    zone_name = await txn.conn.scalar(sa.select(zones.c.name).where(zones.c.id == group.zone_id))
+    zone_name = txn.conn.scalar(sa.select(zones.c.name).where(zones.c.id == group.zone_id))
     zone = ZoneRef(group.zone_id, str(zone_name))
     fresh_since = txn.now - timedelta(seconds=max_age)
-    members = await txn.conn.execute(
+    members = txn.conn.execute(
         sa.select(hosts.c.name, hosts.c.last_update_at, hosts.c.zone_id)
         .join(group_members, group_members.c.host_id == hosts.c.id)
         .where(group_members.c.group_id == group_id, hosts.c.status == "active")
@@ -188,12 +191,12 @@ async def refresh_group(txn: Txn, group_id: int, max_age: int) -> None:
             continue
         member_zone = ZoneRef(member.zone_id, "")
         for rtype in ADDRESS_TYPES:
-            value = await current_rrset(txn, member_zone, member.name, rtype)
+            value = current_rrset_sync(txn, member_zone, member.name, rtype)
             if value is not None:
                 live[rtype].update(value.rdatas)
     for rtype in ADDRESS_TYPES:
         value = RRsetValue(group.name, rtype, group.ttl, tuple(sorted(live[rtype])))
-        await apply_change(txn, zone, value, actor=f"group:{group.name}", via="group")
+        apply_changes_sync(txn, zone, [value], actor=f"group:{group.name}", via="group")
 
 
 async def groups_of_host(txn: Txn, host_id: int) -> list[int]:

@@ -23,10 +23,10 @@ from homing.domain.outcomes import Outcome
 from homing.domain.records import JournalEntry, RRsetValue
 from homing.service import alerts
 from homing.service.accounts import authenticate
-from homing.service.changes import ZoneRef, apply_changes
-from homing.service.hosts import ADDRESS_TYPES, refresh_group
+from homing.service.changes import ZoneRef, apply_changes_sync
+from homing.service.hosts import ADDRESS_TYPES, refresh_group_sync
 from homing.service.secrets import secret_matches
-from homing.store.db import Database, Txn, as_utc
+from homing.store.db import Database, SyncTxn, as_utc
 from homing.store.schema import accounts, group_members, groups, hosts, plans, rrsets, zones
 
 
@@ -164,7 +164,7 @@ async def update(db: Database, request: UpdateRequest, policy: UpdatePolicy) -> 
     if requested is not None and len(requested) > policy.max_hosts_per_request:
         return [HostResult(",".join(requested)[:64], Outcome.NUMHOST)]
     if _host_name(request.username) is not None:
-        results = await db.write_batched(_BATCHER, _Item(request, None, policy))
+        results = await db.write_batched_sync(_BATCHER, _Item(request, None, policy))
         if results is not _SLOW:
             return results
     grant = await _resolve_credentials(db, request.username, request.password)
@@ -172,7 +172,7 @@ async def update(db: Database, request: UpdateRequest, policy: UpdatePolicy) -> 
         outcome = Outcome.BADAUTH if grant is None else Outcome.NOHOST
         names = requested if requested else [request.username]
         return [HostResult(n, outcome) for n in names]
-    results = await db.write_batched(_BATCHER, _Item(request, grant, policy))
+    results = await db.write_batched_sync(_BATCHER, _Item(request, grant, policy))
     assert results is not None
     return results
 
@@ -190,7 +190,7 @@ def _host_name(text: str) -> str | None:
 class _Batch:
     """The hosts and address RRsets a batch touches, as they become; written at the end."""
 
-    txn: Txn
+    txn: SyncTxn
     hosts: dict[str, dict[str, Any]]  # by name: the row, with zone_name and min_interval
     rrsets: dict[tuple[str, str], RRsetValue]
     changes: dict[int, list[tuple[RRsetValue, str, str]]] = field(default_factory=dict)
@@ -204,9 +204,12 @@ class _Batch:
 
 
 class _UpdateBatcher:
-    """Every waiting update request in one pass: two reads, then set-based writes."""
+    """Every waiting update request in one pass: two reads, then set-based writes.
 
-    async def run(self, txn: Txn, items: list[_Item]) -> list[list[HostResult] | None]:
+    Synchronous, so on SQLite the writer thread runs it and its commit in one call.
+    """
+
+    def run_sync(self, txn: SyncTxn, items: list[_Item]) -> list[list[HostResult] | None]:
         names: set[str] = set()
         for item in items:
             defaults = item.grant.default_names if item.grant else ()
@@ -214,9 +217,9 @@ class _UpdateBatcher:
                 name = _host_name(raw)
                 if name is not None:
                     names.add(name)
-        batch = _Batch(txn, await _load_hosts(txn, names), await _load_addresses(txn, names))
+        batch = _Batch(txn, _load_hosts(txn, names), _load_addresses(txn, names))
         results = [self._one(batch, item) for item in items]
-        serials = await self._write(batch, items[0].policy)
+        serials = self._write(batch, items[0].policy)
         return [None if r is None else [_stamped(batch, x, serials) for x in r] for r in results]
 
     def _one(self, batch: _Batch, item: _Item) -> list[HostResult] | None:
@@ -240,13 +243,13 @@ class _UpdateBatcher:
             return [HostResult("", Outcome.NOTFQDN)]
         return [_update_host(batch, name, grant, request, item.policy) for name in requested]
 
-    async def _write(self, batch: _Batch, policy: UpdatePolicy) -> dict[tuple[str, str], int]:
+    def _write(self, batch: _Batch, policy: UpdatePolicy) -> dict[tuple[str, str], int]:
         """Write the batch; the journal serial of each changed (name, type)."""
         txn = batch.txn
         zone_names = {row["zone_id"]: row["zone_name"] for row in batch.hosts.values()}
         serials: dict[tuple[str, str], int] = {}
         for zone_id, changes in batch.changes.items():
-            entries = await apply_changes(
+            entries = apply_changes_sync(
                 txn,
                 ZoneRef(zone_id, zone_names[zone_id]),
                 [value for value, _, _ in changes],
@@ -257,22 +260,22 @@ class _UpdateBatcher:
             _address_alerts(batch, entries)
         if batch.dirty:
             rows = [batch.hosts[name] for name in sorted(batch.dirty)]
-            await txn.conn.execute(
+            txn.conn.execute(
                 sa.update(hosts)
                 .where(hosts.c.id == sa.bindparam("b_id"))
                 .values({column: sa.bindparam(f"b_{column}") for column in _HOST_STATE}),
                 [{"b_id": row["id"], **{f"b_{c}": row[c] for c in _HOST_STATE}} for row in rows],
             )
         for statement, rows in alerts.grouped(batch.alerts, txn.now):
-            await txn.conn.execute(statement, rows)
+            txn.conn.execute(statement, rows)
         if batch.regroup:
-            group_ids = await txn.conn.execute(
+            group_ids = txn.conn.execute(
                 sa.select(group_members.c.group_id)
                 .where(group_members.c.host_id.in_(sorted(batch.regroup)))
                 .distinct()
             )
             for group_id in sorted(r.group_id for r in group_ids):
-                await refresh_group(txn, group_id, policy.group_member_max_age)
+                refresh_group_sync(txn, group_id, policy.group_member_max_age)
         return serials
 
 
@@ -308,10 +311,10 @@ _HOST_STATE = (
 )
 
 
-async def _load_hosts(txn: Txn, names: set[str]) -> dict[str, dict[str, Any]]:
+def _load_hosts(txn: SyncTxn, names: set[str]) -> dict[str, dict[str, Any]]:
     if not names:
         return {}
-    rows = await txn.conn.execute(
+    rows = txn.conn.execute(
         sa.select(hosts, zones.c.name.label("zone_name"), plans.c.min_interval)
         .join(zones, zones.c.id == hosts.c.zone_id)
         .join(accounts, accounts.c.id == hosts.c.owner_id)
@@ -321,10 +324,10 @@ async def _load_hosts(txn: Txn, names: set[str]) -> dict[str, dict[str, Any]]:
     return {row.name: dict(row._mapping) for row in rows}
 
 
-async def _load_addresses(txn: Txn, names: set[str]) -> dict[tuple[str, str], RRsetValue]:
+def _load_addresses(txn: SyncTxn, names: set[str]) -> dict[tuple[str, str], RRsetValue]:
     if not names:
         return {}
-    rows = await txn.conn.execute(
+    rows = txn.conn.execute(
         sa.select(rrsets.c.name, rrsets.c.rtype, rrsets.c.ttl, rrsets.c.rdatas).where(
             rrsets.c.name.in_(sorted(names)), rrsets.c.rtype.in_(ADDRESS_TYPES)
         )

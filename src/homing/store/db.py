@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -35,6 +37,23 @@ class Txn:
         """Queue an item (a journal entry) for the on_commit hooks; dropped on rollback."""
         self.emitted.append(item)
 
+    async def run_sync(self, fn: Callable[[SyncTxn], T]) -> T:
+        """Run synchronous write code (written once for both kinds of txn) in this transaction."""
+        return await self.conn.run_sync(lambda conn: fn(SyncTxn(conn, self.now, self.emitted)))
+
+
+@dataclass
+class SyncTxn:
+    """Txn for synchronous code: what a SyncBatcher gets, on the writer thread's connection."""
+
+    conn: sa.Connection
+    now: datetime
+    emitted: list[Any] = field(default_factory=list)
+
+    def emit(self, item: Any) -> None:
+        """Queue an item (a journal entry) for the on_commit hooks; dropped on rollback."""
+        self.emitted.append(item)
+
 
 Unit = Callable[[Txn], Awaitable[T]]
 Reader = Callable[[AsyncConnection], Awaitable[T]]
@@ -48,6 +67,13 @@ class Batcher(Protocol[Item, T]):
     """
 
     async def run(self, txn: Txn, items: list[Item]) -> list[T]: ...
+
+
+class SyncBatcher(Protocol[Item, T]):
+    """A Batcher whose work is synchronous: on SQLite the whole batch, commit included, is
+    one call on the writer thread's own connection instead of one await per statement."""
+
+    def run_sync(self, txn: SyncTxn, items: list[Item]) -> list[T]: ...
 
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -69,8 +95,12 @@ def as_utc(value: datetime | None) -> datetime | None:
 class _Job:
     future: asyncio.Future[Any]
     unit: Unit[Any] | None = None
-    batcher: Batcher[Any, Any] | None = None
+    batcher: Batcher[Any, Any] | SyncBatcher[Any, Any] | None = None
     item: Any = None
+
+    @property
+    def is_sync(self) -> bool:
+        return self.batcher is not None and hasattr(self.batcher, "run_sync")
 
 
 def _groups(jobs: list[_Job]) -> list[list[_Job]]:
@@ -99,6 +129,17 @@ class Database:
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise ValueError(f"invalid database schema name: {schema!r}")
         self.engine = self._create_engine()
+        # SQLite: sync batches run, commit included, on one thread with its own connection.
+        self._sync_engine: sa.Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        database = self.url.database
+        if self.is_sqlite and database and database != ":memory:":
+            self._sync_engine = sa.create_engine(
+                self.url.set(drivername="sqlite+pysqlite"),
+                connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=1,
+            )
+            _sqlite_pragmas(self._sync_engine)
         self.max_batch = max_batch
         self._queue: asyncio.Queue[_Job] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -159,6 +200,10 @@ class Database:
         """Like write(), but items of one batcher that wait together run as one call."""
         return await self._submit(_Job(self._future(), batcher=batcher, item=item))  # type: ignore[no-any-return]
 
+    async def write_batched_sync(self, batcher: SyncBatcher[Item, T], item: Item) -> T:
+        """Like write_batched(), for a batcher whose work is synchronous (the update hot path)."""
+        return await self._submit(_Job(self._future(), batcher=batcher, item=item))  # type: ignore[no-any-return]
+
     def _future(self) -> asyncio.Future[Any]:
         return asyncio.get_running_loop().create_future()
 
@@ -184,6 +229,17 @@ class Database:
                         job.future.set_exception(StoreUnavailable("internal store error"))
 
     async def _commit_batch(self, jobs: list[_Job]) -> None:
+        if self._sync_engine is None:
+            await self._commit_jobs(jobs)
+            return
+        # Two connections, so two transactions: each set is committed (and retried) alone.
+        sync_jobs = [job for job in jobs if job.is_sync]
+        if sync_jobs:
+            await self._commit_jobs(sync_jobs)
+        if len(sync_jobs) < len(jobs):
+            await self._commit_jobs([job for job in jobs if not job.is_sync])
+
+    async def _commit_jobs(self, jobs: list[_Job]) -> None:
         groups = _groups(jobs)
         if len(jobs) > 1:
             try:
@@ -207,6 +263,11 @@ class Database:
 
     async def _run_transaction(self, groups: list[list[_Job]]) -> tuple[list[Any], list[Any]]:
         """Results in the order of the groups' jobs, and what the transaction emitted."""
+        if self._sync_engine is not None and groups[0][0].is_sync:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="homing-writer")
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, self._run_sync_transaction, groups)
         results = []
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(homing_write=True)
@@ -216,12 +277,24 @@ class Database:
                     first = group[0]
                     if first.unit is not None:
                         results.append(await first.unit(txn))
+                    elif first.is_sync:
+                        results.extend(
+                            await txn.run_sync(functools.partial(_run_sync_group, group))
+                        )
                     else:
-                        assert first.batcher is not None
-                        done = await first.batcher.run(txn, [job.item for job in group])
-                        if len(done) != len(group):
-                            raise RuntimeError("a batcher returned the wrong number of results")
-                        results.extend(done)
+                        batcher = cast(Batcher[Any, Any], first.batcher)
+                        done = await batcher.run(txn, [job.item for job in group])
+                        results.extend(_checked(group, done))
+        return results, txn.emitted
+
+    def _run_sync_transaction(self, groups: list[list[_Job]]) -> tuple[list[Any], list[Any]]:
+        """On the writer thread: the whole batch and its durable commit, no hop in between."""
+        assert self._sync_engine is not None
+        results = []
+        with self._sync_engine.connect() as conn, conn.begin():
+            txn = SyncTxn(conn, now())
+            for group in groups:
+                results.extend(_run_sync_group(group, txn))
         return results, txn.emitted
 
     def _settle(self, jobs: list[_Job], results: list[Any], emitted: list[Any]) -> None:
@@ -245,13 +318,32 @@ class Database:
                 await self._writer
             self._writer = None
             self._queue = None
+        if self._thread is not None:
+            # A batch still on the thread finishes its commit; its callers were cancelled.
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown)
+            self._thread = None
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
-    """WAL, durable commits, foreign keys; write transactions take the lock up front."""
+def _run_sync_group(group: list[_Job], txn: SyncTxn) -> list[Any]:
+    batcher = cast(SyncBatcher[Any, Any], group[0].batcher)
+    return _checked(group, batcher.run_sync(txn, [job.item for job in group]))
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def _checked(group: list[_Job], results: list[Any]) -> list[Any]:
+    if len(results) != len(group):
+        raise RuntimeError("a batcher returned the wrong number of results")
+    return results
+
+
+def _sqlite_pragmas(engine: AsyncEngine | sa.Engine) -> None:
+    """WAL, durable commits, foreign keys; write transactions take the lock up front."""
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    writer_only = sync_engine is engine  # the writer thread's sync engine only ever writes
+
+    @event.listens_for(sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself (pysqlite's own handling defers it).
         dbapi_connection.isolation_level = None
@@ -262,10 +354,10 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(sync_engine, "begin")
     def on_begin(conn: sa.Connection) -> None:
         # IMMEDIATE avoids the deadlock of two processes upgrading read locks to write.
-        if conn.get_execution_options().get("homing_write"):
+        if writer_only or conn.get_execution_options().get("homing_write"):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
