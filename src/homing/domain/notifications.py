@@ -157,8 +157,7 @@ def _sentence(event: str, host: str, details: dict[str, Any]) -> str:
         case "host.deleting":
             return (
                 f"{host} has not been updated for {details.get('idle_days')} days and will be "
-                f"deleted on {details.get('on')} unless it is updated before (a host disabled "
-                "for inactivity can be enabled again on its page)."
+                f"deleted on {details.get('on')}."
             )
         case "host.deleted":
             return f"{host} is deleted after {details.get('idle_days')} days without an update."

@@ -410,7 +410,7 @@ async def search_accounts(db: Database, query_text: str = "", page: int = 1) -> 
     return await db.read(query)
 
 
-async def _refresh_groups_of(txn: Txn, host_ids: list[int], max_age: int) -> None:
+async def refresh_groups_of(txn: Txn, host_ids: list[int], max_age: int) -> None:
     group_ids: set[int] = set()
     for host_id in host_ids:
         group_ids.update(await groups_of_host(txn, host_id))
@@ -449,7 +449,7 @@ async def set_account_status(
             .where(accounts.c.id == account_id)
             .values(status="active" if active else "disabled")
         )
-        await _refresh_groups_of(txn, host_ids, group_max_age)
+        await refresh_groups_of(txn, host_ids, group_max_age)
         return str(row.user_id)
 
     return await db.write(unit)
@@ -545,7 +545,7 @@ async def unblock(txn: Txn, host_id: int, owner_id: int | None, group_max_age: i
     )
     if name is None:
         raise NotFound("no such blocked host")
-    await _refresh_groups_of(txn, [host_id], group_max_age)
+    await refresh_groups_of(txn, [host_id], group_max_age)
     return str(name)
 
 

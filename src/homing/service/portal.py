@@ -315,36 +315,47 @@ async def delete_host(db: Database, account: Account, host_id: int, *, group_max
 
     Groups the host belonged to are republished without it. Returns the host's name.
     """
-
-    async def unit(txn: Txn) -> str:
-        row = (
-            await txn.conn.execute(
-                sa.select(hosts.c.id, hosts.c.name, hosts.c.zone_id, zones.c.name.label("zone"))
-                .join(zones, zones.c.id == hosts.c.zone_id)
-                .where(hosts.c.id == host_id, hosts.c.owner_id == account.id)
-            )
-        ).first()
-        if row is None:
-            raise NotFound("no such host")
-        zone = ZoneRef(row.zone_id, row.zone)
-        records = await txn.conn.execute(
-            sa.select(rrsets.c.rtype, rrsets.c.ttl).where(
-                rrsets.c.zone_id == row.zone_id, rrsets.c.name == row.name
-            )
+    return await db.write(
+        lambda txn: remove_host(
+            txn, host_id, account.id, actor=f"user:{account.user_id}", group_max_age=group_max_age
         )
-        for record in records.all():
-            await apply_change(
-                txn,
-                zone,
-                RRsetValue(row.name, record.rtype, record.ttl, ()),
-                actor=f"user:{account.user_id}",
-                via="web",
-            )
-        group_ids = await host_service.groups_of_host(txn, row.id)
-        await txn.conn.execute(sa.delete(group_members).where(group_members.c.host_id == row.id))
-        await txn.conn.execute(sa.delete(hosts).where(hosts.c.id == row.id))
-        for group_id in group_ids:
-            await host_service.refresh_group(txn, group_id, group_max_age)
-        return str(row.name)
+    )
 
-    return await db.write(unit)
+
+async def clear_records(
+    txn: Txn, host_id: int, owner_id: int, *, actor: str, via: str = "web"
+) -> str:
+    """Delete every RRset at the host's name through apply_change (inside a write); its name."""
+    row = (
+        await txn.conn.execute(
+            sa.select(hosts.c.id, hosts.c.name, hosts.c.zone_id, zones.c.name.label("zone"))
+            .join(zones, zones.c.id == hosts.c.zone_id)
+            .where(hosts.c.id == host_id, hosts.c.owner_id == owner_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("no such host")
+    zone = ZoneRef(row.zone_id, row.zone)
+    records = await txn.conn.execute(
+        sa.select(rrsets.c.rtype, rrsets.c.ttl).where(
+            rrsets.c.zone_id == row.zone_id, rrsets.c.name == row.name
+        )
+    )
+    for record in records.all():
+        await apply_change(
+            txn, zone, RRsetValue(row.name, record.rtype, record.ttl, ()), actor=actor, via=via
+        )
+    return str(row.name)
+
+
+async def remove_host(
+    txn: Txn, host_id: int, owner_id: int, *, actor: str, group_max_age: int, via: str = "web"
+) -> str:
+    """The host deletion inside a write: records, group membership, the host row; its name."""
+    name = await clear_records(txn, host_id, owner_id, actor=actor, via=via)
+    group_ids = await host_service.groups_of_host(txn, host_id)
+    await txn.conn.execute(sa.delete(group_members).where(group_members.c.host_id == host_id))
+    await txn.conn.execute(sa.delete(hosts).where(hosts.c.id == host_id))
+    for group_id in group_ids:
+        await host_service.refresh_group(txn, group_id, group_max_age)
+    return name
