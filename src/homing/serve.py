@@ -21,7 +21,9 @@ from homing.dns.push import Pusher, PushWatch
 from homing.dns.server import parse_listen, query_count, start_dns
 from homing.service.context import Homing
 from homing.service.hosts import refresh_all_groups
+from homing.service.inactivity import get_policy, run_policy
 from homing.service.journal import Follower
+from homing.store.db import now
 from homing.web.app import create_app
 from homing.workers import SiblingWake, publish_query_count, worker_index
 
@@ -58,6 +60,22 @@ async def _age_groups(homing: Homing) -> None:
             await refresh_all_groups(homing.db, homing.settings.group_member_max_age)
         except Exception:
             log.exception("group ageing failed; retrying")
+
+
+async def _inactivity(homing: Homing) -> None:
+    """The operator's inactivity policy, as saved at each run (warn, disable, delete)."""
+    settings = homing.settings
+    while True:
+        try:
+            policy, _saved = await get_policy(homing.db, settings)
+            report = await run_policy(
+                homing.db, policy, now(), group_max_age=settings.group_member_max_age
+            )
+            if report.warned or report.disabled or report.deleted:
+                log.info("inactivity policy: %s", report)
+        except Exception:
+            log.exception("inactivity policy run failed; retrying")
+        await asyncio.sleep(settings.inactivity_interval)  # a periodic job, like group ageing
 
 
 async def serve(homing: Homing) -> None:
@@ -133,6 +151,12 @@ async def serve(homing: Homing) -> None:
         )
     if leader:  # once for all workers
         background.append(asyncio.create_task(_age_groups(homing), name="group-ageing"))
+        # Notifications: the outbox is delivered from here, looked at after each local
+        # commit and every notify_interval (other workers' rows); the policy runs hourly.
+        courier = homing.courier()
+        homing.db.on_commit.append(courier.wake)
+        background.append(asyncio.create_task(courier.run(), name="notifications"))
+        background.append(asyncio.create_task(_inactivity(homing), name="inactivity"))
     print(f"READY dns={settings.dns_listen} http={settings.http_listen}", flush=True)
     log.info("serving DNS on %s, HTTP on %s", settings.dns_listen, settings.http_listen)
     try:

@@ -18,9 +18,11 @@ from homing.domain.notifications import SIGNATURE_HEADER
 from homing.service import accounts, alerts
 from homing.service.accounts import Account
 from homing.service.courier import Courier, CourierPolicy, DeliveryError
+from homing.service.mail import Mailer
 from homing.service.portal import PortalError
 from homing.store.db import Database, Txn, as_utc, now
 from homing.store.schema import outbox
+from tests.mailserver import MailServer, smtp_server
 from tests.web.conftest import HOST, PASSWORD, Site
 from tests.webhooks import Receiver, webhook_receiver
 
@@ -329,3 +331,52 @@ async def test_the_signing_secret_is_new_only_when_asked_or_first(
     assert renewed.secret and renewed.secret != first.secret
     await courier(db).send_test(account, "webhook")
     verified(await receiver.next(), renewed.secret)
+
+
+@pytest.fixture
+def smtp() -> Iterator[MailServer]:
+    with smtp_server() as server:
+        yield server
+
+
+def mailing_courier(site: Site, smtp: MailServer) -> Courier:
+    """The courier `serve` builds, with the mailer pointed at the loopback SMTP server."""
+    settings = site.homing.settings.model_copy(
+        update={"smtp_host": smtp.host, "smtp_port": smtp.port, "mail_from": "ddns@example.net"}
+    )
+    site.homing.mailer = Mailer.from_settings(settings)
+    return site.homing.courier()
+
+
+async def test_address_change_by_email_through_a_real_smtp_server(
+    site: Site, smtp: MailServer
+) -> None:
+    db = site.homing.db
+    await alerts.save_settings(
+        db, await alice(db), email_on=True, webhook="", events=["address.changed"]
+    )
+    assert await nic(site, f"hostname={HOST}&myip=192.0.2.80") == "good 192.0.2.80"
+    assert await mailing_courier(site, smtp).run_once() == 1
+    mail = await smtp.inbox.next()
+    assert mail["To"] == "alice@example.org" and mail["From"] == "ddns@example.net"
+    assert mail["Subject"] == f"[homing] {HOST}: address changed"
+    body = mail.get_content()
+    assert f"{HOST} now points to 192.0.2.80." in body and "via: dyndns2" in body
+    [row] = await outbox_rows(db)
+    assert (row.channel, row.status) == ("email", "sent")
+
+
+async def test_email_test_send_and_a_refused_recipient(site: Site, smtp: MailServer) -> None:
+    db = site.homing.db
+    account = await alice(db)
+    deliver = mailing_courier(site, smtp)
+    assert await deliver.send_test(account, "email") == (
+        "A test mail to alice@example.org was accepted by the mail server."
+    )
+    mail = await smtp.inbox.next()
+    assert mail["Subject"] == "[homing] test notification"
+    smtp.inbox.refuse.add("alice@example.org")
+    with pytest.raises(DeliveryError) as refused:
+        await deliver.send_test(account, "email")
+    assert str(refused.value).startswith("mail to alice@example.org failed: ")
+    assert "550" in str(refused.value)

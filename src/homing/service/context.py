@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from homing.config import Settings
+from homing.service.courier import Courier, CourierPolicy
 from homing.service.mail import Mailer
 from homing.service.push import PushWaiter
 from homing.service.updates import UpdatePolicy
@@ -28,6 +29,20 @@ class Homing:
         return cls(
             settings,
             Database(settings.resolved_database_url(), schema=settings.database_schema),
+        )
+
+    def courier(self) -> Courier:
+        """The notification courier over this store and mailer (tests and `serve` alike)."""
+        s = self.settings
+        return Courier(
+            self.db,
+            self.mailer,
+            CourierPolicy(
+                webhook_timeout=s.webhook_timeout,
+                webhook_allow_private=s.webhook_allow_private,
+                max_attempts=s.notify_max_attempts,
+                interval=s.notify_interval,
+            ),
         )
 
     @property

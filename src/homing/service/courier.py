@@ -40,6 +40,7 @@ from homing.store.schema import outbox
 log = logging.getLogger(__name__)
 
 BATCH = 50  # rows per pass; the next pass follows at once while rows are due
+MIN_GAP = 1.0  # seconds between passes
 
 
 class MailSender(Protocol):
@@ -216,13 +217,18 @@ class Courier:
         await self.db.write(mark)
 
     async def run(self) -> None:
-        """Deliver until cancelled: at each wake-up and every `interval` seconds."""
+        """Deliver until cancelled: at each wake-up and every `interval` seconds.
+
+        Wake-ups come with every local commit, so passes are at least MIN_GAP apart: under
+        an update storm the outbox costs one read a second, not one per commit.
+        """
         while True:
             try:
                 while await self.run_once() == BATCH:
                     pass
             except Exception:
                 log.exception("outbox delivery failed; retrying")
+            await asyncio.sleep(MIN_GAP)  # a rate limit, not a wait for an event
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.policy.interval)
             self._wake.clear()
