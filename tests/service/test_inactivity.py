@@ -168,6 +168,12 @@ async def test_a_policy_over_long_idle_hosts_warns_before_it_acts(world: World) 
     switched_on = basis + 400 * DAY  # idle far past every step when the policy starts
     assert await world.run(switched_on) == inactivity.RunReport(warned=2)
     assert await world.events(switched_on) == ["host.stale", "host.disabling"]
+    assert await inactivity.stage_counts(world.db) == {
+        "stale": 0,
+        "disabling": 1,
+        "disabled": 0,
+        "deleting": 0,
+    }
     warning = json.loads(world.receiver.requests[-1].body)
     assert warning["details"]["on"] == (switched_on + 7 * DAY).strftime("%Y-%m-%d")
     assert await world.run(switched_on + 6 * DAY) == inactivity.RunReport()

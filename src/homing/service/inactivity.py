@@ -274,3 +274,19 @@ async def _mark(
         )
     else:
         await txn.conn.execute(sa.insert(inactivity_marks).values(host_id=host_id, **values))
+
+
+async def stage_counts(db: Database) -> dict[str, int]:
+    """How many hosts sit at each stage of a current idle spell (for the admin page)."""
+
+    async def query(conn: AsyncConnection) -> dict[str, int]:
+        rows = await conn.execute(
+            sa.select(inactivity_marks.c.stage, sa.func.count())
+            .join(hosts, hosts.c.id == inactivity_marks.c.host_id)
+            .where(inactivity_marks.c.basis == _basis)
+            .group_by(inactivity_marks.c.stage)
+        )
+        found = {str(stage): int(count) for stage, count in rows}
+        return {stage: found.get(stage, 0) for stage in STAGES[1:]}
+
+    return await db.read(query)

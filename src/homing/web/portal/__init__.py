@@ -13,9 +13,11 @@ from starlette.staticfiles import StaticFiles
 
 from homing.service.context import Homing
 from homing.web.portal.admin import AdminEndpoint, AdminPages
+from homing.web.portal.alerts import AlertPages
 from homing.web.portal.csrf import CSRFProtection
 from homing.web.portal.groups import GroupPages
 from homing.web.portal.headers import SecurityHeaders
+from homing.web.portal.inactivity import InactivityPage
 from homing.web.portal.pages import Endpoint, Portal
 from homing.web.portal.resets import ResetPages
 from homing.web.portal.sessionkey import SessionKey
@@ -33,6 +35,8 @@ def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> l
     token_pages = TokenPages(portal)
     group_pages = GroupPages(portal)
     reset_pages = ResetPages(portal)
+    alert_pages = AlertPages(portal)
+    inactivity_page = InactivityPage(admin)
     key = SessionKey(homing.settings.data_dir / "session.key")
     stack = [
         Middleware(SecurityHeaders),
@@ -73,6 +77,8 @@ def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> l
         page("/groups/{group_id:int}/secret", group_pages.secret, post),
         page("/groups/{group_id:int}/delete", group_pages.delete, both),
         page("/tokens/{token_id:int}/revoke", token_pages.revoke, post),
+        page("/notifications", alert_pages.page, both),
+        page("/notifications/test", alert_pages.test, post),
         admin_page("/admin", admin.overview),
         admin_page("/admin/zones", admin.zones, both),
         admin_page("/admin/zones/{zone_id:int}/public", admin.zone_public, post),
@@ -83,6 +89,8 @@ def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> l
         admin_page("/admin/accounts/{account_id:int}", admin.account_change, post),
         admin_page("/admin/hosts", admin.blocked),
         admin_page("/admin/hosts/{host_id:int}/unblock", admin.unblock, post),
+        admin_page("/admin/inactivity", inactivity_page.page, both),
+        admin_page("/admin/inactivity/run", inactivity_page.run, post),
         Mount(
             "/static",
             app=StaticFiles(directory=STATIC),
