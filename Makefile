@@ -24,7 +24,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
-# Benchmarks (docs/benchmarks.md): needs dnsperf, knot, nsd, bind9 from apt and '.[bench]'.
+# Benchmarks (docs/benchmarks.md): needs dnsperf, knot, nsd, bind9, wrk from apt and '.[bench]'.
 # Knobs: BENCH_HOSTS, BENCH_SECONDS, BENCH_SCALE_HOSTS; `make bench BENCH_QUICK=--quick` smoke-tests.
 BENCH_HOSTS ?= 100000
 BENCH_SECONDS ?= 20
@@ -36,8 +36,14 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/dns_serving.py --hosts $(BENCH_HOSTS) --seconds $(BENCH_SECONDS) --profile $(BENCH_QUICK)
 	$(BIN)/python bench/scale.py --hosts $(BENCH_SCALE_HOSTS) --profile $(BENCH_QUICK)
 	$(BIN)/python bench/updates.py --clients 10 --seconds 10
-	$(BIN)/python bench/updates.py --clients 100 --seconds 10
+	$(BIN)/python bench/updates.py --clients 100 --seconds 10 --profile
+	$(BIN)/python bench/updates.py --rate 3000 --seconds 10
+	$(BIN)/python bench/updates.py --clients 10 --seconds 10 --postgres
+	$(BIN)/python bench/updates.py --clients 100 --seconds 10 --postgres
+	$(BIN)/python bench/updates.py --rate 3000 --seconds 10 --postgres
+	$(BIN)/python bench/freshness.py --rounds 50
 	$(BIN)/python bench/plot.py updates
+	$(BIN)/python bench/plot.py freshness
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

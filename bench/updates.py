@@ -76,7 +76,7 @@ def address(index: int, round_: int) -> str:
 def percentiles(latencies: list[float], prefix: str = "") -> dict[str, float]:
     if len(latencies) < 1000:
         return {f"{prefix}percentile_error": len(latencies)}
-    q = statistics.quantiles(latencies, n=1000)
+    q = statistics.quantiles(latencies, n=1000, method="inclusive")
     return {
         f"{prefix}p50_ms": round(q[499] * 1000, 2),
         f"{prefix}p90_ms": round(q[899] * 1000, 2),
@@ -172,11 +172,12 @@ async def _one(pool: _Pool, request: bytes) -> bool:
 
 async def _open_loop_part(
     port: int, hosts: list[tuple[int, Host]], rate: float, count: int, start: float, limit: int
-) -> tuple[list[float], list[float], int]:
+) -> tuple[list[float], list[float], int, float]:
     """Send `count` requests at `rate`/s from `start` (perf_counter); latencies from schedule."""
     pool = _Pool(port, limit)
     latencies: list[float] = []
     lags: list[float] = []
+    finished: list[float] = []
     failed = 0
 
     async def scheduled(n: int, at: float) -> None:
@@ -189,7 +190,8 @@ async def _open_loop_part(
         ).encode()
         lags.append(time.perf_counter() - at)
         if await _one(pool, request):
-            latencies.append(time.perf_counter() - at)
+            finished.append(time.perf_counter())
+            latencies.append(finished[-1] - at)
         else:
             failed += 1
 
@@ -203,7 +205,7 @@ async def _open_loop_part(
     await asyncio.wait(tasks, timeout=30)
     for _, writer in pool.idle:
         writer.close()
-    return latencies, lags, failed
+    return latencies, lags, failed, max(finished, default=start)
 
 
 def _generator(args: tuple[int, list[tuple[int, Host]], float, int, float, int]) -> tuple:
@@ -230,10 +232,11 @@ def open_loop(
     ]  # fmt: skip
     with multiprocessing.get_context("fork").Pool(generators) as pool:
         outcomes = pool.map(_generator, parts)
-    latencies = sorted(x for lat, _, _ in outcomes for x in lat)
-    lags = sorted(x for _, lag, _ in outcomes for x in lag)
-    failed = sum(f for _, _, f in outcomes)
-    wall = seconds
+    latencies = sorted(x for lat, _, _, _ in outcomes for x in lat)
+    lags = sorted(x for _, lag, _, _ in outcomes for x in lag)
+    failed = sum(f for _, _, f, _ in outcomes)
+    # From the first scheduled send to the last answer: below the offered rate if it queued.
+    wall = max(last for _, _, _, last in outcomes) - start
     return {
         "generator": f"{generators} Python processes (asyncio, uvloop) on core {LOAD_CPU}",
         "offered_per_second": rate,
@@ -241,7 +244,7 @@ def open_loop(
         "scheduled": count // generators * generators,
         "acknowledged": len(latencies),
         "errors": failed,
-        "seconds": wall,
+        "seconds": round(wall, 2),
         "updates_per_second": round(len(latencies) / wall, 1),
         **percentiles(latencies),
         **percentiles(lags, prefix="generator_lag_"),
@@ -251,29 +254,32 @@ def open_loop(
 # --- set-up ---------------------------------------------------------------------------
 
 
-def set_up(tmp: Path, clients: int, postgres: bool) -> tuple[dict[str, str], list[Host], str]:
+def bench_env(tmp: Path, postgres: bool) -> tuple[dict[str, str], str]:
+    """homing's environment for a run in `tmp` (PostgreSQL: a schema of its own), and the schema."""
     extra: dict[str, str] = {}
     schema = ""
     if postgres:
         schema = f"homing_bench_{secrets.token_hex(4)}"
         extra = {"HOMING_DATABASE_URL": POSTGRES_URL, "HOMING_DATABASE_SCHEMA": schema}
     env = homing_env(tmp, free_port(), free_port(), HOMING_ABUSE_NOCHG_LIMIT="1000000", **extra)
-    cli(env, "zone", "add", "bench.example.net")
+    return env, schema
+
+
+def add_hosts(env: dict[str, str], tmp: Path, count: int) -> list[Host]:
+    """`count` hosts h0... in bench.example.net (which must exist), owned by user bench."""
     cli(env, "user", "add", "bench", "--email", "bench@example.org", "--password-stdin",
         stdin=PASSWORD + "\n")  # fmt: skip
     # One bulk import rather than one `homing host add` per client (seconds, not minutes).
     csv_path, secrets_path = tmp / "hosts.csv", tmp / "secrets.csv"
     csv_path.write_text(
         "name,ipv4\n"
-        + "".join(
-            f"h{i}.bench.example.net,10.255.{i // 250}.{i % 250 + 1}\n" for i in range(clients)
-        )
+        + "".join(f"h{i}.bench.example.net,10.255.{i // 250}.{i % 250 + 1}\n" for i in range(count))
     )
     cli(env, "host", "import", str(csv_path), "--owner", "bench",
         "--secrets-out", str(secrets_path))  # fmt: skip
     hosts = [Host(*line.split(",", 1)) for line in secrets_path.read_text().splitlines()[1:]]
     hosts.sort(key=lambda h: int(h.name.split(".")[0][1:]))
-    return env, hosts, schema
+    return hosts
 
 
 def drop_schema(schema: str) -> None:
@@ -328,7 +334,9 @@ def main() -> None:
     hosts_wanted = args.hosts or args.clients
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        env, hosts, schema = set_up(tmp, hosts_wanted, args.postgres)
+        env, schema = bench_env(tmp, args.postgres)
+        cli(env, "zone", "add", "bench.example.net")
+        hosts = add_hosts(env, tmp, hosts_wanted)
         server = start(env, args.workers)
         load_before = load_average()
         spy = None
