@@ -9,7 +9,9 @@ import logging
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 
@@ -19,13 +21,20 @@ from homing.dns.index import ZoneIndex
 from homing.dns.notify import ChangeWatch, Notifier
 from homing.dns.push import Pusher, PushWatch
 from homing.dns.server import parse_listen, query_count, start_dns
+from homing.service.admin import QueryMeter
 from homing.service.context import Homing
 from homing.service.hosts import refresh_all_groups
 from homing.service.inactivity import get_policy, run_policy
 from homing.service.journal import Follower
 from homing.store.db import now
 from homing.web.app import create_app
-from homing.workers import SiblingWake, publish_query_count, worker_index
+from homing.workers import (
+    COUNT_INTERVAL,
+    SiblingWake,
+    publish_query_count,
+    queries_answered,
+    worker_index,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +85,14 @@ async def _inactivity(homing: Homing) -> None:
         except Exception:
             log.exception("inactivity policy run failed; retrying")
         await asyncio.sleep(settings.inactivity_interval)  # a periodic job, like group ageing
+
+
+async def _meter_queries(homing: Homing, run_dir: Path) -> None:
+    """Every worker's DNS answers so far, read each second for the admin overview's rate."""
+    meter = homing.dns_meter = QueryMeter()
+    while True:
+        meter.add(time.time(), queries_answered(run_dir))
+        await asyncio.sleep(COUNT_INTERVAL)  # a periodic reading: there is no event to wait for
 
 
 async def serve(homing: Homing) -> None:
@@ -142,6 +159,7 @@ async def serve(homing: Homing) -> None:
     background = [
         asyncio.create_task(follower.run(), name="journal-follower"),
         asyncio.create_task(access.run(), name="tsig-keys"),
+        asyncio.create_task(_meter_queries(homing, settings.data_dir / "run"), name="dns-meter"),
     ]
     if worker is not None:
         background.append(

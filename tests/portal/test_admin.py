@@ -96,8 +96,8 @@ async def test_overview_shows_live_figures(portal: Portal) -> None:
     assert figure("accounts") == "2"
     assert figure("hosts") == "1"
     assert figure("updates") == "1"  # one A record changed in the journal this minute
-    assert figure("dns") == "n/a"
-    assert "Not measured yet" in page.text
+    assert figure("dns") == "n/a"  # in process, without `homing serve` and its DNS meter
+    assert "not served by" in page.text
 
 
 async def test_create_zone_and_offer_it(portal: Portal) -> None:

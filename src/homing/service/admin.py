@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -90,6 +91,47 @@ async def figures(db: Database) -> Figures:
         )
 
     return await db.read(query)
+
+
+# -- DNS queries per second -------------------------------------------------------
+#
+# `homing serve` reads the DNS responses answered so far, its own and (with --workers)
+# the other workers' as they last published them, once a second into a QueryMeter; the
+# overview, served by any worker, asks that worker's meter for the change over time.
+
+QUERY_WINDOW = 10.0  # seconds the rate is averaged over
+
+
+@dataclass(frozen=True)
+class QueryRate:
+    per_second: float | None  # None: not measured (no DNS server in this process)
+    answered: int  # responses since start, over every worker
+    window: float  # seconds the rate spans (up to QUERY_WINDOW)
+
+
+@dataclass
+class QueryMeter:
+    """Readings of the total answered, trimmed to the window; sans-I/O."""
+
+    window: float = QUERY_WINDOW
+    readings: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def add(self, at: float, total: int) -> None:
+        if self.readings and total < self.readings[-1][1]:
+            # A worker restarted and its count began again: old readings would give a
+            # negative rate, so the window starts afresh.
+            self.readings.clear()
+        self.readings.append((at, total))
+        # Keep the newest reading that is at least a window old, so the pair spans it.
+        while len(self.readings) > 2 and self.readings[1][0] <= at - self.window:
+            self.readings.popleft()
+
+    def rate(self) -> QueryRate:
+        if not self.readings:
+            return QueryRate(None, 0, 0.0)
+        (t0, c0), (t1, c1) = self.readings[0], self.readings[-1]
+        span = t1 - t0
+        return QueryRate((c1 - c0) / span if span > 0 else 0.0, c1, span)
 
 
 # -- zones -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from homing.config import Settings
+from homing.service.admin import QueryMeter
 from homing.service.courier import Courier, CourierPolicy
 from homing.service.mail import Mailer
 from homing.service.push import PushWaiter
@@ -18,6 +19,8 @@ class Homing:
     db: Database
     # Set by `homing serve`: asked by updates of zones that push to an external primary.
     push_waiter: PushWaiter | None = None
+    # Set by `homing serve`: DNS responses answered, read each second (admin overview).
+    dns_meter: QueryMeter | None = None
     # Built from the settings; tests may put another Mailer in its place.
     mailer: Mailer = field(init=False)
 

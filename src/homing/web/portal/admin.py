@@ -40,12 +40,6 @@ ADMIN_LABELS = {
     "ACCOUNT_SELF": "NOT ALLOWED",
     "ROLE_INVALID": "ROLE invalid",
 }
-# DNS queries are answered in the DNS server's own loop; it keeps no counter the web side
-# can read, so the overview says so instead of showing a made-up figure.
-DNS_RATE_NOTE = (
-    "Not measured yet: the DNS server keeps no query counter this page can read. "
-    "Use your secondaries' statistics (nsd-control stats, knotc stats) meanwhile."
-)
 
 
 def _error(exc: admin.AdminError) -> FieldError:
@@ -130,9 +124,9 @@ class AdminPages:
 
     async def overview(self, request: Request, _account: Account) -> Response:
         figures = await admin.figures(self.db)
-        return self.render(
-            request, "admin/overview.html", {"figures": figures, "dns_note": DNS_RATE_NOTE}
-        )
+        meter = self.portal.homing.dns_meter
+        dns = meter.rate() if meter is not None else admin.QueryRate(None, 0, 0.0)
+        return self.render(request, "admin/overview.html", {"figures": figures, "dns": dns})
 
     # -- zones ------------------------------------------------------------------------
 
