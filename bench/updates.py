@@ -282,6 +282,29 @@ def add_hosts(env: dict[str, str], tmp: Path, count: int) -> list[Host]:
     return hosts
 
 
+async def want_alerts(env: dict[str, str]) -> None:
+    """Each change then writes an outbox row in its batch, which the server's courier sends
+    (into the log: no SMTP server is set)."""
+    from homing.config import Settings
+    from homing.service import accounts, alerts
+    from homing.service.context import Homing
+
+    settings = Settings(
+        data_dir=Path(env["HOMING_DATA_DIR"]),
+        database_url=env.get("HOMING_DATABASE_URL"),
+        database_schema=env.get("HOMING_DATABASE_SCHEMA"),
+    )
+    homing = Homing.from_settings(settings)
+    try:
+        account = await accounts.authenticate(homing.db, "bench", PASSWORD)
+        assert account is not None
+        await alerts.save_settings(
+            homing.db, account, email_on=True, webhook="", events=["address.changed"]
+        )
+    finally:
+        await homing.db.close()
+
+
 def drop_schema(schema: str) -> None:
     subprocess.run(
         ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc",
@@ -328,6 +351,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="homing serve --workers")
     parser.add_argument("--postgres", action="store_true", help="use PostgreSQL on 127.0.0.1")
     parser.add_argument("--profile", action="store_true", help="py-spy the server meanwhile")
+    parser.add_argument(
+        "--alerts", action="store_true", help="the account wants a mail per address change"
+    )
     args = parser.parse_args()
     if args.seconds <= 0 or args.seconds > 600 or (args.rate is not None and args.rate <= 0):
         parser.error("--seconds must be in (0, 600], --rate positive")
@@ -337,6 +363,8 @@ def main() -> None:
         env, schema = bench_env(tmp, args.postgres)
         cli(env, "zone", "add", "bench.example.net")
         hosts = add_hosts(env, tmp, hosts_wanted)
+        if args.alerts:
+            asyncio.run(want_alerts(env))
         server = start(env, args.workers)
         load_before = load_average()
         spy = None
@@ -379,6 +407,7 @@ def main() -> None:
             "clients": args.clients if mode == "closed" else None,
             "hosts": hosts_wanted,
             "workers": args.workers,
+            "alerts": args.alerts,
             "homing": homing_version(),
             "load_before": load_before,
             "load_after": load_average(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from homing.service import hosts, inactivity
 from tests.portal.conftest import ZONE, Portal, csrf_of, field_error
@@ -53,3 +54,31 @@ async def test_save_refuse_and_run(portal: Portal) -> None:
     after = await portal.client.get("/admin/inactivity")
     assert "Policy run: 0 warning step(s), 0 host(s) disabled, 0 deleted." in after.text
     assert count(after.text, "stale") == 0
+
+
+async def test_the_owner_enables_a_host_disabled_for_inactivity(portal: Portal) -> None:
+    await portal.sign_up("alice")
+    created = await portal.create_host("cam")
+    found = re.search(r'href="/hosts/(\d+)"', created.text)
+    assert found
+    host_id = int(found.group(1))
+    db = portal.homing.db
+    policy = inactivity.Policy(disable_days=60, notice_days=7)
+    later = datetime.now(UTC) + timedelta(days=53)
+    await inactivity.run_policy(db, policy, later, group_max_age=3600)
+    report = await inactivity.run_policy(db, policy, later + timedelta(days=7), group_max_age=3600)
+    assert report.disabled == 1
+    page = await portal.client.get(f"/hosts/{host_id}")
+    assert (
+        "Disabled for inactivity" in page.text and "disabled: no update for too long" in page.text
+    )
+    enabled = await portal.post_form(f"/hosts/{host_id}/enable", {}, f"/hosts/{host_id}")
+    assert enabled.status_code == 303
+    after = await portal.client.get(f"/hosts/{host_id}")
+    assert f"cam.{ZONE} is active again" in after.text
+    assert "Disabled for inactivity" not in after.text
+    again = await portal.post_form(f"/hosts/{host_id}/enable", {}, f"/hosts/{host_id}")
+    assert again.status_code == 409
+    assert "<strong>HOST not inactive</strong> This host was not disabled for inactivity." in (
+        again.text
+    )

@@ -18,7 +18,17 @@ import sqlalchemy as sa
 from homing.dns.index import ZoneIndex
 from homing.dns.server import DnsServer, start_dns
 from homing.domain.addresses import AddressSet
-from homing.service import accounts, admin, alerts, hosts, inactivity, updates, zones
+from homing.service import (
+    accounts,
+    admin,
+    alerts,
+    hostcare,
+    hosts,
+    inactivity,
+    portal,
+    updates,
+    zones,
+)
 from homing.service.courier import Courier, CourierPolicy
 from homing.service.inactivity import Policy, next_step
 from homing.service.journal import Follower
@@ -134,6 +144,8 @@ async def test_warn_disable_delete_with_the_dns_answer_gone(world: World) -> Non
     assert host.status == inactivity.INACTIVE
     assert await world.answer() == ("NXDOMAIN", [])  # records removed through apply_change
     assert await update(world, "192.0.2.45") == "nohost"  # a disabled host takes no updates
+    shown = portal.status_of(host.status, host.last_result)
+    assert (shown.code, shown.meaning) == ("ERR 0x80008008", "disabled: no update for too long")
 
     assert await world.run(basis + 83 * DAY) == inactivity.RunReport(warned=1)
     assert await world.events(basis + 83 * DAY) == ["host.deleting"]
@@ -231,3 +243,25 @@ def test_bad_policies_are_refused(form: dict[str, str], field: str) -> None:
     with pytest.raises(admin.AdminError) as refused:
         inactivity.policy_input({**values, **form})
     assert refused.value.code == "POLICY_INVALID" and refused.value.field == field
+
+
+async def test_the_owner_takes_back_a_disabled_host(world: World) -> None:
+    await update(world, "192.0.2.70")
+    basis = as_utc((await world.host()).last_update_at)
+    assert basis is not None
+    await world.run(basis + 53 * DAY)
+    assert await world.run(basis + 60 * DAY) == inactivity.RunReport(disabled=1)
+    host = await world.host()
+    owner = await accounts.authenticate(world.db, "alice", "correct horse 1")
+    assert owner is not None
+    assert await hostcare.enable_inactive_host(world.db, owner, host.id) == HOST
+    assert (await world.host()).status == "active"
+    with pytest.raises(portal.PortalError) as refused:
+        await hostcare.enable_inactive_host(world.db, owner, host.id)
+    assert refused.value.code == "HOST_NOT_INACTIVE"
+    # Enabled counts as seen: the policy's count starts over, and updates work again.
+    seen = as_utc((await world.host()).last_update_at)
+    assert seen is not None
+    assert await world.run(seen + 29 * DAY) == inactivity.RunReport()
+    assert await update(world, "192.0.2.71") == "good 192.0.2.71"
+    assert await world.answer() == ("NOERROR", ["192.0.2.71"])

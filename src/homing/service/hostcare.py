@@ -292,3 +292,30 @@ async def unblock_own_host(
         return await admin.unblock(txn, host_id, account.id, group_max_age)
 
     return await db.write(unit)
+
+
+async def enable_inactive_host(db: Database, account: Account, host_id: int) -> str:
+    """The owner takes back a host the inactivity policy disabled; its name.
+
+    The host is active again and counts as seen now (last update: the portal), so the
+    policy starts its count over; its records come back with the device's next update.
+    """
+
+    async def unit(txn: Txn) -> str:
+        row = await _owned(txn.conn, account, host_id)
+        if row.status != "inactive":
+            raise PortalError("HOST_NOT_INACTIVE", "This host was not disabled for inactivity.")
+        await txn.conn.execute(
+            sa.update(hosts)
+            .where(hosts.c.id == host_id)
+            .values(
+                status="active",
+                last_update_at=txn.now,
+                last_via="web",
+                last_agent="portal (enabled again)",
+                last_result=None,
+            )
+        )
+        return str(row.name)
+
+    return await db.write(unit)

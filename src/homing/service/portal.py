@@ -98,6 +98,8 @@ def status_of(status: str, last_result: str | None) -> Status:
     """ACT or ERR with its meaning; a blocked or disabled host says so whatever came last."""
     if status == "blocked":
         outcome: Outcome | None = Outcome.ABUSE
+    elif status == "inactive":  # the operator's inactivity policy (service/inactivity.py)
+        return Status(Outcome.DISABLED.dvr, "disabled: no update for too long", False)
     elif status != "active":
         outcome = Outcome.DISABLED
     else:

@@ -399,12 +399,7 @@ def _nochg(
     seen: dict[str, Any],
 ) -> HostResult:
     """Unchanged address: answered nochg, counted; past the limit in the window, blocked."""
-    now = batch.txn.now
-    window_start = as_utc(row["nochg_window_start"])
-    count = row["nochg_count"]
-    if window_start is None or now - window_start > timedelta(seconds=policy.abuse_window):
-        window_start, count = now, 0
-    count += 1
+    count, window_start = _counted(batch, row, "nochg", policy.abuse_window)
     blocked = count > policy.abuse_nochg_limit
     outcome = Outcome.ABUSE if blocked else Outcome.NOCHG
     batch.set_host(
@@ -423,16 +418,21 @@ def _nochg(
     return HostResult(hostname, Outcome.NOCHG, request.addresses)
 
 
+def _counted(batch: _Batch, row: dict[str, Any], counter: str, window: int) -> tuple[int, Any]:
+    """The host's `counter` plus one, and its window's start (a new window after `window` s)."""
+    now = batch.txn.now
+    window_start = as_utc(row[f"{counter}_window_start"])
+    count = row[f"{counter}_count"]
+    if window_start is None or now - window_start > timedelta(seconds=window):
+        window_start, count = now, 0
+    return count + 1, window_start
+
+
 def _bad_secret(
     batch: _Batch, row: dict[str, Any], request: UpdateRequest, policy: UpdatePolicy
 ) -> None:
     """Count a wrong secret; the count reaching the limit within the window alerts once."""
-    now = batch.txn.now
-    window_start = as_utc(row["badauth_window_start"])
-    count = row["badauth_count"]
-    if window_start is None or now - window_start > timedelta(seconds=policy.badauth_window):
-        window_start, count = now, 0
-    count += 1
+    count, window_start = _counted(batch, row, "badauth", policy.badauth_window)
     batch.set_host(row["name"], badauth_count=count, badauth_window_start=window_start)
     if count == policy.badauth_limit:
         details = {

@@ -69,6 +69,7 @@ def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> l
         page("/hosts/{host_id:int}/address", portal.host_address, post),
         page("/hosts/{host_id:int}/secret", portal.host_secret, post),
         page("/hosts/{host_id:int}/unblock", portal.host_unblock, post),
+        page("/hosts/{host_id:int}/enable", portal.host_enable, post),
         page("/hosts/{host_id:int}/delete", portal.host_delete, both),
         page("/tokens", token_pages.tokens, both),
         page("/groups", group_pages.groups, both),

@@ -47,6 +47,7 @@ ERROR_LABELS = {
     "HOST_NOT_BLOCKED": "HOST not blocked",
     "UNBLOCK_NOT_ALLOWED": "UNBLOCK not allowed",
     "UNBLOCK_TOO_SOON": "UNBLOCK too soon",
+    "HOST_NOT_INACTIVE": "HOST not inactive",
     "RESET_LINK_INVALID": "RESET LINK invalid",
     "RESET_THROTTLED": "TOO MANY requests",
     "LOGIN_MISSING": "USER ID or EMAIL missing",
@@ -480,6 +481,26 @@ class Portal:
                 status_code=ERROR_STATUS.get(exc.code, 422),
             )
         request.session["flash"] = f"{name} is unblocked; its device's updates count again."
+        return RedirectResponse(f"/hosts/{host_id}", status_code=303)
+
+    async def host_enable(self, request: Request) -> Response:
+        """Take back a host the inactivity policy disabled."""
+        account = await self.current_account(request)
+        if account is None:
+            return RedirectResponse("/login", status_code=303)
+        host_id = int(request.path_params["host_id"])
+        try:
+            name = await hostcare.enable_inactive_host(self.db, account, host_id)
+        except NotFound:
+            return await self.not_found(request)
+        except service.PortalError as exc:
+            return await self.host_page(
+                request,
+                account,
+                errors={"form": FieldError(exc.code, str(exc))},
+                status_code=409,
+            )
+        request.session["flash"] = f"{name} is active again; its device's next update publishes it."
         return RedirectResponse(f"/hosts/{host_id}", status_code=303)
 
     async def host_delete(self, request: Request) -> Response:
