@@ -8,19 +8,25 @@ account's session epoch, which ends every portal session made before it.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.domain.errors import AccountError, HomingError
 from homing.service.accounts import Account, account_of, check_password, user_key
+from homing.service.mail import Mailer, MailError
 from homing.service.secrets import hash_password, hash_secret
 from homing.store.db import Database, Txn
 from homing.store.schema import accounts, password_resets, reset_requests
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 LINK_INVALID = (
@@ -205,3 +211,35 @@ def reset_mail_text(mail: ResetMail, link: str, site: str, ttl: float) -> tuple[
         "If you did not ask for this, ignore this mail: your password stays as it is.\n"
     )
     return subject, body
+
+
+def link_base(public_url: str | None, request_base: str) -> str:
+    """Where mailed links point: the configured public URL, else the request's own site.
+
+    The configured one wins because a forged Host header would otherwise send the victim
+    a link to the forger's site carrying a valid token.
+    """
+    return public_url.rstrip("/") if public_url else request_base
+
+
+class ResetSender:
+    """Mails reset links in the background, so the answer's timing does not tell whether
+    the account exists; a failure is logged (never the link)."""
+
+    def __init__(self, mailer: Callable[[], Mailer], policy: ResetPolicy) -> None:
+        self.mailer = mailer  # looked up per mail: the context's Mailer may be replaced
+        self.policy = policy
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def send_later(self, mail: ResetMail, base: str) -> None:
+        link = f"{base}/reset/{mail.token}"
+        subject, body = reset_mail_text(mail, link, urlsplit(base).netloc, self.policy.ttl)
+        task = asyncio.create_task(self._deliver(mail.to, subject, body))
+        self._sending.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._sending.discard)
+
+    async def _deliver(self, to: str, subject: str, body: str) -> None:
+        try:
+            await self.mailer().send(to, subject, body)
+        except MailError as exc:  # the message names the server's answer, never the link
+            log.warning("password reset mail to %s not sent: %s", to, exc)

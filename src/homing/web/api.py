@@ -15,9 +15,11 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from homing.domain.errors import AccountError, HomingError, NotFound, StoreUnavailable
-from homing.service import accounts, groupcare, hostcare, portal, tokens
+from homing.service import accounts, groupcare, hostcare, portal, resets, tokens
 from homing.service.context import Homing
 from homing.web.clientip import ClientAddress
+from homing.web.portal.sessions import is_https, trusted_networks
+from homing.web.portal.throttle import LoginThrottle
 
 # The HTTP status of each stable error code.
 STATUS = {
@@ -53,6 +55,8 @@ STATUS = {
     "GROUP_QUOTA": 409,
     "GROUP_NAME_INVALID": 422,
     "GROUP_MEMBER_INVALID": 422,
+    "RESET_LINK_INVALID": 410,
+    "RESET_THROTTLED": 429,
 }
 HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
@@ -74,6 +78,29 @@ class SignUp(BaseModel):
     )
     email: str = Field(
         max_length=254, description="unique, any case", examples=["alice@example.org"]
+    )
+    password: str = Field(
+        max_length=1024, description=f"at least {accounts.MIN_PASSWORD} characters"
+    )
+    password_confirm: str = Field(max_length=1024, description="the same password again")
+
+
+class ResetRequest(BaseModel):
+    login: str = Field(
+        min_length=1,
+        max_length=254,
+        description="The account's user ID or email address",
+        examples=["alice"],
+    )
+
+
+class ResetAccepted(BaseModel):
+    message: str = Field(description="The same for every request, known account or not")
+
+
+class ResetConfirm(BaseModel):
+    token: str = Field(
+        min_length=1, max_length=128, description="The part of the mailed link after /reset/"
     )
     password: str = Field(
         max_length=1024, description=f"at least {accounts.MIN_PASSWORD} characters"
@@ -410,6 +437,72 @@ def create_api(homing: Homing) -> FastAPI:
         except AccountError as exc:
             return error(exc.code, str(exc), exc.field)
         return Availability(user_id=user_id, available=free)
+
+    reset_policy = resets.ResetPolicy()
+    reset_sender = resets.ResetSender(lambda: homing.mailer, reset_policy)
+    proxies = trusted_networks(homing.settings.trusted_proxies)
+
+    @router.post(
+        "/accounts/password-reset",
+        status_code=202,
+        response_model=ResetAccepted,
+        responses={
+            400: ERRORS[400],
+            422: {"model": ErrorBody, "description": "INVALID_REQUEST"},
+            429: {
+                "model": ErrorBody,
+                "description": "RESET_THROTTLED: too many requests from this address",
+            },
+            503: ERRORS[503],
+        },
+        summary="Mail a password reset link",
+        description="Answers the same whether or not the account exists; the mail, when "
+        "there is one, goes to the account's address with a link valid for one hour.",
+    )
+    async def password_reset(body: ResetRequest, request: Request) -> ResetAccepted | JSONResponse:
+        try:
+            mail = await resets.request_reset(
+                homing.db, body.login, client_address.of(request), policy=reset_policy
+            )
+        except resets.ResetThrottled as exc:
+            response = error("RESET_THROTTLED", str(exc))
+            response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+            return response
+        if mail is not None:
+            scheme = "https" if is_https(request.scope, proxies) else request.url.scheme
+            base = resets.link_base(homing.settings.public_url, f"{scheme}://{request.url.netloc}")
+            reset_sender.send_later(mail, base)
+        minutes = round(reset_policy.ttl / 60)
+        return ResetAccepted(
+            message="If an account with that user ID or email exists, a mail with a reset "
+            f"link valid for {minutes} minutes is on its way to its address."
+        )
+
+    @router.post(
+        "/accounts/password-reset/confirm",
+        status_code=204,
+        responses={
+            400: ERRORS[400],
+            410: {
+                "model": ErrorBody,
+                "description": "RESET_LINK_INVALID: used, replaced by a newer one, or expired",
+            },
+            422: ERRORS[422],
+            503: ERRORS[503],
+        },
+        summary="Set a new password with a mailed token",
+        description="Uses the token up, ends the account's portal sessions and clears its "
+        "login locks.",
+    )
+    async def password_reset_confirm(body: ResetConfirm) -> Response:
+        try:
+            account = await resets.reset_password(
+                homing.db, body.token, body.password, body.password_confirm
+            )
+        except AccountError as exc:
+            return error(exc.code, str(exc), None if exc.field == "form" else exc.field)
+        await LoginThrottle(homing.db).forget_user(account.user_id)
+        return Response(status_code=204)
 
     @api.exception_handler(ApiError)
     async def refused(_request: Request, exc: ApiError) -> JSONResponse:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from homing.domain.errors import AccountError
 from homing.service import accounts, resets
-from homing.service.mail import MailError
 from homing.web.portal.pages import FieldError, Portal, form_text
-
-log = logging.getLogger(__name__)
 
 SENT = (
     "If an account with that user ID or email exists, a mail with a link to choose a new "
@@ -25,20 +19,13 @@ SENT = (
 
 
 class ResetPages:
-    """/forgot and /reset/TOKEN; the mail leaves in the background so that the answer's
-    timing does not tell whether the account exists."""
+    """/forgot and /reset/TOKEN."""
 
     def __init__(self, portal: Portal, policy: resets.ResetPolicy | None = None) -> None:
         self.portal = portal
         self.db = portal.db
         self.policy = policy or resets.ResetPolicy()
-        self._sending: set[asyncio.Task[None]] = set()
-
-    def link_base(self, request: Request) -> str:
-        # The configured public URL, not the request's Host header: a forged Host would
-        # otherwise send the victim a link to the forger's site carrying a valid token.
-        public = self.portal.homing.settings.public_url
-        return public.rstrip("/") if public else self.portal.base_url(request)
+        self.sender = resets.ResetSender(lambda: portal.homing.mailer, self.policy)
 
     async def forgot(self, request: Request) -> Response:
         if request.method == "GET":
@@ -60,7 +47,10 @@ class ResetPages:
             retry = {"Retry-After": str(math.ceil(exc.retry_after))}
             return self._forgot_page(request, login, {"form": error}, 429, headers=retry)
         if mail is not None:
-            self._send_later(mail, self.link_base(request))
+            public_url = self.portal.homing.settings.public_url
+            self.sender.send_later(
+                mail, resets.link_base(public_url, self.portal.base_url(request))
+            )
         sent = SENT.format(minutes=round(self.policy.ttl / 60))
         return self._forgot_page(request, "", {}, sent=sent)
 
@@ -78,19 +68,6 @@ class ResetPages:
         return self.portal.render(
             request, "forgot.html", context, status_code=status, headers=headers
         )
-
-    def _send_later(self, mail: resets.ResetMail, base: str) -> None:
-        link = f"{base}/reset/{mail.token}"
-        subject, body = resets.reset_mail_text(mail, link, urlsplit(base).netloc, self.policy.ttl)
-        task = asyncio.create_task(self._deliver(mail.to, subject, body))
-        self._sending.add(task)  # held until done: the loop keeps only weak references
-        task.add_done_callback(self._sending.discard)
-
-    async def _deliver(self, to: str, subject: str, body: str) -> None:
-        try:
-            await self.portal.homing.mailer.send(to, subject, body)
-        except MailError as exc:  # the message names the server's answer, never the link
-            log.warning("password reset mail to %s not sent: %s", to, exc)
 
     async def reset(self, request: Request) -> Response:
         token = str(request.path_params["token"])
