@@ -8,9 +8,9 @@ the courier (service/courier.py) delivers it later.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from homing.service.accounts import Account
 from homing.service.portal import PortalError
 from homing.service.secrets import new_secret
 from homing.store.db import Database, Txn, as_utc
-from homing.store.schema import Timestamp, accounts, alert_settings, outbox
+from homing.store.schema import accounts, alert_settings, outbox
 
 CHANNELS = ("email", "webhook")
 
@@ -135,72 +135,70 @@ def details_text(details: dict[str, Any]) -> str:
     return json.dumps(details, sort_keys=True, separators=(",", ":"))
 
 
-@cache
-def outbox_insert(event: Event) -> sa.Insert:
-    """One INSERT ... SELECT writing `event` for each channel its account switched it on.
+# The alert settings as columns of the update path's host read (outer-joined by owner), so a
+# batch decides without a statement of its own whether a host's owner wants an event.
+HOST_COLUMNS = (
+    alert_settings.c.email_on.label("alert_email"),
+    alert_settings.c.webhook_url.is_not(None).label("alert_webhook"),
+    *(alert_settings.c[e.choice].label(f"alert_{e.choice}") for e in CHOICES if e.choice),
+)
 
-    Parameters: b_account, b_host, b_details, b_at. An account without alert settings, or
-    with the event off, costs the statement and writes nothing; executemany-able, so the
-    update path spends one statement per batch on it.
-    """
-    assert event.choice is not None
-    wanted = alert_settings.c[event.choice].is_(True)
 
-    def channel(name: str, condition: sa.ColumnElement[bool]) -> sa.Select[Any]:
-        # Typed parameters (cast by the PostgreSQL driver; an SQL CAST would turn SQLite's
-        # timestamp text into a number).
-        at = sa.bindparam("b_at", type_=Timestamp)
-        return sa.select(
-            alert_settings.c.account_id,
-            sa.literal(name, sa.String),
-            sa.literal(event.name, sa.String),
-            sa.bindparam("b_host", type_=sa.String),
-            sa.bindparam("b_details", type_=sa.Text),
-            at,
-            sa.literal("pending", sa.String),
-            sa.literal(0, sa.Integer),
-            at,
-        ).where(alert_settings.c.account_id == sa.bindparam("b_account"), wanted, condition)
+def channels_for(settings: Mapping[str, Any], event: Event) -> list[str]:
+    """The channels a chosen `event` goes to, from HOST_COLUMNS values (None: no settings)."""
+    if not settings.get(f"alert_{event.choice}"):
+        return []
+    return [name for name in CHANNELS if settings.get(f"alert_{name}")]
 
-    rows = sa.union_all(
-        channel("email", alert_settings.c.email_on.is_(True)),
-        channel("webhook", alert_settings.c.webhook_url.is_not(None)),
-    )
-    columns = [
-        "account_id",
-        "channel",
-        "event",
-        "host",
-        "details",
-        "created_at",
-        "status",
-        "attempts",
-        "next_at",
+
+def _settings_columns(row: Any) -> dict[str, Any]:
+    """An alert_settings row in HOST_COLUMNS' terms."""
+    if row is None:
+        return {}
+    values = {f"alert_{e.choice}": row._mapping[e.choice] for e in CHOICES if e.choice}
+    return {**values, "alert_email": row.email_on, "alert_webhook": row.webhook_url is not None}
+
+
+def outbox_rows(
+    account_id: int,
+    event: Event,
+    host: str,
+    details: dict[str, Any],
+    channels: list[str],
+    at: datetime,
+) -> list[dict[str, Any]]:
+    text = details_text(details)
+    return [
+        {
+            "account_id": account_id,
+            "channel": channel,
+            "event": event.name,
+            "host": host,
+            "details": text,
+            "created_at": at,
+            "status": "pending",
+            "attempts": 0,
+            "next_at": at,
+        }
+        for channel in channels
     ]
-    return sa.insert(outbox).from_select(columns, rows)
 
 
-def outbox_params(
-    account_id: int, host: str, details: dict[str, Any], at: datetime
-) -> dict[str, Any]:
-    return {
-        "b_account": account_id,
-        "b_host": host,
-        "b_details": details_text(details),
-        "b_at": at,
-    }
+Pending = list[dict[str, Any]]  # outbox rows a batch writes with its changes
 
 
-Pending = tuple[Event, int, str, dict[str, Any]]  # event, account id, host, details
-
-
-def grouped(pending: list[Pending], at: datetime) -> list[tuple[sa.Insert, list[dict[str, Any]]]]:
-    """Chosen events queued by a batch, as (statement, parameter rows): one executemany each."""
-    by_event: dict[str, tuple[Event, list[dict[str, Any]]]] = {}
-    for event, account_id, host, details in pending:
-        entry = by_event.setdefault(event.name, (event, []))
-        entry[1].append(outbox_params(account_id, host, details, at))
-    return [(outbox_insert(event), rows) for event, rows in by_event.values()]
+def queue(
+    pending: Pending,
+    settings: Mapping[str, Any],
+    event: Event,
+    host: str,
+    details: dict[str, Any],
+    at: datetime,
+) -> None:
+    """Add `event` for a host row carrying HOST_COLUMNS (and owner_id), if its owner wants it."""
+    channels = channels_for(settings, event)
+    if channels:
+        pending.extend(outbox_rows(settings["owner_id"], event, host, details, channels, at))
 
 
 async def notify(
@@ -208,41 +206,19 @@ async def notify(
 ) -> int:
     """Queue `event` inside the caller's write; the number of outbox rows written.
 
-    A chosen event goes to the channels the account switched on. An event without a
-    choice (the inactivity policy's) goes to those channels too, and by email when the
-    account has none, so nobody loses a host unwarned.
+    A chosen event goes to the channels the account switched it on for. An event without
+    a choice (the inactivity policy's) goes to the account's channels, and by email when
+    it has none, so nobody loses a host unwarned.
     """
+    settings = _settings_columns(await settings_row(txn.conn, account_id))
     if event.choice is not None:
-        result = await txn.conn.execute(
-            outbox_insert(event), [outbox_params(account_id, host, details, txn.now)]
-        )
-        return max(result.rowcount or 0, 0)
-    row = await settings_row(txn.conn, account_id)
-    channels = []
-    if row is not None and row.email_on:
-        channels.append("email")
-    if row is not None and row.webhook_url:
-        channels.append("webhook")
-    if not channels:
-        channels = ["email"]
-    await txn.conn.execute(
-        sa.insert(outbox),
-        [
-            {
-                "account_id": account_id,
-                "channel": channel,
-                "event": event.name,
-                "host": host,
-                "details": details_text(details),
-                "created_at": txn.now,
-                "status": "pending",
-                "attempts": 0,
-                "next_at": txn.now,
-            }
-            for channel in channels
-        ],
-    )
-    return len(channels)
+        channels = channels_for(settings, event)
+    else:
+        channels = [name for name in CHANNELS if settings.get(f"alert_{name}")] or ["email"]
+    rows = outbox_rows(account_id, event, host, details, channels, txn.now)
+    if rows:
+        await txn.conn.execute(sa.insert(outbox), rows)
+    return len(rows)
 
 
 @dataclass(frozen=True)

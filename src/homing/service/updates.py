@@ -27,7 +27,17 @@ from homing.service.changes import ZoneRef, apply_changes_sync
 from homing.service.hosts import ADDRESS_TYPES, refresh_group_sync
 from homing.service.secrets import secret_matches
 from homing.store.db import Database, SyncTxn, as_utc
-from homing.store.schema import accounts, group_members, groups, hosts, plans, rrsets, zones
+from homing.store.schema import (
+    accounts,
+    alert_settings,
+    group_members,
+    groups,
+    hosts,
+    outbox,
+    plans,
+    rrsets,
+    zones,
+)
 
 
 @dataclass(frozen=True)
@@ -196,7 +206,7 @@ class _Batch:
     changes: dict[int, list[tuple[RRsetValue, str, str]]] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     regroup: set[int] = field(default_factory=set)  # host ids whose groups need refreshing
-    alerts: list[alerts.Pending] = field(default_factory=list)  # written with the batch
+    alerts: alerts.Pending = field(default_factory=list)  # outbox rows, written with the batch
 
     def set_host(self, name: str, **values: Any) -> None:
         self.hosts[name].update(values)
@@ -266,8 +276,8 @@ class _UpdateBatcher:
                 .values({column: sa.bindparam(f"b_{column}") for column in _HOST_STATE}),
                 [{"b_id": row["id"], **{f"b_{c}": row[c] for c in _HOST_STATE}} for row in rows],
             )
-        for statement, rows in alerts.grouped(batch.alerts, txn.now):
-            txn.conn.execute(statement, rows)
+        if batch.alerts:
+            txn.conn.execute(sa.insert(outbox), batch.alerts)
         if batch.regroup:
             group_ids = txn.conn.execute(
                 sa.select(group_members.c.group_id)
@@ -315,10 +325,13 @@ def _load_hosts(txn: SyncTxn, names: set[str]) -> dict[str, dict[str, Any]]:
     if not names:
         return {}
     rows = txn.conn.execute(
-        sa.select(hosts, zones.c.name.label("zone_name"), plans.c.min_interval)
+        sa.select(
+            hosts, zones.c.name.label("zone_name"), plans.c.min_interval, *alerts.HOST_COLUMNS
+        )
         .join(zones, zones.c.id == hosts.c.zone_id)
         .join(accounts, accounts.c.id == hosts.c.owner_id)
         .outerjoin(plans, plans.c.id == accounts.c.plan_id)
+        .outerjoin(alert_settings, alert_settings.c.account_id == hosts.c.owner_id)
         .where(hosts.c.name.in_(sorted(names)))
     )
     return {row.name: dict(row._mapping) for row in rows}
@@ -413,7 +426,7 @@ def _nochg(
     batch.regroup.add(row["id"])  # a nochg keeps a member alive; a block removes it
     if blocked:
         details = {"client_ip": request.client_ip, "nochg_count": count}
-        batch.alerts.append((HOST_BLOCKED, row["owner_id"], row["name"], details))
+        alerts.queue(batch.alerts, row, HOST_BLOCKED, row["name"], details, batch.txn.now)
         return HostResult(hostname, Outcome.ABUSE)
     return HostResult(hostname, Outcome.NOCHG, request.addresses)
 
@@ -440,7 +453,7 @@ def _bad_secret(
             "window_seconds": policy.badauth_window,
             "client_ip": request.client_ip,
         }
-        batch.alerts.append((AUTH_FAILURES, row["owner_id"], row["name"], details))
+        alerts.queue(batch.alerts, row, AUTH_FAILURES, row["name"], details, batch.txn.now)
 
 
 def _address_alerts(batch: _Batch, entries: list[JournalEntry]) -> None:
@@ -451,7 +464,7 @@ def _address_alerts(batch: _Batch, entries: list[JournalEntry]) -> None:
         found["old"].extend(entry.old)
         found["new"].extend(entry.new)
     for name, details in changed.items():
-        batch.alerts.append((ADDRESS_CHANGED, batch.hosts[name]["owner_id"], name, details))
+        alerts.queue(batch.alerts, batch.hosts[name], ADDRESS_CHANGED, name, details, batch.txn.now)
 
 
 def _refused(
