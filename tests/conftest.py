@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from homing.store.db import Database
 from tests import peers
+from tests.mailserver import MailServer, smtp_server
 
 POSTGRES_URL = os.environ.get(
     "HOMING_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -49,3 +50,10 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         if not database.is_sqlite:
             await _drop_schema(database)
         await database.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[MailServer]:
+    """A real SMTP server on loopback (aiosmtpd); the test reads what it accepted."""
+    with smtp_server() as server:
+        yield server

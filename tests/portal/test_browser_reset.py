@@ -8,7 +8,6 @@ pages are photographed into docs/screenshots/ for the user guide when HOMING_SCR
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import sqlalchemy as sa
 
 from homing.store.db import Database, Txn
 from homing.store.schema import password_resets
-from tests.mailserver import MailServer, smtp_server
+from tests.mailserver import MailServer
 from tests.portal.test_browser import (  # noqa: F401  (served and chromium are fixtures)
     PASSWORD,
     UI_TIMEOUT,
@@ -32,16 +31,10 @@ LINK = re.compile(r"http://\S+/reset/\S+")
 
 
 @pytest.fixture
-def mail() -> Iterator[MailServer]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def served_env(mail: MailServer) -> dict[str, str]:
+def served_env(smtp: MailServer) -> dict[str, str]:
     return {
-        "HOMING_SMTP_HOST": mail.host,
-        "HOMING_SMTP_PORT": str(mail.port),
+        "HOMING_SMTP_HOST": smtp.host,
+        "HOMING_SMTP_PORT": str(smtp.port),
         "HOMING_MAIL_FROM": "ops@homing.test",
     }
 
@@ -62,7 +55,7 @@ async def _expire_links(data_dir: Path) -> None:
 async def test_forgot_password_in_the_browser(
     chromium: Path,  # noqa: F811
     served: Served,  # noqa: F811
-    mail: MailServer,
+    smtp: MailServer,
     tmp_path: Path,
 ) -> None:
     playwright_api = pytest.importorskip("playwright.async_api")
@@ -77,7 +70,7 @@ async def test_forgot_password_in_the_browser(
         await page.fill("#login", login)
         await page.click("#forgot-form button[type=submit]")
         await expect(page.locator("#reset-sent")).to_contain_text("If an account with that")
-        message = await mail.inbox.next()
+        message = await smtp.inbox.next()
         assert message["To"] == "taken@example.org"
         found = LINK.search(message.get_content())
         assert found, message.get_content()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from homing.config import Settings
 from homing.service.mail import Mailer
-from tests.mailserver import MailServer, smtp_server
+from tests.mailserver import MailServer
 from tests.portal.conftest import Portal, browser, csrf_of, field_error
 
 NEW = "a brand new passphrase"
@@ -19,15 +18,9 @@ SAME_ANSWER = "If an account with that user ID or email exists"
 
 
 @pytest.fixture
-def mail() -> Iterator[MailServer]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def site(portal: Portal, mail: MailServer) -> Portal:
+async def site(portal: Portal, smtp: MailServer) -> Portal:
     portal.homing.mailer = Mailer.from_settings(
-        Settings(smtp_host=mail.host, smtp_port=mail.port, mail_from="ops@homing.test")
+        Settings(smtp_host=smtp.host, smtp_port=smtp.port, mail_from="ops@homing.test")
     )
     await portal.sign_up("ann", "ann@example.org")
     await portal.log_out()
@@ -38,15 +31,15 @@ async def _ask(portal: Portal, login: str) -> httpx.Response:
     return await portal.post_form("/forgot", {"login": login})
 
 
-async def _link(mail: MailServer) -> tuple[str, str]:
-    message = await mail.inbox.next()
+async def _link(smtp: MailServer) -> tuple[str, str]:
+    message = await smtp.inbox.next()
     found = LINK.search(message.get_content())
     assert found, message.get_content()
     return found.group(1), found.group(2)
 
 
 async def test_the_answer_is_the_same_for_known_and_unknown_accounts(
-    site: Portal, mail: MailServer
+    site: Portal, smtp: MailServer
 ) -> None:
     login_page = await site.client.get("/login")
     assert 'href="/forgot"' in login_page.text
@@ -57,17 +50,17 @@ async def test_the_answer_is_the_same_for_known_and_unknown_accounts(
         assert page.status_code == 200 and SAME_ANSWER in page.text
     strip = re.compile(r'name="csrf_token" value="[^"]+"')
     assert strip.sub("", unknown.text) == strip.sub("", known.text)
-    first, second = await mail.inbox.next(), await mail.inbox.next()
+    first, second = await smtp.inbox.next(), await smtp.inbox.next()
     assert first["To"] == second["To"] == "ann@example.org"
     assert first["Subject"] == "Reset your homing.test password"
-    assert len(mail.inbox.mails) == 2  # none for "nobody"
+    assert len(smtp.inbox.mails) == 2  # none for "nobody"
 
 
 async def test_follow_the_link_set_a_password_and_log_in_with_it(
-    site: Portal, mail: MailServer
+    site: Portal, smtp: MailServer
 ) -> None:
     await _ask(site, "ann")
-    url, token = await _link(mail)
+    url, token = await _link(smtp)
     assert url.startswith("http://homing.test/reset/")
     form = await site.client.get(f"/reset/{token}")
     assert form.status_code == 200 and 'id="reset-user">ann<' in form.text
@@ -100,7 +93,7 @@ async def test_follow_the_link_set_a_password_and_log_in_with_it(
 
 
 async def test_a_reset_ends_other_sessions_and_clears_the_login_lock(
-    site: Portal, mail: MailServer
+    site: Portal, smtp: MailServer
 ) -> None:
     async with browser(site.homing, source="203.0.113.5") as other_client:
         other = Portal(site.homing, other_client)
@@ -110,7 +103,7 @@ async def test_a_reset_ends_other_sessions_and_clears_the_login_lock(
             await site.log_in("ann", "wrong password here")
         assert (await site.log_in("ann")).status_code == 429
         await _ask(site, "ann")
-        _, token = await _link(mail)
+        _, token = await _link(smtp)
         form = await site.client.get(f"/reset/{token}")
         await site.client.post(
             f"/reset/{token}",
@@ -121,12 +114,12 @@ async def test_a_reset_ends_other_sessions_and_clears_the_login_lock(
     assert (await site.log_in("ann", NEW)).headers["location"] == "/dashboard"
 
 
-async def test_forms_need_their_csrf_token(site: Portal, mail: MailServer) -> None:
+async def test_forms_need_their_csrf_token(site: Portal, smtp: MailServer) -> None:
     await site.client.get("/forgot")
     refused = await site.client.post("/forgot", data={"login": "ann"})
     assert refused.status_code == 403
     await _ask(site, "ann")
-    _, token = await _link(mail)
+    _, token = await _link(smtp)
     await site.client.get(f"/reset/{token}")
     forged = await site.client.post(
         f"/reset/{token}", data={"password": NEW, "password_confirm": NEW}
@@ -145,7 +138,7 @@ async def test_an_empty_request_is_refused_and_many_are_throttled(site: Portal) 
     assert "Too many reset requests" in throttled.text
 
 
-async def test_the_link_uses_public_url_not_the_host_header(site: Portal, mail: MailServer) -> None:
+async def test_the_link_uses_public_url_not_the_host_header(site: Portal, smtp: MailServer) -> None:
     site.homing.settings.public_url = "https://ddns.example.net/"
     form = await site.client.get("/forgot")
     await site.client.post(
@@ -153,5 +146,5 @@ async def test_the_link_uses_public_url_not_the_host_header(site: Portal, mail: 
         data={"csrf_token": csrf_of(form), "login": "ann"},
         headers={"host": "evil.example"},
     )
-    url, _ = await _link(mail)
+    url, _ = await _link(smtp)
     assert url.startswith("https://ddns.example.net/reset/")

@@ -42,6 +42,17 @@ async def test_non_ascii_subject_and_body_survive_the_trip() -> None:
     assert mail.get_content() == "Grüße\n"
 
 
+def login_mailer(port: int, ca: ThrowawayCA, password: str) -> Mailer:
+    """STARTTLS with the test CA, then AUTH as "relay"."""
+    return mailer_for(
+        port,
+        smtp_user="relay",
+        smtp_password=password,
+        smtp_starttls=True,
+        smtp_ca_file=ca.ca_file,
+    )
+
+
 @pytest.fixture
 def ca(tmp_path: Path) -> ThrowawayCA:
     return throwaway_ca(tmp_path)
@@ -49,14 +60,7 @@ def ca(tmp_path: Path) -> ThrowawayCA:
 
 async def test_starttls_and_login_with_the_configured_credentials(ca: ThrowawayCA) -> None:
     with smtp_server(credentials=("relay", "s3cret"), tls=ca) as server:
-        mailer = mailer_for(
-            server.port,
-            smtp_user="relay",
-            smtp_password="s3cret",
-            smtp_starttls=True,
-            smtp_ca_file=ca.ca_file,
-        )
-        await mailer.send("ann@example.org", "hello", BODY)
+        await login_mailer(server.port, ca, "s3cret").send("ann@example.org", "hello", BODY)
         assert (await server.inbox.next())["To"] == "ann@example.org"
 
 
@@ -86,13 +90,7 @@ async def test_wrong_credentials_are_a_mail_error_that_does_not_show_the_passwor
     ca: ThrowawayCA,
 ) -> None:
     with smtp_server(credentials=("relay", "s3cret"), tls=ca) as server:
-        mailer = mailer_for(
-            server.port,
-            smtp_user="relay",
-            smtp_password="wrong-one",
-            smtp_starttls=True,
-            smtp_ca_file=ca.ca_file,
-        )
+        mailer = login_mailer(server.port, ca, "wrong-one")
         with pytest.raises(MailError) as caught:
             await mailer.send("ann@example.org", "hello", BODY)
         assert server.inbox.mails == []

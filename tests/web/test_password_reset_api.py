@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from homing.config import Settings
 from homing.service import accounts
 from homing.service.mail import Mailer
-from tests.mailserver import MailServer, smtp_server
+from tests.mailserver import MailServer
 from tests.web.conftest import PASSWORD, Site
 
 NEW = "a brand new passphrase"
@@ -18,29 +17,23 @@ RESET = "/api/v1/accounts/password-reset"
 
 
 @pytest.fixture
-def mail() -> Iterator[MailServer]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def mailing(site: Site, mail: MailServer) -> Site:
-    site.homing.mailer = Mailer.from_settings(Settings(smtp_host=mail.host, smtp_port=mail.port))
+def mailing(site: Site, smtp: MailServer) -> Site:
+    site.homing.mailer = Mailer.from_settings(Settings(smtp_host=smtp.host, smtp_port=smtp.port))
     return site
 
 
-async def _token(mail: MailServer) -> str:
-    found = re.search(r"http://homing\.test/reset/(\S+)", (await mail.inbox.next()).get_content())
+async def _token(smtp: MailServer) -> str:
+    found = re.search(r"http://homing\.test/reset/(\S+)", (await smtp.inbox.next()).get_content())
     assert found
     return found.group(1)
 
 
-async def test_reset_through_the_api(mailing: Site, mail: MailServer) -> None:
+async def test_reset_through_the_api(mailing: Site, smtp: MailServer) -> None:
     unknown = await mailing.client.post(RESET, json={"login": "nobody"})
     known = await mailing.client.post(RESET, json={"login": "alice@example.org"})
     assert unknown.status_code == known.status_code == 202
     assert unknown.json() == known.json()
-    token = await _token(mail)
+    token = await _token(smtp)
     weak = await mailing.client.post(
         f"{RESET}/confirm", json={"token": token, "password": "short", "password_confirm": "short"}
     )
@@ -56,7 +49,7 @@ async def test_reset_through_the_api(mailing: Site, mail: MailServer) -> None:
     )
     assert (again.status_code, again.json()["code"]) == (410, "RESET_LINK_INVALID")
     assert again.json()["field"] is None
-    assert len(mail.inbox.mails) == 1
+    assert len(smtp.inbox.mails) == 1
 
 
 async def test_bad_requests_and_the_throttle(mailing: Site) -> None:
