@@ -118,7 +118,11 @@ class Courier:
             async with httpx.AsyncClient(
                 transport=self._transport, follow_redirects=False, timeout=timeout, trust_env=False
             ) as client:
-                response = await client.post(url, content=body, headers=headers)
+                # Streamed and never read: the answer's status is all that counts, and a
+                # receiver's body (however large) stays on the wire.
+                request = client.build_request("POST", url, content=body, headers=headers)
+                response = await client.send(request, stream=True)
+                await response.aclose()
         except httpx.TimeoutException as exc:
             raise DeliveryError(f"no answer from {_origin(url)} within {timeout:g} s") from exc
         except httpx.HTTPError as exc:
