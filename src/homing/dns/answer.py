@@ -1,12 +1,16 @@
 """Sans-I/O authoritative answers: DNS query bytes in, response bytes (or nothing) out.
 
-The hot path avoids dnspython's message parser: a plain query (one question, at most
-one OPT record) is read by hand, and the response wire for its lower-cased question is
-cached until the zone index changes. Only the ID, the copied header bits and the
-question's own bytes (so the client's letter case is echoed) are patched in per query.
-Answer owner names are compression pointers into the question, so they echo the case
-too. Anything unusual goes through dnspython and the error ladder of
-dnspython's tests/nanonameserver.py.
+The hot path avoids dnspython: a plain query (one question, at most one OPT record) is
+read by hand, its lower-cased name is sliced into the key of the zone index, and the
+response is the header, the client's own question bytes (so its letter case is echoed)
+and the RRset's records as the index keeps them, owners pointing back at the question.
+Negative answers carry the zone's SOA record, owner a pointer to the apex's place in the
+question. Nothing is cached, so nothing warms up and nothing goes stale.
+
+The rest (the apex, CNAME chains, ANY, other classes, meta types) is resolved with
+dnspython objects made from the index, rendered by dnspython, and cached until the zone
+changes; anything unusual on the wire goes through dnspython's parser and the error
+ladder of dnspython's tests/nanonameserver.py.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import itertools
 import logging
 import struct
 import weakref
-from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
@@ -30,7 +33,7 @@ import dns.rdatatype
 import dns.rdtypes.nsbase
 import dns.rrset
 
-from homing.dns.index import ZoneData, ZoneIndex
+from homing.dns.index import ZoneData, ZoneIndex, node_rrsets
 
 __all__ = [
     "MAX_TCP_MESSAGE",
@@ -110,10 +113,6 @@ class Resolution:
     authoritative: bool = False
     answer: list[dns.rrset.RRset] = field(default_factory=list)
     authority: list[dns.rrset.RRset] = field(default_factory=list)
-    # True when the answer comes from the question name's own RRsets alone: it changes
-    # only when that name changes. Everything else (negative answers carry the SOA and
-    # its serial, wildcards, CNAME chains, the apex) may change with any change in the zone.
-    local: bool = False
     zone: dns.name.Name | None = None
 
 
@@ -141,15 +140,12 @@ class _Prepared:
         flags = self.flags | (q.flags & _COPIED_FLAGS)
         if self.fits_tcp and 12 + len(q.question) + len(self.tail) <= limit:
             return _ID_FLAGS.pack(q.ident, flags) + self.counts + q.question + self.tail
-        # Does not fit: the question alone with TC, so the client retries over TCP.
-        edns = q.edns_payload is not None
-        counts = struct.pack("!HHHH", 1, 0, 0, 1 if edns else 0)
-        opt = _OUR_OPT if edns else b""
-        return _ID_FLAGS.pack(q.ident, flags | _TC) + counts + q.question + opt
+        opt = _OUR_OPT if q.edns_payload is not None else b""
+        return _truncated(q.ident, flags, q.question, opt)
 
 
 class Responder:
-    """Answers queries from one zone index, caching response wire per question."""
+    """Answers queries from one zone index; the rare answers dnspython renders are cached."""
 
     def __init__(self, index: ZoneIndex, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         if cache_size < 1:
@@ -157,9 +153,8 @@ class Responder:
         self.index = index
         self._cache_size = cache_size
         self._cache: dict[bytes, _Prepared] = {}
-        # Which cache keys to forget when a name, or anything in a zone, changes.
-        self._by_name: dict[dns.name.Name, list[bytes]] = {}
-        self._by_zone: dict[dns.name.Name, list[bytes]] = {}
+        # Which cache keys to forget when anything in a zone (by wire origin) changes.
+        self._by_zone: dict[bytes, list[bytes]] = {}
         self._indexed = 0  # keys added to the lists above since they were last emptied
         self._generation = index.generation
 
@@ -170,39 +165,83 @@ class Responder:
         if wire[2] & 0x80:
             return None  # QR set: a response; answering it could start a loop between servers
         try:
-            q = _parse_plain_query(wire)
-            if q is None:
+            scanned = _scan_plain_query(wire)
+            if scanned is None:
                 return self._answer_unusual(wire, tcp=tcp)
-            return self._reply(q, tcp=tcp)
+            return self._plain(wire, *scanned, tcp=tcp)
         except Exception:
             # Our bug, not the client's: say so with SERVFAIL, keep serving.
             logger.exception("failed to answer DNS message %s", wire[:512].hex())
             return _header_reply(wire, dns.rcode.Rcode.SERVFAIL)
 
+    def _plain(self, wire: bytes, end: int, payload: int | None, *, tcp: bool) -> bytes:
+        """The answer to a plain query whose question ends at `end` (see _scan_plain_query)."""
+        qtype, qclass = _TYPE_CLASS.unpack_from(wire, end - 4)
+        name = wire[12 : end - 4].lower()
+        if qclass == _IN and qtype not in _SLOW_TYPES:
+            # The closest enclosing zone: the longest suffix of the name that is an apex.
+            zones = self.index.by_wire
+            apex = 0
+            while (zone := zones.get(name[apex:] if apex else name)) is None:
+                length = name[apex]
+                if not length:  # not ours, and we are not a resolver
+                    return _respond(wire, end, payload, _REFUSED, 0, 0, b"", tcp=tcp)
+                apex += length + 1
+            if apex:  # the apex itself (SOA, NS, the serial) takes the slow path
+                key = name[:apex]
+                node = zone.owners.get(key)
+                if node is not None and node[0] == qtype:  # the common case, the first RRset
+                    return _respond(wire, end, payload, _AA, node[1], 0, node[2], tcp=tcp)
+                direct = _direct(zone, key, apex, qtype)
+                if direct is not None:
+                    return _respond(wire, end, payload, *direct, tcp=tcp)
+        ident, flags = _ID_FLAGS.unpack_from(wire)
+        q = _Question(ident, flags, wire[12:end], end - 16, payload)
+        return self._cached(q, name, tcp=tcp)
+
+    # --- the slow path, cached -----------------------------------------------------------
+
+    def _cached(self, q: _Question, name: bytes, *, tcp: bool) -> bytes:
+        if self._generation != self.index.generation:
+            self._forget_changed()
+        edns = q.edns_payload is not None
+        # The name is self-delimiting (it ends in the root label), so plain concatenation
+        # is an unambiguous key.
+        key = name + q.question[q.name_length :] + (b"\x01" if edns else b"\x00")
+        prepared = self._cache.get(key)
+        if prepared is None:
+            prepared, resolution = self._prepare(name, q, edns=edns)
+            if len(self._cache) >= self._cache_size:
+                self._evict()
+            self._cache[key] = prepared
+            self._indexed += 1
+            if resolution.zone is not None:
+                origin = resolution.zone.canonicalize().to_wire() or b""
+                self._by_zone.setdefault(origin, []).append(key)
+            # else: REFUSED outside our zones; only a zone coming or going changes that
+        return prepared.render(q, _size_limit(q.edns_payload, tcp=tcp))
+
     def _forget_changed(self) -> None:
-        """Drop the cached answers the index's changes since our last look may have altered."""
+        """Drop the cached answers of every zone changed since our last look."""
         changes = self.index.changes_since(self._generation)
         self._generation = self.index.generation
         if changes is None or any(owner is None for _, owner in changes):
             self._clear()  # too many changes, or a zone came or went
             return
-        for origin, owner in changes:
-            for key in self._by_name.pop(cast(dns.name.Name, owner), ()):
-                self._cache.pop(key, None)
+        for origin in {origin for origin, _ in changes}:
             for key in self._by_zone.pop(origin, ()):
                 self._cache.pop(key, None)
 
     def _clear(self) -> None:
         self._cache.clear()
-        self._by_name.clear()
         self._by_zone.clear()
         self._indexed = 0
 
     def _evict(self) -> None:
         """Drop the answers prepared longest ago (an evicted hot one is soon prepared again).
 
-        The name and zone lists may still hold evicted keys (forgetting them is a no-op);
-        once they hold far more keys than the cache, everything starts over.
+        The zone lists may still hold evicted keys (forgetting them is a no-op); once
+        they hold far more keys than the cache, everything starts over.
         """
         if self._indexed > 4 * self._cache_size:
             self._clear()
@@ -210,31 +249,9 @@ class Responder:
         for key in list(itertools.islice(self._cache, max(1, self._cache_size // _EVICT_FRACTION))):
             del self._cache[key]
 
-    def _reply(self, q: _Question, *, tcp: bool) -> bytes:
-        if self._generation != self.index.generation:
-            self._forget_changed()
-        edns = q.edns_payload is not None
-        name = q.question[: q.name_length].lower()
-        # The name is self-delimiting (it ends in the root label), so plain concatenation
-        # is an unambiguous key.
-        key = name + q.question[q.name_length :] + (b"\x01" if edns else b"\x00")
-        prepared = self._cache.get(key)
-        if prepared is None:
-            prepared, qname, resolution = self._prepare(name, q, edns=edns)
-            if len(self._cache) >= self._cache_size:
-                self._evict()
-            self._cache[key] = prepared
-            self._indexed += 1
-            if resolution.local:
-                self._by_name.setdefault(qname, []).append(key)
-            elif resolution.zone is not None:
-                self._by_zone.setdefault(resolution.zone, []).append(key)
-            # else: REFUSED outside our zones; only a zone coming or going changes that
-        return prepared.render(q, _size_limit(q.edns_payload, tcp=tcp))
-
     def _prepare(
         self, lowered_name: bytes, q: _Question, *, edns: bool
-    ) -> tuple[_Prepared, dns.name.Name, Resolution]:
+    ) -> tuple[_Prepared, Resolution]:
         qname, _ = dns.name.from_wire(lowered_name, 0)
         qtype, qclass = _TYPE_CLASS.unpack_from(q.question, q.name_length)
         resolution = resolve(
@@ -243,9 +260,6 @@ class Responder:
             dns.rdatatype.RdataType.make(qtype),
             dns.rdataclass.RdataClass.make(qclass),
         )
-        direct = _render_direct(resolution, edns=edns)
-        if direct is not None:
-            return direct, qname, resolution
         message = dns.message.Message(id=0)
         message.flags = _QR | (_AA if resolution.authoritative else 0)
         message.set_rcode(resolution.rcode)
@@ -258,9 +272,9 @@ class Responder:
         try:
             wire = message.to_wire(max_size=MAX_TCP_MESSAGE)
         except dns.exception.TooBig:
-            return _Prepared(message.flags, b"", b"", fits_tcp=False), qname, resolution
+            return _Prepared(message.flags, b"", b"", fits_tcp=False), resolution
         flags = _ID_FLAGS.unpack_from(wire)[1]
-        return _Prepared(flags, wire[4:12], wire[question_end:]), qname, resolution
+        return _Prepared(flags, wire[4:12], wire[question_end:]), resolution
 
     def _answer_unusual(self, wire: bytes, *, tcp: bool) -> bytes | None:
         """The slow path: dnspython parses, and every error gets its rcode."""
@@ -285,47 +299,88 @@ class Responder:
             return _error_reply(wire, dns.rcode.Rcode.REFUSED, query, tcp=tcp)
         rrset = query.question[0]
         name = cast(bytes, rrset.name.to_wire())  # without a file it returns the bytes
-        q = _Question(
-            ident=query.id,
-            flags=query.flags,
-            question=name + _TYPE_CLASS.pack(rrset.rdtype, rrset.rdclass),
-            name_length=len(name),
-            edns_payload=query.payload if query.edns == 0 else None,
-        )
-        return self._reply(q, tcp=tcp)
+        # Rewritten as the plain query it amounts to, so both paths answer alike.
+        header = _HEADER.pack(query.id, query.flags & 0xFFFF, 1, 0, 0, 0)
+        plain = header + name + _TYPE_CLASS.pack(rrset.rdtype, rrset.rdclass)
+        return self._plain(plain, len(plain), query.payload if query.edns == 0 else None, tcp=tcp)
 
 
-# Answer types whose record data holds no names, so no compression can apply to them.
-_FLAT_TYPES = frozenset(
-    {dns.rdatatype.RdataType.A, dns.rdatatype.RdataType.AAAA, dns.rdatatype.RdataType.TXT}
-)
-_ANSWER_RR = struct.Struct("!HHHLH")  # owner pointer, type, class, TTL, rdata length
-_QUESTION_POINTER = 0xC00C  # the question's name, right after the 12-byte header
+# --- the hot path ------------------------------------------------------------------------
+
+_IN = int(dns.rdataclass.RdataClass.IN)
+_CNAME = int(dns.rdatatype.RdataType.CNAME)
+_NOERROR = int(dns.rcode.Rcode.NOERROR)
+_NXDOMAIN = int(dns.rcode.Rcode.NXDOMAIN)
+_REFUSED = int(dns.rcode.Rcode.REFUSED)
+# Types the hot path leaves to resolve(): ANY (RFC 8482) and the meta types with their rcodes.
+_SLOW_TYPES = frozenset({int(dns.rdatatype.RdataType.ANY), *map(int, _METATYPE_RCODES)})
+_COUNTS = struct.Struct("!HHHH")
+_POINTER = struct.Struct("!H")
 
 
-def _render_direct(resolution: Resolution, *, edns: bool) -> _Prepared | None:
-    """The common answer (a host's own A, AAAA or TXT) in wire format without dnspython.
+def _direct(
+    zone: ZoneData, key: bytes, apex: int, qtype: int
+) -> tuple[int, int, int, bytes] | None:
+    """(rcode with AA, answer count, authority count, records) for a name below the apex.
 
-    Its owner is the question name, so each record points back at it; anything else
-    (negative answers, CNAME chains, names inside record data) goes through dnspython.
+    None when a CNAME at the name must be followed: resolve() does that.
     """
-    if not resolution.local or len(resolution.answer) != 1 or resolution.authority:
+    node = zone.owners.get(key)
+    if node is None:
+        node = () if zone.exists(key) else zone.wildcard(key)
+        if node is None:
+            return _NXDOMAIN | _AA, 0, 1, _POINTER.pack(0xC00C + apex) + zone.negative_record()
+    cname = False
+    for i in range(0, len(node), 3):
+        rdtype = node[i]
+        if rdtype == qtype:
+            return _AA, node[i + 1], 0, node[i + 2]
+        cname = cname or rdtype == _CNAME
+    if cname:
         return None
-    rrset = resolution.answer[0]
-    if rrset.rdtype not in _FLAT_TYPES:
-        return None
-    parts = []
-    for rdata in rrset:
-        data = cast(bytes, rdata.to_wire())
-        parts.append(
-            _ANSWER_RR.pack(_QUESTION_POINTER, rrset.rdtype, rrset.rdclass, rrset.ttl, len(data))
-            + data
-        )
-    tail = b"".join(parts) + (_OUR_OPT if edns else b"")
-    if len(tail) > MAX_TCP_MESSAGE:
-        return None  # let dnspython decide how it fails
-    counts = struct.pack("!HHHH", 1, len(parts), 0, 1 if edns else 0)
-    return _Prepared(_QR | _AA, counts, tail)
+    return _NOERROR | _AA, 0, 1, _POINTER.pack(0xC00C + apex) + zone.negative_record()
+
+
+def _respond(
+    wire: bytes,
+    end: int,
+    payload: int | None,
+    flags: int,
+    ancount: int,
+    nscount: int,
+    records: bytes,
+    *,
+    tcp: bool,
+) -> bytes:
+    """A response to the plain query `wire`: its ID, copied flags and question, then `records`.
+
+    `flags` carry the rcode and AA; over the size limit, the question alone with TC.
+    """
+    ident, query_flags = _ID_FLAGS.unpack_from(wire)
+    flags |= _QR | (query_flags & _COPIED_FLAGS)
+    opt = _OUR_OPT if payload is not None else b""
+    question = wire[12:end]
+    if end + len(records) + len(opt) > (
+        MAX_TCP_MESSAGE
+        if tcp
+        else MIN_UDP_PAYLOAD
+        if payload is None
+        else _size_limit(payload, tcp=False)
+    ):
+        return _truncated(ident, flags, question, opt)
+    return (
+        _ID_FLAGS.pack(ident, flags)
+        + _COUNTS.pack(1, ancount, nscount, 1 if opt else 0)
+        + question
+        + records
+        + opt
+    )
+
+
+def _truncated(ident: int, flags: int, question: bytes, opt: bytes) -> bytes:
+    """The question alone with TC, so the client retries over TCP."""
+    counts = _COUNTS.pack(1, 0, 0, 1 if opt else 0)
+    return _ID_FLAGS.pack(ident, flags | _TC) + counts + question + opt
 
 
 def resolve(
@@ -343,12 +398,11 @@ def resolve(
     meta_rcode = _METATYPE_RCODES.get(qtype)
     if meta_rcode is not None:
         return Resolution(meta_rcode)
-    existing = zone.names
     result = Resolution(dns.rcode.Rcode.NOERROR, authoritative=True, zone=zone.origin)
     name = qname
     seen = {qname}
     for _ in range(CNAME_CHAIN_LIMIT):
-        node = _node(zone, name, existing)
+        node = _node(zone, name)
         if node is None:
             result.rcode = dns.rcode.Rcode.NXDOMAIN  # RFC 6604: the rcode of the last name
             result.authority.append(_negative_soa(zone))
@@ -358,19 +412,17 @@ def resolve(
             if chosen is None:
                 result.authority.append(_negative_soa(zone))
             else:
-                result.answer.append(_owned_by(chosen, name))
-                result.local = _own_node(zone, qname, name, node)
+                result.answer.append(chosen)
             return result
         rrset = node.get(qtype)
         if rrset is not None:
-            result.answer.append(_owned_by(rrset, name))
-            result.local = _own_node(zone, qname, name, node)
+            result.answer.append(rrset)
             return result
         cname = node.get(dns.rdatatype.RdataType.CNAME)
         if cname is None:
             result.authority.append(_negative_soa(zone))  # NODATA
             return result
-        result.answer.append(_owned_by(cname, name))
+        result.answer.append(cname)
         target = _cname_target(cname)
         if target in seen or not target.is_subdomain(zone.origin):
             # A loop, or another zone's name: the client's resolver carries on from here.
@@ -380,39 +432,29 @@ def resolve(
     return result
 
 
-def _own_node(
-    zone: ZoneData,
-    qname: dns.name.Name,
-    name: dns.name.Name,
-    node: dict[dns.rdatatype.RdataType, dns.rrset.RRset],
-) -> bool:
-    """The answer came straight from the question name's stored RRsets (see Resolution.local)."""
-    return name == qname and name != zone.origin and zone.nodes.get(name) is node
-
-
 def _node(
-    zone: ZoneData, name: dns.name.Name, existing: Container[dns.name.Name]
+    zone: ZoneData, name: dns.name.Name
 ) -> dict[dns.rdatatype.RdataType, dns.rrset.RRset] | None:
     """The RRsets at `name` (empty for an empty non-terminal), or None when it does not exist.
 
-    `existing` holds the owners, their ancestors (the empty non-terminals, which answer
-    NODATA rather than NXDOMAIN, RFC 8020, and stop wildcards below them, RFC 4592) and
-    the apex.
+    Empty non-terminals answer NODATA rather than NXDOMAIN (RFC 8020) and stop wildcards
+    below them (RFC 4592); a wildcard's RRsets come owned by `name`.
     """
     if name == zone.origin:
-        apex = dict(zone.nodes.get(name, {}))
+        apex = zone.node(name) or {}
         apex[dns.rdatatype.RdataType.SOA] = zone.soa()  # the serial lives outside the nodes
         return apex
-    node = zone.nodes.get(name)
-    if node is not None:
-        return node
-    if name in existing:
-        return {}
-    # RFC 4592: a wildcard at the closest encloser answers for names that do not exist.
-    encloser = name.parent()
-    while encloser not in existing:
-        encloser = encloser.parent()
-    return zone.nodes.get(dns.name.Name((b"*",) + encloser.labels))
+    key = zone.key_of(name)
+    if key is None:
+        raise ValueError(f"{name} is not in zone {zone.origin}")  # callers check; our bug
+    node = zone.owners.get(key)
+    if node is None:
+        if zone.exists(key):
+            return {}
+        node = zone.wildcard(key)  # RFC 4592: at the closest encloser
+        if node is None:
+            return None
+    return node_rrsets(node, name)
 
 
 def _minimal_any(
@@ -422,13 +464,6 @@ def _minimal_any(
     if not node:
         return None
     return node[min(node)]
-
-
-def _owned_by(rrset: dns.rrset.RRset, name: dns.name.Name) -> dns.rrset.RRset:
-    """`rrset` under owner `name`; a copy only when a wildcard synthesises it."""
-    if rrset.name == name:
-        return rrset
-    return dns.rrset.from_rdata_list(name, rrset.ttl, list(rrset))
 
 
 def _cname_target(cname: dns.rrset.RRset) -> dns.name.Name:
@@ -454,14 +489,14 @@ def _size_limit(edns_payload: int | None, *, tcp: bool) -> int:
     return min(max(edns_payload, MIN_UDP_PAYLOAD), OUR_UDP_PAYLOAD)
 
 
-def _parse_plain_query(wire: bytes) -> _Question | None:
-    """Read a plain QUERY by hand; None sends anything else down the dnspython path.
+def _scan_plain_query(wire: bytes) -> tuple[int, int | None] | None:
+    """Read a plain QUERY by hand: (end of its question, EDNS payload or None).
 
-    Plain means: QR=0, opcode QUERY, one question with an uncompressed name, no answer
-    or authority records, and at most one additional record which is a well-formed
-    EDNS version 0 OPT, with nothing after it.
+    None sends anything else down the dnspython path. Plain means: QR=0, opcode QUERY,
+    one question with an uncompressed name, no answer or authority records, and at most
+    one additional record which is a well-formed EDNS version 0 OPT, with nothing after it.
     """
-    ident, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
+    _, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
     if flags & _OPCODE_MASK or qdcount != 1 or ancount or nscount or arcount > 1:
         return None
     end = len(wire)
@@ -476,13 +511,12 @@ def _parse_plain_query(wire: bytes) -> _Question | None:
             return None  # a compression pointer or an obsolete label type
         pos += length + 1
     pos += 1
-    name_length = pos - 12
-    if name_length > 255 or pos + 4 > end:
+    if pos - 12 > 255 or pos + 4 > end:
         return None
     pos += 4
-    question = wire[12:pos]
     if arcount == 0:
-        return _Question(ident, flags, question, name_length, None) if pos == end else None
+        return (pos, None) if pos == end else None
+    question_end = pos
     if end - pos < 11 or wire[pos] != 0:
         return None
     rtype, payload, _, version, _, rdlength = _OPT_FIXED.unpack_from(wire, pos + 1)
@@ -495,7 +529,7 @@ def _parse_plain_query(wire: bytes) -> _Question | None:
         pos += 4 + _OPTION.unpack_from(wire, pos)[1]
     if pos != end:
         return None
-    return _Question(ident, flags, question, name_length, payload)
+    return question_end, payload
 
 
 def _header_reply(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:

@@ -28,8 +28,8 @@ import dns.rcode
 import dns.rdatatype
 
 from homing.dns.access import AccessLoader
-from homing.dns.index import ZoneIndex
-from homing.domain.records import JournalEntry, RRsetValue, ZoneMeta
+from homing.dns.index import ZoneData, ZoneIndex
+from homing.domain.records import JournalEntry, ZoneMeta
 
 __all__ = ["ChangeWatch", "Notifier", "notify_message"]
 
@@ -68,10 +68,13 @@ class ChangeWatch:
     def serial_of(self, name: str) -> int | None:
         return self.index.serial_of(name)
 
-    def put_zone(self, meta: ZoneMeta, serial: int, rrsets: list[RRsetValue]) -> object:
-        zone = self.index.put_zone(meta, serial, rrsets)
-        self.on_change(meta.name)
-        return zone
+    def loading(self, meta: ZoneMeta, serial: int) -> ZoneData:
+        return self.index.loading(meta, serial)
+
+    def loaded(self, zone: object) -> ZoneData:
+        data = self.index.loaded(zone)
+        self.on_change(data.meta.name)
+        return data
 
     def apply(self, entry: JournalEntry) -> bool:
         before = self.index.serial_of(entry.zone)

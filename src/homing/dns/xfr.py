@@ -68,13 +68,7 @@ def client_serial(query: dns.message.Message) -> int | None:
 def axfr_records(zone: ZoneData) -> list[dns.rrset.RRset]:
     """SOA, every other RRset, SOA (RFC 5936 2.2), as the index holds the zone now."""
     soa = zone.soa()
-    records = [soa]
-    for node in zone.nodes.values():
-        for rdtype, rrset in node.items():
-            if rdtype != dns.rdatatype.RdataType.SOA:
-                records.append(rrset)
-    records.append(soa)
-    return records
+    return [soa, *zone.rrsets(), soa]
 
 
 def ixfr_records(

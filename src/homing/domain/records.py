@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 
 DEFAULT_HOST_TTL = 60
 
+# An RRset as the store keeps it: owner name, type mnemonic, TTL, rdata texts one per line.
+# Zones load from these without a value object per row.
+StoredRRset = tuple[str, str, int, str]
+
 
 @dataclass(frozen=True)
 class RRsetValue:

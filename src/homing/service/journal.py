@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from homing.domain.records import JournalEntry, RRsetValue, ZoneMeta
+from homing.domain.records import JournalEntry, RRsetValue, StoredRRset, ZoneMeta
 from homing.service.zones import zone_meta
 from homing.store.db import Database
 from homing.store.schema import journal, rrsets, zones
@@ -23,6 +24,14 @@ log = logging.getLogger(__name__)
 
 # Past this many journal entries behind, reading the zone afresh is cheaper (bulk imports).
 RELOAD_GAP = 5000
+# Rows handed to a loading zone at a time: the whole zone is never in memory twice.
+LOAD_BATCH = 20_000
+
+
+class ZoneLoad(Protocol):
+    """A zone being loaded: RRsets in the store's form go in batch by batch."""
+
+    def load(self, rows: Iterable[StoredRRset]) -> None: ...
 
 
 class Sink(Protocol):
@@ -30,7 +39,9 @@ class Sink(Protocol):
 
     def serial_of(self, name: str) -> int | None: ...
 
-    def put_zone(self, meta: ZoneMeta, serial: int, rrsets: list[RRsetValue]) -> object: ...
+    def loading(self, meta: ZoneMeta, serial: int) -> ZoneLoad: ...
+
+    def loaded(self, zone: ZoneLoad) -> object: ...
 
     def apply(self, entry: JournalEntry) -> bool: ...
 
@@ -60,6 +71,23 @@ async def load_zone(conn: AsyncConnection, zone_id: int) -> tuple[ZoneMeta, int,
         for r in await conn.execute(sa.select(rrsets).where(rrsets.c.zone_id == zone_id))
     ]
     return zone_meta(row), row.serial, values
+
+
+async def stream_zone(conn: AsyncConnection, zone_id: int, sink: Sink) -> int:
+    """Load a zone into `sink`, streaming its rows in batches; returns how many RRsets."""
+    row = (await conn.execute(sa.select(zones).where(zones.c.id == zone_id))).one()
+    zone = sink.loading(zone_meta(row), row.serial)
+    query = sa.select(rrsets.c.name, rrsets.c.rtype, rrsets.c.ttl, rrsets.c.rdatas).where(
+        rrsets.c.zone_id == zone_id
+    )
+    count = 0
+    result = await conn.stream(query)
+    async for batch in result.partitions(LOAD_BATCH):
+        zone.load(batch)
+        count += len(batch)
+    sink.loaded(zone)
+    log.info("zone %s loaded at serial %d (%d rrsets)", row.name, row.serial, count)
+    return count
 
 
 async def entries_after(
@@ -100,20 +128,12 @@ class Follower:
             states = (await conn.execute(sa.select(zones.c.id, zones.c.name, zones.c.serial))).all()
             for state in states:
                 loaded = self.sink.serial_of(state.name)
-                if loaded is None:
-                    meta, serial, values = await load_zone(conn, state.id)
-                    self.sink.put_zone(meta, serial, values)
-                    log.info(
-                        "zone %s loaded at serial %d (%d rrsets)", meta.name, serial, len(values)
-                    )
-                elif state.serial - loaded > RELOAD_GAP:
-                    meta, serial, values = await load_zone(conn, state.id)
-                    self.sink.put_zone(meta, serial, values)
+                if loaded is None or state.serial - loaded > RELOAD_GAP:
+                    await stream_zone(conn, state.id, self.sink)
                 elif loaded != state.serial:
                     for entry in await entries_after(conn, state.id, state.name, loaded):
                         if not self.sink.apply(entry):
-                            meta, serial, values = await load_zone(conn, state.id)
-                            self.sink.put_zone(meta, serial, values)
+                            await stream_zone(conn, state.id, self.sink)
                             break
 
         await self.db.read(read)
