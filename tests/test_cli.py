@@ -196,3 +196,39 @@ def test_zone_push_settings(env: dict[str, str]) -> None:
     )
     refused(homing(env, "zone", "set", zone), "--no-push")
     refused(homing(env, "zone", "set", "nope.example.net", "--no-push"), "no zone")
+
+
+def test_secondary_zone_bad_input(env: dict[str, str]) -> None:
+    zone = "sec.example.net"
+    refused(homing(env, "zone", "add", zone, "--primary", "127.0.0.1"), "--primary: not an")
+    refused(
+        homing(env, "zone", "add", zone, "--primary", "127.0.0.1:53", "--primary-key", "nokey"),
+        "no key nokey",
+    )
+    # Nothing of the refused commands was made.
+    refused(homing(env, "key", "add", "k", "--zone", zone), "no zone")
+    out = ok(homing(env, "zone", "add", zone, "--primary", "127.0.0.1:5300"))
+    assert "a secondary of 127.0.0.1:5300" in out
+    refused(homing(env, "key", "add", "k", "--zone", zone, "--secret", "not base64!"), "base64")
+    refused(
+        homing(env, "zone", "set", zone, "--primary", "127.0.0.1:5300", "--primary-key", "other"),
+        "no key other",
+    )
+    refused(homing(env, "host", "add", f"cam.{zone}", "--owner", "eve"), "not in a zone")
+
+
+def test_secondary_zone_with_a_shared_key(env: dict[str, str]) -> None:
+    zone = "sec.example.net"
+    secret = "c2VjcmV0LXNoYXJlZC13aXRoLXRoZS1wcmltYXJ5IQ=="
+    ok(homing(env, "zone", "add", zone, "--primary", "127.0.0.1:5300"))
+    out = ok(homing(env, "key", "add", "k", "--zone", zone, "--secret", secret))
+    assert out.strip().splitlines()[-1] == f"hmac-sha256:k:{secret}"
+    out = ok(homing(env, "zone", "set", zone, "--primary", "127.0.0.1:5301", "--primary-key", "k"))
+    assert "a secondary of 127.0.0.1:5301 (key k)" in out
+    # A zone of our own does not become a secondary; its NOTIFYs may be signed.
+    ok(homing(env, "zone", "add", "own.example.net"))
+    refused(
+        homing(env, "zone", "set", "own.example.net", "--primary", "127.0.0.1:53"),
+        "not a secondary zone",
+    )
+    refused(homing(env, "zone", "set", "own.example.net", "--notify-key", "k"), "not a key of")

@@ -136,8 +136,15 @@ def zone_add(
     push_key: Annotated[
         str | None, typer.Option(help="The TSIG key (homing key add) that signs the pushes")
     ] = None,
+    primary: Annotated[
+        str | None,
+        typer.Option(help="A secondary zone: transferred from this primary, HOST:PORT"),
+    ] = None,
+    primary_key: Annotated[
+        str | None, typer.Option(help="The TSIG key (homing key add) of the transfers")
+    ] = None,
 ) -> None:
-    """Add a zone served here."""
+    """Add a zone served here (with --primary: a secondary zone, pulled, not edited here)."""
     ref = run_with_store(
         lambda h: zones.add_zone(
             h.db,
@@ -151,9 +158,14 @@ def zone_add(
             exist_ok=exist_ok,
             push=push,
             push_key=push_key,
+            primary=primary,
+            primary_key=primary_key,
         )
     )
-    typer.echo(f"zone {ref.name} ready")
+    if primary is not None:
+        typer.echo(f"zone {ref.name} ready: a secondary of {primary}")
+    else:
+        typer.echo(f"zone {ref.name} ready")
 
 
 @zone_app.command("set")
@@ -166,8 +178,37 @@ def zone_set(
         str | None, typer.Option(help="The TSIG key (homing key add) that signs the pushes")
     ] = None,
     no_push: Annotated[bool, typer.Option("--no-push", help="Stop pushing this zone")] = False,
+    primary: Annotated[
+        str | None, typer.Option(help="A secondary zone's primary, HOST:PORT")
+    ] = None,
+    primary_key: Annotated[
+        str | None, typer.Option(help="The TSIG key (homing key add) of the transfers")
+    ] = None,
+    notify_key: Annotated[
+        str | None, typer.Option(help="Sign this zone's NOTIFYs with this TSIG key")
+    ] = None,
 ) -> None:
-    """Change an existing zone's settings: where its changes are pushed."""
+    """Change an existing zone's settings: where its changes are pushed, or where a
+    secondary zone comes from and with which key; the key its NOTIFYs are signed with."""
+    pushing = no_push or push is not None or push_key is not None
+    pulling = primary is not None or primary_key is not None or notify_key is not None
+    if pushing == pulling:
+        fail(
+            "give --push HOST:PORT with --push-key NAME, or --no-push;"
+            " or --primary HOST:PORT [--primary-key NAME]; or --notify-key NAME"
+        )
+    if pulling:
+        ref = run_with_store(
+            lambda h: zones.set_primary(h.db, zone, primary, primary_key, notify_key=notify_key)
+        )
+        parts = []
+        if primary is not None:
+            signed = f" (key {primary_key})" if primary_key else ""
+            parts.append(f"a secondary of {primary}{signed}")
+        if notify_key is not None:
+            parts.append(f"NOTIFYs signed with {notify_key}")
+        typer.echo(f"zone {ref.name}: " + ", ".join(parts))
+        return
     if no_push == (push is not None or push_key is not None):
         fail("give --push HOST:PORT with --push-key NAME, or --no-push")
     ref = run_with_store(lambda h: zones.set_push(h.db, zone, push, push_key))
@@ -281,6 +322,10 @@ def key_add(
     ] = None,
     host: Annotated[str | None, typer.Option(help="The one host this key may change")] = None,
     algorithm: Annotated[str, typer.Option(help="hmac-sha256, hmac-sha512, ...")] = "hmac-sha256",
+    secret: Annotated[
+        str | None,
+        typer.Option(help="Base64 secret to use (the same key on another server), not a new one"),
+    ] = None,
 ) -> None:
     """Add a TSIG key; prints ALG:NAME:SECRET (the `nsupdate -y` form) on the last line."""
     key = run_with_store(
@@ -291,6 +336,7 @@ def key_add(
             host=host,
             algorithm=algorithm,
             allow_legacy=h.settings.tsig_allow_md5,
+            secret=secret,
         )
     )
     target = f"zone {key.zone}" if key.zone else f"host {key.host}"

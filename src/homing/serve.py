@@ -20,6 +20,7 @@ from homing.dns.dispatch import Dispatcher
 from homing.dns.index import ZoneIndex
 from homing.dns.notify import ChangeWatch, Notifier
 from homing.dns.push import Pusher, PushWatch
+from homing.dns.secondary import Secondaries
 from homing.dns.server import parse_listen, query_count, start_dns
 from homing.service.admin import QueryMeter
 from homing.service.context import Homing
@@ -119,8 +120,16 @@ async def serve(homing: Homing) -> None:
     pusher = Pusher(homing.db, access)
     homing.push_waiter = pusher if leader else PushWatch(homing.db, access)
     sink = ChangeWatch(index, notifier.changed, pusher.changed) if leader else index
-    follower = Follower(homing.db, sink, settings.follow_interval)
+    # Secondary zones (zone add --primary) are pulled from their primary by worker 0, which
+    # notifies their own secondaries after each transfer; the other workers reload them
+    # from the store when their serial moves.
+    secondaries = None
+    if leader:
+        secondaries = Secondaries(index, homing.db, access, on_transfer=notifier.changed)
+    follower = Follower(homing.db, sink, settings.follow_interval, secondaries=not leader)
     await follower.sync()
+    if secondaries is not None:
+        await secondaries.load()
     # The loaded zones are hundreds of thousands of long-lived objects: keep them out of
     # the collector's full passes, which otherwise stall answers for hundreds of ms.
     gc.collect()
@@ -130,13 +139,14 @@ async def serve(homing: Homing) -> None:
         siblings = SiblingWake(settings.data_dir / "run", follower.wake)
         await siblings.start()
         homing.db.on_commit.append(siblings.poke)
+    notified = None if secondaries is None else secondaries.notified
     dns_host, dns_port = parse_listen(settings.dns_listen)
     dns_server = await start_dns(
         index,
         dns_host,
         dns_port,
         reuse_port=worker is not None,
-        dispatch=lambda responder: Dispatcher(index, homing.db, access, responder),
+        dispatch=lambda responder: Dispatcher(index, homing.db, access, responder, notified),
     )
     http_sock = _http_socket(settings.http_listen, reuse_port=worker is not None)
     config = uvicorn.Config(
@@ -185,6 +195,8 @@ async def serve(homing: Homing) -> None:
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if secondaries is not None:
+            await secondaries.close()
         await notifier.close()
         await pusher.close()
         if siblings is not None:

@@ -176,5 +176,5 @@ def test_needs_dispatch() -> None:
     assert not needs_dispatch(dns.message.make_query(ZONE, "A", use_edns=0).to_wire())
     notify = dns.message.make_query(ZONE, "SOA")
     notify.set_opcode(dns.opcode.Opcode.NOTIFY)
-    assert not needs_dispatch(notify.to_wire())
+    assert needs_dispatch(notify.to_wire())  # for a secondary zone, from its primary
     assert not needs_dispatch(b"\x00" * 11)

@@ -62,17 +62,24 @@ def nic_update(server: Server, fqdn: str, secret: str, address: str) -> None:
 
 
 def record(secondary: Secondary, phase: str, seconds: float) -> None:
+    record_freshness(
+        secondary.kind, secondary.version(), "tests/e2e/test_secondaries.py", phase, seconds
+    )
+
+
+def record_freshness(kind: str, version: str, test: str, phase: str, seconds: float) -> None:
+    """Print one freshness figure and append it to bench/results/freshness.jsonl."""
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
-        "command": "pytest tests/e2e/test_secondaries.py",
-        "secondary": secondary.version(),
+        "command": f"pytest {test}",
+        "secondary": version,
         "phase": phase,
         "seconds": round(seconds, 4),
     }
-    print(f"freshness {secondary.kind} {phase}: {seconds * 1000:.1f} ms")
+    print(f"freshness {kind} {phase}: {seconds * 1000:.1f} ms")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as out:
         out.write(json.dumps(result) + "\n")

@@ -48,6 +48,9 @@ class ZoneAccess:
     allow_transfer: tuple[IpNetwork, ...] = ()
     push: tuple[str, int] | None = None
     push_key: str | None = None  # the TSIG key's name
+    primary: tuple[str, int] | None = None  # a secondary zone's primary
+    primary_key: str | None = None  # the key of its SOA checks, transfers and NOTIFYs
+    notify_key: str | None = None  # signs the NOTIFYs this zone sends
 
     @classmethod
     def from_settings(cls, settings: TransferSettings) -> ZoneAccess:
@@ -69,7 +72,21 @@ class ZoneAccess:
                 push = parse_target(settings.push)
             except ValueError:
                 log.warning("zone %s: ignoring push target %r", settings.zone, settings.push)
-        return cls(tuple(targets), tuple(networks), push, settings.push_key if push else None)
+        primary = None
+        if settings.primary is not None:
+            try:
+                primary = parse_target(settings.primary)
+            except ValueError:
+                log.warning("zone %s: ignoring primary %r", settings.zone, settings.primary)
+        return cls(
+            tuple(targets),
+            tuple(networks),
+            push,
+            settings.push_key if push else None,
+            primary,
+            settings.primary_key,
+            settings.notify_key,
+        )
 
 
 @dataclass(frozen=True)

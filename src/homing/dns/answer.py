@@ -76,7 +76,7 @@ _OUR_OPT = b"\x00" + _OPT_FIXED.pack(_OPT_TYPE, OUR_UDP_PAYLOAD, 0, 0, 0, 0)
 # Opcodes other than QUERY; anything not listed is NOTIMP.
 _OPCODE_RCODES: dict[int, dns.rcode.Rcode] = {
     dns.opcode.Opcode.UPDATE: dns.rcode.Rcode.REFUSED,  # RFC 2136 comes later, behind TSIG
-    dns.opcode.Opcode.NOTIFY: dns.rcode.Rcode.NOTIMP,  # we are the primary; nobody notifies us
+    dns.opcode.Opcode.NOTIFY: dns.rcode.Rcode.NOTIMP,  # without a dispatcher: no secondary zones
 }
 
 # Meta query types (RFC 6895 3.1) other than ANY, answered before looking at zones.
@@ -187,7 +187,9 @@ class Responder:
                 if not length:  # not ours, and we are not a resolver
                     return _respond(wire, end, payload, _REFUSED, 0, 0, b"", tcp=tcp)
                 apex += length + 1
-            if apex:  # the apex itself (SOA, NS, the serial) takes the slow path
+            # The apex itself (SOA, NS, the serial) takes the slow path, and so does a
+            # secondary zone without a usable copy (SERVFAIL, in resolve()).
+            if apex and not zone.meta.expired:
                 key = name[:apex]
                 node = zone.owners.get(key)
                 if node is not None and node[0] == qtype:  # the common case, the first RRset
@@ -395,6 +397,8 @@ def resolve(
     zone = index.find(qname)
     if zone is None:
         return Resolution(dns.rcode.Rcode.REFUSED)  # not ours, and we are not a resolver
+    if zone.meta.expired:
+        return Resolution(dns.rcode.Rcode.SERVFAIL, zone=zone.origin)  # a secondary without a copy
     meta_rcode = _METATYPE_RCODES.get(qtype)
     if meta_rcode is not None:
         return Resolution(meta_rcode)

@@ -10,7 +10,7 @@ TSIG error; our bug: SERVFAIL.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import dns.exception
 import dns.flags
@@ -44,6 +44,7 @@ __all__ = ["Dispatcher", "needs_dispatch"]
 log = logging.getLogger(__name__)
 
 _UPDATE_BYTE = int(dns.opcode.Opcode.UPDATE) << 3  # QR=0, opcode UPDATE in the third byte
+_NOTIFY_BYTE = int(dns.opcode.Opcode.NOTIFY) << 3
 _OPCODE_BITS = 0x78
 _XFR_TYPES = (
     int(dns.rdatatype.RdataType.IXFR).to_bytes(2, "big"),
@@ -56,7 +57,7 @@ MAX_IXFR_ENTRIES = 10_000
 
 
 def needs_dispatch(wire: bytes) -> bool:
-    """True for an UPDATE, a query whose type is AXFR or IXFR, or one signed with TSIG.
+    """True for an UPDATE or NOTIFY, a query whose type is AXFR or IXFR, or one signed with TSIG.
 
     The question's type is read after the first zero byte past the header: the name's
     end, unless a label holds a zero byte. Such names are never one of our zones, so
@@ -67,7 +68,7 @@ def needs_dispatch(wire: bytes) -> bool:
         return False
     flags = wire[2]
     if flags & _OPCODE_BITS:
-        return flags & 0xF8 == _UPDATE_BYTE
+        return flags & 0xF8 in (_UPDATE_BYTE, _NOTIFY_BYTE)
     end = wire.find(0, 12)
     if end < 0:
         return False
@@ -82,16 +83,26 @@ def needs_dispatch(wire: bytes) -> bool:
     return _TSIG_RR in wire
 
 
+# A NOTIFY's judge: (zone, peer address, verified signer) -> rcode (Secondaries.notified).
+NotifyJudge = Callable[[str, str, ScopedKey | None], dns.rcode.Rcode]
+
+
 class Dispatcher:
-    """Answers UPDATE, AXFR and IXFR for one zone index and store."""
+    """Answers UPDATE, NOTIFY, AXFR and IXFR for one zone index and store."""
 
     def __init__(
-        self, index: ZoneIndex, db: Database, access: AccessLoader, responder: Responder
+        self,
+        index: ZoneIndex,
+        db: Database,
+        access: AccessLoader,
+        responder: Responder,
+        notified: NotifyJudge | None = None,
     ) -> None:
         self.index = index
         self.db = db
         self.access = access
         self.responder = responder
+        self.notified = notified
 
     async def handle(self, wire: bytes, peer: str, *, tcp: bool) -> Iterable[bytes]:
         """The answer messages (several for a transfer over TCP; none: drop)."""
@@ -105,7 +116,8 @@ class Dispatcher:
     async def _handle(self, wire: bytes, peer: str, *, tcp: bool) -> Iterable[bytes]:
         if len(wire) < 12 or wire[2] & 0x80:
             return ()  # no header, or a response: answering could loop between servers
-        is_update = (wire[2] >> 3) & 0xF == dns.opcode.Opcode.UPDATE
+        opcode = (wire[2] >> 3) & 0xF
+        is_update = opcode == dns.opcode.Opcode.UPDATE
         try:
             message = await self._verified(wire, one_rr_per_rrset=is_update)
         except TsigRejected as rejected:
@@ -121,6 +133,8 @@ class Dispatcher:
             signer = self.access.current.keyring.get(message.keyname)
         if is_update:
             return (await self._update(message, signer, peer),)
+        if opcode == dns.opcode.Opcode.NOTIFY:
+            return (self._notify(message, signer, peer),)
         if len(message.question) == 1 and message.question[0].rdtype in (
             dns.rdatatype.RdataType.AXFR,
             dns.rdatatype.RdataType.IXFR,
@@ -149,6 +163,21 @@ class Dispatcher:
         else:
             limit = MIN_UDP_PAYLOAD
         return response.to_wire(max_size=limit, prefer_truncation=True)
+
+    def _notify(self, message: dns.message.Message, signer: ScopedKey | None, peer: str) -> bytes:
+        """RFC 1996 3.7: a NOTIFY from a secondary zone's primary is a hint to check it now."""
+        response = dns.message.make_response(message)
+        if len(message.question) != 1 or message.question[0].rdtype != dns.rdatatype.SOA:
+            response.set_rcode(dns.rcode.Rcode.FORMERR)
+            return response.to_wire()
+        zone = str(message.question[0].name.to_text(omit_final_dot=True)).lower()
+        rcode = dns.rcode.Rcode.NOTAUTH  # no secondary zones here
+        if self.notified is not None:
+            rcode = self.notified(zone, peer, signer)
+        response.set_rcode(rcode)
+        if rcode == dns.rcode.Rcode.NOERROR:
+            response.flags |= dns.flags.Flag.AA
+        return response.to_wire()
 
     async def _verified(self, wire: bytes, *, one_rr_per_rrset: bool) -> dns.message.Message:
         keyring = self.access.current.keyring
@@ -180,6 +209,8 @@ class Dispatcher:
         zone = self.index.zones.get(question.name)
         if zone is None:
             return (_refusal(query, dns.rcode.Rcode.NOTAUTH),)
+        if zone.meta.expired:
+            return (_refusal(query, dns.rcode.Rcode.SERVFAIL),)  # a secondary without a copy
         zone_name = str(zone.origin.to_text(omit_final_dot=True))
         if not self.access.current.may_transfer(zone_name, signer, peer):
             log.info("%s of %s from %s refused", kind, zone_name, peer)

@@ -403,6 +403,29 @@ class ZoneIndex:
             zone.set_rrset(value)
         return self.loaded(zone)
 
+    def replace(
+        self,
+        zone_name: str,
+        serial: int,
+        values: Iterable[RRsetValue],
+        meta: ZoneMeta | None = None,
+    ) -> ZoneData | None:
+        """Set several RRsets (empty rdatas delete one) and move the serial in one step
+        (an IXFR applied by a secondary); `meta` replaces the SOA parameters. None when
+        the zone is not loaded."""
+        zone = self.zones.get(dns.name.from_text(zone_name))
+        if zone is None:
+            return None
+        for value in values:
+            self._changed(zone.wire, zone.set_rrset(value))
+        if meta is not None:
+            zone.meta = meta
+        zone.serial = serial
+        # The SOA and its serial are in the apex's and every negative answer, which
+        # caches forget with any change in the zone: the apex (key b"") stands for it.
+        self._changed(zone.wire, b"")
+        return zone
+
     def drop_zone(self, name: str) -> None:
         origin = dns.name.from_text(name)
         zone = self.zones.pop(origin, None)

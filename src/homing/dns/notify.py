@@ -186,6 +186,7 @@ class Notifier:
             message = notify_message(self.index, zone)
             if message is None:
                 return  # the zone is gone
+            self._sign(message, zone)
             serial = self.index.serial_of(zone) or 0
             try:
                 response = await self._send(message, target, event)
@@ -210,6 +211,19 @@ class Notifier:
                 return
             wait *= self.backoff
         log.warning("NOTIFY of %s to %s:%d: no answer after %d tries", zone, *target, self.attempts)
+
+    def _sign(self, message: dns.message.Message, zone: str) -> None:
+        """With the zone's notify key (`zone set --notify-key`), for a secondary that wants
+        NOTIFYs signed (a homing secondary with --primary-key does)."""
+        settings = self.access.current.zones.get(zone)
+        if settings is None or settings.notify_key is None:
+            return
+        scoped = self.access.current.keyring.get(dns.name.from_text(settings.notify_key))
+        if scoped is None:
+            log.warning("NOTIFY of %s: key %s unknown, sent unsigned", zone, settings.notify_key)
+            return
+        key = scoped.key
+        message.use_tsig({key.name: key}, keyname=key.name, algorithm=key.algorithm)
 
     async def _send(
         self, message: dns.message.Message, target: Target, event: asyncio.Event

@@ -50,6 +50,12 @@ class QuotaExceeded(HomingError):
     outcome = Outcome.BAD_REQUEST
 
 
+class SecondaryZone(HomingError):
+    """The zone is a secondary here: its records come from its primary and are not edited here."""
+
+    outcome = Outcome.DNSERR
+
+
 class StoreUnavailable(HomingError):
     """The store could not be reached or failed; nothing was changed."""
 

@@ -65,3 +65,6 @@ class ZoneMeta:
     expire: int = 1209600
     minimum: int = 60
     soa_ttl: int = 60
+    # A secondary zone with no usable copy (before its first transfer, after its SOA
+    # expire): every question in it is answered SERVFAIL (RFC 1034 4.3.5).
+    expired: bool = False

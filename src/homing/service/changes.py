@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from homing.domain.errors import SecondaryZone
 from homing.domain.records import JournalEntry, RRsetValue
 from homing.store.db import SyncTxn, Txn
 from homing.store.schema import journal, rrsets, zones
@@ -146,14 +147,18 @@ def apply_changes_sync(
             ],
         )
     # The row lock this takes orders concurrent writers of one zone, across processes too.
+    # A secondary zone's serial is its primary's: no write of ours goes there (the whole
+    # transaction is rolled back).
     last = (
         conn.execute(
             sa.update(zones)
-            .where(zones.c.id == zone.id)
+            .where(zones.c.id == zone.id, zones.c.primary_target.is_(None))
             .values(serial=zones.c.serial + len(changed))
             .returning(zones.c.serial)
         )
-    ).scalar_one()
+    ).scalar_one_or_none()
+    if last is None:
+        raise SecondaryZone(f"zone {zone.name} is a secondary zone: change it at its primary")
     first = last - len(changed) + 1
     entries = [
         JournalEntry(

@@ -94,10 +94,20 @@ async def apply_update(
         _check_scope(op, scope, zone_name)
 
     async def unit(txn: Txn) -> int:
-        zone_id = await txn.conn.scalar(sa.select(zones.c.id).where(zones.c.name == zone_name))
-        if zone_id is None:
+        row = (
+            await txn.conn.execute(
+                sa.select(zones.c.id, zones.c.primary_target).where(zones.c.name == zone_name)
+            )
+        ).first()
+        if row is None:
             raise UpdateRefused(dns.rcode.Rcode.NOTAUTH, f"zone {zone_name} is not served here")
-        zone = ZoneRef(zone_id, zone_name)
+        if row.primary_target is not None:
+            # RFC 2136 3.1.1 has a secondary forward the update to its primary; homing does
+            # not forward, and refuses (as BIND does without update forwarding).
+            raise UpdateRefused(
+                dns.rcode.Rcode.REFUSED, f"zone {zone_name} is a secondary zone here"
+            )
+        zone = ZoneRef(row.id, zone_name)
         current = await _load(txn, zone, names)
         for prerequisite in prerequisites:
             _check(prerequisite, current, zone_name)

@@ -104,10 +104,15 @@ async def entries_after(
 class Follower:
     """Keeps a sink at the store's serials: direct after local commits, polling for the rest."""
 
-    def __init__(self, db: Database, sink: Sink, interval: float = 0.5) -> None:
+    def __init__(
+        self, db: Database, sink: Sink, interval: float = 0.5, *, secondaries: bool = False
+    ) -> None:
+        """`secondaries`: also keep secondary zones at the store's copy (reloaded whole when
+        its serial moves: they have no journal). Off where a `Secondaries` manager owns them."""
         self.db = db
         self.sink = sink
         self.interval = interval
+        self.secondaries = secondaries
         self._wake = asyncio.Event()
         db.on_commit.append(self.committed)
 
@@ -125,9 +130,18 @@ class Follower:
         """One catch-up pass over all zones."""
 
         async def read(conn: AsyncConnection) -> None:
-            states = (await conn.execute(sa.select(zones.c.id, zones.c.name, zones.c.serial))).all()
+            states = (
+                await conn.execute(
+                    sa.select(zones.c.id, zones.c.name, zones.c.serial, zones.c.primary_target)
+                )
+            ).all()
             for state in states:
                 loaded = self.sink.serial_of(state.name)
+                if state.primary_target is not None:
+                    # A secondary zone: its serial is the primary's and it has no journal.
+                    if self.secondaries and loaded != state.serial:
+                        await stream_zone(conn, state.id, self.sink)
+                    continue
                 if loaded is None or state.serial - loaded > RELOAD_GAP:
                     await stream_zone(conn, state.id, self.sink)
                 elif loaded != state.serial:

@@ -23,7 +23,10 @@ ALGORITHMS = {
     "hmac-sha1": 20,
     "hmac-md5": 16,
 }
-LEGACY = {"hmac-md5"}  # only where the operator allows it, for old equipment
+LEGACY = {"hmac-md5"}
+# A given secret shorter than this is refused: RFC 8945 6 asks for at least half the
+# hash's length, and 16 bytes is that for the shortest hash offered.
+MIN_SECRET = 16  # only where the operator allows it, for old equipment
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,10 @@ async def add_key(
     host: str | None = None,
     algorithm: str = "hmac-sha256",
     allow_legacy: bool = False,
+    secret: str | None = None,
 ) -> TsigKey:
-    """A new random key for a zone or for one host."""
+    """A new key for a zone or for one host: random, or `secret` (base64) when the same
+    key must be installed on another server too (a secondary's key of its primary)."""
     key_name = normalize(name)
     algorithm = algorithm.lower()
     if algorithm not in ALGORITHMS:
@@ -57,7 +62,10 @@ async def add_key(
         raise HomingError(f"{algorithm} is disabled; set tsig_allow_md5 to use it")
     if (zone is None) == (host is None):
         raise HomingError("a key belongs to exactly one zone or one host")
-    secret = base64.b64encode(secrets.token_bytes(ALGORITHMS[algorithm])).decode()
+    if secret is None:
+        secret = base64.b64encode(secrets.token_bytes(ALGORITHMS[algorithm])).decode()
+    else:
+        secret = _check_secret(secret.strip())
 
     async def unit(txn: Txn) -> TsigKey:
         conn = txn.conn
@@ -95,6 +103,16 @@ async def add_key(
         )
 
     return await db.write(unit)
+
+
+def _check_secret(text: str) -> str:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise HomingError("--secret is not base64 (as `homing key add` prints it)") from None
+    if len(raw) < MIN_SECRET:
+        raise HomingError(f"--secret is too short: {len(raw)} bytes, at least {MIN_SECRET}")
+    return text
 
 
 async def all_keys(conn: AsyncConnection) -> list[TsigKey]:

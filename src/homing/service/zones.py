@@ -13,7 +13,7 @@ from homing.domain.names import normalize
 from homing.domain.records import RRsetValue, ZoneMeta
 from homing.service.changes import ZoneRef, apply_change
 from homing.store.db import Database, Txn
-from homing.store.schema import zones
+from homing.store.schema import tsig_keys, zones
 
 
 def _check_hostport(text: str) -> str:
@@ -49,11 +49,16 @@ async def add_zone(
     exist_ok: bool = False,
     push: str | None = None,
     push_key: str | None = None,
+    primary: str | None = None,
+    primary_key: str | None = None,
+    notify_key: str | None = None,
 ) -> ZoneRef:
     """Create a zone with its NS RRset at the apex (journal serial 1).
 
-    `push` and `push_key` make it a hidden primary's zone (see `set_push`); with
-    `exist_ok`, an existing zone is left as it is.
+    `push` and `push_key` make it a hidden primary's zone (see `set_push`); `primary`
+    (and `primary_key`) a secondary zone, empty until its first transfer (see
+    `set_primary`); `notify_key` signs its NOTIFYs. With `exist_ok`, an existing zone
+    is left as it is.
     """
     zone_name = normalize(name)
     nameservers = [normalize(n) for n in (ns or [f"ns1.{zone_name}"])]
@@ -63,6 +68,13 @@ async def add_zone(
     if not 1 <= ttl <= 86400:
         raise HomingError(f"TTL out of range: {ttl}")
     push_target, push_key_name = _check_push(push, push_key)
+    primary_target = None if primary is None else _check_primary(primary)
+    if primary_key is not None and primary is None:
+        raise HomingError("--primary-key goes with --primary HOST:PORT")
+    if primary_target is not None and push_target is not None:
+        raise HomingError("a secondary zone (--primary) is not pushed anywhere (--push)")
+    primary_key_name = None if primary_key is None else normalize(primary_key)
+    notify_key_name = None if notify_key is None else normalize(notify_key)
 
     async def unit(txn: Txn) -> ZoneRef:
         existing = await txn.conn.scalar(sa.select(zones.c.id).where(zones.c.name == zone_name))
@@ -70,6 +82,14 @@ async def add_zone(
             if exist_ok:
                 return ZoneRef(existing, zone_name)
             raise Conflict(f"zone {zone_name} exists")
+        for key_name in (primary_key_name, notify_key_name):
+            if key_name is not None:
+                # A new zone has no keys yet: the key is made for it afterwards.
+                raise NotFound(
+                    f"no key {key_name} of zone {zone_name} (a new zone has none): add the"
+                    f" zone, then `homing key add {key_name} --zone {zone_name} --secret ...`"
+                    f" and `homing zone set {zone_name} ... {key_name}`"
+                )
         zone_id = (
             await txn.conn.execute(
                 sa.insert(zones)
@@ -90,12 +110,15 @@ async def add_zone(
                     push_target=push_target,
                     push_key=push_key_name,
                     pushed_serial=None,
+                    primary_target=primary_target,
                     created_at=txn.now,
                 )
                 .returning(zones.c.id)
             )
         ).scalar_one()
         zone = ZoneRef(zone_id, zone_name)
+        if primary_target is not None:
+            return zone  # its records, NS included, come from the primary
         ns_value = RRsetValue(zone_name, "NS", 3600, tuple(n + "." for n in nameservers))
         await apply_change(txn, zone, ns_value, actor="operator", via="cli")
         return zone
@@ -138,6 +161,67 @@ async def set_push(db: Database, name: str, target: str | None, key: str | None)
     return await db.write(unit)
 
 
+def _check_primary(text: str) -> str:
+    try:
+        return _check_hostport(text)
+    except HomingError:
+        raise HomingError(f"--primary: not an ADDRESS:PORT: {text!r}") from None
+
+
+async def _zone_key(txn: Txn, zone_id: int, zone_name: str, key_name: str) -> None:
+    """The key must exist and belong to this zone (`homing key add NAME --zone ZONE`)."""
+    owner = (
+        await txn.conn.execute(sa.select(tsig_keys.c.zone_id).where(tsig_keys.c.name == key_name))
+    ).first()
+    if owner is None:
+        raise NotFound(
+            f"no key {key_name}: add it with `homing key add {key_name} --zone {zone_name}`"
+        )
+    if owner.zone_id != zone_id:
+        raise HomingError(f"key {key_name} is not a key of zone {zone_name}")
+
+
+async def set_primary(
+    db: Database, name: str, primary: str | None, key: str | None, *, notify_key: str | None = None
+) -> ZoneRef:
+    """Set where a secondary zone is transferred from and the key that signs the
+    transfers, or (`primary` None) only the key that signs the zone's NOTIFYs.
+
+    An existing zone of our own cannot become a secondary (its journal would lose its
+    meaning); make the secondary zone with `add_zone(primary=...)`.
+    """
+    zone_name = normalize(name)
+    primary_target = None if primary is None else _check_primary(primary)
+    if key is not None and primary is None:
+        raise HomingError("--primary-key goes with --primary HOST:PORT")
+    key_name = None if key is None else normalize(key)
+    notify_key_name = None if notify_key is None else normalize(notify_key)
+
+    async def unit(txn: Txn) -> ZoneRef:
+        row = (
+            await txn.conn.execute(
+                sa.select(zones.c.id, zones.c.primary_target).where(zones.c.name == zone_name)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no zone {zone_name}")
+        values: dict[str, object] = {}
+        if primary_target is not None:
+            if row.primary_target is None:
+                raise HomingError(f"zone {zone_name} is not a secondary zone (no --primary)")
+            if key_name is not None:
+                await _zone_key(txn, row.id, zone_name, key_name)
+            values.update(primary_target=primary_target, primary_key=key_name)
+        if notify_key_name is not None:
+            await _zone_key(txn, row.id, zone_name, notify_key_name)
+            values["notify_key"] = notify_key_name
+        if values:
+            await txn.conn.execute(sa.update(zones).where(zones.c.id == row.id).values(values))
+        return ZoneRef(row.id, zone_name)
+
+    return await db.write(unit)
+
+
 def zone_meta(row: sa.Row[tuple[object, ...]]) -> ZoneMeta:
     r = row._mapping
     return ZoneMeta(
@@ -149,12 +233,17 @@ def zone_meta(row: sa.Row[tuple[object, ...]]) -> ZoneMeta:
         expire=r["expire"],
         minimum=r["minimum"],
         soa_ttl=r["soa_ttl"],
+        # A secondary zone not transferred yet has nothing to answer with.
+        expired=r.get("primary_target") is not None and r.get("last_transfer") is None,
     )
 
 
 async def zone_refs(conn: AsyncConnection) -> dict[str, ZoneRef]:
-    """All zones by name."""
-    rows = await conn.execute(sa.select(zones.c.id, zones.c.name))
+    """All zones whose records are ours to change, by name (not the secondary zones: their
+    names come from their primary, so no host or group is made there)."""
+    rows = await conn.execute(
+        sa.select(zones.c.id, zones.c.name).where(zones.c.primary_target.is_(None))
+    )
     return {row.name: ZoneRef(row.id, row.name) for row in rows}
 
 
@@ -177,6 +266,9 @@ class TransferSettings:
     allow_transfer: tuple[str, ...]
     push: str | None = None
     push_key: str | None = None
+    primary: str | None = None  # a secondary zone's primary, ADDRESS:PORT
+    primary_key: str | None = None
+    notify_key: str | None = None
 
 
 async def transfer_settings(conn: AsyncConnection) -> list[TransferSettings]:
@@ -184,7 +276,7 @@ async def transfer_settings(conn: AsyncConnection) -> list[TransferSettings]:
     rows = await conn.execute(
         sa.select(
             zones.c.name, zones.c.notify, zones.c.allow_transfer, zones.c.push_target,
-            zones.c.push_key,
+            zones.c.push_key, zones.c.primary_target, zones.c.primary_key, zones.c.notify_key,
         )
     )  # fmt: skip
     return [
@@ -194,6 +286,9 @@ async def transfer_settings(conn: AsyncConnection) -> list[TransferSettings]:
             tuple(line for line in (r.allow_transfer or "").split("\n") if line),
             r.push_target or None,
             r.push_key or None,
+            r.primary_target or None,
+            r.primary_key or None,
+            r.notify_key or None,
         )
         for r in rows
     ]

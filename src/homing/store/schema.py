@@ -73,6 +73,16 @@ zones = sa.Table(
     sa.Column("push_key", sa.String(253), nullable=True),  # a TSIG key's name
     sa.Column("pushed_serial", sa.BigInteger, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
+    # Secondary zone: the primary it is transferred from (NULL: a zone of our own), the
+    # TSIG key that signs the SOA checks and transfers, when the primary last answered
+    # (Unix time; the SOA expire counts from it, across restarts) and how the last
+    # transfer came (AXFR or IXFR).
+    sa.Column("primary_target", sa.String(64), nullable=True),  # ADDRESS:PORT
+    sa.Column("primary_key", sa.String(253), nullable=True),
+    sa.Column("refreshed_at", sa.Float, nullable=True),
+    sa.Column("last_transfer", sa.String(8), nullable=True),
+    # The key our NOTIFYs for this zone are signed with (NULL: unsigned).
+    sa.Column("notify_key", sa.String(253), nullable=True),
 )
 
 hosts = sa.Table(
