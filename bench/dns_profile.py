@@ -7,7 +7,8 @@ feeds the dnsperf query mix straight to `Responder.answer`, one wire at a time, 
 the first pass (a fresh responder: anything that has to warm up shows here) apart from
 the second, for 1000 distinct questions repeated and for the whole mix, then the mix
 again after `gc.freeze()`. Answers dnspython renders (the slow path, cached) are
-counted. A gc callback records every collection's pause, since the full (generation 2)
+counted. Times are the process's CPU time (the machine is shared: wall time would
+count the other processes' turns). A gc callback records every collection's pause, since the full (generation 2)
 collections walk every object of the zone index.
 """
 
@@ -88,7 +89,7 @@ def wires(path: Path, limit: int) -> list[bytes]:
 
 
 def run(index: Any, queries: list[bytes]) -> dict[str, object]:
-    """Answer every query twice; per-query time of each pass, slow-path renders, GC pauses."""
+    """Answer every query twice; CPU time per query of each pass, slow-path renders, GC pauses."""
     from homing.dns.answer import Responder
 
     responder = Responder(index)
@@ -102,16 +103,16 @@ def run(index: Any, queries: list[bytes]) -> dict[str, object]:
 
     responder._prepare = counting  # type: ignore[method-assign]
     answer = responder.answer
-    started = time.perf_counter()
+    started = time.process_time()
     for wire in queries:  # a fresh responder: whatever warms up, warms up here
         answer(wire, tcp=False)
-    first = time.perf_counter() - started
+    first = time.process_time() - started
     first_slow, slow = slow, 0
     with GcPauses() as pauses:
-        started = time.perf_counter()
+        started = time.process_time()
         for wire in queries:
             answer(wire, tcp=False)
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
     return {
         "queries": len(queries),
         "first_pass_us_per_query": round(first / len(queries) * 1e6, 2),
