@@ -12,7 +12,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from homing.dns.answer import Responder
+from homing.dns.answer import Responder, _Question
 from homing.dns.index import ZoneIndex, name_wire
 from homing.domain.records import JournalEntry, RRsetValue, ZoneMeta
 
@@ -250,3 +250,49 @@ def test_the_negative_record_follows_serial_and_soa_parameters() -> None:
     [soa] = nx.authority
     assert (soa.ttl, soa[0].serial, soa[0].minimum) == (5, 2, 5)
     assert soa.name == dns.name.from_text(ZONE)
+
+
+@pytest.mark.parametrize(
+    ("qname", "rdtype"),
+    [
+        (f"h1.{ZONE}", "A"),
+        (f"H1.{ZONE.upper()}", "AAAA"),
+        (f"h2.{ZONE}", "A"),  # two records
+        (f"h2.{ZONE}", "AAAA"),  # NODATA
+        (f"nobody.{ZONE}", "A"),  # NXDOMAIN
+        (f"x.h1.{ZONE}", "A"),  # NXDOMAIN below a name without children
+        (f"er.{ZONE}", "TXT"),  # an empty non-terminal: NODATA
+        (f"deep.er.{ZONE}", "TXT"),
+        (f"Any.Wild.{ZONE}", "A"),  # a wildcard, owner the name asked
+        (f"any.wild.{ZONE}", "MX"),  # NODATA from the wildcard
+        (f"mail.{ZONE}", "MX"),
+        (f"h1.{ZONE}", "SOA"),
+    ],
+)
+@pytest.mark.parametrize("use_edns", [False, True])
+def test_written_answers_match_what_dnspython_renders_from_resolve(
+    qname: str, rdtype: str, use_edns: bool
+) -> None:
+    index = ZoneIndex()
+    zone = index.loading(META, 7)
+    zone.load(STORED)
+    index.loaded(zone)
+    query = dns.message.make_query(qname, rdtype, use_edns=use_edns)
+    wire = query.to_wire()
+    responder = Responder(index)
+    direct = responder.answer(wire, tcp=False)
+    assert direct is not None and responder._cache == {}  # the hot path answered
+    # The same question through resolve() and dnspython's renderer.
+    name_end = wire.index(0, 12) + 1
+    question = wire[12 : name_end + 4]
+    lowered = question[: name_end - 12].lower()
+    parsed = _Question(query.id, query.flags, question, name_end - 12, 1232 if use_edns else None)
+    prepared, _ = responder._prepare(lowered, parsed, edns=use_edns)
+    rendered = prepared.render(parsed, 1232 if use_edns else 512)
+    ours, theirs = dns.message.from_wire(direct), dns.message.from_wire(rendered)
+    assert ours == theirs
+    assert (ours.rcode(), ours.flags) == (theirs.rcode(), theirs.flags)
+    assert ours.question[0].name.to_text() == query.question[0].name.to_text()  # case echoed
+    sections = zip(ours.answer + ours.authority, theirs.answer + theirs.authority, strict=True)
+    for mine, other in sections:
+        assert (mine.name.to_text(), mine.ttl) == (other.name.to_text(), other.ttl)
