@@ -244,6 +244,8 @@ def open_loop(
         "scheduled": count // generators * generators,
         "acknowledged": len(latencies),
         "errors": failed,
+        # Still waiting 30 s after the last scheduled send: given up, counted as lost.
+        "unanswered": count // generators * generators - len(latencies) - failed,
         "seconds": round(wall, 2),
         "updates_per_second": round(len(latencies) / wall, 1),
         **percentiles(latencies),

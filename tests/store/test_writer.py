@@ -42,7 +42,7 @@ class Recorder:
 
 
 class SyncRecorder:
-    """The same, synchronous: on SQLite it runs on the writer thread's own connection."""
+    """The same, synchronous (run_sync in the writer's transaction, on either store)."""
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
