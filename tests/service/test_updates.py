@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -187,6 +188,26 @@ async def test_changes_faster_than_the_plan_allows_are_refused(db: Database) -> 
     # An unchanged address is still just nochg, not refused.
     [same] = await updates.update(db, request(name, secret, [name], "192.0.2.1"), POLICY)
     assert same.outcome is Outcome.NOCHG
+
+
+async def test_no_minimum_interval_never_refuses(db: Database) -> None:
+    """Another worker's commit may carry a later clock than ours: without a plan minimum
+    that is never "too soon" (it answered 911 under `serve --workers 2`)."""
+    from homing.store.schema import hosts as hosts_table
+
+    secret = await setup_host(db)
+    name = "cam.dyn.example.net"
+    [first] = await updates.update(db, request(name, secret, [name], "192.0.2.1"), POLICY)
+    assert first.outcome is Outcome.GOOD
+
+    async def from_the_future(txn: Txn) -> None:
+        later = txn.now + timedelta(seconds=5)
+        await txn.conn.execute(sa.update(hosts_table).values(last_change_at=later))
+
+    await db.write(from_the_future)
+    [second] = await updates.update(db, request(name, secret, [name], "192.0.2.2"), POLICY)
+    assert second.dyndns2_line() == "good 192.0.2.2"
+    assert await records(db, name, "A") == ("192.0.2.2",)
 
 
 async def test_plan_quota_for_hosts_and_groups(db: Database) -> None:

@@ -385,7 +385,11 @@ def _update_host(
         return _nochg(batch, row, request, policy, hostname, seen)
     last_change = as_utc(row["last_change_at"])
     min_interval = row["min_interval"] or 0
-    if last_change is not None and now - last_change < timedelta(seconds=min_interval):
+    if (
+        min_interval
+        and last_change is not None
+        and now - last_change < timedelta(seconds=min_interval)
+    ):
         return _refused(batch, row, request, Outcome.TOO_SOON, hostname)
     actor = _actor(request)
     for value in wanted:

@@ -247,8 +247,10 @@ class Database:
         results = []
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(homing_write=True)
-            txn = Txn(conn, now())
             async with conn.begin():
+                # The clock is read once the write lock is held: a transaction of another
+                # process that committed first never carries a later time than this one.
+                txn = Txn(conn, now())
                 for group in groups:
                     first = group[0]
                     if first.unit is not None:
