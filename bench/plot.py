@@ -126,7 +126,8 @@ def plot_freshness(row: Mapping[str, object], path: Path) -> Path:
     delays = sorted(_number(d) for d in row.get("nsd_delays_ms", []))  # type: ignore[attr-defined]
     fig, axis = plt.subplots(figsize=(7, 4.2))
     axis.plot([100 * (i + 1) / len(delays) for i in range(len(delays))], delays, "o-", ms=3,
-              label=f"NSD (NOTIFY + IXFR), {len(delays)} updates")  # fmt: skip
+              label=f"NSD (NOTIFY + IXFR), {len(delays)} updates, "
+              f"{row.get('background_clients')} wrk clients updating other hosts")  # fmt: skip
     axis.axhline(200, color="grey", linestyle="--", label="target: 200 ms")
     fresh = row.get("homing_fresh_at_good")
     axis.set_title(
