@@ -36,7 +36,7 @@ from harness import (  # noqa: E402
     start_server,
     stop_process,
 )
-from updates import Host, add_hosts, bench_env, drop_schema  # noqa: E402
+from updates import Host, add_hosts, bench_env, stop_server  # noqa: E402
 
 from tests.e2e.secondaries import Nsd, version_line  # noqa: E402  (the tests' NSD set-up)
 
@@ -153,9 +153,7 @@ def main() -> None:
             if spy is not None:
                 stop_process(spy)
             nsd.stop()
-            server.stop()
-            if schema:
-                drop_schema(schema)
+            stop_server(server, schema)
     record(
         "freshness",
         {

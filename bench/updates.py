@@ -315,6 +315,13 @@ def drop_schema(schema: str) -> None:
     )  # fmt: skip
 
 
+def stop_server(server: Server, schema: str) -> None:
+    """Stop the server we started; drop its PostgreSQL schema, if it had one."""
+    server.stop()
+    if schema:
+        drop_schema(schema)
+
+
 def start(env: dict[str, str], workers: int) -> Server:
     return start_server(env, cpu=0, extra_args=["--workers", str(workers)] if workers > 1 else [])
 
@@ -398,9 +405,7 @@ def main() -> None:
         finally:
             if spy is not None:
                 stop_process(spy)
-            server.stop()
-            if schema:
-                drop_schema(schema)
+            stop_server(server, schema)
     record(
         "updates",
         {
