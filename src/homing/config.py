@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False  # let webhooks reach loopback and private addresses
     notify_interval: float = Field(default=5.0, gt=0)  # outbox look-ups without a wake-up
     notify_max_attempts: int = Field(default=8, ge=1, le=30)
+    notify_keep_days: int = Field(default=30, ge=1)  # sent and failed notifications kept
     inactivity_interval: float = Field(default=3600.0, gt=0)  # seconds between policy runs
     # The policy until an operator saves it on /admin/inactivity; 0 days: never.
     inactivity_warn_days: int = Field(default=0, ge=0)

@@ -278,6 +278,30 @@ async def test_test_send_reports_success_and_exact_failures(site: Site, receiver
     assert await outbox_rows(db) == []  # tests go straight out, never through the outbox
 
 
+async def test_old_sent_and_failed_notifications_are_pruned(site: Site) -> None:
+    db = site.homing.db
+    account = await alice(db)
+    at = now()
+
+    async def seed(txn: Txn) -> None:
+        rows = [
+            {"status": status, "created_at": at - timedelta(days=age)}
+            for status, age in [("sent", 31), ("failed", 31), ("pending", 31), ("sent", 29)]
+        ]
+        await txn.conn.execute(
+            sa.insert(outbox),
+            [
+                {"account_id": account.id, "channel": "email", "event": "test", "host": "",
+                 "details": "{}", "attempts": 1, "next_at": at, **row}
+                for row in rows
+            ],
+        )  # fmt: skip
+
+    await db.write(seed)
+    assert await courier(db).prune(at) == 2
+    assert [r.status for r in await outbox_rows(db)] == ["pending", "sent"]  # the 29-day one
+
+
 async def test_connection_refused_is_reported(site: Site) -> None:
     db = site.homing.db
     with webhook_receiver() as gone:

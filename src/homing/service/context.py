@@ -44,6 +44,7 @@ class Homing:
                 webhook_timeout=s.webhook_timeout,
                 webhook_allow_private=s.webhook_allow_private,
                 max_attempts=s.notify_max_attempts,
+                keep_days=s.notify_keep_days,
                 interval=s.notify_interval,
             ),
         )

@@ -14,7 +14,7 @@ import logging
 import socket
 import urllib.parse
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 50  # rows per pass; the next pass follows at once while rows are due
 MIN_GAP = 1.0  # seconds between passes
+PRUNE_EVERY = 600  # passes (about every 10 min to an hour)
 
 
 class MailSender(Protocol):
@@ -58,6 +59,7 @@ class CourierPolicy:
     webhook_timeout: float = 5.0
     webhook_allow_private: bool = False  # loopback and private addresses (tests, in-house)
     max_attempts: int = 8
+    keep_days: int = 30  # sent and failed rows are deleted after this long
     interval: float = 5.0  # how often the outbox is looked at without a wake-up
 
 
@@ -220,16 +222,34 @@ class Courier:
 
         await self.db.write(mark)
 
+    async def prune(self, at: datetime | None = None) -> int:
+        """Delete sent and failed notifications older than keep_days; how many went."""
+        before = (at or now()) - timedelta(days=self.policy.keep_days)
+
+        async def unit(txn: Txn) -> int:
+            result = await txn.conn.execute(
+                sa.delete(outbox).where(
+                    outbox.c.status.in_(("sent", "failed")), outbox.c.created_at < before
+                )
+            )
+            return max(result.rowcount or 0, 0)
+
+        return await self.db.write(unit)
+
     async def run(self) -> None:
         """Deliver until cancelled: at each wake-up and every `interval` seconds.
 
         Wake-ups come with every local commit, so passes are at least MIN_GAP apart: under
         an update storm the outbox costs one read a second, not one per commit.
         """
+        passes = 0
         while True:
             try:
                 while await self.run_once() == BATCH:
                     pass
+                if passes % PRUNE_EVERY == 0:
+                    await self.prune()
+                passes += 1
             except Exception:
                 log.exception("outbox delivery failed; retrying")
             await asyncio.sleep(MIN_GAP)  # a rate limit, not a wait for an event
