@@ -1,6 +1,7 @@
 """DNS serving benchmark: homing against Knot, NSD, BIND and a dnslib baseline, with dnsperf.
 
     python bench/dns_serving.py [--hosts 100000] [--seconds 20] [--quick] [--profile]
+                                [--baseline-src OTHER_CHECKOUT/src]
 
 One zone of N hosts (A for all, AAAA for every tenth) is loaded into every server; each
 server in turn runs pinned to core 0 with one worker, and dnsperf on core 1 asks the
@@ -38,6 +39,7 @@ from harness import (  # noqa: E402
     RESULTS,
     ROOT,
     cli,
+    cpu_seconds,
     free_port,
     homing_env,
     homing_version,
@@ -258,6 +260,25 @@ PEERS: dict[str, Peer] = {
 }
 
 
+# Another checkout's src/ (--baseline-src): the same `homing serve` from it, side by side
+# with this one, for before/after figures within one run.
+BASELINE_SRC: Path | None = None
+
+
+def _add_baseline(src: Path) -> None:
+    global BASELINE_SRC
+    BASELINE_SRC = src.resolve()
+    if not (BASELINE_SRC / "homing" / "__init__.py").exists():
+        raise SystemExit(f"--baseline-src {src}: no homing package there")
+    commit = _first_line(["git", "-C", str(BASELINE_SRC), "rev-parse", "--short", "HEAD"])
+    PEERS["homing-baseline"] = Peer(
+        f"homing @ {commit} (1 process, baseline)",
+        lambda: f"homing @ {commit} from {BASELINE_SRC}",
+        _homing_command,
+        _homing_prepare,
+    )
+
+
 # --- running --------------------------------------------------------------------------
 
 
@@ -272,6 +293,8 @@ def running(key: str, peer: Peer, work: Path, zone: Path) -> Iterator[tuple[int,
     env = None
     if key.startswith("homing"):
         env = homing_env(work / "homing", port, free_port())
+    if key == "homing-baseline":
+        env = {**(env or {}), "PYTHONPATH": str(BASELINE_SRC)}
     pinned = ["taskset", "-c", peer.cpus, *argv]
     log = (work / f"{key}.log").open("w")
     started = time.perf_counter()
@@ -343,6 +366,13 @@ def run_dnsperf(
     if "qps" not in figures:
         figures["error"] = (done.stdout + done.stderr)[-2000:]
     return figures
+
+
+def warm_through(port: int, queries: Path, args: argparse.Namespace) -> None:
+    """dnsperf through the whole query file `--warmup-passes` times (bounded: -n and a timeout)."""
+    argv = dnsperf_argv(port, queries, 600, args)
+    argv[argv.index("-l") : argv.index("-l") + 2] = ["-n", str(args.warmup_passes)]
+    subprocess.run(argv, capture_output=True, timeout=900)
 
 
 def run_dnsperf_percentiles(
@@ -449,12 +479,55 @@ def summarise_profile(path: Path, top: int = 15) -> dict[str, object]:
     }
 
 
+def measure(
+    key: str,
+    peer: Peer,
+    work: Path,
+    zone: Path,
+    queries: Path,
+    args: argparse.Namespace,
+    round_no: int,
+) -> dict[str, object]:
+    """Start one server, load it with dnsperf, stop it; its figures (and "command")."""
+    figures: dict[str, object] = {}
+    with running(key, peer, work, zone) as (pid, port, argv):
+        figures["command"] = ["taskset", "-c", peer.cpus, *argv]
+        figures["memory_loaded"] = memory_kib(pid)
+        if args.warmup > 0:  # same for every server: caches, page faults
+            run_dnsperf(port, queries, args.warmup, args)
+        if args.warmup_passes > 0:
+            warm_through(port, queries, args)
+        figures["load_before"] = load_average()
+        cpu_before = cpu_seconds(pid)
+        figures.update(run_dnsperf(port, queries, args.seconds, args))
+        # CPU per answer: what a query costs the server, however much of the core the
+        # other engineers' work left it (the rate depends on that).
+        completed = figures.get("completed")
+        if isinstance(completed, int) and completed:
+            used = cpu_seconds(pid) - cpu_before
+            figures["cpu_us_per_query"] = round(used / completed * 1e6, 2)
+        figures["memory_after"] = memory_kib(pid)
+        figures.update(run_dnsperf_percentiles(port, queries, args.latency_seconds, args, work))
+        if key == "homing" and args.profile and round_no == 0:
+            figures["profile"] = profile_homing(
+                pid, port, queries, min(args.seconds, 10), args, work
+            )
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=20, help="dnsperf -l for throughput")
     parser.add_argument("--latency-seconds", type=float, default=5, help="dnsperf -l with -v")
     parser.add_argument("--warmup", type=float, default=3, help="dnsperf seconds not counted")
+    parser.add_argument(
+        "--warmup-passes",
+        type=int,
+        default=0,
+        help="before measuring, run dnsperf through the whole query file this many times "
+        "(fills homing's answer cache: every later answer is a cached one)",
+    )
     parser.add_argument("--queries", type=int, default=500_000, help="lines in the query file")
     parser.add_argument("--clients", type=int, default=8, help="dnsperf -c")
     parser.add_argument("--outstanding", type=int, default=500, help="dnsperf -q")
@@ -463,7 +536,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy homing under load")
     parser.add_argument("--quick", action="store_true", help="smoke run: 10k hosts, 3 s each")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "benchmarks-dns.png")
+    parser.add_argument(
+        "--baseline-src", type=Path, help="another checkout's src/: adds server homing-baseline"
+    )
     args = parser.parse_args()
+    if args.baseline_src is not None:
+        _add_baseline(args.baseline_src)
     if args.quick:
         args.hosts, args.seconds, args.latency_seconds, args.queries = 10_000, 3, 2, 50_000
         args.warmup = 1
@@ -493,21 +571,13 @@ def main() -> None:
                     print(f"{key}: {peer.needs} not installed, skipped", flush=True)
                     continue
                 outcome = Outcome(peer.name, peer.version(), [])
-                with running(key, peer, work, zone) as (pid, port, argv):
-                    outcome.command = ["taskset", "-c", peer.cpus, *argv]
-                    outcome.figures["memory_loaded"] = memory_kib(pid)
-                    if args.warmup > 0:  # same for every server: caches, page faults
-                        run_dnsperf(port, queries, args.warmup, args)
-                    outcome.figures["load_before"] = load_average()
-                    outcome.figures.update(run_dnsperf(port, queries, args.seconds, args))
-                    outcome.figures["memory_after"] = memory_kib(pid)
-                    outcome.figures.update(
-                        run_dnsperf_percentiles(port, queries, args.latency_seconds, args, work)
-                    )
-                    if key == "homing" and args.profile and round_no == 0:
-                        outcome.figures["profile"] = profile_homing(
-                            pid, port, queries, min(args.seconds, 10), args, work
-                        )
+                try:
+                    figures = measure(key, peer, work, zone, queries, args, round_no)
+                except RuntimeError as exc:  # it did not start: say so, measure the others
+                    figures = {"error": str(exc)}
+                command = figures.pop("command", [])
+                outcome.command = command if isinstance(command, list) else []
+                outcome.figures = figures
                 print(f"{key}: {outcome.figures.get('qps')} q/s", flush=True)
                 outcomes.setdefault(key, []).append(outcome)
 
@@ -517,6 +587,8 @@ def main() -> None:
         "query_mix": mix,
         "seconds": args.seconds,
         "rounds": args.rounds,
+        "warmup_seconds": args.warmup,
+        "warmup_passes": args.warmup_passes,
         "homing_workers": workers,
         "load_before": load_before,
         "load_after": load_average(),
@@ -555,6 +627,7 @@ def summarise(outcomes: dict[str, list[Outcome]]) -> dict[str, dict[str, object]
             "qps": round(statistics.median(qps), 1),
             "qps_runs": qps,
             "lost": median_of("lost"),
+            "cpu_us_per_query": median_of("cpu_us_per_query"),
             "sent": median_of("sent"),
             "avg_ms": _ms(median_of("avg_latency_s")),
             "p50_ms": median_of("p50_ms"),
@@ -569,6 +642,13 @@ def summarise(outcomes: dict[str, list[Outcome]]) -> dict[str, dict[str, object]
     if isinstance(knot, float) and knot > 0:
         for figures in summary.values():
             figures["vs_knot"] = round(float(figures["qps"]) / knot, 3)  # type: ignore[arg-type]
+    knot_cpu = summary.get("knot", {}).get("cpu_us_per_query")
+    if isinstance(knot_cpu, float) and knot_cpu > 0:
+        for figures in summary.values():
+            cpu = figures.get("cpu_us_per_query")
+            if isinstance(cpu, float) and cpu > 0:
+                # Knot's CPU per query over ours: the ratio a core of our own would give.
+                figures["vs_knot_cpu"] = round(knot_cpu / cpu, 3)
     knot_all = summary.get("knot-all", {}).get("qps")
     if isinstance(knot_all, float) and knot_all > 0 and "homing-all" in summary:
         homing_all = float(summary["homing-all"]["qps"])  # type: ignore[arg-type]

@@ -140,6 +140,19 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of `pid` and its descendants so far (their threads too)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """RSS of `pid`, and RSS and PSS summed over its process tree (PSS counts shared pages once)."""
     tree = process_tree(pid)

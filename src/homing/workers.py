@@ -29,7 +29,7 @@ from typing import IO
 log = logging.getLogger(__name__)
 
 WORKER_ENV = "HOMING_WORKER_INDEX"  # set by the parent for each worker it starts
-READY_TIMEOUT = 60.0
+READY_TIMEOUT = 600.0  # a worker loads every zone first: 1M hosts took over a minute
 STOP_TIMEOUT = 20.0
 RESTARTS_PER_MINUTE = 5
 COUNT_INTERVAL = 1.0  # seconds between a worker's writes of its DNS query count

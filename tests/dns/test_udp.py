@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+import socket
 from collections.abc import AsyncIterator
 
 import dns.asyncquery
@@ -11,10 +13,10 @@ import dns.message
 import dns.rcode
 import pytest
 
-from homing.dns.answer import answer
+from homing.dns.answer import Responder, answer
 from homing.dns.index import ZoneIndex
 from homing.dns.server import DnsServer, query_count, start_dns
-from homing.dns.udp import BATCH, ROUNDS, batch_receiver_available
+from homing.dns.udp import BATCH, ROUNDS, BatchReceiver, batch_receiver_available
 from homing.domain.records import JournalEntry
 from tests.dns.zone import SERIAL, ZONE, name
 
@@ -162,3 +164,37 @@ async def test_query_count_counts_answers_sent(server: DnsServer) -> None:
     finally:
         for transport, _ in peers:
             transport.close()
+
+
+class _Buggy(Responder):
+    """The real Responder with a bug for one query ID: the failure the server must contain."""
+
+    def answer(self, wire: bytes, *, tcp: bool) -> bytes | None:
+        if wire[:2] == b"\xde\xad":
+            raise RuntimeError("a bug in the answer path")
+        return super().answer(wire, tcp=tcp)
+
+
+@pytest.mark.skipif(not batch_receiver_available(), reason="no recvmmsg/sendmmsg")
+async def test_a_failing_query_leaves_the_rest_of_its_batch_answered(
+    index: ZoneIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOCALHOST, 0))
+    sock.setblocking(False)
+    counted: list[int] = []
+    receiver = BatchReceiver(sock, _Buggy(index), None, counted.append)
+    [(transport, client)] = await clients(sock.getsockname()[1], 1)
+    try:
+        with caplog.at_level(logging.ERROR, logger="homing.dns.udp"):
+            for ident in (1, 0xDEAD, 2):  # one batch: sent before the loop serves them
+                transport.sendto(query("host", ident))
+            assert [(await next_reply(client)).id for _ in range(2)] == [1, 2]
+        assert [r.message for r in caplog.records] == [
+            "DNS UDP query failed: " + query("host", 0xDEAD).hex()
+        ]
+        assert sum(counted) == 2
+    finally:
+        transport.close()
+        receiver.close()
+        await receiver.wait_closed()

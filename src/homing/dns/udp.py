@@ -142,7 +142,11 @@ class DatagramBatch:
         )
 
     def receive(self) -> int:
-        """Take the datagrams waiting (at most `size`); 0 when there are none."""
+        """Take the datagrams waiting (at most `size`); 0 when there are none.
+
+        Answers queued and not sent are forgotten: their slots are about to be reused.
+        """
+        self._forget_queued()
         while True:
             got: int = self._recvmmsg(
                 self._fd, self._receive_hdr.address, self.size, _MSG_DONTWAIT, None
@@ -204,27 +208,31 @@ class DatagramBatch:
 
     def send(self) -> int:
         """Send the queued answers; how many went out (the rest are dropped, as UDP may)."""
-        count, self._pending = self._pending, 0
-        sent = 0
-        while sent < count:
+        count = self._pending
+        done = delivered = 0
+        while done < count:
             got: int = self._sendmmsg(
-                self._fd, self._send_hdr.address + sent * _HDR, count - sent, _MSG_DONTWAIT
+                self._fd, self._send_hdr.address + done * _HDR, count - done, _MSG_DONTWAIT
             )
             if got > 0:
-                sent += got
+                done += got
+                delivered += got
                 continue
             code = ctypes.get_errno()
             if code == errno.EINTR:
                 continue
-            # The send buffer is full, or this one answer could not go: skip it, not the rest.
             logger.debug("DNS UDP send: %s", errno.errorcode.get(code, code))
             if code in (errno.EAGAIN, errno.EWOULDBLOCK):
-                break
-            sent += 1
+                break  # the send buffer is full: the rest are dropped
+            done += 1  # this one answer cannot go (its address, say): skip it, not the rest
+        self._forget_queued()
+        return delivered
+
+    def _forget_queued(self) -> None:
+        self._pending = 0
         for j in self._moved:
             _POINTER.pack_into(self._send_hdr.view, j * _HDR, self._addresses.address + j * _ADDR)
         self._moved.clear()
-        return min(sent, count)
 
     def _send_alone(self, reply: bytes, address: tuple[str, int]) -> None:
         try:
@@ -279,12 +287,17 @@ class BatchReceiver:
             if not count:
                 break
             for slot, data in enumerate(batch.datagrams(count)):
-                if dispatcher is not None and needs_dispatch(data):
-                    self._dispatch_later(dispatcher, data, batch.address(slot))
-                    continue
-                reply = answer(data, tcp=False)
-                if reply is not None:
-                    batch.queue(slot, reply)
+                try:
+                    if dispatcher is not None and needs_dispatch(data):
+                        self._dispatch_later(dispatcher, data, batch.address(slot))
+                        continue
+                    reply = answer(data, tcp=False)
+                    if reply is not None:
+                        batch.queue(slot, reply)
+                except Exception:
+                    # Our bug (the Responder answers SERVFAIL for its own): the other
+                    # queries of the batch are still answered.
+                    logger.exception("DNS UDP query failed: %s", data[:512].hex())
             answered += batch.send()
             if count < batch.size:
                 break  # the socket is drained
