@@ -42,11 +42,11 @@ from harness import (  # noqa: E402
     RESULTS,
     Server,
     cli,
+    cpu_seconds,
     free_port,
     homing_env,
     homing_version,
     load_average,
-    process_tree,
     record,
     start_server,
     stop_process,
@@ -324,18 +324,6 @@ def stop_server(server: Server, schema: str) -> None:
 
 def start(env: dict[str, str], workers: int) -> Server:
     return start_server(env, cpu=0, extra_args=["--workers", str(workers)] if workers > 1 else [])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of `pid` and its children (the workers), from /proc."""
-    total = 0.0
-    for member in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def profiled(server: Server, seconds: float, name: str, work: Path) -> subprocess.Popen[str]:

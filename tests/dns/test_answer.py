@@ -21,8 +21,8 @@ import pytest
 import homing.dns.answer
 from homing.dns.answer import OUR_UDP_PAYLOAD, Responder, answer
 from homing.dns.index import ZoneIndex
-from homing.domain.records import JournalEntry, RRsetValue
-from tests.dns.zone import FORTY, MANY, NEGATIVE_TTL, SERIAL, SOA_TTL, ZONE, name
+from homing.domain.records import RRsetValue
+from tests.dns.zone import FORTY, MANY, NEGATIVE_TTL, SERIAL, SOA_TTL, ZONE, host_moved, name
 
 A = dns.rdatatype.RdataType.A
 Rcode = dns.rcode.Rcode
@@ -514,19 +514,7 @@ def test_a_forward_pointer_in_the_question_is_formerr(index: ZoneIndex) -> None:
 def test_answers_follow_index_changes(index: ZoneIndex) -> None:
     q = query(name("host"))
     assert texts(ask(index, q)) == [f"{name('host')}. 60 IN A 192.0.2.1"]
-    entry = JournalEntry(
-        position=1,
-        zone=ZONE,
-        serial=SERIAL + 1,
-        name=name("host"),
-        rtype="A",
-        ttl=60,
-        old=("192.0.2.1",),
-        new=("192.0.2.2",),
-        actor="test",
-        via="test",
-    )
-    assert index.apply(entry)
+    assert index.apply(host_moved("192.0.2.2"))
     assert texts(ask(index, q)) == [f"{name('host')}. 60 IN A 192.0.2.2"]
     nx = ask(index, query(name("nobody")))
     assert nx.authority[0][0].serial == SERIAL + 1

@@ -355,6 +355,8 @@ async def test_udp_garbage_then_a_valid_query(
     rng = random.Random(1035)
     packets = [rng.randbytes(rng.randrange(0, 200)) for _ in range(300)]
     packets += [b"\x00" * 12, b"\xff" * 12, b"\x00\x01\x80" + b"\x00" * 9, b"\x00" * 512]
+    head = dns.message.make_query(name("host"), "A").to_wire()  # up to the largest datagram
+    packets += [head + rng.randbytes(size) for size in (5000, 65507 - len(head))]
     loop = asyncio.get_running_loop()
     transport, collector = await loop.create_datagram_endpoint(
         _Collector, remote_addr=(LOCALHOST, server.port)

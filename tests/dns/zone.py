@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from homing.dns.index import ZoneIndex, ZoneMeta
-from homing.domain.records import RRsetValue
+from homing.domain.records import JournalEntry, RRsetValue
 
 ZONE = "dyn.example.net"
 SERIAL = 42
@@ -47,3 +47,19 @@ def build_index() -> ZoneIndex:
     ]
     index.put_zone(meta, SERIAL, rrsets)
     return index
+
+
+def host_moved(new: str) -> JournalEntry:
+    """The journal entry that moves host.ZONE's A record from 192.0.2.1 to `new`."""
+    return JournalEntry(
+        position=1,
+        zone=ZONE,
+        serial=SERIAL + 1,
+        name=name("host"),
+        rtype="A",
+        ttl=60,
+        old=("192.0.2.1",),
+        new=(new,),
+        actor="test",
+        via="test",
+    )
