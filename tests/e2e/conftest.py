@@ -31,7 +31,7 @@ import pytest
 from tests import peers
 
 LOOPBACK = "127.0.0.1"
-READY_TIMEOUT = 30.0  # migrating a fresh store and binding both listeners
+READY_TIMEOUT = 90.0  # migrating a fresh store, loading it and binding (slow on a loaded machine)
 STOP_TIMEOUT = 10.0
 START_ATTEMPTS = 3
 CLI_TIMEOUT = 60.0
