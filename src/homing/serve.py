@@ -16,11 +16,11 @@ from pathlib import Path
 import uvicorn
 
 from homing.dns.access import AccessLoader
-from homing.dns.dispatch import Dispatcher
+from homing.dns.dispatch import Dispatcher, NotifyJudge
 from homing.dns.index import ZoneIndex
 from homing.dns.notify import ChangeWatch, Notifier
 from homing.dns.push import Pusher, PushWatch
-from homing.dns.secondary import Secondaries
+from homing.dns.secondary import ForwardedNotify, Secondaries
 from homing.dns.server import parse_listen, query_count, start_dns
 from homing.service.admin import QueryMeter
 from homing.service.context import Homing
@@ -136,10 +136,18 @@ async def serve(homing: Homing) -> None:
     gc.freeze()
     siblings = None
     if worker is not None:
-        siblings = SiblingWake(settings.data_dir / "run", follower.wake)
+        siblings = SiblingWake(
+            settings.data_dir / "run",
+            follower.wake,
+            on_notify=None if secondaries is None else secondaries.wake,
+        )
         await siblings.start()
         homing.db.on_commit.append(siblings.poke)
-    notified = None if secondaries is None else secondaries.notified
+    notified: NotifyJudge | None = None
+    if secondaries is not None:
+        notified = secondaries.notified
+    elif siblings is not None:
+        notified = ForwardedNotify(access, siblings.notify)  # worker 0 pulls the zones
     dns_host, dns_port = parse_listen(settings.dns_listen)
     dns_server = await start_dns(
         index,

@@ -37,6 +37,9 @@ COUNT_INTERVAL = 1.0  # seconds between a worker's writes of its DNS query count
 COUNT_STALE = 10 * COUNT_INTERVAL
 
 
+_NOTIFY = b"N"  # a SiblingWake datagram: a NOTIFY for the zone named after it
+
+
 def worker_index() -> int | None:
     """This process's worker number, or None when it is not one of several workers."""
     value = os.environ.get(WORKER_ENV)
@@ -44,11 +47,18 @@ def worker_index() -> int | None:
 
 
 class SiblingWake(asyncio.DatagramProtocol):
-    """A Unix datagram socket per worker: `poke()` after a commit, `on_wake` when poked."""
+    """A Unix datagram socket per worker: `poke()` after a commit, `on_wake` when poked;
+    `notify(zone)` hands a NOTIFY one worker accepted to the others (`on_notify`)."""
 
-    def __init__(self, run_dir: Path, on_wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        on_wake: Callable[[], None],
+        on_notify: Callable[[str], None] | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self.on_wake = on_wake
+        self.on_notify = on_notify
         self.path = run_dir / f"worker-{os.getpid()}.sock"
         self._transport: asyncio.DatagramTransport | None = None
         self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -67,15 +77,27 @@ class SiblingWake(asyncio.DatagramProtocol):
         self._transport = transport
 
     def datagram_received(self, data: bytes, addr: object) -> None:
+        if data.startswith(_NOTIFY):
+            if self.on_notify is not None:
+                self.on_notify(data[len(_NOTIFY) :].decode("ascii", "replace"))
+            return
         self.on_wake()
 
     def poke(self, _emitted: object = None) -> None:
-        """Wake every other worker (a db.on_commit hook); a gone worker's socket is removed."""
+        """Wake every other worker (a db.on_commit hook)."""
+        self._send(b"!")
+
+    def notify(self, zone: str) -> None:
+        """Tell the other workers that a NOTIFY for `zone` was accepted here."""
+        self._send(_NOTIFY + zone.encode("ascii", "replace"))
+
+    def _send(self, message: bytes) -> None:
+        """To every other worker; a gone worker's socket is removed."""
         for path in self.run_dir.glob("worker-*.sock"):
             if path == self.path:
                 continue
             try:
-                self._sender.sendto(b"!", str(path))
+                self._sender.sendto(message, str(path))
             except (ConnectionRefusedError, FileNotFoundError):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()  # its worker is gone

@@ -285,3 +285,31 @@ def test_index_replace_moves_rrsets_and_serial_in_one_step() -> None:
     assert dns.message.from_wire(wire).rcode() == dns.rcode.NXDOMAIN  # the cache forgot it
     assert a_records(index, f"b.{ZONE}") == ["192.0.2.2"]
     assert index.replace("absent.example", 1, []) is None
+
+
+async def test_workers_pass_an_accepted_notify_on(tmp_path: Path) -> None:
+    """With --workers, a NOTIFY another worker accepted reaches worker 0 (SiblingWake)."""
+    from homing.dns.access import Access, ZoneAccess
+    from homing.dns.secondary import ForwardedNotify
+    from homing.workers import SiblingWake
+
+    zones_to_check: asyncio.Queue[str] = asyncio.Queue()
+    wakes: list[int] = []
+    leader = SiblingWake(tmp_path, lambda: wakes.append(0), on_notify=zones_to_check.put_nowait)
+    other = SiblingWake(tmp_path, lambda: wakes.append(1))
+    await leader.start()
+    # Sockets are named by process id: the second one of this process gets its own name.
+    other.path = tmp_path / "worker-other.sock"
+    await other.start()
+    try:
+        access = AccessLoader(Database(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}"))
+        access.current = Access(zones={ZONE: ZoneAccess(primary=("127.0.0.1", 53))})
+        judge = ForwardedNotify(access, other.notify)
+        assert judge(ZONE, "127.0.0.2", None) == dns.rcode.Rcode.REFUSED
+        assert judge("other.example", "127.0.0.1", None) == dns.rcode.Rcode.NOTAUTH
+        assert judge(ZONE, "127.0.0.1", None) == dns.rcode.Rcode.NOERROR
+        assert await asyncio.wait_for(zones_to_check.get(), 5) == ZONE
+        assert zones_to_check.empty() and wakes == []  # a NOTIFY is not a commit
+    finally:
+        leader.close()
+        other.close()

@@ -302,6 +302,26 @@ def test_wrong_key_is_refused_and_the_copy_kept(pair: Pair) -> None:
     assert soa_serial(primary) != serial
 
 
+def test_a_secondary_with_two_workers_takes_every_notify(pair: Pair) -> None:
+    """The kernel spreads NOTIFYs over the workers; each must reach worker 0."""
+    primary, secondary = pair.primary, pair.secondary
+    secondary.args = ("--workers", "2")
+    fqdn, secret = first_copy(pair)
+    for n in range(2, 6):
+        address = f"192.0.2.{n}"
+        nic_update(primary, fqdn, secret, address)
+        # Both workers answer it: ask several times, any of them may take a query.
+        wait_for(f"NOTIFY + IXFR of {address}",
+                 lambda a=address: all(addresses(secondary, fqdn) == [a] for _ in range(4)),
+                 FRESH_TIMEOUT, secondary)  # fmt: skip
+    assert transfers(secondary, "IXFR") == 4
+    # Worker 1 reloads the copy after worker 0's commit wakes it: wait for both.
+    serial = soa_serial(primary)
+    wait_for("both workers at the primary's serial",
+             lambda: all(soa_of(secondary, ZONE) == serial for _ in range(8)),
+             FRESH_TIMEOUT, secondary)  # fmt: skip
+
+
 @dataclass
 class KnotNotifyingPrimary(KnotPrimary):
     """Knot as a standard primary of a homing secondary: it takes signed UPDATEs,

@@ -45,7 +45,7 @@ from homing.domain.records import RRsetValue, ZoneMeta
 from homing.service.secondary import SecondaryCopy, load_secondaries, mark_refreshed, save_transfer
 from homing.store.db import Database
 
-__all__ = ["Secondaries", "TransferFailed", "ZoneCopy"]
+__all__ = ["ForwardedNotify", "Secondaries", "TransferFailed", "ZoneCopy", "judge_notify"]
 
 log = logging.getLogger(__name__)
 
@@ -271,23 +271,21 @@ class Secondaries:
                 zone.task = asyncio.create_task(self._run(zone), name=f"secondary-{copy.zone}")
 
     def notified(self, zone_name: str, peer: str, signer: ScopedKey | None) -> dns.rcode.Rcode:
-        """A NOTIFY for `zone_name` from `peer`: NOERROR (and a check at once) when it came
-        from the zone's primary, signed with its key if it has one; else NOTAUTH/REFUSED."""
+        """A NOTIFY for `zone_name` from `peer` (see `judge_notify`); accepted, the zone is
+        checked at once."""
         zone = self.zones.get(zone_name)
         if zone is None:
             return dns.rcode.Rcode.NOTAUTH  # not a secondary zone here
-        settings = zone.settings
-        if settings.primary is None or peer.split("%", 1)[0] != settings.primary[0]:
-            log.info("NOTIFY of %s from %s refused: not its primary %s", zone_name, peer,
-                     settings.primary)  # fmt: skip
-            return dns.rcode.Rcode.REFUSED
-        wanted = settings.primary_key
-        if wanted is not None and (signer is None or signer.name != wanted):
-            log.info("NOTIFY of %s from %s refused: not signed with key %s", zone_name, peer,
-                     settings.primary_key)  # fmt: skip
-            return dns.rcode.Rcode.REFUSED
-        zone.wake.set()
-        return dns.rcode.Rcode.NOERROR
+        rcode = judge_notify(zone_name, zone.settings, peer, signer)
+        if rcode == dns.rcode.Rcode.NOERROR:
+            zone.wake.set()
+        return rcode
+
+    def wake(self, zone_name: str) -> None:
+        """Check a zone now: another worker accepted a NOTIFY for it."""
+        zone = self.zones.get(zone_name)
+        if zone is not None:
+            zone.wake.set()
 
     def last_transfer(self, zone_name: str) -> LastTransfer | None:
         zone = self.zones.get(zone_name)
@@ -518,6 +516,41 @@ class Secondaries:
                 assert isinstance(rdata, dns.rdtypes.ANY.SOA.SOA)
                 return int(rdata.serial)
         raise TransferFailed("SOA answer without the zone's SOA")
+
+
+def judge_notify(
+    zone_name: str, settings: ZoneAccess | None, peer: str, signer: ScopedKey | None
+) -> dns.rcode.Rcode:
+    """NOERROR for a NOTIFY from the zone's primary, signed with its key if it has one;
+    NOTAUTH when the zone is not a secondary zone here; REFUSED from anyone else."""
+    if settings is None or settings.primary is None:
+        return dns.rcode.Rcode.NOTAUTH
+    if peer.split("%", 1)[0] != settings.primary[0]:
+        log.info("NOTIFY of %s from %s refused: not its primary %s", zone_name, peer,
+                 settings.primary)  # fmt: skip
+        return dns.rcode.Rcode.REFUSED
+    wanted = settings.primary_key
+    if wanted is not None and (signer is None or signer.name != wanted):
+        log.info("NOTIFY of %s from %s refused: not signed with key %s", zone_name, peer,
+                 wanted)  # fmt: skip
+        return dns.rcode.Rcode.REFUSED
+    return dns.rcode.Rcode.NOERROR
+
+
+class ForwardedNotify:
+    """The NOTIFY judge of workers other than 0 (`serve --workers`): the same rules, and an
+    accepted NOTIFY is handed to worker 0, which pulls the secondary zones."""
+
+    def __init__(self, access: AccessLoader, forward: Callable[[str], None]) -> None:
+        self.access = access
+        self.forward = forward
+
+    def __call__(self, zone_name: str, peer: str, signer: ScopedKey | None) -> dns.rcode.Rcode:
+        rcode = judge_notify(zone_name, self.access.current.zones.get(zone_name), peer, signer)
+        if rcode == dns.rcode.Rcode.NOERROR:
+            log.info("NOTIFY of %s from %s accepted; passed on to worker 0", zone_name, peer)
+            self.forward(zone_name)
+        return rcode
 
 
 def _key_refused(key: dns.tsig.Key | None, exc: dns.tsig.PeerError) -> str:
