@@ -69,10 +69,17 @@ class Server:
 
 
 def start_server(
-    env: dict[str, str], cpu: int | None = 0, extra_args: list[str] | None = None
+    env: dict[str, str],
+    cpu: int | None = 0,
+    extra_args: list[str] | None = None,
+    cprofile: Path | None = None,
 ) -> Server:
-    """homing serve pinned to one core; returns once it printed READY."""
-    command = [sys.executable, "-m", "homing", "serve", *(extra_args or [])]
+    """homing serve pinned to one core; returns once it printed READY.
+
+    With `cprofile`, the server runs under cProfile, which writes its stats there on exit.
+    """
+    python = [sys.executable, *(["-m", "cProfile", "-o", str(cprofile)] if cprofile else [])]
+    command = [*python, "-m", "homing", "serve", *(extra_args or [])]
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
     process = subprocess.Popen(

@@ -322,8 +322,18 @@ def stop_server(server: Server, schema: str) -> None:
         drop_schema(schema)
 
 
-def start(env: dict[str, str], workers: int) -> Server:
-    return start_server(env, cpu=0, extra_args=["--workers", str(workers)] if workers > 1 else [])
+def start(env: dict[str, str], workers: int, cprofile: Path | None = None) -> Server:
+    extra = ["--workers", str(workers)] if workers > 1 else []
+    return start_server(env, cpu=0, extra_args=extra, cprofile=cprofile)
+
+
+def print_cprofile(path: Path, top: int = 45) -> None:
+    """The server's own functions by time spent in them, then by time under them."""
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
 
 
 def profiled(server: Server, seconds: float, name: str, work: Path) -> subprocess.Popen[str]:
@@ -349,6 +359,9 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="use PostgreSQL on 127.0.0.1")
     parser.add_argument("--profile", action="store_true", help="py-spy the server meanwhile")
     parser.add_argument(
+        "--cprofile", type=Path, help="run the server under cProfile, stats to this file"
+    )
+    parser.add_argument(
         "--alerts", action="store_true", help="the account wants a mail per address change"
     )
     args = parser.parse_args()
@@ -362,7 +375,7 @@ def main() -> None:
         hosts = add_hosts(env, tmp, hosts_wanted)
         if args.alerts:
             asyncio.run(want_alerts(env))
-        server = start(env, args.workers)
+        server = start(env, args.workers, args.cprofile)
         load_before = load_average()
         spy = None
         mode = "open" if args.rate else "closed"
@@ -394,6 +407,8 @@ def main() -> None:
             if spy is not None:
                 stop_process(spy)
             stop_server(server, schema)
+    if args.cprofile:
+        print_cprofile(args.cprofile)
     record(
         "updates",
         {

@@ -140,12 +140,12 @@ class ZoneData:
     # Owners outside the zone (a bad import, say): kept for AXFR, never answered.
     outside: dict[bytes, Node] = field(default_factory=dict)
     wire: bytes = b""  # the apex's lower-cased wire name
-    _text: str = ""  # the apex as lower-case text without the final dot
+    text: str = ""  # the apex as lower-case text without the final dot (the store's form)
     _negative: tuple[int, ZoneMeta, bytes] | None = None  # (serial, meta, SOA record sans owner)
 
     def __post_init__(self) -> None:
         self.wire = self.origin.canonicalize().to_wire() or b""
-        self._text = self.origin.canonicalize().to_text(omit_final_dot=True)
+        self.text = self.origin.canonicalize().to_text(omit_final_dot=True)
 
     # --- changes -------------------------------------------------------------------------
 
@@ -154,13 +154,13 @@ class ZoneData:
         text = name.lower()
         if text.endswith("."):
             text = text[:-1]
-        if text == self._text:
+        if text == self.text:
             return b""
-        suffix_length = len(self._text) + 1
+        suffix_length = len(self.text) + 1
         if (
             len(text) > suffix_length
             and text[-suffix_length] == "."
-            and text.endswith(self._text)
+            and text.endswith(self.text)
             and len(text) < 254
         ):
             key = _labels_wire(text[:-suffix_length])
@@ -215,7 +215,7 @@ class ZoneData:
         (one A or AAAA address at a name one label below the apex) takes the shortest way.
         """
         owners = self.owners
-        suffix = "." + self._text
+        suffix = "." + self.text
         cut = len(suffix)
         longest = min(63, 254 - len(self.wire))  # a label, and the whole name within 255
         last: tuple[str, int] | None = None  # the (type, TTL) `prefix` was made for
@@ -360,6 +360,7 @@ class ZoneIndex:
     def __init__(self) -> None:
         self.zones: dict[dns.name.Name, ZoneData] = {}
         self.by_wire: dict[bytes, ZoneData] = {}  # the same zones by lower-cased wire origin
+        self.by_text: dict[str, ZoneData] = {}  # and by the store's form of their name
         self.generation = 0  # bumped on every change, so caches of answers can tell they are stale
         # (generation, zone origin wire, owner key or None for "the whole zone")
         self._changes: deque[tuple[int, bytes, bytes | None]] = deque(maxlen=self.CHANGE_LOG)
@@ -393,6 +394,7 @@ class ZoneIndex:
             raise TypeError(f"not a zone from loading(): {type(zone).__name__}")
         self.zones[zone.origin] = zone
         self.by_wire[zone.wire] = zone
+        self.by_text[zone.text] = zone
         self._changed(zone.wire, None)
         return zone
 
@@ -413,7 +415,7 @@ class ZoneIndex:
         """Set several RRsets (empty rdatas delete one) and move the serial in one step
         (an IXFR applied by a secondary); `meta` replaces the SOA parameters. None when
         the zone is not loaded."""
-        zone = self.zones.get(dns.name.from_text(zone_name))
+        zone = self.zone(zone_name)
         if zone is None:
             return None
         for value in values:
@@ -431,14 +433,18 @@ class ZoneIndex:
         zone = self.zones.pop(origin, None)
         wire = origin.canonicalize().to_wire() or b""
         self.by_wire.pop(wire, None)
+        if zone is not None:
+            self.by_text.pop(zone.text, None)
         self._changed(wire if zone is None else zone.wire, None)
 
     def zone(self, name: str) -> ZoneData | None:
-        return self.zones.get(dns.name.from_text(name))
+        """The zone of that name (any case, final dot or not), None when it is not loaded."""
+        zone = self.by_text.get(name)  # the store's form: the common case, no parsing
+        return zone if zone is not None else self.zones.get(dns.name.from_text(name))
 
     def serial_of(self, name: str) -> int | None:
         """The serial a zone is loaded at, or None when it is not loaded."""
-        zone = self.zones.get(dns.name.from_text(name))
+        zone = self.zone(name)
         return None if zone is None else zone.serial
 
     def apply(self, entry: JournalEntry) -> bool:
@@ -448,7 +454,7 @@ class ZoneIndex:
         is not loaded or an entry is missing in between, and the caller must catch up
         from the store.
         """
-        zone = self.zones.get(dns.name.from_text(entry.zone))
+        zone = self.zone(entry.zone)
         if zone is None:
             return False
         if entry.serial <= zone.serial:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -78,6 +78,24 @@ async def apply_changes(
     )
 
 
+# The write path's statements, built once.
+_RRSET_UPDATE = (
+    sa.update(rrsets)
+    .where(
+        rrsets.c.zone_id == sa.bindparam("b_zone_id"),
+        rrsets.c.name == sa.bindparam("b_name"),
+        rrsets.c.rtype == sa.bindparam("b_rtype"),
+    )
+    .values(ttl=sa.bindparam("b_ttl"), rdatas=sa.bindparam("b_rdatas"))
+)
+_SERIAL_MOVE = (
+    sa.update(zones)
+    .where(zones.c.id == sa.bindparam("b_zone_id"), zones.c.primary_target.is_(None))
+    .values(serial=zones.c.serial + sa.bindparam("b_count", type_=sa.BigInteger))
+    .returning(zones.c.serial)
+)
+
+
 def apply_changes_sync(
     txn: SyncTxn,
     zone: ZoneRef,
@@ -85,16 +103,18 @@ def apply_changes_sync(
     *,
     actor: str | Sequence[str],
     via: str | Sequence[str],
+    stored: Mapping[tuple[str, str], RRsetValue] | None = None,
 ) -> list[JournalEntry]:
     """Set RRsets (empty rdatas delete one); one serial and one journal row per changed RRset.
 
     `actor` and `via` are one for all values, or one per value. Runs inside the caller's
     write transaction; the entries reach DNS after the commit. Unchanged RRsets cost
-    nothing and leave no journal row.
+    nothing and leave no journal row. `stored`: the values' RRsets as this transaction
+    read them (absent: none stored), for a caller that has them already.
     """
     actors = [actor] * len(values) if isinstance(actor, str) else list(actor)
     vias = [via] * len(values) if isinstance(via, str) else list(via)
-    current = _current_many(txn, zone, values)
+    current = _current_many(txn, zone, values) if stored is None else stored
     latest: dict[tuple[str, str], tuple[RRsetValue, str, str]] = {}
     for value, who, how in zip(values, actors, vias, strict=True):
         latest[(value.name, value.rtype)] = (value, who, how)  # the last value given wins
@@ -134,28 +154,23 @@ def apply_changes_sync(
         )
     if updated:
         conn.execute(
-            sa.update(rrsets)
-            .where(
-                rrsets.c.zone_id == zone.id,
-                rrsets.c.name == sa.bindparam("b_name"),
-                rrsets.c.rtype == sa.bindparam("b_rtype"),
-            )
-            .values(ttl=sa.bindparam("b_ttl"), rdatas=sa.bindparam("b_rdatas")),
+            _RRSET_UPDATE,
             [
-                {"b_name": v.name, "b_rtype": v.rtype, "b_ttl": v.ttl, "b_rdatas": v.encode()}
+                {
+                    "b_zone_id": zone.id,
+                    "b_name": v.name,
+                    "b_rtype": v.rtype,
+                    "b_ttl": v.ttl,
+                    "b_rdatas": v.encode(),
+                }
                 for v in updated
             ],
         )
     # The row lock this takes orders concurrent writers of one zone, across processes too.
     # A secondary zone's serial is its primary's: no write of ours goes there (the whole
     # transaction is rolled back).
-    last = (
-        conn.execute(
-            sa.update(zones)
-            .where(zones.c.id == zone.id, zones.c.primary_target.is_(None))
-            .values(serial=zones.c.serial + len(changed))
-            .returning(zones.c.serial)
-        )
+    last = conn.execute(
+        _SERIAL_MOVE, {"b_zone_id": zone.id, "b_count": len(changed)}
     ).scalar_one_or_none()
     if last is None:
         raise SecondaryZone(f"zone {zone.name} is a secondary zone: change it at its primary")

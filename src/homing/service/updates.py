@@ -6,7 +6,7 @@ status, unchanged (nochg, counted toward abuse), minimum interval, change.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -196,21 +196,34 @@ def _host_name(text: str) -> str | None:
     return name if is_fqdn(name) else None
 
 
+class _Names(dict[str, str | None]):
+    """Host names as requested -> their normalised FQDN (None: not one), each worked out once."""
+
+    def __missing__(self, raw: str) -> str | None:
+        name = self[raw] = _host_name(raw)
+        return name
+
+
 @dataclass
 class _Batch:
     """The hosts and address RRsets a batch touches, as they become; written at the end."""
 
     txn: SyncTxn
+    names: _Names
     hosts: dict[str, dict[str, Any]]  # by name: the row, with zone_name and min_interval
-    rrsets: dict[tuple[str, str], RRsetValue]
+    stored: dict[tuple[str, str], RRsetValue]  # the hosts' address RRsets as read
+    rrsets: dict[tuple[str, str], RRsetValue]  # the same, as the batch's requests leave them
     changes: dict[int, list[tuple[RRsetValue, str, str]]] = field(default_factory=dict)
-    dirty: set[str] = field(default_factory=set)
+    dirty: dict[str, set[str]] = field(default_factory=dict)  # host name: columns changed
     regroup: set[int] = field(default_factory=set)  # host ids whose groups need refreshing
     alerts: alerts.Pending = field(default_factory=list)  # outbox rows, written with the batch
 
     def set_host(self, name: str, **values: Any) -> None:
-        self.hosts[name].update(values)
-        self.dirty.add(name)
+        row = self.hosts[name]
+        changed = [column for column, value in values.items() if row[column] != value]
+        if changed:
+            row.update(values)
+            self.dirty.setdefault(name, set()).update(changed)
 
 
 class _UpdateBatcher:
@@ -220,14 +233,17 @@ class _UpdateBatcher:
     """
 
     def run_sync(self, txn: SyncTxn, items: list[_Item]) -> list[list[HostResult] | None]:
-        names: set[str] = set()
+        names = _Names()
+        wanted: set[str] = set()
         for item in items:
             defaults = item.grant.default_names if item.grant else ()
             for raw in [item.request.username, *(item.request.hostnames or []), *defaults]:
-                name = _host_name(raw)
+                name = names[raw]
                 if name is not None:
-                    names.add(name)
-        batch = _Batch(txn, _load_hosts(txn, names), _load_addresses(txn, names))
+                    wanted.add(name)
+        found = _load_hosts(txn, wanted)
+        stored = _load_addresses(txn, found)
+        batch = _Batch(txn, names, found, stored, dict(stored))
         results = [self._one(batch, item) for item in items]
         serials = self._write(batch, items[0].policy)
         return [None if r is None else [_stamped(batch, x, serials) for x in r] for r in results]
@@ -236,7 +252,7 @@ class _UpdateBatcher:
         request = item.request
         grant = item.grant
         if grant is None:
-            row = batch.hosts.get(_host_name(request.username) or "")
+            row = batch.hosts.get(batch.names[request.username] or "")
             if row is None:
                 return _SLOW  # perhaps a group or an account: decided outside
             names = request.hostnames if request.hostnames else [request.username]
@@ -265,25 +281,23 @@ class _UpdateBatcher:
                 [value for value, _, _ in changes],
                 actor=[actor for _, actor, _ in changes],
                 via=[via for _, _, via in changes],
+                stored=batch.stored,
             )
             serials.update(((e.name, e.rtype), e.serial) for e in entries)
             _address_alerts(batch, entries)
-        if batch.dirty:
-            rows = [batch.hosts[name] for name in sorted(batch.dirty)]
-            txn.conn.execute(
-                sa.update(hosts)
-                .where(hosts.c.id == sa.bindparam("b_id"))
-                .values({column: sa.bindparam(f"b_{column}") for column in _HOST_STATE}),
-                [{"b_id": row["id"], **{f"b_{c}": row[c] for c in _HOST_STATE}} for row in rows],
-            )
+        # One UPDATE per set of changed columns: mostly one, of the two update times.
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for name in sorted(batch.dirty):
+            row = batch.hosts[name]
+            columns = tuple(sorted(batch.dirty[name]))
+            values = {f"b_{column}": row[column] for column in columns}
+            by_columns.setdefault(columns, []).append({"b_id": row["id"], **values})
+        for columns, params in by_columns.items():
+            txn.conn.execute(_host_update(columns), params)
         if batch.alerts:
             txn.conn.execute(sa.insert(outbox), batch.alerts)
         if batch.regroup:
-            group_ids = txn.conn.execute(
-                sa.select(group_members.c.group_id)
-                .where(group_members.c.host_id.in_(sorted(batch.regroup)))
-                .distinct()
-            )
+            group_ids = txn.conn.execute(_GROUPS_OF, {"ids": sorted(batch.regroup)})
             for group_id in sorted(r.group_id for r in group_ids):
                 refresh_group_sync(txn, group_id, policy.group_member_max_age)
         return serials
@@ -293,19 +307,20 @@ def _stamped(batch: _Batch, result: HostResult, serials: dict[tuple[str, str], i
     """A good result with the zone and serial of its change."""
     if result.outcome is not Outcome.GOOD:
         return result
-    name = _host_name(result.hostname)
+    name = batch.names[result.hostname]
     row = batch.hosts.get(name or "")
     if name is None or row is None:
         return result
     found = [serials[(name, rtype)] for rtype in ADDRESS_TYPES if (name, rtype) in serials]
     if not found:
         return result  # undone by a later request of the same batch: nothing to push
-    return dataclasses.replace(result, zone=row["zone_name"], serial=max(found))
+    zone = row["zone_name"]
+    return HostResult(result.hostname, result.outcome, result.addresses, zone, max(found))
 
 
 _BATCHER = _UpdateBatcher()
 
-# The host columns an update may change, written back once per batch.
+# The host columns an update may change, written back once per batch (those that changed).
 _HOST_STATE = (
     "status",
     "last_update_at",
@@ -319,42 +334,70 @@ _HOST_STATE = (
     "badauth_count",
     "badauth_window_start",
 )
+# What the batch reads of each host: its identity and secret, and the state above.
+_HOST_READ = ("id", "name", "zone_id", "owner_id", "secret_hash", "ttl", *_HOST_STATE)
+
+
+# The batch's statements, built once (a list parameter expands to the batch's names).
+_HOSTS_NAMED = (
+    sa.select(
+        *(hosts.c[column] for column in _HOST_READ),
+        zones.c.name.label("zone_name"),
+        plans.c.min_interval,
+        *alerts.HOST_COLUMNS,
+    )
+    .join(zones, zones.c.id == hosts.c.zone_id)
+    .join(accounts, accounts.c.id == hosts.c.owner_id)
+    .outerjoin(plans, plans.c.id == accounts.c.plan_id)
+    .outerjoin(alert_settings, alert_settings.c.account_id == hosts.c.owner_id)
+    .where(hosts.c.name.in_(sa.bindparam("names", expanding=True)))
+)
+_ADDRESSES_NAMED = sa.select(
+    rrsets.c.zone_id, rrsets.c.name, rrsets.c.rtype, rrsets.c.ttl, rrsets.c.rdatas
+).where(
+    rrsets.c.name.in_(sa.bindparam("names", expanding=True)),
+    rrsets.c.rtype.in_(ADDRESS_TYPES),
+)
+_GROUPS_OF = (
+    sa.select(group_members.c.group_id)
+    .where(group_members.c.host_id.in_(sa.bindparam("ids", expanding=True)))
+    .distinct()
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _host_update(columns: tuple[str, ...]) -> sa.Update:
+    """UPDATE hosts SET (these columns) for one host id, as executemany parameters name them."""
+    values = {column: sa.bindparam(f"b_{column}") for column in columns}
+    return sa.update(hosts).where(hosts.c.id == sa.bindparam("b_id")).values(values)
 
 
 def _load_hosts(txn: SyncTxn, names: set[str]) -> dict[str, dict[str, Any]]:
     if not names:
         return {}
-    rows = txn.conn.execute(
-        sa.select(
-            hosts, zones.c.name.label("zone_name"), plans.c.min_interval, *alerts.HOST_COLUMNS
-        )
-        .join(zones, zones.c.id == hosts.c.zone_id)
-        .join(accounts, accounts.c.id == hosts.c.owner_id)
-        .outerjoin(plans, plans.c.id == accounts.c.plan_id)
-        .outerjoin(alert_settings, alert_settings.c.account_id == hosts.c.owner_id)
-        .where(hosts.c.name.in_(sorted(names)))
-    )
-    return {row.name: dict(row._mapping) for row in rows}
+    result = txn.conn.execute(_HOSTS_NAMED, {"names": sorted(names)})
+    keys = list(result.keys())
+    return {row.name: dict(zip(keys, row, strict=True)) for row in result}
 
 
-def _load_addresses(txn: SyncTxn, names: set[str]) -> dict[tuple[str, str], RRsetValue]:
-    if not names:
+def _load_addresses(
+    txn: SyncTxn, found: dict[str, dict[str, Any]]
+) -> dict[tuple[str, str], RRsetValue]:
+    """The A and AAAA RRsets of the hosts `found`, each in its host's zone."""
+    if not found:
         return {}
-    rows = txn.conn.execute(
-        sa.select(rrsets.c.name, rrsets.c.rtype, rrsets.c.ttl, rrsets.c.rdatas).where(
-            rrsets.c.name.in_(sorted(names)), rrsets.c.rtype.in_(ADDRESS_TYPES)
-        )
-    )
+    rows = txn.conn.execute(_ADDRESSES_NAMED, {"names": sorted(found)})
     return {
         (r.name, r.rtype): RRsetValue(r.name, r.rtype, r.ttl, RRsetValue.decode_rdatas(r.rdatas))
         for r in rows
+        if r.zone_id == found[r.name]["zone_id"]
     }
 
 
 def _update_host(
     batch: _Batch, hostname: str, grant: _Grant, request: UpdateRequest, policy: UpdatePolicy
 ) -> HostResult:
-    name = _host_name(hostname)
+    name = batch.names[hostname]
     if name is None:
         return HostResult(hostname, Outcome.NOTFQDN)
     row = batch.hosts.get(name)
