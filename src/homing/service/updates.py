@@ -368,7 +368,7 @@ _GROUPS_OF = (
 @functools.lru_cache(maxsize=64)
 def _host_update(columns: tuple[str, ...]) -> sa.Update:
     """UPDATE hosts SET (these columns) for one host id, as executemany parameters name them."""
-    values = {column: sa.bindparam(f"b_{column}") for column in columns}
+    values: dict[str, Any] = {column: sa.bindparam(f"b_{column}") for column in columns}
     return sa.update(hosts).where(hosts.c.id == sa.bindparam("b_id")).values(values)
 
 
