@@ -73,6 +73,9 @@ class Waiter:
         self.asked.append((zone, serial))
         return self.ok[zone]
 
+    def pushes_nowhere(self, zone: str) -> bool:
+        return False
+
 
 async def test_good_becomes_dnserr_when_its_zone_was_not_pushed() -> None:
     addresses = AddressSet.parse(["192.0.2.1"])

@@ -93,6 +93,12 @@ def _chunks(entries: list[JournalEntry], size: int) -> Iterator[list[JournalEntr
         yield entries[start : start + size]
 
 
+def pushes_nowhere(access: Access, zone: str) -> bool:
+    """The zone is loaded in `access` and has no push target (unknown zones: not known)."""
+    lists = access.zones.get(zone)
+    return lists is not None and lists.push is None
+
+
 class PushFailed(Exception):
     """The external primary did not take a push (no answer, an error rcode, no key)."""
 
@@ -159,6 +165,9 @@ class Pusher:
         if current.zones[zone].push is None and zone not in self._zones:
             return  # pushes nowhere (a worker, once started, finds out itself)
         self._state(zone).wake.set()
+
+    def pushes_nowhere(self, zone: str) -> bool:
+        return pushes_nowhere(self.access.current, zone)
 
     async def pushed(self, zone: str, serial: int, within: float) -> bool:
         """True once the zone's external primary acknowledged `serial` (at once when the
@@ -390,6 +399,9 @@ class PushWatch:
         self.db = db
         self.access = access
         self.interval = interval
+
+    def pushes_nowhere(self, zone: str) -> bool:
+        return pushes_nowhere(self.access.current, zone)
 
     async def pushed(self, zone: str, serial: int, within: float) -> bool:
         loop = asyncio.get_running_loop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -65,6 +66,12 @@ class AddressSet:
     def __bool__(self) -> bool:
         return self.ipv4 is not None or self.ipv6 is not None
 
+    @functools.cached_property
+    def by_type(self) -> tuple[tuple[str, str], ...]:
+        """(record type, address text) of each family given, A first."""
+        pairs = (("A", self.ipv4), ("AAAA", self.ipv6))
+        return tuple((rtype, str(address)) for rtype, address in pairs if address is not None)
+
     def to_text(self) -> str:
         """`v4`, `v6` or `v4,v6`: the form the answer echoes."""
-        return ",".join(str(a) for a in (self.ipv4, self.ipv6) if a is not None)
+        return ",".join(text for _, text in self.by_type)

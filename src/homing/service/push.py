@@ -34,6 +34,10 @@ class PushWaiter(Protocol):
         pushes nowhere); False when the push failed or `within` seconds passed."""
         ...
 
+    def pushes_nowhere(self, zone: str) -> bool:
+        """True when the zone is known to have no external primary: nothing to wait for."""
+        ...
+
 
 @dataclass(frozen=True)
 class PushState:
@@ -90,9 +94,9 @@ async def confirm_pushed(
     for result in results:
         if result.outcome is Outcome.GOOD and result.zone is not None and result.serial:
             wanted[result.zone] = max(wanted.get(result.zone, 0), result.serial)
-    if not wanted:
-        return list(results)
-    names = sorted(wanted)
+    names = sorted(zone for zone in wanted if not waiter.pushes_nowhere(zone))
+    if not names:
+        return list(results)  # the common case: no hidden primary, no task to wait on
     answers = await asyncio.gather(*(waiter.pushed(z, wanted[z], within) for z in names))
     failed = {zone for zone, ok in zip(names, answers, strict=True) if not ok}
     return [

@@ -409,11 +409,9 @@ def _update_host(
         return _refused(batch, row, request, Outcome.DISABLED, hostname)
 
     wanted: list[RRsetValue] = []
-    for rtype, address in (("A", request.addresses.ipv4), ("AAAA", request.addresses.ipv6)):
-        if address is None:
-            continue  # one family's update never touches the other
+    for rtype, text in request.addresses.by_type:  # one family's update leaves the other be
         current = batch.rrsets.get((name, rtype))
-        value = RRsetValue(name, rtype, row["ttl"], (str(address),))
+        value = RRsetValue(name, rtype, row["ttl"], (text,))
         if current is None or current.encode() != value.encode() or current.ttl != value.ttl:
             wanted.append(value)
 
@@ -507,6 +505,8 @@ def _address_alerts(batch: _Batch, entries: list[JournalEntry]) -> None:
     """One address.changed per host whose A or AAAA the journal shows changed."""
     changed: dict[str, dict[str, Any]] = {}
     for entry in entries:
+        if not alerts.channels_for(batch.hosts[entry.name], ADDRESS_CHANGED):
+            continue  # its owner wants no word of it (the common case): nothing to build
         found = changed.setdefault(entry.name, {"old": [], "new": [], "via": entry.via})
         found["old"].extend(entry.old)
         found["new"].extend(entry.new)

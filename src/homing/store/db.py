@@ -8,6 +8,7 @@ import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,7 @@ class Txn:
 
 @dataclass
 class SyncTxn:
-    """Txn for synchronous code: what a SyncBatcher gets (the same transaction as Txn's)."""
+    """Txn for synchronous code: what a SyncBatcher gets, on the writer thread's connection."""
 
     conn: sa.Connection
     now: datetime
@@ -69,12 +70,10 @@ class Batcher(Protocol[Item, T]):
 
 
 class SyncBatcher(Protocol[Item, T]):
-    """A Batcher whose work is synchronous code (SQLAlchemy Core on a sync Connection).
-
-    It runs in the writer's transaction through run_sync (one greenlet, no coroutine per
-    statement). Running it instead on a thread with its own sync SQLite connection, the
-    whole batch in one hop, was measured slower at 100 clients (docs/benchmarks.md).
-    """
+    """A Batcher whose work is synchronous: on SQLite the whole batch, commit included, is
+    one call on the writer thread's own connection instead of one await per statement
+    (each await through aiosqlite is several hops to its thread: about 2 ms of CPU per
+    batch saved, docs/benchmarks.md). On PostgreSQL it runs through run_sync."""
 
     def run_sync(self, txn: SyncTxn, items: list[Item]) -> list[T]: ...
 
@@ -132,6 +131,17 @@ class Database:
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise ValueError(f"invalid database schema name: {schema!r}")
         self.engine = self._create_engine()
+        # SQLite: sync batches run, commit included, on one thread with its own connection.
+        self._sync_engine: sa.Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        database = self.url.database
+        if self.is_sqlite and database and database != ":memory:":
+            self._sync_engine = sa.create_engine(
+                self.url.set(drivername="sqlite+pysqlite"),
+                connect_args={"timeout": 30, "check_same_thread": False},
+                pool_size=1,
+            )
+            _sqlite_pragmas(self._sync_engine)
         self.max_batch = max_batch
         self._queue: asyncio.Queue[_Job] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -221,6 +231,17 @@ class Database:
                         job.future.set_exception(StoreUnavailable("internal store error"))
 
     async def _commit_batch(self, jobs: list[_Job]) -> None:
+        if self._sync_engine is None:
+            await self._commit_jobs(jobs)
+            return
+        # Two connections, so two transactions: each set is committed (and retried) alone.
+        sync_jobs = [job for job in jobs if job.is_sync]
+        if sync_jobs:
+            await self._commit_jobs(sync_jobs)
+        if len(sync_jobs) < len(jobs):
+            await self._commit_jobs([job for job in jobs if not job.is_sync])
+
+    async def _commit_jobs(self, jobs: list[_Job]) -> None:
         groups = _groups(jobs)
         if len(jobs) > 1:
             try:
@@ -244,6 +265,11 @@ class Database:
 
     async def _run_transaction(self, groups: list[list[_Job]]) -> tuple[list[Any], list[Any]]:
         """Results in the order of the groups' jobs, and what the transaction emitted."""
+        if self._sync_engine is not None and groups[0][0].is_sync:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="homing-writer")
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, self._run_sync_transaction, groups)
         results = []
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(homing_write=True)
@@ -263,6 +289,16 @@ class Database:
                         batcher = cast(Batcher[Any, Any], first.batcher)
                         done = await batcher.run(txn, [job.item for job in group])
                         results.extend(_checked(group, done))
+        return results, txn.emitted
+
+    def _run_sync_transaction(self, groups: list[list[_Job]]) -> tuple[list[Any], list[Any]]:
+        """On the writer thread: the whole batch and its durable commit, no hop in between."""
+        assert self._sync_engine is not None
+        results = []
+        with self._sync_engine.connect() as conn, conn.begin():
+            txn = SyncTxn(conn, now())
+            for group in groups:
+                results.extend(_run_sync_group(group, txn))
         return results, txn.emitted
 
     def _settle(self, jobs: list[_Job], results: list[Any], emitted: list[Any]) -> None:
@@ -286,6 +322,12 @@ class Database:
                 await self._writer
             self._writer = None
             self._queue = None
+        if self._thread is not None:
+            # A batch still on the thread finishes its commit; its callers were cancelled.
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown)
+            self._thread = None
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
         await self.engine.dispose()
 
 
@@ -300,9 +342,10 @@ def _checked(group: list[_Job], results: list[Any]) -> list[Any]:
     return results
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
+def _sqlite_pragmas(engine: AsyncEngine | sa.Engine) -> None:
     """WAL, durable commits, foreign keys; write transactions take the lock up front."""
-    sync_engine = engine.sync_engine
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    writer_only = sync_engine is engine  # the writer thread's sync engine only ever writes
 
     @event.listens_for(sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -318,7 +361,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "begin")
     def on_begin(conn: sa.Connection) -> None:
         # IMMEDIATE avoids the deadlock of two processes upgrading read locks to write.
-        if conn.get_execution_options().get("homing_write"):
+        if writer_only or conn.get_execution_options().get("homing_write"):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
