@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -73,6 +73,31 @@ async def load_zone(conn: AsyncConnection, zone_id: int) -> tuple[ZoneMeta, int,
     return zone_meta(row), row.serial, values
 
 
+async def _partitions(
+    conn: AsyncConnection, query: sa.Select[Any]
+) -> AsyncIterator[Sequence[tuple[Any, ...]]]:
+    """The query's rows, LOAD_BATCH at a time, in the transaction `conn` is in.
+
+    On SQLite the rows come straight from the driver's cursor, one hop per batch and no
+    Row object per row: at a million hosts about half the CPU of SQLAlchemy's stream.
+    """
+    if conn.dialect.name != "sqlite":
+        result = await conn.stream(query)
+        async for rows in result.partitions(LOAD_BATCH):
+            yield rows
+        return
+    compiled = query.compile(dialect=conn.dialect)
+    params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+    driver = (await conn.get_raw_connection()).driver_connection  # aiosqlite's Connection
+    assert driver is not None
+    cursor = await driver.execute(compiled.string, params)
+    try:
+        while rows := await cursor.fetchmany(LOAD_BATCH):
+            yield rows
+    finally:
+        await cursor.close()
+
+
 async def stream_zone(conn: AsyncConnection, zone_id: int, sink: Sink) -> int:
     """Load a zone into `sink`, streaming its rows in batches; returns how many RRsets."""
     row = (await conn.execute(sa.select(zones).where(zones.c.id == zone_id))).one()
@@ -81,8 +106,7 @@ async def stream_zone(conn: AsyncConnection, zone_id: int, sink: Sink) -> int:
         rrsets.c.zone_id == zone_id
     )
     count = 0
-    result = await conn.stream(query)
-    async for batch in result.partitions(LOAD_BATCH):
+    async for batch in _partitions(conn, query):
         zone.load(batch)
         count += len(batch)
     sink.loaded(zone)
