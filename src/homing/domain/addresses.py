@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -66,7 +65,7 @@ class AddressSet:
     def __bool__(self) -> bool:
         return self.ipv4 is not None or self.ipv6 is not None
 
-    @functools.cached_property
+    @property
     def by_type(self) -> tuple[tuple[str, str], ...]:
         """(record type, address text) of each family given, A first."""
         pairs = (("A", self.ipv4), ("AAAA", self.ipv6))

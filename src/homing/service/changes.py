@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from homing.domain.errors import SecondaryZone
 from homing.domain.records import JournalEntry, RRsetValue
-from homing.store.db import SyncTxn, Txn
+from homing.store.db import SyncTxn, Txn, execute_many
 from homing.store.schema import journal, rrsets, zones
 
 # Above this many RRsets, read the whole zone once instead of naming each RRset.
@@ -79,6 +79,13 @@ async def apply_changes(
 
 
 # The write path's statements, built once.
+_RRSET_INSERT = sa.insert(rrsets)
+_JOURNAL_INSERT = sa.insert(journal)
+_RRSET_DELETE = sa.delete(rrsets).where(
+    rrsets.c.zone_id == sa.bindparam("b_zone_id"),
+    rrsets.c.name == sa.bindparam("b_name"),
+    rrsets.c.rtype == sa.bindparam("b_rtype"),
+)
 _RRSET_UPDATE = (
     sa.update(rrsets)
     .where(
@@ -130,17 +137,15 @@ def apply_changes_sync(
     inserted = [new for old, new, _, _ in changed if old is None]
     updated = [new for old, new, _, _ in changed if old is not None and new.rdatas]
     if deleted:
-        conn.execute(
-            sa.delete(rrsets).where(
-                rrsets.c.zone_id == zone.id,
-                rrsets.c.name == sa.bindparam("b_name"),
-                rrsets.c.rtype == sa.bindparam("b_rtype"),
-            ),
-            [{"b_name": v.name, "b_rtype": v.rtype} for v in deleted],
+        execute_many(
+            conn,
+            _RRSET_DELETE,
+            [{"b_zone_id": zone.id, "b_name": v.name, "b_rtype": v.rtype} for v in deleted],
         )
     if inserted:
-        conn.execute(
-            sa.insert(rrsets),
+        execute_many(
+            conn,
+            _RRSET_INSERT,
             [
                 {
                     "zone_id": zone.id,
@@ -153,7 +158,8 @@ def apply_changes_sync(
             ],
         )
     if updated:
-        conn.execute(
+        execute_many(
+            conn,
             _RRSET_UPDATE,
             [
                 {
@@ -191,8 +197,9 @@ def apply_changes_sync(
         )
         for i, (old, new, who, how) in enumerate(changed)
     ]
-    conn.execute(
-        sa.insert(journal),
+    execute_many(
+        conn,
+        _JOURNAL_INSERT,
         [
             {
                 "zone_id": zone.id,

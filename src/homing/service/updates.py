@@ -26,7 +26,7 @@ from homing.service.accounts import authenticate
 from homing.service.changes import ZoneRef, apply_changes_sync
 from homing.service.hosts import ADDRESS_TYPES, refresh_group_sync
 from homing.service.secrets import secret_matches
-from homing.store.db import Database, SyncTxn, as_utc
+from homing.store.db import Database, SyncTxn, as_utc, execute_many
 from homing.store.schema import (
     accounts,
     alert_settings,
@@ -219,11 +219,19 @@ class _Batch:
     alerts: alerts.Pending = field(default_factory=list)  # outbox rows, written with the batch
 
     def set_host(self, name: str, **values: Any) -> None:
+        self.set_host_values(name, values)
+
+    def set_host_values(self, name: str, values: dict[str, Any]) -> None:
+        """Change the host row's columns in `values`; those that differ are written."""
         row = self.hosts[name]
         changed = [column for column, value in values.items() if row[column] != value]
         if changed:
             row.update(values)
-            self.dirty.setdefault(name, set()).update(changed)
+            dirty = self.dirty.get(name)
+            if dirty is None:
+                self.dirty[name] = set(changed)
+            else:
+                dirty.update(changed)
 
 
 class _UpdateBatcher:
@@ -293,7 +301,7 @@ class _UpdateBatcher:
             values = {f"b_{column}": row[column] for column in columns}
             by_columns.setdefault(columns, []).append({"b_id": row["id"], **values})
         for columns, params in by_columns.items():
-            txn.conn.execute(_host_update(columns), params)
+            execute_many(txn.conn, _host_update(columns), params)
         if batch.alerts:
             txn.conn.execute(sa.insert(outbox), batch.alerts)
         if batch.regroup:
@@ -409,11 +417,11 @@ def _update_host(
         return _refused(batch, row, request, Outcome.DISABLED, hostname)
 
     wanted: list[RRsetValue] = []
+    ttl = row["ttl"]
     for rtype, text in request.addresses.by_type:  # one family's update leaves the other be
         current = batch.rrsets.get((name, rtype))
-        value = RRsetValue(name, rtype, row["ttl"], (text,))
-        if current is None or current.encode() != value.encode() or current.ttl != value.ttl:
-            wanted.append(value)
+        if current is None or current.ttl != ttl or current.rdatas != (text,):
+            wanted.append(RRsetValue(name, rtype, ttl, (text,)))
 
     now = batch.txn.now
     seen = {
@@ -424,28 +432,24 @@ def _update_host(
     }
     if not wanted:
         return _nochg(batch, row, request, policy, hostname, seen)
-    last_change = as_utc(row["last_change_at"])
-    min_interval = row["min_interval"] or 0
-    if (
-        min_interval
-        and last_change is not None
-        and now - last_change < timedelta(seconds=min_interval)
-    ):
-        return _refused(batch, row, request, Outcome.TOO_SOON, hostname)
+    min_interval = row["min_interval"]
+    if min_interval:
+        last_change = as_utc(row["last_change_at"])
+        if last_change is not None and now - last_change < timedelta(seconds=min_interval):
+            return _refused(batch, row, request, Outcome.TOO_SOON, hostname)
     actor = _actor(request)
+    changes = batch.changes.setdefault(row["zone_id"], [])
     for value in wanted:
         batch.rrsets[(name, value.rtype)] = value
-        batch.changes.setdefault(row["zone_id"], []).append((value, actor, request.via))
-    batch.set_host(
-        name,
-        **seen,
-        last_change_at=now,
-        last_result=Outcome.GOOD.name,
-        nochg_count=0,
-        nochg_window_start=None,
-    )
+        changes.append((value, actor, request.via))
+    seen.update(_GOOD_STATE, last_change_at=now)
+    batch.set_host_values(name, seen)
     batch.regroup.add(row["id"])
     return HostResult(hostname, Outcome.GOOD, request.addresses)
+
+
+# What a change leaves in its host's row besides the times and the client.
+_GOOD_STATE = {"last_result": Outcome.GOOD.name, "nochg_count": 0, "nochg_window_start": None}
 
 
 def _nochg(
