@@ -215,7 +215,7 @@ class _Batch:
     rrsets: dict[tuple[str, str], RRsetValue]  # the same, as the batch's requests leave them
     changes: dict[int, list[tuple[RRsetValue, str, str]]] = field(default_factory=dict)
     dirty: dict[str, set[str]] = field(default_factory=dict)  # host name: columns changed
-    regroup: set[int] = field(default_factory=set)  # host ids whose groups need refreshing
+    regroup: set[int] = field(default_factory=set)  # ids of group members to refresh groups of
     alerts: alerts.Pending = field(default_factory=list)  # outbox rows, written with the batch
 
     def set_host(self, name: str, **values: Any) -> None:
@@ -277,11 +277,11 @@ class _UpdateBatcher:
             return [HostResult("", Outcome.NOTFQDN)]
         return [_update_host(batch, name, grant, request, item.policy) for name in requested]
 
-    def _write(self, batch: _Batch, policy: UpdatePolicy) -> dict[tuple[str, str], int]:
-        """Write the batch; the journal serial of each changed (name, type)."""
+    def _write(self, batch: _Batch, policy: UpdatePolicy) -> dict[str, int]:
+        """Write the batch; the last journal serial of each host name that changed."""
         txn = batch.txn
         zone_names = {row["zone_id"]: row["zone_name"] for row in batch.hosts.values()}
-        serials: dict[tuple[str, str], int] = {}
+        serials: dict[str, int] = {}
         for zone_id, changes in batch.changes.items():
             entries = apply_changes_sync(
                 txn,
@@ -291,7 +291,7 @@ class _UpdateBatcher:
                 via=[via for _, _, via in changes],
                 stored=batch.stored,
             )
-            serials.update(((e.name, e.rtype), e.serial) for e in entries)
+            serials.update((e.name, e.serial) for e in entries)  # in serial order: the last
             _address_alerts(batch, entries)
         # One UPDATE per set of changed columns: mostly one, of the two update times.
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -311,19 +311,16 @@ class _UpdateBatcher:
         return serials
 
 
-def _stamped(batch: _Batch, result: HostResult, serials: dict[tuple[str, str], int]) -> HostResult:
+def _stamped(batch: _Batch, result: HostResult, serials: dict[str, int]) -> HostResult:
     """A good result with the zone and serial of its change."""
     if result.outcome is not Outcome.GOOD:
         return result
     name = batch.names[result.hostname]
-    row = batch.hosts.get(name or "")
-    if name is None or row is None:
-        return result
-    found = [serials[(name, rtype)] for rtype in ADDRESS_TYPES if (name, rtype) in serials]
-    if not found:
+    serial = None if name is None else serials.get(name)
+    if name is None or serial is None:
         return result  # undone by a later request of the same batch: nothing to push
-    zone = row["zone_name"]
-    return HostResult(result.hostname, result.outcome, result.addresses, zone, max(found))
+    zone = batch.hosts[name]["zone_name"]
+    return HostResult(result.hostname, result.outcome, result.addresses, zone, serial)
 
 
 _BATCHER = _UpdateBatcher()
@@ -352,6 +349,7 @@ _HOSTS_NAMED = (
         *(hosts.c[column] for column in _HOST_READ),
         zones.c.name.label("zone_name"),
         plans.c.min_interval,
+        sa.exists().where(group_members.c.host_id == hosts.c.id).label("grouped"),
         *alerts.HOST_COLUMNS,
     )
     .join(zones, zones.c.id == hosts.c.zone_id)
@@ -444,7 +442,8 @@ def _update_host(
         changes.append((value, actor, request.via))
     seen.update(_GOOD_STATE, last_change_at=now)
     batch.set_host_values(name, seen)
-    batch.regroup.add(row["id"])
+    if row["grouped"]:
+        batch.regroup.add(row["id"])
     return HostResult(hostname, Outcome.GOOD, request.addresses)
 
 
@@ -472,7 +471,8 @@ def _nochg(
         nochg_window_start=window_start,
         last_result=outcome.name,
     )
-    batch.regroup.add(row["id"])  # a nochg keeps a member alive; a block removes it
+    if row["grouped"]:
+        batch.regroup.add(row["id"])  # a nochg keeps a member alive; a block removes it
     if blocked:
         details = {"client_ip": request.client_ip, "nochg_count": count}
         alerts.queue(batch.alerts, row, HOST_BLOCKED, row["name"], details, batch.txn.now)

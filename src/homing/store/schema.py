@@ -133,6 +133,7 @@ group_members = sa.Table(
     sa.Column(
         "host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
     ),
+    sa.Index("ix_group_members_host", "host_id"),  # the groups of a host (the update path)
 )
 
 rrsets = sa.Table(
