@@ -249,8 +249,7 @@ class _UpdateBatcher:
                 name = names[raw]
                 if name is not None:
                     wanted.add(name)
-        found = _load_hosts(txn, wanted)
-        stored = _load_addresses(txn, found)
+        found, stored = _load_hosts(txn, wanted)
         batch = _Batch(txn, names, found, stored, dict(stored))
         results = [self._one(batch, item) for item in items]
         serials = self._write(batch, items[0].policy)
@@ -344,25 +343,37 @@ _HOST_READ = ("id", "name", "zone_id", "owner_id", "secret_hash", "ttl", *_HOST_
 
 
 # The batch's statements, built once (a list parameter expands to the batch's names).
-_HOSTS_NAMED = (
-    sa.select(
-        *(hosts.c[column] for column in _HOST_READ),
-        zones.c.name.label("zone_name"),
-        plans.c.min_interval,
-        sa.exists().where(group_members.c.host_id == hosts.c.id).label("grouped"),
-        *alerts.HOST_COLUMNS,
-    )
-    .join(zones, zones.c.id == hosts.c.zone_id)
+# Its one read: each host with what decides its update, and its A and AAAA RRsets.
+_ADDRESS_SETS = {rtype: rrsets.alias(f"rrsets_{rtype.lower()}") for rtype in ADDRESS_TYPES}
+_HOSTS_NAMED = sa.select(
+    *(hosts.c[column] for column in _HOST_READ),
+    zones.c.name.label("zone_name"),
+    plans.c.min_interval,
+    sa.exists().where(group_members.c.host_id == hosts.c.id).label("grouped"),
+    *alerts.HOST_COLUMNS,
+    *(
+        column.label(f"{rtype}_{column.name}")
+        for rtype, table in _ADDRESS_SETS.items()
+        for column in (table.c.ttl, table.c.rdatas)
+    ),
+)
+_HOSTS_FROM = (
+    hosts.join(zones, zones.c.id == hosts.c.zone_id)
     .join(accounts, accounts.c.id == hosts.c.owner_id)
     .outerjoin(plans, plans.c.id == accounts.c.plan_id)
     .outerjoin(alert_settings, alert_settings.c.account_id == hosts.c.owner_id)
-    .where(hosts.c.name.in_(sa.bindparam("names", expanding=True)))
 )
-_ADDRESSES_NAMED = sa.select(
-    rrsets.c.zone_id, rrsets.c.name, rrsets.c.rtype, rrsets.c.ttl, rrsets.c.rdatas
-).where(
-    rrsets.c.name.in_(sa.bindparam("names", expanding=True)),
-    rrsets.c.rtype.in_(ADDRESS_TYPES),
+for _rtype, _table in _ADDRESS_SETS.items():
+    _HOSTS_FROM = _HOSTS_FROM.outerjoin(
+        _table,
+        sa.and_(
+            _table.c.zone_id == hosts.c.zone_id,
+            _table.c.name == hosts.c.name,
+            _table.c.rtype == _rtype,
+        ),
+    )
+_HOSTS_NAMED = _HOSTS_NAMED.select_from(_HOSTS_FROM).where(
+    hosts.c.name.in_(sa.bindparam("names", expanding=True))
 )
 _GROUPS_OF = (
     sa.select(group_members.c.group_id)
@@ -378,26 +389,28 @@ def _host_update(columns: tuple[str, ...]) -> sa.Update:
     return sa.update(hosts).where(hosts.c.id == sa.bindparam("b_id")).values(values)
 
 
-def _load_hosts(txn: SyncTxn, names: set[str]) -> dict[str, dict[str, Any]]:
+def _load_hosts(
+    txn: SyncTxn, names: set[str]
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], RRsetValue]]:
+    """The rows of the hosts named (by name), and their A and AAAA RRsets (by name, type)."""
     if not names:
-        return {}
+        return {}, {}
     result = txn.conn.execute(_HOSTS_NAMED, {"names": sorted(names)})
     keys = list(result.keys())
-    return {row.name: dict(zip(keys, row, strict=True)) for row in result}
-
-
-def _load_addresses(
-    txn: SyncTxn, found: dict[str, dict[str, Any]]
-) -> dict[tuple[str, str], RRsetValue]:
-    """The A and AAAA RRsets of the hosts `found`, each in its host's zone."""
-    if not found:
-        return {}
-    rows = txn.conn.execute(_ADDRESSES_NAMED, {"names": sorted(found)})
-    return {
-        (r.name, r.rtype): RRsetValue(r.name, r.rtype, r.ttl, RRsetValue.decode_rdatas(r.rdatas))
-        for r in rows
-        if r.zone_id == found[r.name]["zone_id"]
-    }
+    found: dict[str, dict[str, Any]] = {}
+    stored: dict[tuple[str, str], RRsetValue] = {}
+    for values in result:
+        row = dict(zip(keys, values, strict=True))
+        name = row["name"]
+        found[name] = row
+        for rtype in ADDRESS_TYPES:
+            rdatas = row.pop(f"{rtype}_rdatas")
+            ttl = row.pop(f"{rtype}_ttl")
+            if rdatas is not None:
+                stored[(name, rtype)] = RRsetValue(
+                    name, rtype, ttl, RRsetValue.decode_rdatas(rdatas)
+                )
+    return found, stored
 
 
 def _update_host(
