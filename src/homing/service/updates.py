@@ -399,7 +399,7 @@ def _load_hosts(
     keys = list(result.keys())
     found: dict[str, dict[str, Any]] = {}
     stored: dict[tuple[str, str], RRsetValue] = {}
-    for values in result:
+    for values in result.all():  # one fetch from the driver, not one per row
         row = dict(zip(keys, values, strict=True))
         name = row["name"]
         found[name] = row

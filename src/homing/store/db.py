@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import operator
 import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -333,7 +334,25 @@ class Database:
 
 # Compiled bulk writes for execute_many: (statement, parameter names) -> its SQL, and each
 # positional parameter's name and bind processor.
-_Plan = tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]
+@dataclass(frozen=True)
+class _Plan:
+    """A bulk write compiled for SQLite: its SQL, and how a row dict becomes its parameters."""
+
+    sql: str
+    take: Callable[[dict[str, Any]], Any]  # the row's values in the SQL's order (itemgetter)
+    convert: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, bind processor)
+
+    def parameters(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        values = self.take(row)
+        if not self.convert:
+            return values  # type: ignore[no-any-return]
+        converted = list(values)
+        for position, process in self.convert:
+            converted[position] = process(converted[position])
+        return tuple(converted)
+
+
+# (statement, parameter names) -> the statement and its plan (None: run it the usual way).
 _PLANS: dict[tuple[int, tuple[str, ...]], tuple[sa.Executable, _Plan | None]] = {}
 
 
@@ -358,24 +377,25 @@ def execute_many(conn: sa.Connection, statement: sa.Executable, rows: list[dict[
     if plan is None:
         conn.execute(statement, rows)
         return
-    sql, order = plan
-    conn.exec_driver_sql(
-        sql,
-        [tuple(row[k] if p is None else p(row[k]) for k, p in order) for row in rows],
-    )
+    conn.exec_driver_sql(plan.sql, [plan.parameters(row) for row in rows])
 
 
 def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) -> _Plan | None:
     compiled = cast(Any, statement).compile(dialect=dialect, column_keys=list(keys))
-    if compiled.insert_prefetch or compiled.update_prefetch or compiled.positiontup is None:
+    names = compiled.positiontup
+    if compiled.insert_prefetch or compiled.update_prefetch or not names:
         return None  # defaults computed in Python, or not a positional paramstyle
-    order = []
-    for name in compiled.positiontup:
-        if name not in keys:
-            return None  # a parameter the rows do not carry (a default, say)
-        kind = dialect.type_descriptor(compiled.binds[name].type)
-        order.append((name, kind.bind_processor(dialect)))
-    return compiled.string, tuple(order)
+    if any(name not in keys for name in names):
+        return None  # a parameter the rows do not carry (a default, say)
+    convert = []
+    for position, name in enumerate(names):
+        process = dialect.type_descriptor(compiled.binds[name].type).bind_processor(dialect)
+        if process is not None:
+            convert.append((position, process))
+    take = operator.itemgetter(*names)
+    if len(names) == 1:
+        return _Plan(compiled.string, lambda row: (take(row),), tuple(convert))
+    return _Plan(compiled.string, take, tuple(convert))
 
 
 def _run_sync_group(group: list[_Job], txn: SyncTxn) -> list[Any]:
