@@ -114,7 +114,7 @@ async def serve(homing: Homing) -> None:
     await access.reload()
     # Every serial move, committed here or picked up from the journal, notifies the
     # zone's secondaries (at start too: they may have missed changes while we were down).
-    notifier = Notifier(index, access)
+    notifier = Notifier(index, access, held=True)  # released once our DNS listens
     # Hidden primary: the same serial moves push zones to their external primary; an
     # update answers good once its change got there (worker 0 pushes, the others ask the store).
     pusher = Pusher(homing.db, access)
@@ -156,6 +156,7 @@ async def serve(homing: Homing) -> None:
         reuse_port=worker is not None,
         dispatch=lambda responder: Dispatcher(index, homing.db, access, responder, notified),
     )
+    notifier.release()  # secondaries told of the loaded serials can now ask us back
     http_sock = _http_socket(settings.http_listen, reuse_port=worker is not None)
     config = uvicorn.Config(
         create_app(homing),

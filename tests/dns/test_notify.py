@@ -9,6 +9,7 @@ import dns.flags
 import dns.message
 import dns.opcode
 import dns.rdtypes.ANY.SOA
+import pytest
 
 from homing.dns.access import Access, AccessLoader, ZoneAccess
 from homing.dns.notify import ChangeWatch, Notifier
@@ -115,6 +116,24 @@ async def test_no_notify_when_nothing_moved() -> None:
         assert watch.apply(entry(SERIAL))  # already in: no serial move
         await asyncio.sleep(0.2)  # proving an absence: there is no event to wait for
         assert silent.serials == []
+    finally:
+        await notifier.close()
+        transport.close()
+
+
+async def test_a_held_notifier_sends_only_once_released() -> None:
+    # At start the changes are known before our DNS listens: nothing may go out yet.
+    listener, transport, port = await secondary()
+    notifier, watch = notifier_for([port], held=True)
+    try:
+        assert watch.apply(entry(SERIAL + 1))
+        assert watch.apply(entry(SERIAL + 2))
+        with pytest.raises(TimeoutError):  # bounded: waiting for what must not happen
+            await asyncio.wait_for(listener.answered.wait(), 0.5)
+        assert listener.serials == []
+        notifier.release()
+        await asyncio.wait_for(listener.answered.wait(), 5)
+        assert listener.serials == [SERIAL + 2]
     finally:
         await notifier.close()
         transport.close()

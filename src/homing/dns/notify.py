@@ -107,7 +107,10 @@ class Notifier:
         timeout: float = 1.0,
         attempts: int = 5,
         backoff: float = 2.0,
+        held: bool = False,
     ) -> None:
+        """`held`: changes are noted but nothing is sent until release() (at start, until
+        our DNS listens: a secondary answers a NOTIFY by asking us for the SOA)."""
         if timeout <= 0 or attempts < 1 or backoff < 1:
             raise ValueError("timeout > 0, attempts >= 1 and backoff >= 1 are required")
         self.index = index
@@ -121,6 +124,13 @@ class Notifier:
         self._workers: dict[tuple[str, Target], asyncio.Task[None]] = {}
         self.delivered: list[Delivery] = []  # the last few, newest last
         self._closed = False
+        self._open = asyncio.Event()
+        if not held:
+            self._open.set()
+
+    def release(self) -> None:
+        """Send what was held back, and from now on at once."""
+        self._open.set()
 
     def changed(self, zone: str) -> None:
         """The zone's serial moved: (re)arm a NOTIFY to each of its targets."""
@@ -170,6 +180,7 @@ class Notifier:
         self._events.clear()
 
     async def _worker(self, zone: str, target: Target, event: asyncio.Event) -> None:
+        await self._open.wait()
         while True:
             await event.wait()
             event.clear()
