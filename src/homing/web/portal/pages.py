@@ -460,47 +460,54 @@ class Portal:
         return self.render(request, "host_created.html", context)
 
     async def host_unblock(self, request: Request) -> Response:
-        account = await self.current_account(request)
-        if account is None:
-            return RedirectResponse("/login", status_code=303)
-        host_id = int(request.path_params["host_id"])
-        try:
-            name = await hostcare.unblock_own_host(
-                self.db,
-                account,
-                host_id,
-                group_max_age=self.homing.settings.group_member_max_age,
-            )
-        except NotFound:
-            return await self.not_found(request)
-        except service.PortalError as exc:
-            return await self.host_page(
-                request,
-                account,
-                errors={"unblock": FieldError(exc.code, str(exc))},
-                status_code=ERROR_STATUS.get(exc.code, 422),
-            )
-        request.session["flash"] = f"{name} is unblocked; its device's updates count again."
-        return RedirectResponse(f"/hosts/{host_id}", status_code=303)
+        max_age = self.homing.settings.group_member_max_age
+        return await self._host_action(
+            request,
+            lambda account, host_id: hostcare.unblock_own_host(
+                self.db, account, host_id, group_max_age=max_age
+            ),
+            error_key="unblock",
+            status_of=lambda code: ERROR_STATUS.get(code, 422),
+            flash="{name} is unblocked; its device's updates count again.",
+        )
 
     async def host_enable(self, request: Request) -> Response:
         """Take back a host the inactivity policy disabled."""
+        return await self._host_action(
+            request,
+            lambda account, host_id: hostcare.enable_inactive_host(self.db, account, host_id),
+            error_key="form",
+            status_of=lambda _code: 409,
+            flash="{name} is active again; its device's next update publishes it.",
+        )
+
+    async def _host_action(
+        self,
+        request: Request,
+        act: Callable[[Account, int], Awaitable[str]],
+        *,
+        error_key: str,
+        status_of: Callable[[str], int],
+        flash: str,
+    ) -> Response:
+        """A button on a host's page: `act` changes the host and returns its name; then the
+        page again with `flash`, or with the refusal under `error_key`."""
         account = await self.current_account(request)
         if account is None:
             return RedirectResponse("/login", status_code=303)
         host_id = int(request.path_params["host_id"])
         try:
-            name = await hostcare.enable_inactive_host(self.db, account, host_id)
+            name = await act(account, host_id)
         except NotFound:
             return await self.not_found(request)
         except service.PortalError as exc:
             return await self.host_page(
                 request,
                 account,
-                errors={"form": FieldError(exc.code, str(exc))},
-                status_code=409,
+                errors={error_key: FieldError(exc.code, str(exc))},
+                status_code=status_of(exc.code),
             )
-        request.session["flash"] = f"{name} is active again; its device's next update publishes it."
+        request.session["flash"] = flash.format(name=name)
         return RedirectResponse(f"/hosts/{host_id}", status_code=303)
 
     async def host_delete(self, request: Request) -> Response:
