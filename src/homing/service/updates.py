@@ -235,7 +235,7 @@ class _Batch:
 
 
 class _UpdateBatcher:
-    """Every waiting update request in one pass: two reads, then set-based writes.
+    """Every waiting update request in one pass: one read, then set-based writes.
 
     Synchronous, so on SQLite the writer thread runs it and its commit in one call.
     """
@@ -342,39 +342,45 @@ _HOST_STATE = (
 _HOST_READ = ("id", "name", "zone_id", "owner_id", "secret_hash", "ttl", *_HOST_STATE)
 
 
-# The batch's statements, built once (a list parameter expands to the batch's names).
-# Its one read: each host with what decides its update, and its A and AAAA RRsets.
-_ADDRESS_SETS = {rtype: rrsets.alias(f"rrsets_{rtype.lower()}") for rtype in ADDRESS_TYPES}
-_HOSTS_NAMED = sa.select(
-    *(hosts.c[column] for column in _HOST_READ),
-    zones.c.name.label("zone_name"),
-    plans.c.min_interval,
-    sa.exists().where(group_members.c.host_id == hosts.c.id).label("grouped"),
-    *alerts.HOST_COLUMNS,
-    *(
-        column.label(f"{rtype}_{column.name}")
-        for rtype, table in _ADDRESS_SETS.items()
-        for column in (table.c.ttl, table.c.rdatas)
-    ),
-)
-_HOSTS_FROM = (
-    hosts.join(zones, zones.c.id == hosts.c.zone_id)
-    .join(accounts, accounts.c.id == hosts.c.owner_id)
-    .outerjoin(plans, plans.c.id == accounts.c.plan_id)
-    .outerjoin(alert_settings, alert_settings.c.account_id == hosts.c.owner_id)
-)
-for _rtype, _table in _ADDRESS_SETS.items():
-    _HOSTS_FROM = _HOSTS_FROM.outerjoin(
-        _table,
-        sa.and_(
-            _table.c.zone_id == hosts.c.zone_id,
-            _table.c.name == hosts.c.name,
-            _table.c.rtype == _rtype,
-        ),
+def _hosts_named() -> sa.Select[Any]:
+    """The batch's one read: each host named with what decides its update, and its A and
+    AAAA RRsets (in the host's own zone); the names are a list parameter, `names`."""
+    address_sets = {rtype: rrsets.alias(f"rrsets_{rtype.lower()}") for rtype in ADDRESS_TYPES}
+    joined = (
+        hosts.join(zones, zones.c.id == hosts.c.zone_id)
+        .join(accounts, accounts.c.id == hosts.c.owner_id)
+        .outerjoin(plans, plans.c.id == accounts.c.plan_id)
+        .outerjoin(alert_settings, alert_settings.c.account_id == hosts.c.owner_id)
     )
-_HOSTS_NAMED = _HOSTS_NAMED.select_from(_HOSTS_FROM).where(
-    hosts.c.name.in_(sa.bindparam("names", expanding=True))
-)
+    for rtype, table in address_sets.items():
+        joined = joined.outerjoin(
+            table,
+            sa.and_(
+                table.c.zone_id == hosts.c.zone_id,
+                table.c.name == hosts.c.name,
+                table.c.rtype == rtype,
+            ),
+        )
+    return (
+        sa.select(
+            *(hosts.c[column] for column in _HOST_READ),
+            zones.c.name.label("zone_name"),
+            plans.c.min_interval,
+            sa.exists().where(group_members.c.host_id == hosts.c.id).label("grouped"),
+            *alerts.HOST_COLUMNS,
+            *(
+                column.label(f"{rtype}_{column.name}")
+                for rtype, table in address_sets.items()
+                for column in (table.c.ttl, table.c.rdatas)
+            ),
+        )
+        .select_from(joined)
+        .where(hosts.c.name.in_(sa.bindparam("names", expanding=True)))
+    )
+
+
+# The batch's statements, built once (a list parameter expands to the batch's names).
+_HOSTS_NAMED = _hosts_named()
 _GROUPS_OF = (
     sa.select(group_members.c.group_id)
     .where(group_members.c.host_id.in_(sa.bindparam("ids", expanding=True)))
