@@ -8,8 +8,8 @@ the first pass (a fresh responder: anything that has to warm up shows here) apar
 the second, for 1000 distinct questions repeated and for the whole mix, then the mix
 again after `gc.freeze()`. Answers dnspython renders (the slow path, cached) are
 counted. Times are the process's CPU time (the machine is shared: wall time would
-count the other processes' turns). A gc callback records every collection's pause, since the full (generation 2)
-collections walk every object of the zone index.
+count the other processes' turns). A gc callback records every collection's pause,
+since the full (generation 2) collections walk every object of the zone index.
 """
 
 from __future__ import annotations

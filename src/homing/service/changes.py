@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from homing.domain.errors import SecondaryZone
 from homing.domain.records import JournalEntry, RRsetValue
-from homing.store.db import SyncTxn, Txn, execute_many
+from homing.store.db import SyncTxn, Txn, execute_many, fetch_all
 from homing.store.schema import journal, rrsets, zones
 
 # Above this many RRsets, read the whole zone once instead of naming each RRset.
@@ -175,9 +175,8 @@ def apply_changes_sync(
     # The row lock this takes orders concurrent writers of one zone, across processes too.
     # A secondary zone's serial is its primary's: no write of ours goes there (the whole
     # transaction is rolled back).
-    last = conn.execute(
-        _SERIAL_MOVE, {"b_zone_id": zone.id, "b_count": len(changed)}
-    ).scalar_one_or_none()
+    moved = fetch_all(conn, _SERIAL_MOVE, {"b_zone_id": zone.id, "b_count": len(changed)})[1]
+    last = moved[0][0] if moved else None
     if last is None:
         raise SecondaryZone(f"zone {zone.name} is a secondary zone: change it at its primary")
     first = last - len(changed) + 1

@@ -26,7 +26,7 @@ from homing.service.accounts import authenticate
 from homing.service.changes import ZoneRef, apply_changes_sync
 from homing.service.hosts import ADDRESS_TYPES, refresh_group_sync
 from homing.service.secrets import secret_matches
-from homing.store.db import Database, SyncTxn, as_utc, execute_many
+from homing.store.db import Database, SyncTxn, as_utc, execute_many, fetch_all
 from homing.store.schema import (
     accounts,
     alert_settings,
@@ -342,9 +342,13 @@ _HOST_STATE = (
 _HOST_READ = ("id", "name", "zone_id", "owner_id", "secret_hash", "ttl", *_HOST_STATE)
 
 
-def _hosts_named() -> sa.Select[Any]:
+@functools.lru_cache(maxsize=16)
+def _hosts_named(count: int) -> sa.Select[Any]:
     """The batch's one read: each host named with what decides its update, and its A and
-    AAAA RRsets (in the host's own zone); the names are a list parameter, `names`."""
+    AAAA RRsets (in the host's own zone); the names are `count` parameters n0, n1, ...
+
+    Plain parameters rather than one expanding list, so the statement is compiled once
+    per count and runs on the driver (store.db.fetch_all); counts are powers of two."""
     address_sets = {rtype: rrsets.alias(f"rrsets_{rtype.lower()}") for rtype in ADDRESS_TYPES}
     joined = (
         hosts.join(zones, zones.c.id == hosts.c.zone_id)
@@ -375,12 +379,10 @@ def _hosts_named() -> sa.Select[Any]:
             ),
         )
         .select_from(joined)
-        .where(hosts.c.name.in_(sa.bindparam("names", expanding=True)))
+        .where(hosts.c.name.in_([sa.bindparam(f"n{i}") for i in range(count)]))
     )
 
 
-# The batch's statements, built once (a list parameter expands to the batch's names).
-_HOSTS_NAMED = _hosts_named()
 _GROUPS_OF = (
     sa.select(group_members.c.group_id)
     .where(group_members.c.host_id.in_(sa.bindparam("ids", expanding=True)))
@@ -401,11 +403,15 @@ def _load_hosts(
     """The rows of the hosts named (by name), and their A and AAAA RRsets (by name, type)."""
     if not names:
         return {}, {}
-    result = txn.conn.execute(_HOSTS_NAMED, {"names": sorted(names)})
-    keys = list(result.keys())
+    wanted = sorted(names)
+    count = 1 << (len(wanted) - 1).bit_length()  # a power of two: few statements to compile
+    wanted += wanted[-1:] * (count - len(wanted))  # padded with a name asked already
+    keys, rows = fetch_all(
+        txn.conn, _hosts_named(count), {f"n{i}": name for i, name in enumerate(wanted)}
+    )
     found: dict[str, dict[str, Any]] = {}
     stored: dict[tuple[str, str], RRsetValue] = {}
-    for values in result.all():  # one fetch from the driver, not one per row
+    for values in rows:
         row = dict(zip(keys, values, strict=True))
         name = row["name"]
         found[name] = row

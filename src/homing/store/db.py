@@ -8,7 +8,8 @@ import functools
 import logging
 import operator
 import re
-from collections.abc import Awaitable, Callable
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -135,6 +136,7 @@ class Database:
         # SQLite: sync batches run, commit included, on one thread with its own connection.
         self._sync_engine: sa.Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._sync_conn: sa.Connection | None = None  # the thread's own, opened on first use
         database = self.url.database
         if self.is_sqlite and database and database != ":memory:":
             self._sync_engine = sa.create_engine(
@@ -295,12 +297,27 @@ class Database:
     def _run_sync_transaction(self, groups: list[list[_Job]]) -> tuple[list[Any], list[Any]]:
         """On the writer thread: the whole batch and its durable commit, no hop in between."""
         assert self._sync_engine is not None
+        # One connection for the thread's life: checking one out of the pool and resetting
+        # it on return cost about 50 us per batch (docs/benchmarks.md).
+        conn = self._sync_conn
+        if conn is None:
+            conn = self._sync_conn = self._sync_engine.connect()
         results = []
-        with self._sync_engine.connect() as conn, conn.begin():
-            txn = SyncTxn(conn, now())
-            for group in groups:
-                results.extend(_run_sync_group(group, txn))
+        try:
+            with conn.begin():
+                txn = SyncTxn(conn, now())
+                for group in groups:
+                    results.extend(_run_sync_group(group, txn))
+        except BaseException:
+            # Rolled back; whatever went wrong, the next batch starts on a new connection.
+            self._close_sync_conn()
+            raise
         return results, txn.emitted
+
+    def _close_sync_conn(self) -> None:
+        conn, self._sync_conn = self._sync_conn, None
+        if conn is not None:
+            conn.close()
 
     def _settle(self, jobs: list[_Job], results: list[Any], emitted: list[Any]) -> None:
         """Hooks first (DNS moves), then the callers hear of their commit; `results` are in
@@ -325,6 +342,7 @@ class Database:
             self._queue = None
         if self._thread is not None:
             # A batch still on the thread finishes its commit; its callers were cancelled.
+            self._thread.submit(self._close_sync_conn)
             await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown)
             self._thread = None
         if self._sync_engine is not None:
@@ -334,11 +352,14 @@ class Database:
 
 @dataclass(frozen=True)
 class _Plan:
-    """A bulk write compiled for SQLite: its SQL, and how a row dict becomes its parameters."""
+    """A statement compiled for SQLite: its SQL, how a parameter dict becomes the SQL's
+    parameters, and how the driver's result values become SQLAlchemy's."""
 
     sql: str
     take: Callable[[dict[str, Any]], Any]  # the row's values in the SQL's order (itemgetter)
     convert: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, bind processor)
+    columns: tuple[str, ...] = ()  # result column names
+    results: tuple[tuple[int, Callable[[Any], Any]], ...] = ()  # (position, result processor)
 
     def parameters(self, row: dict[str, Any]) -> tuple[Any, ...]:
         values = self.take(row)
@@ -346,6 +367,14 @@ class _Plan:
             return values  # type: ignore[no-any-return]
         converted = list(values)
         for position, process in self.convert:
+            converted[position] = process(converted[position])
+        return tuple(converted)
+
+    def result(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not self.results:
+            return row
+        converted = list(row)
+        for position, process in self.results:
             converted[position] = process(converted[position])
         return tuple(converted)
 
@@ -359,24 +388,64 @@ def execute_many(conn: sa.Connection, statement: sa.Executable, rows: list[dict[
 
     On SQLite the statement is compiled once and the rows go to the driver as tuples,
     without SQLAlchemy's parameter processing for each row (the update batch writes three
-    such statements). Elsewhere, and for statements with Python-side defaults, it is plain
-    conn.execute.
+    such statements); on the writer thread's pysqlite connection, straight to the driver.
+    Elsewhere, and for statements with Python-side defaults, it is plain conn.execute.
     """
     if not rows:
         return
-    if conn.dialect.name != "sqlite":
+    plan = _plan_for(conn, statement, tuple(rows[0]))
+    if plan is None:
         conn.execute(statement, rows)
         return
-    keys = tuple(rows[0])
+    parameters = [plan.parameters(row) for row in rows]
+    if conn.dialect.driver != "pysqlite":
+        conn.exec_driver_sql(plan.sql, parameters)
+        return
+    with _driver_errors(plan.sql):
+        conn.connection.driver_connection.executemany(plan.sql, parameters)  # type: ignore[union-attr]
+
+
+def fetch_all(
+    conn: sa.Connection, statement: sa.Executable, parameters: dict[str, Any]
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """Run a statement that returns rows (a SELECT, or DML with RETURNING): its column
+    names and all its rows, values as SQLAlchemy would give them.
+
+    On the writer thread's pysqlite connection the statement, compiled once, goes
+    straight to the driver (the update batch's read and serial move). The statement's
+    parameters must be plain ones (no expanding IN lists: build one statement per count).
+    """
+    plan = (
+        _plan_for(conn, statement, tuple(parameters)) if conn.dialect.driver == "pysqlite" else None
+    )
+    if plan is None or not plan.columns:
+        result = conn.execute(statement, parameters)
+        return tuple(result.keys()), [tuple(row) for row in result.all()]
+    with _driver_errors(plan.sql):
+        cursor = conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            plan.sql, plan.parameters(parameters)
+        )
+        rows = cursor.fetchall()
+    return plan.columns, [plan.result(row) for row in rows] if plan.results else rows
+
+
+@contextlib.contextmanager
+def _driver_errors(sql: str) -> Iterator[None]:
+    """The driver's errors as SQLAlchemy's (IntegrityError and so on), as callers expect."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+
+
+def _plan_for(conn: sa.Connection, statement: sa.Executable, keys: tuple[str, ...]) -> _Plan | None:
+    if conn.dialect.name != "sqlite":
+        return None
     cache_key = (id(statement), keys)
     cached = _PLANS.get(cache_key)
     if cached is None or cached[0] is not statement:
         cached = _PLANS[cache_key] = (statement, _plan(statement, keys, conn.dialect))
-    plan = cached[1]
-    if plan is None:
-        conn.execute(statement, rows)
-        return
-    conn.exec_driver_sql(plan.sql, [plan.parameters(row) for row in rows])
+    return cached[1]
 
 
 def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) -> _Plan | None:
@@ -384,17 +453,33 @@ def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) 
     names = compiled.positiontup
     if compiled.insert_prefetch or compiled.update_prefetch or not names:
         return None  # defaults computed in Python, or not a positional paramstyle
-    if any(name not in keys for name in names):
-        return None  # a parameter the rows do not carry (a default, say)
+    if any(name not in keys for name in names) or any(
+        bind.expanding for bind in compiled.binds.values()
+    ):
+        return None  # a parameter the rows do not carry (a default, say), or a list
     convert = []
     for position, name in enumerate(names):
         process = dialect.type_descriptor(compiled.binds[name].type).bind_processor(dialect)
         if process is not None:
             convert.append((position, process))
+    columns = []
+    results = []
+    for position, entry in enumerate(compiled._result_columns):
+        columns.append(entry.keyname)
+        process = dialect.type_descriptor(entry.type).result_processor(dialect, None)
+        if process is not None:
+            results.append((position, process))
     take = operator.itemgetter(*names)
     if len(names) == 1:
-        return _Plan(compiled.string, lambda row: (take(row),), tuple(convert))
-    return _Plan(compiled.string, take, tuple(convert))
+        single = names[0]
+        return _Plan(
+            compiled.string,
+            lambda row: (row[single],),
+            tuple(convert),
+            tuple(columns),
+            tuple(results),
+        )
+    return _Plan(compiled.string, take, tuple(convert), tuple(columns), tuple(results))
 
 
 def _run_sync_group(group: list[_Job], txn: SyncTxn) -> list[Any]:
