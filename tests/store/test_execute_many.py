@@ -156,3 +156,21 @@ async def test_a_driver_error_is_sqlalchemys_and_the_writer_goes_on(db: Database
         return int(fetch_all(txn.conn, count, {})[1][0][0])
 
     assert await db.write_batched_sync(_RUN, once) == 1  # the failed batch left nothing
+
+
+def test_the_update_read_goes_to_the_driver() -> None:
+    # A speed guard: the batch's read compares with literal record types, which the plan
+    # carries as constants; were it refused, the read would quietly take SQLAlchemy's path.
+    from sqlalchemy.dialects import sqlite
+
+    from homing.service.updates import _hosts_named
+    from homing.store.db import _plan
+
+    names = tuple(f"n{i}" for i in range(4))
+    plan = _plan(_hosts_named(4), names, sqlite.dialect())
+    assert plan is not None
+    parameters = plan.parameters({name: f"{name}.example" for name in names})
+    assert [p for p in parameters if str(p).endswith(".example")] == [
+        f"n{i}.example" for i in range(4)
+    ]
+    assert {"A", "AAAA"} <= set(parameters)

@@ -453,10 +453,16 @@ def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) 
     names = compiled.positiontup
     if compiled.insert_prefetch or compiled.update_prefetch or not names:
         return None  # defaults computed in Python, or not a positional paramstyle
-    if any(name not in keys for name in names) or any(
-        bind.expanding for bind in compiled.binds.values()
-    ):
-        return None  # a parameter the rows do not carry (a default, say), or a list
+    if any(bind.expanding for bind in compiled.binds.values()):
+        return None  # a list
+    # Values the statement carries itself (a literal compared with, say).
+    constants = {}
+    for name in names:
+        if name not in keys:
+            bind = compiled.binds[name]
+            if bind.callable is not None or bind.value is None:
+                return None  # a parameter the rows do not carry (a default, say)
+            constants[name] = bind.value
     convert = []
     for position, name in enumerate(names):
         process = dialect.type_descriptor(compiled.binds[name].type).bind_processor(dialect)
@@ -469,17 +475,21 @@ def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) 
         process = dialect.type_descriptor(entry.type).result_processor(dialect, None)
         if process is not None:
             results.append((position, process))
-    take = operator.itemgetter(*names)
+    return _Plan(
+        compiled.string, _taker(names, constants), tuple(convert), tuple(columns), tuple(results)
+    )
+
+
+def _taker(
+    names: tuple[str, ...], constants: dict[str, Any]
+) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function giving a parameter dict's values in the SQL's order, constants in place."""
+    if constants:
+        return lambda row: tuple(constants[n] if n in constants else row[n] for n in names)
     if len(names) == 1:
         single = names[0]
-        return _Plan(
-            compiled.string,
-            lambda row: (row[single],),
-            tuple(convert),
-            tuple(columns),
-            tuple(results),
-        )
-    return _Plan(compiled.string, take, tuple(convert), tuple(columns), tuple(results))
+        return lambda row: (row[single],)
+    return operator.itemgetter(*names)
 
 
 def _run_sync_group(group: list[_Job], txn: SyncTxn) -> list[Any]:
