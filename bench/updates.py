@@ -9,8 +9,9 @@ followed at once by the next request (bench/updates.lua: round-robin over C host
 address every time, anything but `good` counted as bad). Latency is from each send.
 
 Open loop: requests are *scheduled* at a fixed rate (`--rate`) for `--seconds`, by
-`--generators` Python processes on core 1 with up to `--connections` keep-alive
-connections in all; a request whose connection is busy waits, and its latency is counted
+`--generators` Python processes on core 1 with `--connections` keep-alive connections
+in all, opened before the schedule starts (the clients); a request finding them all busy
+waits for one, and its latency is counted
 from its scheduled time, so queueing in the server shows instead of slowing the load
 (closed loops hide it). The generators' own lag behind the schedule is reported too.
 
@@ -142,6 +143,14 @@ class _Pool:
         self.waiting.append(future)
         return await future
 
+    async def fill(self) -> None:
+        """Open every connection before the schedule starts, as long-lived clients hold them:
+        opened on demand, a slow moment made the pool open more, and the server's accepts
+        added to the load just then (the first 250 ms of a run were its slowest)."""
+        while self.opened < self.limit:
+            self.opened += 1
+            self.idle.append(await asyncio.open_connection("127.0.0.1", self.port))
+
     def put(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
         if conn is None:  # broken: a new one may be opened in its place
             self.opened -= 1
@@ -176,6 +185,7 @@ async def _open_loop_part(
 ) -> tuple[list[float], list[float], int, float]:
     """Send `count` requests at `rate`/s from `start` (perf_counter); latencies from schedule."""
     pool = _Pool(port, limit)
+    await pool.fill()
     latencies: list[float] = []
     lags: list[float] = []
     finished: list[float] = []
