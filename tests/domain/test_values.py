@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import unquote
+
 import pytest
 
 from homing.domain.addresses import AddressSet, parse_address
@@ -60,3 +63,23 @@ def test_every_outcome_has_wire_words() -> None:
         assert outcome.dyndns2 and outcome.description
         assert outcome.dvr == "ACT" or outcome.dvr.startswith("ERR 0x8000800")
     assert {o.dvr for o in Outcome if o.succeeded} == {"ACT"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1.2.3.4", " 1.2.3.4\t", "255.255.255.255", "0.0.0.0", "01.2.3.4", "1.2.3.04", "1.2.3",
+     "1.2.3.4.5", "256.1.1.1", "1.2.3.-1", "1.2.3.+1", "0x1.2.3.4", "1..3.4", "１.2.3.4",
+     "1.2.3.4\x00", "1.2.3.4%00", "\ud800", "", "::ffff:1.2.3.4", "%5B::1%5D"],
+)  # fmt: skip
+def test_the_quick_ipv4_parse_agrees_with_ipaddress(text: str) -> None:
+    # parse_address tries the C parser for a dotted quad first; ipaddress is the reference.
+    candidate = unquote(text.strip()).removeprefix("[").removesuffix("]")
+    try:
+        expected = ipaddress.ip_address(candidate)
+    except ValueError:
+        with pytest.raises(InvalidAddress):
+            parse_address(text)
+        return
+    if isinstance(expected, ipaddress.IPv6Address) and expected.ipv4_mapped is not None:
+        expected = expected.ipv4_mapped
+    assert parse_address(text) == expected

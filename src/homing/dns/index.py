@@ -98,6 +98,10 @@ def _rdata_wire(rdtype: int, text: str) -> bytes:
     return wire
 
 
+# The record types of every update, without dnspython's enum lookup.
+_RDTYPES = {"A": int(dns.rdatatype.A), "AAAA": int(dns.rdatatype.AAAA)}
+
+
 def records_wire(rdtype: int, ttl: int, rdatas: Iterable[str]) -> tuple[int, bytes]:
     """(record count, answer records wire) of one RRset; duplicates count once."""
     datas = dict.fromkeys(_rdata_wire(rdtype, text) for text in rdatas)
@@ -188,7 +192,7 @@ class ZoneData:
 
     def put(self, name: str, rtype: str, ttl: int, rdatas: Sequence[str]) -> bytes | None:
         """Replace (or, with no rdatas, delete) one RRset given as texts."""
-        rdtype = int(dns.rdatatype.from_text(rtype))
+        rdtype = _RDTYPES.get(rtype) or int(dns.rdatatype.from_text(rtype))
         key = self.key_of_text(name)
         store = self.owners if key is not None else self.outside
         if key is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -13,6 +14,12 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def parse_address(text: str) -> IPAddress:
     """One IPv4 or IPv6 address; percent-encoded IPv6 (as inadyn sends it) is accepted."""
+    try:
+        # The common case, a dotted quad: the C parser accepts what ipaddress accepts
+        # (four decimal octets, no leading zeros) at a tenth of the cost.
+        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
+    except (OSError, ValueError):  # not one (ValueError: a NUL or a lone surrogate in it)
+        pass
     candidate = unquote(text.strip())
     if candidate.startswith("[") and candidate.endswith("]"):
         candidate = candidate[1:-1]

@@ -6,6 +6,8 @@ import base64
 import binascii
 import html
 import logging
+from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -26,7 +28,13 @@ log = logging.getLogger(__name__)
 TEXT = "text/plain; charset=utf-8"
 
 
-def basic_credentials(request: Request) -> tuple[str, str] | None:
+def query(request: Request) -> dict[str, str]:
+    """The query string's parameters, the last of repeated ones winning, as Starlette reads
+    them, without its multi-dict (the update path reads two or three of them)."""
+    return dict(parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True))
+
+
+def basic_credentials(request: Request, params: Mapping[str, str]) -> tuple[str, str] | None:
     """user and password from `Authorization: Basic`, or the username/password params."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -37,7 +45,6 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
             return None
         user, sep, password = decoded.partition(":")
         return (user, password) if sep else None
-    params = request.query_params
     param_user = params.get("username") or params.get("user")
     param_password = params.get("password") or params.get("pass")
     if param_user and param_password:
@@ -63,7 +70,8 @@ class UpdateEndpoints:
     async def dyndns2(self, request: Request) -> Response:
         """GET /nic/update: one answer line per requested host, always 200 (clients read words)."""
         client_ip = self.client_address.of(request)
-        credentials = basic_credentials(request)
+        params = query(request)
+        credentials = basic_credentials(request, params)
         if credentials is None:
             return PlainTextResponse(
                 "badauth\n",
@@ -71,7 +79,6 @@ class UpdateEndpoints:
                 media_type=TEXT,
                 headers={"WWW-Authenticate": 'Basic realm="homing"'},
             )
-        params = request.query_params
         hostnames = _split(params.get("hostname")) if "hostname" in params else None
         try:
             addresses = _addresses(params.get("myip"), client_ip)
