@@ -232,3 +232,24 @@ def test_secondary_zone_with_a_shared_key(env: dict[str, str]) -> None:
         "not a secondary zone",
     )
     refused(homing(env, "zone", "set", "own.example.net", "--notify-key", "k"), "not a key of")
+
+
+def test_zone_list(env: dict[str, str]) -> None:
+    assert ok(homing(env, "zone", "list")).splitlines() == ["zone\tserial\thosts\toffered"]
+    ok(homing(env, "zone", "add", "dyn.example.net"))
+    ok(homing(env, "zone", "add", "corp.example.net", "--private"))
+    ok(
+        homing(
+            env, "user", "add", "bob", "--email", "b@example.org", "--password-stdin",
+            stdin="correct horse battery\n",
+        )
+    )  # fmt: skip
+    ok(homing(env, "host", "add", "cam.dyn.example.net", "--owner", "bob"))
+    header, *rows = ok(homing(env, "zone", "list")).splitlines()
+    assert header == "zone\tserial\thosts\toffered"
+    listed = [row.split("\t") for row in rows]
+    assert [(z, hosts, offered) for z, _, hosts, offered in listed] == [
+        ("corp.example.net", "0", "no"),
+        ("dyn.example.net", "1", "yes"),
+    ]
+    assert all(int(serial) >= 1 for _, serial, _, _ in listed)

@@ -15,7 +15,7 @@ import typer
 from homing.client.cli import client_app
 from homing.config import Settings, load
 from homing.domain.errors import AccountError, HomingError
-from homing.service import accounts, hosts, imports, keys, zones
+from homing.service import accounts, admin, hosts, imports, keys, zones
 from homing.service.context import Homing
 
 T = TypeVar("T")
@@ -226,6 +226,15 @@ def _write_secrets(result: imports.ImportResult, secrets_out: Path | None) -> No
     fd = os.open(secrets_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write("name,secret\n" + lines)
+
+
+@zone_app.command("list")
+def zone_list() -> None:
+    """The zones served here: name, serial, hosts, and whether users may add hosts in it."""
+    rows = run_with_store(lambda h: admin.list_zones(h.db))
+    typer.echo("zone\tserial\thosts\toffered")
+    for row in rows:
+        typer.echo(f"{row.name}\t{row.serial}\t{row.hosts}\t{'yes' if row.public else 'no'}")
 
 
 @zone_app.command("import")
