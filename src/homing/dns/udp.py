@@ -170,14 +170,14 @@ class DatagramBatch:
         if results is None:
             results = _RESULTS[count] = struct.Struct("<" + "48xi4xI4x" * count)
         fields = results.unpack_from(self._receive_hdr.view)
-        view = self._received.view
+        received = self._received.map  # slicing the map makes the bytes in one step
         out = []
         for i in range(count):
             if fields[2 * i] & _MSG_TRUNC:
                 out.append(_TRUNCATED)
                 continue
             start = i * RECEIVE_SLOT
-            out.append(bytes(view[start : start + fields[2 * i + 1]]))
+            out.append(received[start : start + fields[2 * i + 1]])
         return out
 
     def address(self, slot: int) -> tuple[str, int]:
