@@ -362,21 +362,22 @@ class _Plan:
     results: tuple[tuple[int, Callable[[Any], Any]], ...] = ()  # (position, result processor)
 
     def parameters(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        values = self.take(row)
-        if not self.convert:
-            return values  # type: ignore[no-any-return]
-        converted = list(values)
-        for position, process in self.convert:
-            converted[position] = process(converted[position])
-        return tuple(converted)
+        return _processed(self.take(row), self.convert)
 
     def result(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        if not self.results:
-            return row
-        converted = list(row)
-        for position, process in self.results:
-            converted[position] = process(converted[position])
-        return tuple(converted)
+        return _processed(row, self.results)
+
+
+def _processed(
+    values: tuple[Any, ...], processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+) -> tuple[Any, ...]:
+    """`values` with each processor applied at its position (the same tuple if none)."""
+    if not processors:
+        return values
+    converted = list(values)
+    for position, process in processors:
+        converted[position] = process(converted[position])
+    return tuple(converted)
 
 
 # (statement, parameter names) -> the statement and its plan (None: run it the usual way).
@@ -426,7 +427,7 @@ def fetch_all(
             plan.sql, plan.parameters(parameters)
         )
         rows = cursor.fetchall()
-    return plan.columns, [plan.result(row) for row in rows] if plan.results else rows
+    return plan.columns, [plan.result(row) for row in rows]
 
 
 @contextlib.contextmanager
