@@ -95,7 +95,7 @@ class UpdateEndpoints:
 
     async def dvr(self, request: Request) -> Response:
         """GET|POST /dvr/update?host=&password=[&ip=]: `ACT` or `ERR 0x8000800N`."""
-        values = dict(request.query_params)
+        values = query(request)
         if request.method == "POST":
             try:
                 form = await request.form()
