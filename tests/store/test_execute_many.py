@@ -26,6 +26,10 @@ async def _zone(db: Database) -> int:
 async def test_rows_with_times_written_as_sqlalchemy_would(db: Database) -> None:
     zone_id = await _zone(db)
     at = datetime(2026, 12, 1, 9, 30, 15, 123456, tzinfo=UTC)
+    later = at + timedelta(seconds=7)
+    # One time object bound in several rows (as a batch binds txn.now), then another,
+    # then the first again: the remembered last value must never leak into the next row.
+    times = [at, at, later, at, later]
     rows = [
         {
             "zone_id": zone_id,
@@ -38,7 +42,7 @@ async def test_rows_with_times_written_as_sqlalchemy_would(db: Database) -> None
             "actor": "test",
             "via": "dyndns2",
             "old_ttl": None,
-            "at": at + timedelta(seconds=serial),
+            "at": times[serial - 2],
         }
         for serial in range(2, 7)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from homing.config import Settings
@@ -49,8 +50,9 @@ class Homing:
             ),
         )
 
-    @property
+    @functools.cached_property
     def policy(self) -> UpdatePolicy:
+        """Built once, at the first update: the settings do not change while serving."""
         s = self.settings
         return UpdatePolicy(
             max_hosts_per_request=s.max_hosts_per_request,

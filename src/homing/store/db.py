@@ -216,7 +216,7 @@ class Database:
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._writer = asyncio.create_task(self._write_loop(), name="homing-writer")
-        await self._queue.put(job)
+        self._queue.put_nowait(job)  # unbounded: no coroutine needed to put
         return await job.future
 
     async def _write_loop(self) -> None:
@@ -466,8 +466,11 @@ def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) 
             constants[name] = bind.value
     convert = []
     for position, name in enumerate(names):
-        process = dialect.type_descriptor(compiled.binds[name].type).bind_processor(dialect)
+        bind_type = compiled.binds[name].type
+        process = dialect.type_descriptor(bind_type).bind_processor(dialect)
         if process is not None:
+            if isinstance(bind_type, sa.DateTime):
+                process = _LastValue(process)
             convert.append((position, process))
     columns = []
     results = []
@@ -479,6 +482,26 @@ def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) 
     return _Plan(
         compiled.string, _taker(names, constants), tuple(convert), tuple(columns), tuple(results)
     )
+
+
+class _LastValue:
+    """A bind processor that remembers its last value: a batch binds one clock reading
+    (`txn.now`) in many rows, and SQLite's datetime formatting costs microseconds each."""
+
+    __slots__ = ("process", "last")
+
+    def __init__(self, process: Callable[[Any], Any]) -> None:
+        self.process = process
+        self.last: tuple[Any, Any] = (None, None)  # (value, processed): one object, so a
+        # thread reading it while another replaces it sees one pair or the other
+
+    def __call__(self, value: Any) -> Any:
+        last = self.last
+        if value is last[0] and value is not None:
+            return last[1]
+        processed = self.process(value)
+        self.last = (value, processed)
+        return processed
 
 
 def _taker(
