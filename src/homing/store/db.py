@@ -7,10 +7,11 @@ import contextlib
 import functools
 import logging
 import operator
+import queue
 import re
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,7 +136,7 @@ class Database:
         self.engine = self._create_engine()
         # SQLite: sync batches run, commit included, on one thread with its own connection.
         self._sync_engine: sa.Engine | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self._thread: _WriterThread | None = None
         self._sync_conn: sa.Connection | None = None  # the thread's own, opened on first use
         database = self.url.database
         if self.is_sqlite and database and database != ":memory:":
@@ -270,9 +271,8 @@ class Database:
         """Results in the order of the groups' jobs, and what the transaction emitted."""
         if self._sync_engine is not None and groups[0][0].is_sync:
             if self._thread is None:
-                self._thread = ThreadPoolExecutor(1, thread_name_prefix="homing-writer")
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._thread, self._run_sync_transaction, groups)
+                self._thread = _WriterThread()
+            return await self._thread.call(self._run_sync_transaction, groups)
         results = []
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(homing_write=True)
@@ -342,12 +342,67 @@ class Database:
             self._queue = None
         if self._thread is not None:
             # A batch still on the thread finishes its commit; its callers were cancelled.
-            self._thread.submit(self._close_sync_conn)
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown)
+            await self._thread.stop(self._close_sync_conn)
             self._thread = None
         if self._sync_engine is not None:
             self._sync_engine.dispose()
         await self.engine.dispose()
+
+
+class _WriterThread:
+    """The thread SQLite's sync batches run on, one call at a time, in order.
+
+    Lighter than run_in_executor: one asyncio future, settled from the thread, instead of
+    a concurrent future, its asyncio wrapper and their callbacks (a round trip cost 49 us
+    of CPU through an executor and 22 us here, on one core; docs/benchmarks.md)."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="homing-writer", daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """`fn(*args)` on the thread; the future has its result (or exception)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._calls.put((loop, future, fn, args))
+        return future
+
+    async def stop(self, last: Callable[[], None]) -> None:
+        """Run `last` after the calls already queued, then end the thread."""
+        await self.call(last)
+        self._calls.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            loop, future, fn, args = call
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # the caller's to handle, on its own thread
+                self._settle(loop, future, None, exc)
+            else:
+                self._settle(loop, future, result, None)
+
+    @staticmethod
+    def _settle(
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        result: Any,
+        exc: BaseException | None,
+    ) -> None:
+        def settle() -> None:
+            if future.cancelled():
+                return
+            if exc is None:
+                future.set_result(result)
+            else:
+                future.set_exception(exc)
+
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits any more
 
 
 @dataclass(frozen=True)
@@ -466,11 +521,11 @@ def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) 
             constants[name] = bind.value
     convert = []
     for position, name in enumerate(names):
-        bind_type = compiled.binds[name].type
-        process = dialect.type_descriptor(bind_type).bind_processor(dialect)
+        implementation = dialect.type_descriptor(compiled.binds[name].type)
+        process = implementation.bind_processor(dialect)
         if process is not None:
-            if isinstance(bind_type, sa.DateTime):
-                process = _LastValue(process)
+            if isinstance(implementation, sa.DateTime):
+                process = _datetime_bind(dialect, implementation, process)
             convert.append((position, process))
     columns = []
     results = []
@@ -484,9 +539,24 @@ def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) 
     )
 
 
+# One remembering processor per datetime format, shared by every plan's datetime binds.
+_DATETIME_BINDS: dict[tuple[str, str, str], _LastValue] = {}
+
+
+def _datetime_bind(
+    dialect: sa.Dialect, implementation: Any, process: Callable[[Any], Any]
+) -> _LastValue:
+    """A batch binds one clock reading (`txn.now`) in many rows of several statements, and
+    SQLite's datetime formatting costs microseconds each: it is done once per batch."""
+    key = (dialect.name, dialect.driver, repr(implementation))  # repr: the format's options
+    found = _DATETIME_BINDS.get(key)
+    if found is None:
+        found = _DATETIME_BINDS[key] = _LastValue(process)
+    return found
+
+
 class _LastValue:
-    """A bind processor that remembers its last value: a batch binds one clock reading
-    (`txn.now`) in many rows, and SQLite's datetime formatting costs microseconds each."""
+    """A bind processor that remembers its last value and what it made of it."""
 
     __slots__ = ("process", "last")
 
