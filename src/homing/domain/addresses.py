@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -72,9 +73,10 @@ class AddressSet:
     def __bool__(self) -> bool:
         return self.ipv4 is not None or self.ipv6 is not None
 
-    @property
+    @functools.cached_property
     def by_type(self) -> tuple[tuple[str, str], ...]:
-        """(record type, address text) of each family given, A first."""
+        """(record type, address text) of each family given, A first (worked out once:
+        an update reads it in its batch and again for its answer)."""
         pairs = (("A", self.ipv4), ("AAAA", self.ipv6))
         return tuple((rtype, str(address)) for rtype, address in pairs if address is not None)
 

@@ -162,6 +162,7 @@ class _Item:
     request: UpdateRequest
     grant: _Grant | None
     policy: UpdatePolicy
+    username: str | None = None  # the user name as a host name (FQDN), when worked out
 
 
 async def update(db: Database, request: UpdateRequest, policy: UpdatePolicy) -> list[HostResult]:
@@ -173,8 +174,9 @@ async def update(db: Database, request: UpdateRequest, policy: UpdatePolicy) -> 
     requested = request.hostnames
     if requested is not None and len(requested) > policy.max_hosts_per_request:
         return [HostResult(",".join(requested)[:64], Outcome.NUMHOST)]
-    if _host_name(request.username) is not None:
-        results = await db.write_batched_sync(_BATCHER, _Item(request, None, policy))
+    username = _host_name(request.username)
+    if username is not None:
+        results = await db.write_batched_sync(_BATCHER, _Item(request, None, policy, username))
         if results is not _SLOW:
             return results
     grant = await _resolve_credentials(db, request.username, request.password)
@@ -244,6 +246,8 @@ class _UpdateBatcher:
         names = _Names()
         wanted: set[str] = set()
         for item in items:
+            if item.username is not None:
+                names[item.request.username] = item.username  # normalised once, outside
             defaults = item.grant.default_names if item.grant else ()
             for raw in [item.request.username, *(item.request.hostnames or []), *defaults]:
                 name = names[raw]

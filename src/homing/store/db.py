@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -102,10 +103,10 @@ class _Job:
     unit: Unit[Any] | None = None
     batcher: Batcher[Any, Any] | SyncBatcher[Any, Any] | None = None
     item: Any = None
+    is_sync: bool = field(init=False)
 
-    @property
-    def is_sync(self) -> bool:
-        return self.batcher is not None and hasattr(self.batcher, "run_sync")
+    def __post_init__(self) -> None:
+        self.is_sync = self.batcher is not None and hasattr(self.batcher, "run_sync")
 
 
 def _groups(jobs: list[_Job]) -> list[list[_Job]]:
@@ -147,7 +148,8 @@ class Database:
             )
             _sqlite_pragmas(self._sync_engine)
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[_Job] | None = None
+        self._pending: collections.deque[_Job] = collections.deque()  # jobs for the writer
+        self._idle: asyncio.Future[None] | None = None  # the writer waits on it for a job
         self._writer: asyncio.Task[None] | None = None
         # Called with what each committed transaction emitted, in commit order (the journal hook).
         self.on_commit: list[Callable[[list[Any]], None]] = []
@@ -214,18 +216,24 @@ class Database:
         return asyncio.get_running_loop().create_future()
 
     async def _submit(self, job: _Job) -> Any:
-        if self._queue is None:
-            self._queue = asyncio.Queue()
+        if self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name="homing-writer")
-        self._queue.put_nowait(job)  # unbounded: no coroutine needed to put
+        self._pending.append(job)
+        idle = self._idle
+        if idle is not None:
+            self._idle = None
+            if not idle.done():
+                idle.set_result(None)
         return await job.future
 
     async def _write_loop(self) -> None:
-        assert self._queue is not None
+        pending = self._pending
         while True:
-            jobs = [await self._queue.get()]
-            while len(jobs) < self.max_batch and not self._queue.empty():
-                jobs.append(self._queue.get_nowait())
+            if not pending:
+                self._idle = asyncio.get_running_loop().create_future()
+                await self._idle
+                continue
+            jobs = [pending.popleft() for _ in range(min(len(pending), self.max_batch))]
             try:
                 await self._commit_batch(jobs)
             except Exception:  # a bug, not the caller's: never let the writer die
@@ -246,14 +254,15 @@ class Database:
             await self._commit_jobs([job for job in jobs if not job.is_sync])
 
     async def _commit_jobs(self, jobs: list[_Job]) -> None:
-        groups = _groups(jobs)
         if len(jobs) > 1:
+            groups = _groups(jobs)
             try:
                 results, emitted = await self._run_transaction(groups)
             except Exception:
                 pass  # retried one by one below, so each caller gets its own answer
             else:
-                self._settle(jobs, results, emitted)
+                # `results` are in group order: matched to the jobs the same way.
+                self._settle([job for group in groups for job in group], results, emitted)
                 return
         for job in jobs:
             try:
@@ -321,8 +330,7 @@ class Database:
 
     def _settle(self, jobs: list[_Job], results: list[Any], emitted: list[Any]) -> None:
         """Hooks first (DNS moves), then the callers hear of their commit; `results` are in
-        group order, so they are matched to the jobs the same way."""
-        jobs = [job for group in _groups(jobs) for job in group]
+        the order of `jobs`."""
         if emitted:
             for hook in self.on_commit:
                 try:
@@ -339,7 +347,11 @@ class Database:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
-            self._queue = None
+            self._idle = None
+            while self._pending:  # never taken by the writer: their callers hear so
+                job = self._pending.popleft()
+                if not job.future.done():
+                    job.future.set_exception(StoreUnavailable("the store is closed"))
         if self._thread is not None:
             # A batch still on the thread finishes its commit; its callers were cancelled.
             await self._thread.stop(self._close_sync_conn)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.types import Scope
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -28,10 +30,15 @@ class ClientAddress:
         return any(ip in net for net in self.trusted)
 
     def of(self, request: Request) -> str:
-        peer = request.client.host if request.client else "127.0.0.1"
+        return self.of_scope(request.scope)
+
+    def of_scope(self, scope: Scope) -> str:
+        """of() of an ASGI scope (the update path reads it without a Request)."""
+        client = scope.get("client")
+        peer = client[0] if client is not None else "127.0.0.1"
         if not self.trusted or not self._is_trusted(peer):
             return peer
-        forwarded = request.headers.get("x-forwarded-for", "")
+        forwarded = Headers(scope=scope).get("x-forwarded-for", "")
         # Walk from the nearest hop back; the first untrusted address is the client.
         for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
             try:

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Scope
 
 from homing.domain.addresses import AddressSet
 from homing.domain.errors import HomingError, InvalidAddress
@@ -26,18 +27,40 @@ log = logging.getLogger(__name__)
 
 # ddclient misreads chunked bodies: every answer here is a plain body with Content-Length.
 TEXT = "text/plain; charset=utf-8"
+_CHALLENGE = {"WWW-Authenticate": 'Basic realm="homing"'}
 
 
 def query(request: Request) -> dict[str, str]:
     """The query string's parameters, the last of repeated ones winning, as Starlette reads
     them, without its multi-dict (the update path reads two or three of them)."""
-    return dict(parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True))
+    return query_of(request.scope)
+
+
+def query_of(scope: Scope) -> dict[str, str]:
+    """query() of an ASGI scope. A query string with nothing escaped (the common update:
+    `hostname=...&myip=...`) is split as parse_qsl would split it, without its unquoting."""
+    text = scope["query_string"].decode("latin-1")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    return {name: value for name, _, value in (f.partition("=") for f in text.split("&") if f)}
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first header `name` (lower case, as ASGI gives names) of a scope, or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
 
 
 def basic_credentials(request: Request, params: Mapping[str, str]) -> tuple[str, str] | None:
     """user and password from `Authorization: Basic`, or the username/password params."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    return credentials_of(request.scope, params)
+
+
+def credentials_of(scope: Scope, params: Mapping[str, str]) -> tuple[str, str] | None:
+    """basic_credentials() of an ASGI scope."""
+    scheme, _, token = (header(scope, b"authorization") or "").partition(" ")
     if scheme.lower() == "basic" and token:
         try:
             decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
@@ -69,29 +92,29 @@ class UpdateEndpoints:
 
     async def dyndns2(self, request: Request) -> Response:
         """GET /nic/update: one answer line per requested host, always 200 (clients read words)."""
-        client_ip = self.client_address.of(request)
-        params = query(request)
-        credentials = basic_credentials(request, params)
+        status, body = await self.dyndns2_answer(request.scope)
+        return PlainTextResponse(
+            body, status_code=status, media_type=TEXT, headers=_CHALLENGE if status == 401 else None
+        )
+
+    async def dyndns2_answer(self, scope: Scope) -> tuple[int, str]:
+        """dyndns2() as a status and a body, for the front that answers GETs itself."""
+        client_ip = self.client_address.of_scope(scope)
+        params = query_of(scope)
+        credentials = credentials_of(scope, params)
         if credentials is None:
-            return PlainTextResponse(
-                "badauth\n",
-                status_code=401,
-                media_type=TEXT,
-                headers={"WWW-Authenticate": 'Basic realm="homing"'},
-            )
+            return 401, "badauth\n"
         hostnames = _split(params.get("hostname")) if "hostname" in params else None
         try:
             addresses = _addresses(params.get("myip"), client_ip)
         except InvalidAddress:
             lines = [Outcome.BAD_ADDRESS.dyndns2] * max(1, len(hostnames or []))
-            return PlainTextResponse("\n".join(lines) + "\n", media_type=TEXT)
-        results = await self._update(
-            credentials, hostnames, addresses, "dyndns2", client_ip, request
-        )
+            return 200, "\n".join(lines) + "\n"
+        agent = header(scope, b"user-agent") or ""
+        results = await self._update(credentials, hostnames, addresses, "dyndns2", client_ip, agent)
         if results is None:
-            return PlainTextResponse(Outcome.INTERNAL.dyndns2 + "\n", media_type=TEXT)
-        body = "\n".join(r.dyndns2_line() for r in results) + "\n"
-        return PlainTextResponse(body, media_type=TEXT)
+            return 200, Outcome.INTERNAL.dyndns2 + "\n"
+        return 200, "\n".join(r.dyndns2_line() for r in results) + "\n"
 
     async def dvr(self, request: Request) -> Response:
         """GET|POST /dvr/update?host=&password=[&ip=]: `ACT` or `ERR 0x8000800N`."""
@@ -113,7 +136,8 @@ class UpdateEndpoints:
             addresses = _addresses(values.get("ip"), client_ip)
         except InvalidAddress:
             return _dvr(Outcome.BAD_ADDRESS)
-        results = await self._update((host, password), [host], addresses, "dvr", client_ip, request)
+        agent = request.headers.get("user-agent", "")
+        results = await self._update((host, password), [host], addresses, "dvr", client_ip, agent)
         if results is None:
             return _dvr(Outcome.INTERNAL)
         return _dvr(results[0].outcome)
@@ -125,7 +149,7 @@ class UpdateEndpoints:
         addresses: AddressSet,
         via: str,
         client_ip: str,
-        request: Request,
+        agent: str,
     ) -> list[HostResult] | None:
         update_request = UpdateRequest(
             username=credentials[0],
@@ -134,7 +158,7 @@ class UpdateEndpoints:
             addresses=addresses,
             via=via,
             client_ip=client_ip,
-            agent=request.headers.get("user-agent", ""),
+            agent=agent,
         )
         try:
             results = await update(self.homing.db, update_request, self.homing.policy)
