@@ -12,7 +12,7 @@ import queue
 import re
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -411,10 +411,8 @@ class _WriterThread:
             else:
                 future.set_exception(exc)
 
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             loop.call_soon_threadsafe(settle)
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits any more
 
 
 @dataclass(frozen=True)
@@ -469,8 +467,10 @@ def execute_many(conn: sa.Connection, statement: sa.Executable, rows: list[dict[
     if conn.dialect.driver != "pysqlite":
         conn.exec_driver_sql(plan.sql, parameters)
         return
-    with _driver_errors(plan.sql):
+    try:
         conn.connection.driver_connection.executemany(plan.sql, parameters)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        raise _store_error(plan.sql, exc) from exc
 
 
 def fetch_all(
@@ -489,21 +489,20 @@ def fetch_all(
     if plan is None or not plan.columns:
         result = conn.execute(statement, parameters)
         return tuple(result.keys()), [tuple(row) for row in result.all()]
-    with _driver_errors(plan.sql):
+    try:
         cursor = conn.connection.driver_connection.execute(  # type: ignore[union-attr]
             plan.sql, plan.parameters(parameters)
         )
         rows = cursor.fetchall()
+    except sqlite3.Error as exc:
+        raise _store_error(plan.sql, exc) from exc
     return plan.columns, [plan.result(row) for row in rows]
 
 
-@contextlib.contextmanager
-def _driver_errors(sql: str) -> Iterator[None]:
-    """The driver's errors as SQLAlchemy's (IntegrityError and so on), as callers expect."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise sa.exc.DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+def _store_error(sql: str, exc: sqlite3.Error) -> Exception:
+    """A driver error as SQLAlchemy's (IntegrityError and so on), as callers expect.
+    (A plain try at each call: a context manager cost a dozen calls per statement.)"""
+    return sa.exc.DBAPIError.instance(sql, None, exc, sqlite3.Error)
 
 
 def _plan_for(conn: sa.Connection, statement: sa.Executable, keys: tuple[str, ...]) -> _Plan | None:
