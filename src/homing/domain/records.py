@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 DEFAULT_HOST_TTL = 60
 
@@ -11,17 +12,18 @@ DEFAULT_HOST_TTL = 60
 StoredRRset = tuple[str, str, int, str]
 
 
-@dataclass(frozen=True)
-class RRsetValue:
+class RRsetValue(NamedTuple):
     """One RRset: owner name (normalised, no final dot), type mnemonic, TTL and rdata texts.
 
-    Empty `rdatas` means the RRset does not exist (a deletion).
+    Empty `rdatas` means the RRset does not exist (a deletion). A named tuple rather than
+    a frozen dataclass: the update batch makes several per update, and a frozen
+    dataclass's __init__ cost three times as much (docs/benchmarks.md).
     """
 
     name: str
     rtype: str
     ttl: int
-    rdatas: tuple[str, ...] = field(default_factory=tuple)
+    rdatas: tuple[str, ...] = ()
 
     def encode(self) -> str:
         """The journal/store text of the rdatas: one per line, sorted for stable comparison."""
@@ -34,9 +36,9 @@ class RRsetValue:
         return tuple(line for line in text.split("\n") if line)
 
 
-@dataclass(frozen=True)
-class JournalEntry:
-    """One committed change of one RRset; `serial` is the zone's SOA serial after it."""
+class JournalEntry(NamedTuple):
+    """One committed change of one RRset; `serial` is the zone's SOA serial after it.
+    (A named tuple, as RRsetValue: one is made per change, on the update path.)"""
 
     position: int
     zone: str

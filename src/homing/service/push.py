@@ -12,7 +12,6 @@ that, so the service never imports the DNS layer: the web layer hands the result
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -100,7 +99,7 @@ async def confirm_pushed(
     answers = await asyncio.gather(*(waiter.pushed(z, wanted[z], within) for z in names))
     failed = {zone for zone, ok in zip(names, answers, strict=True) if not ok}
     return [
-        dataclasses.replace(r, outcome=Outcome.DNSERR)
+        r._replace(outcome=Outcome.DNSERR)
         if r.outcome is Outcome.GOOD and r.zone in failed
         else r
         for r in results

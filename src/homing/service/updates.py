@@ -10,7 +10,7 @@ import functools
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -63,11 +63,12 @@ class UpdateRequest:
     agent: str = ""
 
 
-@dataclass(frozen=True)
-class HostResult:
+class HostResult(NamedTuple):
+    """One requested host's answer (a named tuple, as RRsetValue: made per update)."""
+
     hostname: str
     outcome: Outcome
-    addresses: AddressSet = field(default_factory=AddressSet)
+    addresses: AddressSet = AddressSet()  # frozen: one shared empty set is safe
     # A change's zone and journal serial (its last, when both A and AAAA changed): what a
     # hidden primary must have before the change is confirmed. None when nothing changed.
     zone: str | None = None
