@@ -99,8 +99,6 @@ async def confirm_pushed(
     answers = await asyncio.gather(*(waiter.pushed(z, wanted[z], within) for z in names))
     failed = {zone for zone, ok in zip(names, answers, strict=True) if not ok}
     return [
-        r._replace(outcome=Outcome.DNSERR)
-        if r.outcome is Outcome.GOOD and r.zone in failed
-        else r
+        r._replace(outcome=Outcome.DNSERR) if r.outcome is Outcome.GOOD and r.zone in failed else r
         for r in results
     ]
