@@ -16,7 +16,7 @@ from homing.web.api import create_api, error
 from homing.web.clientip import ClientAddress
 from homing.web.limits import RequestLimits
 from homing.web.portal import portal_routes
-from homing.web.updates import TEXT, UpdateEndpoints
+from homing.web.updates import CHALLENGE, TEXT, UpdateEndpoints
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class UpdateFront:
 
 
 _TEXT = TEXT.encode()
-_CHALLENGE = b'Basic realm="homing"'
+_CHALLENGE = CHALLENGE.encode()
 
 
 def create_app(homing: Homing) -> ASGIApp:

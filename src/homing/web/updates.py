@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # ddclient misreads chunked bodies: every answer here is a plain body with Content-Length.
 TEXT = "text/plain; charset=utf-8"
-_CHALLENGE = {"WWW-Authenticate": 'Basic realm="homing"'}
+CHALLENGE = 'Basic realm="homing"'  # WWW-Authenticate of a badauth answer
 
 
 def query(request: Request) -> dict[str, str]:
@@ -53,13 +53,8 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def basic_credentials(request: Request, params: Mapping[str, str]) -> tuple[str, str] | None:
-    """user and password from `Authorization: Basic`, or the username/password params."""
-    return credentials_of(request.scope, params)
-
-
 def credentials_of(scope: Scope, params: Mapping[str, str]) -> tuple[str, str] | None:
-    """basic_credentials() of an ASGI scope."""
+    """user and password from `Authorization: Basic`, or the username/password params."""
     scheme, _, token = (header(scope, b"authorization") or "").partition(" ")
     if scheme.lower() == "basic" and token:
         try:
@@ -94,7 +89,10 @@ class UpdateEndpoints:
         """GET /nic/update: one answer line per requested host, always 200 (clients read words)."""
         status, body = await self.dyndns2_answer(request.scope)
         return PlainTextResponse(
-            body, status_code=status, media_type=TEXT, headers=_CHALLENGE if status == 401 else None
+            body,
+            status_code=status,
+            media_type=TEXT,
+            headers={"WWW-Authenticate": CHALLENGE} if status == 401 else None,
         )
 
     async def dyndns2_answer(self, scope: Scope) -> tuple[int, str]:
