@@ -375,9 +375,8 @@ class _WriterThread:
 
     def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """`fn(*args)` on the thread; the future has its result (or exception)."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._calls.put((loop, future, fn, args))
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._calls.put((future, fn, args))
         return future
 
     async def stop(self, last: Callable[[], None]) -> None:
@@ -388,21 +387,16 @@ class _WriterThread:
 
     def _serve(self) -> None:
         while (call := self._calls.get()) is not None:
-            loop, future, fn, args = call
+            future, fn, args = call
             try:
                 result = fn(*args)
             except BaseException as exc:  # the caller's to handle, on its own thread
-                self._settle(loop, future, None, exc)
+                self._settle(future, None, exc)
             else:
-                self._settle(loop, future, result, None)
+                self._settle(future, result, None)
 
     @staticmethod
-    def _settle(
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
-        result: Any,
-        exc: BaseException | None,
-    ) -> None:
+    def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
         def settle() -> None:
             if future.cancelled():
                 return
@@ -412,7 +406,7 @@ class _WriterThread:
                 future.set_exception(exc)
 
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            loop.call_soon_threadsafe(settle)
+            future.get_loop().call_soon_threadsafe(settle)
 
 
 @dataclass(frozen=True)

@@ -30,15 +30,11 @@ TEXT = "text/plain; charset=utf-8"
 CHALLENGE = 'Basic realm="homing"'  # WWW-Authenticate of a badauth answer
 
 
-def query(request: Request) -> dict[str, str]:
-    """The query string's parameters, the last of repeated ones winning, as Starlette reads
-    them, without its multi-dict (the update path reads two or three of them)."""
-    return query_of(request.scope)
-
-
 def query_of(scope: Scope) -> dict[str, str]:
-    """query() of an ASGI scope. A query string with nothing escaped (the common update:
-    `hostname=...&myip=...`) is split as parse_qsl would split it, without its unquoting."""
+    """The query string's parameters, the last of repeated ones winning, as Starlette reads
+    them, without its multi-dict (the update path reads two or three of them). One with
+    nothing escaped (the common update: `hostname=...&myip=...`) is split as parse_qsl
+    would split it, without its unquoting."""
     text = scope["query_string"].decode("latin-1")
     if "%" in text or "+" in text:
         return dict(parse_qsl(text, keep_blank_values=True))
@@ -86,7 +82,8 @@ class UpdateEndpoints:
         self.client_address = client_address
 
     async def dyndns2(self, request: Request) -> Response:
-        """GET /nic/update: one answer line per requested host, always 200 (clients read words)."""
+        """GET /nic/update: one answer line per requested host, 200 (clients read words)
+        but for a request without credentials (401 with a Basic challenge)."""
         status, body = await self.dyndns2_answer(request.scope)
         return PlainTextResponse(
             body,
@@ -116,7 +113,7 @@ class UpdateEndpoints:
 
     async def dvr(self, request: Request) -> Response:
         """GET|POST /dvr/update?host=&password=[&ip=]: `ACT` or `ERR 0x8000800N`."""
-        values = query(request)
+        values = query_of(request.scope)
         if request.method == "POST":
             try:
                 form = await request.form()
