@@ -287,6 +287,12 @@ class PowerDns(Secondary):
     The zone, its TSIG key for SOA checks and transfers and its IXFR switch are set
     with pdnsutil in the backend's database. (The bind backend takes the transfer but
     does not apply IXFR deltas to its zone file, so it is not used.)
+
+    Its packet and query caches are off. The tests poll it every 10 ms; a query read from
+    the backend just before an IXFR commits could be cached after the cache purge
+    that follows the commit, and answered stale for the cache's 20 s (seen once in CI:
+    the log said "got 1 delta, zone committed with serial 3" and the old address
+    stayed for the whole 10 s wait). What is under test is homing's NOTIFY and IXFR.
     """
 
     kind: ClassVar[str] = "powerdns"
@@ -310,6 +316,9 @@ daemon=no
 guardian=no
 disable-syslog=yes
 loglevel=6
+cache-ttl=0
+query-cache-ttl=0
+negquery-cache-ttl=0
 """
         )
         for args in (
