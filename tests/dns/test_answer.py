@@ -549,3 +549,121 @@ def test_an_answer_too_big_even_for_tcp_is_truncated(index: ZoneIndex) -> None:
     zone.set_rrset(RRsetValue(name("huge"), "TXT", 60, texts_))
     index.generation += 1
     assert_truncated(ask(index, query(name("huge"), "TXT"), tcp=True), name("huge"))
+
+
+# --- whole replies kept for UDP --------------------------------------------------------
+
+
+def kept_reply(responder: Responder, q: dns.message.Message) -> bytes | None:
+    """The reply the responder keeps for `q`'s bytes, without its ID, or None."""
+    return responder.udp_replies().get(q.to_wire()[2:])
+
+
+@pytest.mark.parametrize("edns", [None, 0])
+def test_a_kept_reply_is_the_computed_one_with_the_new_id(
+    index: ZoneIndex, edns: int | None
+) -> None:
+    responder = Responder(index)
+    first = query(name("host"), edns=edns)
+    computed = responder.answer(first.to_wire(), tcp=False)
+    assert computed is not None and kept_reply(responder, first) == computed[2:]
+    again = query(name("host"), edns=edns)
+    again.id = (first.id + 1) % 65536
+    reply = responder.answer(again.to_wire(), tcp=False)
+    assert reply == again.to_wire()[:2] + computed[2:]
+    assert dns.message.from_wire(reply).id == again.id
+    # Other bytes are another key: EDNS or not, RD or not, the case of the name.
+    other = query(name("host"), edns=None if edns == 0 else 0)
+    other.flags &= ~dns.flags.RD
+    parsed = ask(index, other)
+    assert (parsed.edns, parsed.flags & dns.flags.RD) == (-1 if edns == 0 else 0, 0)
+
+
+def test_only_positive_udp_answers_are_kept(index: ZoneIndex) -> None:
+    responder = Responder(index)
+    questions = [
+        query(name("nobody")),  # NXDOMAIN: carries the zone's serial
+        query(name("mail")),  # NODATA: the same
+        query(name("alias")),  # a CNAME followed: depends on its target too
+        query(name("other.wild")),  # a wildcard: depends on the wildcard's owner
+        query(ZONE, "SOA"),  # the apex: the serial
+        query(name("many")),  # truncated over UDP: kept all the same, as it is
+    ]
+    for q in questions:
+        assert responder.answer(q.to_wire(), tcp=False) is not None
+    assert [kept_reply(responder, q) is not None for q in questions] == [
+        False, False, False, False, False, True
+    ]  # fmt: skip
+    tcp = query(name("host"))
+    assert responder.answer(tcp.to_wire(), tcp=True) is not None
+    assert kept_reply(responder, tcp) is None  # TCP answers are never kept
+
+
+def test_a_change_forgets_the_replies_of_its_owner_only(index: ZoneIndex) -> None:
+    responder = Responder(index)
+    host, forty = query(name("host")), query(name("forty"))
+    for q in (host, forty):
+        responder.answer(q.to_wire(), tcp=False)
+    assert index.apply(host_moved("192.0.2.55"))
+    assert kept_reply(responder, host) is None
+    assert kept_reply(responder, forty) is not None  # another owner: still current
+    reply = responder.answer(host.to_wire(), tcp=False)
+    assert reply is not None
+    assert texts(dns.message.from_wire(reply)) == [f"{name('host')}. 60 IN A 192.0.2.55"]
+    assert kept_reply(responder, host) == reply[2:]  # kept again, as it is now
+
+
+def test_replies_are_forgotten_when_their_zone_goes(index: ZoneIndex) -> None:
+    responder = Responder(index)
+    host = query(name("host"))
+    responder.answer(host.to_wire(), tcp=False)
+    index.drop_zone(ZONE)
+    assert responder.udp_replies() == {}
+    assert ask(index, host).rcode() == Rcode.REFUSED
+
+
+def test_a_change_behind_the_logs_back_forgets_every_reply(index: ZoneIndex) -> None:
+    responder = Responder(index)
+    host = query(name("host"))
+    responder.answer(host.to_wire(), tcp=False)
+    zone = index.zone(ZONE)
+    assert zone is not None
+    zone.set_rrset(RRsetValue(name("host"), "A", 60, ("192.0.2.66",)))
+    index.generation += 1  # no record of what changed
+    reply = responder.answer(host.to_wire(), tcp=False)
+    assert reply is not None
+    assert texts(dns.message.from_wire(reply)) == [f"{name('host')}. 60 IN A 192.0.2.66"]
+
+
+def test_the_replies_kept_stay_bounded(index: ZoneIndex) -> None:
+    responder = Responder(index, reply_cache_size=4)
+    zone = index.zone(ZONE)
+    assert zone is not None
+    for i in range(40):
+        index.replace(ZONE, SERIAL + 1 + i, [RRsetValue(name(f"h{i}"), "A", 60, (f"10.0.0.{i}",))])
+    for i in range(40):
+        r = ask(index, query(name(f"h{i}")))  # the module's responder: a default-sized one
+        mine = responder.answer(query(name(f"h{i}")).to_wire(), tcp=False)
+        assert mine is not None
+        assert (
+            texts(dns.message.from_wire(mine))
+            == texts(r)
+            == [f"{name(f'h{i}')}. 60 IN A 10.0.0.{i}"]
+        )
+        assert len(responder.udp_replies()) <= 4
+    with pytest.raises(ValueError, match="reply_cache_size"):
+        Responder(index, reply_cache_size=0)
+
+
+def test_an_unusual_query_rewritten_as_plain_is_not_kept(index: ZoneIndex) -> None:
+    """A query dnspython reads (here, one with an answer record and EDNS) is answered as
+    the plain query it amounts to; its reply has an OPT record that the plain bytes lack,
+    so it must not be kept as their reply."""
+    responder = Responder(index)
+    unusual = query(name("host"), edns=0)
+    unusual.answer.append(dns.rrset.from_text(name("host") + ".", 60, "IN", "A", "192.0.2.200"))
+    reply = responder.answer(unusual.to_wire(), tcp=False)
+    assert reply is not None and dns.message.from_wire(reply).edns == 0
+    assert responder.udp_replies() == {}
+    plain = responder.answer(query(name("host")).to_wire(), tcp=False)
+    assert plain is not None and dns.message.from_wire(plain).edns == -1

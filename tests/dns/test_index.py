@@ -115,14 +115,17 @@ def test_an_update_changes_the_next_answer_and_the_negative_serial() -> None:
     assert (nodata.rcode(), nodata.answer, nodata.authority[0][0].serial) == (0, [], 4)
 
 
-def test_the_hot_path_caches_nothing_and_the_slow_path_forgets_its_zone() -> None:
+def test_the_hot_path_keeps_positive_replies_and_the_slow_path_forgets_its_zone() -> None:
     index = make_index()
     responder = Responder(index)
     for name, rdtype in ((f"a.{ZONE}", "A"), (f"nobody.{ZONE}", "A"), (f"b.{ZONE}", "TXT")):
         ask(responder, name, rdtype)
-    assert responder._cache == {}  # answered straight from the index
+    assert responder._prepared.entries == {}  # answered straight from the index
+    # Only the positive reply is kept whole: a negative one carries the zone's serial.
+    [kept] = responder.udp_replies()
+    assert name_wire(f"a.{ZONE}") in kept
     soa = ask(responder, ZONE, "SOA")  # the apex goes through dnspython, and is cached
-    assert len(responder._cache) == 1 and soa.answer[0][0].serial == 1
+    assert len(responder._prepared.entries) == 1 and soa.answer[0][0].serial == 1
     index.apply(entry(index, f"a.{ZONE}", "192.0.2.10"))
     assert ask(responder, ZONE, "SOA").answer[0][0].serial == 2
 
@@ -143,7 +146,7 @@ def test_full_cache_evicts_the_oldest_and_stays_bounded() -> None:
     responder = Responder(index, cache_size=8)
     for i in range(40):  # ANY takes the cached slow path
         assert ask(responder, f"n{i}.{ZONE}", "ANY").rcode() == dns.rcode.NXDOMAIN
-        assert len(responder._cache) <= 8
+        assert len(responder._prepared.entries) <= 8
     assert ask(responder, f"a.{ZONE}", "ANY").answer[0][0].address == "192.0.2.1"
     index.apply(entry(index, f"a.{ZONE}", "192.0.2.11"))
     assert ask(responder, f"a.{ZONE}", "ANY").answer[0][0].address == "192.0.2.11"
@@ -281,7 +284,7 @@ def test_written_answers_match_what_dnspython_renders_from_resolve(
     wire = query.to_wire()
     responder = Responder(index)
     direct = responder.answer(wire, tcp=False)
-    assert direct is not None and responder._cache == {}  # the hot path answered
+    assert direct is not None and responder._prepared.entries == {}  # the hot path answered
     # The same question through resolve() and dnspython's renderer.
     name_end = wire.index(0, 12) + 1
     question = wire[12 : name_end + 4]

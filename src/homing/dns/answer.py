@@ -5,7 +5,13 @@ read by hand, its lower-cased name is sliced into the key of the zone index, and
 response is the header, the client's own question bytes (so its letter case is echoed)
 and the RRset's records as the index keeps them, owners pointing back at the question.
 Negative answers carry the zone's SOA record, owner a pointer to the apex's place in the
-question. Nothing is cached, so nothing warms up and nothing goes stale.
+question.
+
+A positive answer at an owner sent over UDP is also kept whole, keyed by the query's bytes
+after its ID: the same bytes again (a resolver asking the same question, with the same
+flags, case and EDNS options) are answered with one dictionary lookup and the new ID,
+as PowerDNS's packet cache does. A kept reply is filed under its owner's name and
+forgotten when the journal changes that owner, so it is never staler than the index.
 
 The rest (the apex, CNAME chains, ANY, other classes, meta types) is resolved with
 dnspython objects made from the index, rendered by dnspython, and cached until the zone
@@ -20,7 +26,7 @@ import logging
 import struct
 import weakref
 from dataclasses import dataclass, field
-from typing import NamedTuple, cast
+from typing import Generic, NamedTuple, TypeVar, cast
 
 import dns.exception
 import dns.flags
@@ -54,6 +60,9 @@ CNAME_CHAIN_LIMIT = 8  # bounds the work a CNAME loop or long chain inside a zon
 # Prepared answers kept; at about 400 bytes each this bounds the cache near 160 MB even
 # under a flood of random names. A zone's whole query mix should fit (see benchmarks).
 DEFAULT_CACHE_SIZE = 400_000
+# Whole UDP replies kept (about 350 bytes each with their filing: some 45 MB when full);
+# the positive answers of a 100,000-host zone's query mix fit (see benchmarks).
+DEFAULT_REPLY_CACHE_SIZE = 131_072
 _EVICT_FRACTION = 8  # when full, the oldest 1/8 of the answers go
 
 _HEADER = struct.Struct("!HHHHHH")
@@ -144,22 +153,90 @@ class _Prepared:
         return _truncated(q.ident, flags, q.question, opt)
 
 
-class Responder:
-    """Answers queries from one zone index; the rare answers dnspython renders are cached."""
+V = TypeVar("V")
 
-    def __init__(self, index: ZoneIndex, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
-        if cache_size < 1:
-            raise ValueError(f"cache_size must be at least 1, not {cache_size}")
+
+class _Filed(Generic[V]):
+    """A bounded cache whose keys are filed under groups (a zone, an owner), so that a
+    change forgets its group's keys and nothing else; when full, the oldest entries go."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: dict[bytes, V] = {}
+        self._groups: dict[bytes, list[bytes]] = {}
+        self._filed = 0  # keys filed since the groups were last emptied
+
+    def put(self, key: bytes, value: V, group: bytes | None) -> None:
+        """Keep `value`; filed under `group`, or under none (only clear() forgets it)."""
+        if len(self.entries) >= self.size:
+            self._evict()
+        self.entries[key] = value
+        if group is not None:
+            self._groups.setdefault(group, []).append(key)
+            self._filed += 1
+
+    def forget(self, group: bytes) -> None:
+        for key in self._groups.pop(group, ()):
+            self.entries.pop(key, None)
+
+    def clear(self) -> None:
+        self.entries.clear()  # in place: a caller may hold the dict (Responder.udp_replies)
+        self._groups.clear()
+        self._filed = 0
+
+    def _evict(self) -> None:
+        """Drop the entries kept longest ago (an evicted hot one is soon kept again).
+
+        The groups may still hold evicted keys (forgetting them is a no-op); once they
+        hold far more keys than the cache, everything starts over.
+        """
+        if self._filed > 4 * self.size:
+            self.clear()
+            return
+        for key in list(itertools.islice(self.entries, max(1, self.size // _EVICT_FRACTION))):
+            del self.entries[key]
+
+
+class Responder:
+    """Answers queries from one zone index; the rare answers dnspython renders are cached,
+    and so are whole positive replies over UDP (see the module's docstring)."""
+
+    def __init__(
+        self,
+        index: ZoneIndex,
+        *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        reply_cache_size: int = DEFAULT_REPLY_CACHE_SIZE,
+    ) -> None:
+        for setting, size in (("cache_size", cache_size), ("reply_cache_size", reply_cache_size)):
+            if size < 1:
+                raise ValueError(f"{setting} must be at least 1, not {size}")
         self.index = index
-        self._cache_size = cache_size
-        self._cache: dict[bytes, _Prepared] = {}
-        # Which cache keys to forget when anything in a zone (by wire origin) changes.
-        self._by_zone: dict[bytes, list[bytes]] = {}
-        self._indexed = 0  # keys added to the lists above since they were last emptied
-        self._generation = index.generation
+        # The slow path's answers, filed by zone (wire origin): the apex's SOA is in them.
+        self._prepared: _Filed[_Prepared] = _Filed(cache_size)
+        # Whole UDP replies without their ID, by the query after its ID; filed by owner name.
+        self._replies: _Filed[bytes] = _Filed(reply_cache_size)
+        self._generation = index.generation  # the index as both caches last saw it
 
     def answer(self, wire: bytes, *, tcp: bool) -> bytes | None:
         """The response to one DNS message, or None when it must be dropped."""
+        if not tcp:
+            kept = self.udp_replies().get(wire[2:])
+            if kept is not None:
+                return wire[:2] + kept
+        return self.compute(wire, tcp=tcp)
+
+    def udp_replies(self) -> dict[bytes, bytes]:
+        """Replies kept for plain UDP queries: `wire[:2] + replies[wire[2:]]` answers the
+        query `wire` when its key is there. Current until the index changes: ask again
+        after anything else has run (the UDP server asks once per readiness callback)."""
+        if self._generation != self.index.generation:
+            self._catch_up()
+        return self._replies.entries
+
+    def compute(self, wire: bytes, *, tcp: bool) -> bytes | None:
+        """The response worked out from the index, without looking at the replies kept
+        (a positive answer over UDP is kept for next time)."""
         if len(wire) < 12:
             return None  # not even a header to answer to
         if wire[2] & 0x80:
@@ -168,14 +245,17 @@ class Responder:
             scanned = _scan_plain_query(wire)
             if scanned is None:
                 return self._answer_unusual(wire, tcp=tcp)
-            return self._plain(wire, *scanned, tcp=tcp)
+            return self._plain(wire, *scanned, tcp=tcp, keep=not tcp)
         except Exception:
             # Our bug, not the client's: say so with SERVFAIL, keep serving.
             logger.exception("failed to answer DNS message %s", wire[:512].hex())
             return _header_reply(wire, dns.rcode.Rcode.SERVFAIL)
 
-    def _plain(self, wire: bytes, end: int, payload: int | None, *, tcp: bool) -> bytes:
-        """The answer to a plain query whose question ends at `end` (see _scan_plain_query)."""
+    def _plain(
+        self, wire: bytes, end: int, payload: int | None, *, tcp: bool, keep: bool = False
+    ) -> bytes:
+        """The answer to a plain query whose question ends at `end` (see _scan_plain_query);
+        `keep`: a positive answer at an owner is kept as the reply to these very bytes."""
         qtype, qclass = _TYPE_CLASS.unpack_from(wire, end - 4)
         name = wire[12 : end - 4].lower()
         if qclass == _IN and qtype not in _SLOW_TYPES:
@@ -192,8 +272,15 @@ class Responder:
             if apex and not zone.meta.expired:
                 key = name[:apex]
                 node = zone.owners.get(key)
-                if node is not None and node[0] == qtype:  # the common case, the first RRset
-                    return _respond(wire, end, payload, _AA, node[1], 0, node[2], tcp=tcp)
+                if node is not None:
+                    for i in range(0, len(node), 3):  # mostly the first RRset
+                        if node[i] == qtype:
+                            reply = _respond(
+                                wire, end, payload, _AA, node[i + 1], 0, node[i + 2], tcp=tcp
+                            )
+                            if keep:  # depends on this owner's RRsets alone
+                                self._replies.put(wire[2:], reply[2:], name)
+                            return reply
                 direct = _direct(zone, key, apex, qtype)
                 if direct is not None:
                     return _respond(wire, end, payload, *direct, tcp=tcp)
@@ -205,51 +292,45 @@ class Responder:
 
     def _cached(self, q: _Question, name: bytes, *, tcp: bool) -> bytes:
         if self._generation != self.index.generation:
-            self._forget_changed()
+            self._catch_up()
         edns = q.edns_payload is not None
         # The name is self-delimiting (it ends in the root label), so plain concatenation
         # is an unambiguous key.
         key = name + q.question[q.name_length :] + (b"\x01" if edns else b"\x00")
-        prepared = self._cache.get(key)
+        prepared = self._prepared.entries.get(key)
         if prepared is None:
             prepared, resolution = self._prepare(name, q, edns=edns)
-            if len(self._cache) >= self._cache_size:
-                self._evict()
-            self._cache[key] = prepared
-            self._indexed += 1
-            if resolution.zone is not None:
-                origin = resolution.zone.canonicalize().to_wire() or b""
-                self._by_zone.setdefault(origin, []).append(key)
-            # else: REFUSED outside our zones; only a zone coming or going changes that
+            # Without a zone: REFUSED outside our zones; only a zone coming or going
+            # changes that, and that clears everything.
+            zone = resolution.zone
+            origin = None if zone is None else zone.canonicalize().to_wire() or b""
+            self._prepared.put(key, prepared, origin)
         return prepared.render(q, _size_limit(q.edns_payload, tcp=tcp))
 
-    def _forget_changed(self) -> None:
-        """Drop the cached answers of every zone changed since our last look."""
+    def _catch_up(self) -> None:
+        """Forget what changed since our last look: the slow path's answers of every zone
+        changed, the replies kept for every owner changed."""
         changes = self.index.changes_since(self._generation)
         self._generation = self.index.generation
-        if changes is None or any(owner is None for _, owner in changes):
-            self._clear()  # too many changes, or a zone came or went
+        if changes is None:  # too many changes to tell
+            self._forget_all()
             return
-        for origin in {origin for origin, _ in changes}:
-            for key in self._by_zone.pop(origin, ()):
-                self._cache.pop(key, None)
+        origins: set[bytes] = set()
+        names: list[bytes] = []  # owners' full names: how the replies are filed
+        for origin, owner in changes:
+            if owner is None:  # a zone came or went
+                self._forget_all()
+                return
+            origins.add(origin)
+            names.append(owner + origin)
+        for origin in origins:
+            self._prepared.forget(origin)
+        for name in names:
+            self._replies.forget(name)
 
-    def _clear(self) -> None:
-        self._cache.clear()
-        self._by_zone.clear()
-        self._indexed = 0
-
-    def _evict(self) -> None:
-        """Drop the answers prepared longest ago (an evicted hot one is soon prepared again).
-
-        The zone lists may still hold evicted keys (forgetting them is a no-op); once
-        they hold far more keys than the cache, everything starts over.
-        """
-        if self._indexed > 4 * self._cache_size:
-            self._clear()
-            return
-        for key in list(itertools.islice(self._cache, max(1, self._cache_size // _EVICT_FRACTION))):
-            del self._cache[key]
+    def _forget_all(self) -> None:
+        self._prepared.clear()
+        self._replies.clear()
 
     def _prepare(
         self, lowered_name: bytes, q: _Question, *, edns: bool

@@ -16,6 +16,7 @@ dnspython objects are made on demand for the rare paths (AXFR, CNAME chains, ANY
 
 from __future__ import annotations
 
+import itertools
 import socket
 import struct
 from collections import deque
@@ -386,7 +387,12 @@ class ZoneIndex:
             or self._changes[-1][0] != self.generation  # bumped without a record of what
         ):
             return None
-        return [(origin, owner) for gen, origin, owner in self._changes if gen > generation]
+        # Read from the end, not through the whole log: a cache catches up after every
+        # update, and the log holds up to CHANGE_LOG entries.
+        recent = list(itertools.takewhile(lambda c: c[0] > generation, reversed(self._changes)))
+        if len(recent) != self.generation - generation:
+            return None  # a generation bumped without a record of what
+        return [(origin, owner) for _, origin, owner in reversed(recent)]
 
     def loading(self, meta: ZoneMeta, serial: int) -> ZoneData:
         """A new zone to fill with `ZoneData.load`, not served until `loaded`."""

@@ -275,7 +275,9 @@ class BatchReceiver:
 
     def _readable(self) -> None:
         batch = self._batch
-        answer = self._responder.answer
+        compute = self._responder.compute
+        # The index cannot change while this callback runs: one look at the replies kept.
+        kept = self._responder.udp_replies()
         dispatcher = self._dispatcher
         answered = 0
         for _ in range(ROUNDS):
@@ -288,10 +290,16 @@ class BatchReceiver:
                 break
             for slot, data in enumerate(batch.datagrams(count)):
                 try:
+                    # A query seen before: its kept reply (only plain queries are kept, so
+                    # nothing for the dispatcher is ever found here).
+                    reply = kept.get(data[2:])
+                    if reply is not None:
+                        batch.queue(slot, data[:2] + reply)
+                        continue
                     if dispatcher is not None and needs_dispatch(data):
                         self._dispatch_later(dispatcher, data, batch.address(slot))
                         continue
-                    reply = answer(data, tcp=False)
+                    reply = compute(data, tcp=False)
                     if reply is not None:
                         batch.queue(slot, reply)
                 except Exception:
