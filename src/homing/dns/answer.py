@@ -39,7 +39,7 @@ import dns.rdatatype
 import dns.rdtypes.nsbase
 import dns.rrset
 
-from homing.dns.index import ZoneData, ZoneIndex, node_rrsets
+from homing.dns.index import Node, ZoneData, ZoneIndex, node_rrsets
 
 __all__ = [
     "MAX_TCP_MESSAGE",
@@ -281,7 +281,7 @@ class Responder:
                             if keep:  # depends on this owner's RRsets alone
                                 self._replies.put(wire[2:], reply[2:], name)
                             return reply
-                direct = _direct(zone, key, apex, qtype)
+                direct = _direct(zone, node, key, apex, qtype)
                 if direct is not None:
                     return _respond(wire, end, payload, *direct, tcp=tcp)
         ident, flags = _ID_FLAGS.unpack_from(wire)
@@ -402,13 +402,13 @@ _POINTER = struct.Struct("!H")
 
 
 def _direct(
-    zone: ZoneData, key: bytes, apex: int, qtype: int
+    zone: ZoneData, node: Node | None, key: bytes, apex: int, qtype: int
 ) -> tuple[int, int, int, bytes] | None:
-    """(rcode with AA, answer count, authority count, records) for a name below the apex.
+    """(rcode with AA, answer count, authority count, records) for a name below the apex,
+    whose RRsets (`node`, None when it owns none) were looked up already.
 
     None when a CNAME at the name must be followed: resolve() does that.
     """
-    node = zone.owners.get(key)
     if node is None:
         node = () if zone.exists(key) else zone.wildcard(key)
         if node is None:

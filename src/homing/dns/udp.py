@@ -4,7 +4,9 @@ With every answer prepared, a query costs the Responder a few microseconds; asyn
 datagram protocol adds a Python callback, a receive and a send system call per query,
 which was most of the time (docs/benchmarks.md). Here one readiness callback takes up
 to BATCH datagrams with one recvmmsg, answers them in turn, and sends the answers with
-one sendmmsg. The callback runs in the event loop's thread between other callbacks, so
+one sendmmsg; a datagram whose bytes after the ID were answered before gets the reply
+the Responder kept for them, ahead of any other look. The callback runs in the event
+loop's thread between other callbacks, so
 every query sees the zone index as the journal follower last left it (never half of a
 change), and a busy socket gives the loop back after ROUNDS batches so the HTTP server
 and the follower keep their turn.
