@@ -6,10 +6,9 @@ which was most of the time (docs/benchmarks.md). Here one readiness callback tak
 to BATCH datagrams with one recvmmsg, answers them in turn, and sends the answers with
 one sendmmsg; a datagram whose bytes after the ID were answered before gets the reply
 the Responder kept for them, ahead of any other look. The callback runs in the event
-loop's thread between other callbacks, so
-every query sees the zone index as the journal follower last left it (never half of a
-change), and a busy socket gives the loop back after ROUNDS batches so the HTTP server
-and the follower keep their turn.
+loop's thread between other callbacks, so every query sees the zone index as the
+journal follower last left it (never half of a change), and a busy socket gives the
+loop back after ROUNDS batches so the HTTP server and the follower keep their turn.
 
 Python has no recvmmsg, so the calls go through ctypes into the C library. Where it
 has none (not Linux), `batch_receiver_available()` is False and the server falls back
