@@ -152,7 +152,7 @@ async def test_a_failing_query_leaves_the_rest_of_its_batch_answered(
     try:
         with caplog.at_level(logging.ERROR, logger="homing.dns.udp"):
             # One batch (sent before the loop serves them). The failing query comes first:
-            # after 1 its bytes but the ID would find 1's reply kept, and not fail.
+            # sent after 1 (the same bytes but the ID), it would get 1's kept reply.
             for ident in (0xDEAD, 1, 2):
                 transport.sendto(query("host", ident))
             assert [(await next_reply(client)).id for _ in range(2)] == [1, 2]
