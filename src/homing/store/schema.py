@@ -331,3 +331,30 @@ inactivity_marks = sa.Table(
     sa.Column("stage", sa.String(16), nullable=False),
     sa.Column("marked_at", Timestamp, nullable=False),
 )
+
+prefix_hosts = sa.Table(
+    # A host whose AAAA is its router's delegated IPv6 prefix + its own interface id; the
+    # router (a host of the same owner) moves it with every update that carries a prefix.
+    "prefix_hosts",
+    metadata,
+    sa.Column(
+        "host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "router_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("iid", sa.String(45), nullable=False),  # IPv6 text, e.g. ::1234:56ff:fe78:9abc
+    sa.Index("ix_prefix_hosts_router", "router_id"),
+)
+
+router_prefixes = sa.Table(
+    # The last prefix a router's update carried, so a prefix host added later gets its
+    # address at once.
+    "router_prefixes",
+    metadata,
+    sa.Column(
+        "host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("prefix", sa.String(49), nullable=False),  # e.g. 2001:db8:1::/64
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
