@@ -234,6 +234,19 @@ login_locks = sa.Table(
 )
 
 
+throttle = sa.Table(
+    # One row per throttled key (a source prefix, an account, an account from a prefix) and
+    # window length: the window's theoretical arrival time (GCRA) and when the key may try
+    # again. A row is charged and read in one transaction, so parallel guesses cannot
+    # overrun a limit.
+    "throttle",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("period", sa.Integer, primary_key=True),  # the window's length, seconds
+    sa.Column("tat", sa.Float, nullable=False),  # Unix time
+    sa.Column("until", sa.Float, nullable=False, index=True),  # Unix time
+)
+
 password_resets = sa.Table(
     # A mailed reset link: only the SHA-256 of its token; at most one per account (a new
     # request replaces it), deleted when used.
