@@ -181,6 +181,18 @@ tsig_keys = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
 )
 
+tsig_seen = sa.Table(
+    # A signed UPDATE's MAC, written in the transaction that answered it, until its TSIG
+    # time window has passed: a copy sent again is answered with the first rcode and not
+    # applied twice, by whichever worker or node receives it.
+    "tsig_seen",
+    metadata,
+    sa.Column("key_name", sa.String(253), primary_key=True),
+    sa.Column("mac", sa.String(128), primary_key=True),  # hex
+    sa.Column("rcode", sa.Integer, nullable=False),
+    sa.Column("until", sa.Float, nullable=False, index=True),  # Unix time
+)
+
 api_tokens = sa.Table(
     "api_tokens",
     metadata,
