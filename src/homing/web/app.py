@@ -41,8 +41,8 @@ class UpdateFront:
     exception middleware and its router: the update hot path, where those layers cost
     about 65 us of CPU per request (docs/benchmarks.md). The endpoint reads the raw scope
     and gives a status and a text body, sent here without a Request or Response object.
-    Anything else, HEAD and wrong methods on those paths included, goes to the app, whose
-    routes stay the reference.
+    Anything else, HEAD (405: it must not update) and wrong methods on those paths
+    included, goes to the app, whose routes stay the reference.
     """
 
     def __init__(
@@ -76,11 +76,22 @@ _TEXT = TEXT.encode()
 _CHALLENGE = CHALLENGE.encode()
 
 
+def _update_route(
+    path: str, endpoint: Callable[[Request], Awaitable[Response]], methods: list[str]
+) -> Route:
+    """A route whose GET changes state: without the HEAD Starlette adds, which would run the
+    same endpoint (a HEAD answers 405 and updates nothing)."""
+    route = Route(path, endpoint, methods=methods)
+    if route.methods is not None:
+        route.methods.discard("HEAD")
+    return route
+
+
 def create_app(homing: Homing) -> ASGIApp:
     endpoints = UpdateEndpoints(homing, ClientAddress(homing.settings.trusted_proxies))
     routes = [
-        *(Route(path, endpoints.dyndns2, methods=["GET"]) for path in DYNDNS2_PATHS),
-        Route("/dvr/update", endpoints.dvr, methods=["GET", "POST"]),
+        *(_update_route(path, endpoints.dyndns2, ["GET"]) for path in DYNDNS2_PATHS),
+        _update_route("/dvr/update", endpoints.dvr, ["GET", "POST"]),
         Route("/checkip", endpoints.checkip, methods=["GET"]),
         Route("/checkip.json", endpoints.checkip_json, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
