@@ -17,6 +17,7 @@ dnspython objects are made on demand for the rare paths (AXFR, CNAME chains, ANY
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
 import struct
 from collections import deque
@@ -34,6 +35,8 @@ import dns.rrset
 from homing.domain.records import JournalEntry, RRsetValue, StoredRRset, ZoneMeta
 
 __all__ = ["Node", "ZoneData", "ZoneIndex", "ZoneMeta", "name_wire", "node_rrsets"]
+
+log = logging.getLogger(__name__)
 
 # A name's RRsets, flat to save a container per RRset: (type, record count, records wire,
 # type, count, wire, ...). The wire is complete answer records whose owner points at 12.
@@ -256,7 +259,32 @@ class ZoneData:
                     if len(node) == 3 and node[0] != rdtype:  # a host's A, then its AAAA
                         owners[key] = (*node, rdtype, 1, prefix + data)
                         continue
-            self.put(name, rtype, ttl, RRsetValue.decode_rdatas(text))
+            self.put_or_skip(name, rtype, ttl, RRsetValue.decode_rdatas(text), "stored RRset")
+
+    def put_or_skip(
+        self, name: str, rtype: str, ttl: int, rdatas: Sequence[str], what: str
+    ) -> bytes | None:
+        """put(), but a value that cannot be rendered (a row an older version or a hand
+        wrote) is logged, naming it, and left out, so the rest of the zone is served and
+        later changes still apply. What was at that RRset goes too: the index then holds
+        what a reload from the store would give."""
+        try:
+            return self.put(name, rtype, ttl, rdatas)
+        except Exception as exc:  # any render failure is the row's; the zone must go on
+            log.error(
+                "zone %s serial %d: %s %s %s cannot be served, skipped: %s (value %r)",
+                self.text,
+                self.serial,
+                what,
+                name[:255],
+                rtype[:16],
+                " ".join(str(exc).split()) or type(exc).__name__,
+                "\n".join(rdatas)[:200],
+            )
+        try:
+            return self.put(name, rtype, ttl, ())
+        except Exception:  # the name or type itself is what cannot be rendered: nothing held
+            return None
 
     def _count(self, key: bytes, delta: int, store: dict[bytes, Node]) -> None:
         """Add or remove an owner from the counts of its ancestors below the apex."""
@@ -412,7 +440,7 @@ class ZoneIndex:
         """Add or replace a zone with its RRsets (used at start and when a zone appears)."""
         zone = self.loading(meta, serial)
         for value in rrsets:
-            zone.set_rrset(value)
+            zone.put_or_skip(value.name, value.rtype, value.ttl, value.rdatas, "RRset")
         return self.loaded(zone)
 
     def replace(
@@ -429,7 +457,8 @@ class ZoneIndex:
         if zone is None:
             return None
         for value in values:
-            self._changed(zone.wire, zone.set_rrset(value))
+            owner = zone.put_or_skip(value.name, value.rtype, value.ttl, value.rdatas, "RRset")
+            self._changed(zone.wire, owner)
         if meta is not None:
             zone.meta = meta
         zone.serial = serial
@@ -471,8 +500,8 @@ class ZoneIndex:
             return True
         if entry.serial != zone.serial + 1:
             return False
-        owner = zone.put(entry.name, entry.rtype, entry.ttl, entry.new)
-        zone.serial = entry.serial
+        zone.serial = entry.serial  # before the put: a skipped entry is logged at its serial
+        owner = zone.put_or_skip(entry.name, entry.rtype, entry.ttl, entry.new, "journal entry")
         self._changed(zone.wire, owner)
         return True
 

@@ -32,6 +32,13 @@ class InvalidAddress(HomingError):
     outcome = Outcome.BAD_ADDRESS
 
 
+class UnservableRecord(HomingError):
+    """A record value that DNS could not serve (it does not render as its type); nothing
+    was changed."""
+
+    outcome = Outcome.BAD_REQUEST
+
+
 class NotFound(HomingError):
     """No such object."""
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from homing.domain.errors import SecondaryZone
 from homing.domain.records import JournalEntry, RRsetValue
+from homing.domain.servable import check_servable
 from homing.store.db import SyncTxn, Txn, execute_many, fetch_all
 from homing.store.schema import journal, rrsets, zones
 
@@ -117,7 +118,8 @@ def apply_changes_sync(
     `actor` and `via` are one for all values, or one per value. Runs inside the caller's
     write transaction; the entries reach DNS after the commit. Unchanged RRsets cost
     nothing and leave no journal row. `stored`: the values' RRsets as this transaction
-    read them (absent: none stored), for a caller that has them already.
+    read them (absent: none stored), for a caller that has them already. A value DNS
+    could not serve raises (InvalidAddress or UnservableRecord) before anything is written.
     """
     actors = [actor] * len(values) if isinstance(actor, str) else list(actor)
     vias = [via] * len(values) if isinstance(via, str) else list(via)
@@ -132,6 +134,9 @@ def apply_changes_sync(
     ]
     if not changed:
         return []
+    # Nothing DNS could not serve is committed: such a row would stop the zone's followers
+    # and every later change behind it. Addresses cost an inet_pton; other types a render.
+    check_servable(new for _, new, _, _ in changed)
     conn = txn.conn
     deleted = [new for _, new, _, _ in changed if not new.rdatas]
     inserted = [new for old, new, _, _ in changed if old is None]

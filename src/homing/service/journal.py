@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from homing.domain.errors import StoreUnavailable
 from homing.domain.records import JournalEntry, RRsetValue, StoredRRset, ZoneMeta
 from homing.service.zones import zone_meta
 from homing.store.db import Database
@@ -143,7 +144,16 @@ class Follower:
     def committed(self, emitted: list[object]) -> None:
         """Called after each local commit with its journal entries."""
         for item in emitted:
-            if isinstance(item, JournalEntry) and not self.sink.apply(item):
+            if not isinstance(item, JournalEntry):
+                continue
+            try:
+                applied = self.sink.apply(item)
+            except Exception:  # our bug: the commit stands, and the store is caught up from
+                log.exception(
+                    "zone %s serial %d: applying a committed change failed", item.zone, item.serial
+                )
+                applied = False
+            if not applied:
                 self._wake.set()  # a gap or a new zone: catch up from the store
 
     def wake(self) -> None:
@@ -160,21 +170,32 @@ class Follower:
                 )
             ).all()
             for state in states:
-                loaded = self.sink.serial_of(state.name)
-                if state.primary_target is not None:
-                    # A secondary zone: its serial is the primary's and it has no journal.
-                    if self.secondaries and loaded != state.serial:
-                        await stream_zone(conn, state.id, self.sink)
-                    continue
-                if loaded is None or state.serial - loaded > RELOAD_GAP:
-                    await stream_zone(conn, state.id, self.sink)
-                elif loaded != state.serial:
-                    for entry in await entries_after(conn, state.id, state.name, loaded):
-                        if not self.sink.apply(entry):
-                            await stream_zone(conn, state.id, self.sink)
-                            break
+                try:
+                    await self._catch_up(conn, state)
+                except (StoreUnavailable, sa.exc.DBAPIError, OSError):
+                    raise  # the store, not the zone: run() retries the whole pass
+                except Exception:
+                    # One zone that cannot be followed (our bug, or data the index could
+                    # not take) must not hold the other zones back: the next pass retries it.
+                    log.exception("zone %s: following the journal failed", state.name)
 
         await self.db.read(read)
+
+    async def _catch_up(self, conn: AsyncConnection, state: Any) -> None:
+        """Bring one zone (a row of id, name, serial, primary_target) to its stored serial."""
+        loaded = self.sink.serial_of(state.name)
+        if state.primary_target is not None:
+            # A secondary zone: its serial is the primary's and it has no journal.
+            if self.secondaries and loaded != state.serial:
+                await stream_zone(conn, state.id, self.sink)
+            return
+        if loaded is None or state.serial - loaded > RELOAD_GAP:
+            await stream_zone(conn, state.id, self.sink)
+        elif loaded != state.serial:
+            for entry in await entries_after(conn, state.id, state.name, loaded):
+                if not self.sink.apply(entry):
+                    await stream_zone(conn, state.id, self.sink)
+                    break
 
     async def run(self) -> None:
         """Poll (or wake on a gap) forever; errors are logged and retried."""

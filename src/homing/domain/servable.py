@@ -1,0 +1,95 @@
+"""Whether an RRset can be served: checked before a commit, and by `homing check`.
+
+A value is servable when the DNS index can render it the way it renders every record:
+owner name to wire, type known, TTL within RFC 2181's range, each rdata parsed from its
+text and turned into wire under 64 KiB, and an A or AAAA address that may be published
+(homing.domain.addresses; loopback and link-local are the operator's choice at the doors
+that take addresses, so they pass here). Nothing here imports the DNS layer; the index
+makes the same dnspython calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+
+from homing.domain.addresses import record_address_problem
+from homing.domain.errors import InvalidAddress, UnservableRecord
+from homing.domain.records import RRsetValue
+
+MAX_TTL = 2**31 - 1  # RFC 2181 8
+_MAX_RDATA = 65535
+_ADDRESS_TYPES = frozenset(("A", "AAAA"))
+
+
+def _words(exc: Exception) -> str:
+    """An exception's message on one line (dnspython wraps some of its own)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _name_problem(name: str) -> str | None:
+    labels = name.split(".")
+    if (
+        name.isascii()
+        and "\\" not in name
+        and len(name) < 254
+        and all(0 < len(label) < 64 for label in labels)
+    ):
+        return None  # plain dotted labels: what nearly every owner is
+    try:
+        dns.name.from_text(name)
+    except Exception as exc:  # every way a name fails to parse is the value's fault
+        return f"owner name {name[:80]!r} is not a valid DNS name ({_words(exc)})"
+    return None
+
+
+def _rdata_problem(rtype: str, text: str) -> str | None:
+    try:
+        rdtype = dns.rdatatype.from_text(rtype)
+        wire = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text).to_wire()
+    except Exception as exc:  # dnspython's parse and render errors are of many kinds
+        return f"{rtype} value {text[:80]!r} cannot be served ({_words(exc)})"
+    if wire is None or len(wire) > _MAX_RDATA:
+        return f"{rtype} value {text[:40]!r}... is longer than a record can be"
+    return None
+
+
+def rrset_problem(value: RRsetValue) -> str | None:
+    """Why this RRset could not be served (naming name, type and value), or None.
+
+    A deletion (no rdatas) is always servable. A and AAAA take the cheap address check;
+    other types are parsed and rendered by dnspython, as the index will.
+    """
+    if not value.rdatas:
+        return None
+    problem = _name_problem(value.name)
+    if problem is not None:
+        return problem
+    if not 0 <= value.ttl <= MAX_TTL:
+        return f"{value.name} {value.rtype}: TTL {value.ttl} is out of range"
+    if value.rtype in _ADDRESS_TYPES:
+        for text in value.rdatas:
+            problem = record_address_problem(value.rtype, text)
+            if problem is not None:
+                return f"{value.name} {value.rtype} {text[:64]!r}: {problem}"
+        return None
+    for text in value.rdatas:
+        problem = _rdata_problem(value.rtype, text)
+        if problem is not None:
+            return f"{value.name}: {problem}"
+    return None
+
+
+def check_servable(values: Iterable[RRsetValue]) -> None:
+    """Raise (InvalidAddress for an address, UnservableRecord otherwise) on the first
+    RRset that could not be served."""
+    for value in values:
+        problem = rrset_problem(value)
+        if problem is not None:
+            if value.rtype in _ADDRESS_TYPES:
+                raise InvalidAddress(problem)
+            raise UnservableRecord(problem)
