@@ -29,6 +29,8 @@ class Settings(BaseSettings):
 
     # dyndns2 and abuse rules
     max_hosts_per_request: int = 20
+    # Publish loopback and link-local addresses (a lab, or every client on this machine).
+    allow_local_addresses: bool = False
     abuse_nochg_limit: int = 10  # nochg answers per host within abuse_window before it is blocked
     abuse_window: int = 3600
     group_member_max_age: int = 3600  # seconds a group member stays in the group's answer

@@ -61,4 +61,5 @@ class Homing:
             group_member_max_age=s.group_member_max_age,
             badauth_limit=s.alert_badauth_limit,
             badauth_window=s.alert_badauth_window,
+            allow_local_addresses=s.allow_local_addresses,
         )

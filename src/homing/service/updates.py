@@ -50,6 +50,7 @@ class UpdatePolicy:
     group_member_max_age: int = 3600
     badauth_limit: int = 5  # wrong secrets for a host within badauth_window: one alert
     badauth_window: int = 3600
+    allow_local_addresses: bool = False  # loopback and link-local may be published
 
 
 @dataclass(frozen=True)
