@@ -461,6 +461,8 @@ def server(request: pytest.FixtureRequest, tmp_path: Path, dig_path: str) -> Ite
             HOMING_DATA_DIR=str(data_dir),
             HOMING_DNS_LISTEN=f"{LOOPBACK}:{dns_port}",
             HOMING_HTTP_LISTEN=f"{LOOPBACK}:{http_port}",
+            # Every client here talks from loopback, and tests publish its address.
+            HOMING_ALLOW_LOCAL_ADDRESSES="true",
             PYTHONUNBUFFERED="1",
         )
         srv = Server(

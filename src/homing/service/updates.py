@@ -7,7 +7,6 @@ status, unchanged (nochg, counted toward abuse), minimum interval, change.
 from __future__ import annotations
 
 import functools
-import ipaddress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, NamedTuple
@@ -15,7 +14,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from homing.domain.addresses import AddressSet
+from homing.domain.addresses import AddressSet, parse_address
 from homing.domain.errors import InvalidName
 from homing.domain.names import is_fqdn, normalize
 from homing.domain.notifications import ADDRESS_CHANGED, AUTH_FAILURES, HOST_BLOCKED
@@ -561,6 +560,8 @@ def _actor(request: UpdateRequest) -> str:
     return f"{request.username[:64]}@{request.client_ip}"
 
 
-def source_addresses(client_ip: str) -> AddressSet:
-    """The request's own source address, used when no address is given."""
-    return AddressSet.of(ipaddress.ip_address(client_ip))
+def source_addresses(client_ip: str, *, allow_local: bool = False) -> AddressSet:
+    """The request's own source address, used when no address is given; it meets the same
+    rules as a given one (a link-local peer comes with a scope ID, and a loopback peer is
+    most often a proxy whose address is not the client's)."""
+    return AddressSet.of(parse_address(client_ip, allow_local=allow_local))
