@@ -20,9 +20,12 @@ async def test_good_echoes_address_then_nochg(site: Site) -> None:
     assert await nic(site, f"hostname={HOST}&myip=192.0.2.10") == (200, "nochg 192.0.2.10\n")
 
 
-async def test_empty_or_missing_myip_means_source_address(site: Site) -> None:
-    assert await nic(site, f"hostname={HOST}&myip=") == (200, "good 203.0.113.5\n")
+async def test_missing_myip_means_source_address_and_empty_deletes(site: Site) -> None:
+    assert await nic(site, f"hostname={HOST}") == (200, "good 203.0.113.5\n")
     assert await nic(site, f"hostname={HOST}") == (200, "nochg 203.0.113.5\n")
+    # Named but empty: the A record goes (deSEC's meaning), never the source address.
+    assert await nic(site, f"hostname={HOST}&myip=") == (200, "good\n")
+    assert await nic(site, f"hostname={HOST}&myip=") == (200, "nochg\n")
 
 
 async def test_percent_encoded_ipv6_and_dual_stack(site: Site) -> None:
@@ -32,8 +35,17 @@ async def test_percent_encoded_ipv6_and_dual_stack(site: Site) -> None:
 
 
 async def test_ddclient_extra_parameters_are_accepted(site: Site) -> None:
-    query = f"system=dyndns&hostname={HOST}&myip=192.0.2.20&wildcard=ON&mx=&backmx=NO"
+    query = f"system=dyndns&hostname={HOST}&myip=192.0.2.20&wildcard=OFF&mx=&backmx=NO"
     assert await nic(site, query) == (200, "good 192.0.2.20\n")
+    query = f"hostname={HOST}&myip=192.0.2.21&wildcard=NOCHG&mx=NOCHG&backmx=NOCHG"
+    assert await nic(site, query) == (200, "good 192.0.2.21\n")
+
+
+@pytest.mark.parametrize("option", ["wildcard=ON", "mx=mail.example.org", "backmx=YES"])
+async def test_options_not_offered_are_refused_and_change_nothing(site: Site, option: str) -> None:
+    assert await nic(site, f"hostname={HOST}&myip=192.0.2.20") == (200, "good 192.0.2.20\n")
+    assert await nic(site, f"hostname={HOST}&myip=192.0.2.22&{option}") == (200, "badagent\n")
+    assert await nic(site, f"hostname={HOST}&myip=192.0.2.20") == (200, "nochg 192.0.2.20\n")
 
 
 async def test_credentials_as_parameters_and_account_password(site: Site) -> None:

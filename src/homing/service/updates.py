@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import timedelta
+from ipaddress import IPv6Network
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ from homing.domain.names import is_fqdn, normalize
 from homing.domain.notifications import ADDRESS_CHANGED, AUTH_FAILURES, HOST_BLOCKED
 from homing.domain.outcomes import Outcome
 from homing.domain.records import JournalEntry, RRsetValue
-from homing.service import alerts
+from homing.service import alerts, prefixes
 from homing.service.accounts import authenticate
 from homing.service.changes import ZoneRef, apply_changes_sync
 from homing.service.hosts import ADDRESS_TYPES, refresh_group_sync
@@ -75,7 +76,7 @@ class HostResult(NamedTuple):
     serial: int | None = None
 
     def dyndns2_line(self) -> str:
-        if self.outcome.carries_address:
+        if self.outcome.carries_address and self.addresses.by_type:
             return f"{self.outcome.dyndns2} {self.addresses.to_text()}"
         return self.outcome.dyndns2
 
@@ -220,6 +221,12 @@ class _Batch:
     dirty: dict[str, set[str]] = field(default_factory=dict)  # host name: columns changed
     regroup: set[int] = field(default_factory=set)  # ids of group members to refresh groups of
     alerts: alerts.Pending = field(default_factory=list)  # outbox rows, written with the batch
+    # Prefix hosts, read only for a batch that carries an IPv6 prefix: by router id, each
+    # router's stored prefix, the prefixes to keep, and the hosts each router's update moved.
+    followers: dict[int, list[prefixes.Follower]] = field(default_factory=dict)
+    prefixes: dict[int, str] = field(default_factory=dict)
+    new_prefixes: dict[int, str] = field(default_factory=dict)
+    moved: dict[str, list[str]] = field(default_factory=dict)
 
     def set_host(self, name: str, **values: Any) -> None:
         self.set_host_values(name, values)
@@ -256,6 +263,8 @@ class _UpdateBatcher:
                     wanted.add(name)
         found, stored = _load_hosts(txn, wanted)
         batch = _Batch(txn, names, found, stored, dict(stored))
+        if any(item.request.addresses.prefix is not None for item in items):
+            _load_followers(batch)
         results = [self._one(batch, item) for item in items]
         serials = self._write(batch, items[0].policy)
         return [None if r is None else [_stamped(batch, x, serials) for x in r] for r in results]
@@ -297,6 +306,7 @@ class _UpdateBatcher:
             )
             serials.update((e.name, e.serial) for e in entries)  # in serial order: the last
             _address_alerts(batch, entries)
+        prefixes.remember_sync(txn, batch.new_prefixes)
         # One UPDATE per set of changed columns: mostly one, of the two update times.
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for name in sorted(batch.dirty):
@@ -320,10 +330,16 @@ def _stamped(batch: _Batch, result: HostResult, serials: dict[str, int]) -> Host
     if result.outcome is not Outcome.GOOD:
         return result
     name = batch.names[result.hostname]
-    serial = None if name is None else serials.get(name)
-    if name is None or serial is None:
-        return result  # undone by a later request of the same batch: nothing to push
+    if name is None:
+        return result
     zone = batch.hosts[name]["zone_name"]
+    serial = serials.get(name)
+    moved = batch.moved.get(name)
+    if moved:  # its prefix hosts in its zone: the push waits for their change too
+        found = [serials.get(n) for n in moved if batch.hosts[n]["zone_name"] == zone]
+        serial = max((s for s in (serial, *found) if s is not None), default=None)
+    if serial is None:
+        return result  # undone by a later request of the same batch: nothing to push
     return HostResult(result.hostname, result.outcome, result.addresses, zone, serial)
 
 
@@ -446,10 +462,18 @@ def _update_host(
 
     wanted: list[RRsetValue] = []
     ttl = row["ttl"]
-    for rtype, text in request.addresses.by_type:  # one family's update leaves the other be
+    for rtype, action in request.addresses.actions:  # a type with no action stays as it is
         current = batch.rrsets.get((name, rtype))
-        if current is None or current.ttl != ttl or current.rdatas != (text,):
-            wanted.append(RRsetValue(name, rtype, ttl, (text,)))
+        if current is None:
+            rdatas = action.records(())
+            if rdatas:
+                wanted.append(RRsetValue(name, rtype, ttl, rdatas))
+        else:
+            rdatas = action.records(current.rdatas)
+            if rdatas != current.rdatas or (rdatas and current.ttl != ttl):
+                wanted.append(RRsetValue(name, rtype, ttl, rdatas))
+    prefix = request.addresses.prefix
+    moves = [] if prefix is None else _prefix_moves(batch, row, prefix)
 
     now = batch.txn.now
     seen = {
@@ -458,7 +482,9 @@ def _update_host(
         "last_via": request.via,
         "last_agent": request.agent[:255],
     }
-    if not wanted:
+    if not wanted and not moves:
+        if prefix is not None:
+            _remember_prefix(batch, row, prefix)
         return _nochg(batch, row, request, policy, hostname, seen)
     min_interval = row["min_interval"]
     if min_interval:
@@ -470,6 +496,9 @@ def _update_host(
     for value in wanted:
         batch.rrsets[(name, value.rtype)] = value
         changes.append((value, actor, request.via))
+    if prefix is not None:
+        _remember_prefix(batch, row, prefix)
+        _move_followers(batch, name, moves, actor, request.via)
     seen.update(_GOOD_STATE, last_change_at=now)
     batch.set_host_values(name, seen)
     if row["grouped"]:
@@ -508,6 +537,57 @@ def _nochg(
         alerts.queue(batch.alerts, row, HOST_BLOCKED, row["name"], details, batch.txn.now)
         return HostResult(hostname, Outcome.ABUSE)
     return HostResult(hostname, Outcome.NOCHG, request.addresses)
+
+
+def _load_followers(batch: _Batch) -> None:
+    """Read the prefix hosts of the batch's hosts, with their rows and AAAA RRsets."""
+    ids = [row["id"] for row in batch.hosts.values()]
+    batch.followers, batch.prefixes = prefixes.followers_sync(batch.txn, ids)
+    names = {f.name for found in batch.followers.values() for f in found} - batch.hosts.keys()
+    found, stored = _load_hosts(batch.txn, names)
+    batch.hosts.update(found)
+    batch.stored.update(stored)
+    batch.rrsets.update(stored)
+
+
+def _prefix_moves(batch: _Batch, row: dict[str, Any], prefix: IPv6Network) -> list[RRsetValue]:
+    """The AAAA RRsets of the router's active prefix hosts (of its owner) that `prefix`
+    changes; one whose interface id does not fit the prefix is left as it is."""
+    moves = []
+    for follower in batch.followers.get(row["id"], ()):
+        follower_row = batch.hosts.get(follower.name)
+        if follower_row is None or follower_row["owner_id"] != row["owner_id"]:
+            continue
+        if follower_row["status"] != "active":
+            continue
+        address = prefixes.follower_address(prefix, follower.iid)
+        if address is None:
+            continue
+        ttl = follower_row["ttl"]
+        current = batch.rrsets.get((follower.name, "AAAA"))
+        if current is None or current.rdatas != (address,) or current.ttl != ttl:
+            moves.append(RRsetValue(follower.name, "AAAA", ttl, (address,)))
+    return moves
+
+
+def _move_followers(
+    batch: _Batch, router: str, moves: list[RRsetValue], actor: str, via: str
+) -> None:
+    """Queue the prefix hosts' new AAAA RRsets with the router's change."""
+    for value in moves:
+        follower_row = batch.hosts[value.name]
+        batch.rrsets[(value.name, "AAAA")] = value
+        batch.changes.setdefault(follower_row["zone_id"], []).append((value, actor, via))
+        batch.set_host(value.name, last_change_at=batch.txn.now)
+        if follower_row["grouped"]:
+            batch.regroup.add(follower_row["id"])
+    batch.moved.setdefault(router, []).extend(value.name for value in moves)
+
+
+def _remember_prefix(batch: _Batch, row: dict[str, Any], prefix: IPv6Network) -> None:
+    text = str(prefix)
+    if batch.prefixes.get(row["id"]) != text:
+        batch.prefixes[row["id"]] = batch.new_prefixes[row["id"]] = text
 
 
 def _counted(batch: _Batch, row: dict[str, Any], counter: str, window: int) -> tuple[int, Any]:

@@ -22,6 +22,7 @@ from homing.service.context import Homing
 from homing.service.push import confirm_pushed
 from homing.service.updates import HostResult, UpdateRequest, source_addresses, update
 from homing.web.clientip import ClientAddress
+from homing.web.dyndns2params import address_set, hostnames_of, names_addresses, not_offered
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +100,17 @@ class UpdateEndpoints:
         credentials = credentials_of(scope, params)
         if credentials is None:
             return 401, "badauth\n"
-        hostnames = _split(params.get("hostname")) if "hostname" in params else None
+        hostnames = hostnames_of(params)
+        refused = Outcome.BAD_REQUEST if not_offered(params) is not None else None
         try:
-            addresses = _addresses(params.get("myip"), client_ip)
+            if names_addresses(params):
+                addresses = address_set(params)
+            else:
+                addresses = source_addresses(client_ip)
         except InvalidAddress:
-            lines = [Outcome.BAD_ADDRESS.dyndns2] * max(1, len(hostnames or []))
-            return 200, "\n".join(lines) + "\n"
-        agent = header(scope, b"user-agent") or ""
+            refused = Outcome.BAD_ADDRESS
+        if refused is not None:  # nothing changes: one answer line per host named
+            return 200, "\n".join([refused.dyndns2] * max(1, len(hostnames or []))) + "\n"        agent = header(scope, b"user-agent") or ""
         results = await self._update(credentials, hostnames, addresses, "dyndns2", client_ip, agent)
         if results is None:
             return 200, Outcome.INTERNAL.dyndns2 + "\n"
