@@ -110,7 +110,8 @@ class UpdateEndpoints:
         except InvalidAddress:
             refused = Outcome.BAD_ADDRESS
         if refused is not None:  # nothing changes: one answer line per host named
-            return 200, "\n".join([refused.dyndns2] * max(1, len(hostnames or []))) + "\n"        agent = header(scope, b"user-agent") or ""
+            return 200, "\n".join([refused.dyndns2] * max(1, len(hostnames or []))) + "\n"
+        agent = header(scope, b"user-agent") or ""
         results = await self._update(credentials, hostnames, addresses, "dyndns2", client_ip, agent)
         if results is None:
             return 200, Outcome.INTERNAL.dyndns2 + "\n"
