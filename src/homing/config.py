@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     dns_listen: str = "127.0.0.1:8053"
     http_listen: str = "127.0.0.1:8080"
     trusted_proxies: list[str] = Field(default_factory=list)
+    # HTTP connection bounds (a trusted proxy is exempt from the per-source cap)
+    http_request_timeout: float = Field(default=10.0, gt=0, le=300)  # a whole request, s
+    http_connections_per_source: int = Field(default=32, ge=1)  # an IPv4 address, an IPv6 /56
+    http_max_connections: int = Field(default=4096, ge=1)  # the oldest idle one makes room
+    http_max_requests: int = Field(default=2048, ge=1)  # in progress; more answer 503
 
     # dyndns2 and abuse rules
     max_hosts_per_request: int = 20

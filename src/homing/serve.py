@@ -15,6 +15,7 @@ from pathlib import Path
 
 import uvicorn
 
+from homing.config import Settings
 from homing.dns.access import AccessLoader
 from homing.dns.dispatch import Dispatcher, NotifyJudge
 from homing.dns.index import ZoneIndex
@@ -29,6 +30,8 @@ from homing.service.inactivity import get_policy, run_policy
 from homing.service.journal import Follower
 from homing.store.db import now
 from homing.web.app import create_app
+from homing.web.connections import ConnectionLimits, guarded_protocol
+from homing.web.portal.sessions import trusted_networks
 from homing.workers import (
     COUNT_INTERVAL,
     SiblingWake,
@@ -51,6 +54,16 @@ def _http_socket(listen: str, *, reuse_port: bool = False) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def _http_limits(settings: Settings) -> ConnectionLimits:
+    return ConnectionLimits(
+        request_timeout=settings.http_request_timeout,
+        per_source=settings.http_connections_per_source,
+        total=settings.http_max_connections,
+        requests=settings.http_max_requests,
+        exempt=trusted_networks(settings.trusted_proxies),
+    )
 
 
 class _HttpServer(uvicorn.Server):
@@ -163,8 +176,10 @@ async def serve(homing: Homing) -> None:
         log_level="warning",
         access_log=False,
         lifespan="off",
+        # httptools with our deadlines and caps (web/connections.py); no WebSocket upgrades.
+        http=guarded_protocol(_http_limits(settings)),
+        ws="none",
         timeout_keep_alive=10,
-        limit_concurrency=2048,
         h11_max_incomplete_event_size=16 * 1024,
         server_header=False,
         # X-Forwarded-For is ours to judge (trusted_proxies), not uvicorn's.
