@@ -267,7 +267,11 @@ def host_import(
         text = file.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {file}: {exc}")
-    result = run_with_store(lambda h: imports.import_hosts(h.db, text, default_owner=owner))
+    result = run_with_store(
+        lambda h: imports.import_hosts(
+            h.db, text, default_owner=owner, allow_local=h.policy.allow_local_addresses
+        )
+    )
     typer.echo(f"{result.hosts} hosts added, {result.rrsets} rrsets set", err=True)
     _write_secrets(result, secrets_out)
 

@@ -56,6 +56,11 @@ class StreamFramer:
         """True while part of a message (or of its length) is buffered."""
         return bool(self._buffer)
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet cut into messages."""
+        return len(self._buffer)
+
     def receive_data(self, data: bytes) -> None:
         """Buffer bytes from the peer; b"" means the peer closed its side."""
         if self._eof:

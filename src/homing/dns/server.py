@@ -51,8 +51,10 @@ class TcpLimits:
     """How long and how many TCP clients may hold on to the server (RFC 7766 6.2)."""
 
     idle_timeout: float = 10.0  # no query in this long: the connection is closed
-    message_timeout: float = 5.0  # a message started must be complete within this
+    message_timeout: float = 2.0  # a message started must be complete within this
     max_connections: int = 256  # more at once are turned away, so memory stays bounded
+    # One source (an IPv4 address, an IPv6 /64) may not take every connection for itself.
+    max_per_source: int = 32
 
     def __post_init__(self) -> None:
         for name in ("idle_timeout", "message_timeout"):
@@ -61,10 +63,10 @@ class TcpLimits:
                 raise ValueError(
                     f"TcpLimits.{name} must be a positive number of seconds, not {value!r}"
                 )
-        if self.max_connections < 1:
-            raise ValueError(
-                f"TcpLimits.max_connections must be at least 1, not {self.max_connections}"
-            )
+        for name in ("max_connections", "max_per_source"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"TcpLimits.{name} must be at least 1, not {value}")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -92,11 +94,11 @@ class DnsServer:
         self,
         udp: BatchReceiver | _UdpProtocol,
         tcp: asyncio.Server,
-        connections: set[_TcpConnection],
+        clients: _Clients,
     ) -> None:
         self._udp = udp
         self._tcp = tcp
-        self._connections = connections
+        self._clients = clients
         sockname = tcp.sockets[0].getsockname()
         self.host: str = sockname[0]
         self.port: int = sockname[1]
@@ -104,13 +106,17 @@ class DnsServer:
     @property
     def tcp_connections(self) -> int:
         """How many TCP clients are connected now."""
-        return len(self._connections)
+        return len(self._clients.connections)
+
+    def tcp_buffered(self) -> int:
+        """Bytes of queries the TCP clients sent that wait in this process, unanswered."""
+        return sum(c.buffered for c in self._clients.connections)
 
     async def close(self) -> None:
         """Stop listening, drop every TCP client, and wait until the sockets are closed."""
         self._tcp.close()
         self._udp.close()
-        for connection in list(self._connections):
+        for connection in list(self._clients.connections):
             connection.abort()
         await self._tcp.wait_closed()
         await self._udp.wait_closed()
@@ -152,10 +158,10 @@ async def start_dns(
         udp_sock.close()
         tcp_sock.close()
         raise
-    connections: set[_TcpConnection] = set()
+    clients = _Clients(limits)
     try:
         tcp = await loop.create_server(
-            lambda: _TcpConnection(responder, limits, connections, counter, dispatcher),
+            lambda: _TcpConnection(responder, limits, clients, counter, dispatcher),
             sock=tcp_sock,
             backlog=1024,
         )
@@ -163,7 +169,7 @@ async def start_dns(
         tcp_sock.close()
         udp.close()
         raise
-    server = DnsServer(udp, tcp, connections)
+    server = DnsServer(udp, tcp, clients)
     logger.info("DNS listening on %s port %d (UDP and TCP)", server.host, server.port)
     return server
 
@@ -272,18 +278,64 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self.closed.set_result(None)
 
 
+def _source(peer: Any) -> str:
+    """Whose connection this is: the IPv4 address, or the IPv6 /64 (one site's hosts)."""
+    if not peer:
+        return ""
+    host = str(peer[0])
+    if ":" not in host:
+        return host
+    try:
+        return str(ipaddress.IPv6Network((host.partition("%")[0], 64), strict=False))
+    except ValueError:
+        return host
+
+
+class _Clients:
+    """The TCP clients connected now, and how many each source holds (TcpLimits)."""
+
+    def __init__(self, limits: TcpLimits) -> None:
+        self.limits = limits
+        self.connections: set[_TcpConnection] = set()
+        self.per_source: dict[str, int] = {}
+
+    def admit(self, connection: _TcpConnection, source: str) -> bool:
+        """Count the connection in, or say no when it is one too many."""
+        held = self.per_source.get(source, 0)
+        if len(self.connections) >= self.limits.max_connections:
+            logger.debug("DNS TCP connection refused: %d open", len(self.connections))
+            return False
+        if held >= self.limits.max_per_source:
+            logger.debug("DNS TCP connection from %s refused: it holds %d", source, held)
+            return False
+        self.connections.add(connection)
+        self.per_source[source] = held + 1
+        return True
+
+    def leave(self, connection: _TcpConnection, source: str) -> None:
+        if connection not in self.connections:
+            return  # never admitted
+        self.connections.discard(connection)
+        held = self.per_source.pop(source, 1) - 1
+        if held > 0:
+            self.per_source[source] = held
+
+
 class _TcpConnection(asyncio.Protocol):
     """One TCP client: pipelined queries answered in order, under TcpLimits.
 
     One timer per connection enforces both timeouts. It is re-armed only when it fires
-    (or when a started message brings the deadline forward), not on every query.
+    (or when a started message brings the deadline forward), not on every query. While
+    an UPDATE or transfer is in hand, or the client does not read its answers, the
+    connection stops reading: what the client sends meanwhile waits in the kernel's
+    buffers (which then hold the client back), never in ours.
     """
 
     def __init__(
         self,
         responder: Responder,
         limits: TcpLimits,
-        connections: set[_TcpConnection],
+        clients: _Clients,
         counter: _Counter,
         dispatcher: Dispatcher | None = None,
     ) -> None:
@@ -295,7 +347,9 @@ class _TcpConnection(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._limits = limits
-        self._connections = connections
+        self._clients = clients
+        self._source = ""
+        self._reading = True
         self._loop = asyncio.get_running_loop()
         self._framer = StreamFramer()
         self._transport: asyncio.Transport | None = None
@@ -303,19 +357,24 @@ class _TcpConnection(asyncio.Protocol):
         self._last_query = self._loop.time()
         self._message_started: float | None = None
         self._writing_paused = False
+        self._stalled_at = 0.0  # when the client last stopped taking its answers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not subclasses of asyncio's either: no isinstance.
         self._transport = transport = cast(asyncio.Transport, transport)
-        if len(self._connections) >= self._limits.max_connections:
-            logger.debug("DNS TCP connection refused: %d open", len(self._connections))
+        self._source = _source(transport.get_extra_info("peername"))
+        if not self._clients.admit(self, self._source):
             transport.abort()
             return
-        self._connections.add(self)
         self._arm(self._deadline())
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet answered."""
+        return self._framer.buffered
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self._connections.discard(self)
+        self._clients.leave(self, self._source)
         if self._busy is not None:
             self._busy.cancel()
             self._busy = None
@@ -336,16 +395,29 @@ class _TcpConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The client is not reading its answers: stop reading its queries too.
         self._writing_paused = True
+        self._stalled_at = self._loop.time()
         self._writable.clear()
-        if self._transport is not None:
-            self._transport.pause_reading()
+        self._read_when_free()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
         self._writable.set()
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
+            self._read_when_free()
             self._serve()
+
+    def _read_when_free(self) -> None:
+        """Read only while no message is in hand and the client takes its answers."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        wanted = self._busy is None and not self._writing_paused
+        if wanted != self._reading:
+            self._reading = wanted
+            if wanted:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
 
     def abort(self) -> None:
         """Drop the connection at once, unsent answers and all."""
@@ -374,6 +446,7 @@ class _TcpConnection(asyncio.Protocol):
             self._message_started = None
             if self._dispatcher is not None and needs_dispatch(message):
                 self._busy = asyncio.ensure_future(self._dispatch(self._dispatcher, message))
+                self._read_when_free()
                 return
             reply = self._responder.answer(message, tcp=True)
             if reply is not None:
@@ -406,6 +479,7 @@ class _TcpConnection(asyncio.Protocol):
             self._busy = None
             self._last_query = self._loop.time()
         if not transport.is_closing():
+            self._read_when_free()
             self._serve()
 
     def _deadline(self) -> float:
@@ -422,8 +496,12 @@ class _TcpConnection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         deadline = self._deadline()
-        if self._busy is not None:
-            # Waiting for the store or a slow transfer is our time, not the client's.
+        if self._writing_paused:
+            # A client that does not take its answers (a transfer, say) gets as long as
+            # an idle one, and no longer.
+            deadline = max(deadline, self._stalled_at + self._limits.idle_timeout)
+        elif self._busy is not None:
+            # Waiting for the store is our time, not the client's.
             deadline = max(deadline, self._loop.time() + self._limits.idle_timeout)
         if self._loop.time() < deadline:
             self._arm(deadline)

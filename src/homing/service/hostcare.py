@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from homing.domain.addresses import is_publishable, parse_address
+from homing.domain.addresses import parse_address
 from homing.domain.errors import InvalidAddress, NotFound
 from homing.domain.outcomes import Outcome
 from homing.domain.records import RRsetValue
@@ -116,20 +116,22 @@ async def regenerate_secret(db: Database, account: Account, host_id: int) -> Cre
     return await db.write(unit)
 
 
-def _address(text: str, family: type[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> str | None:
+def _address(
+    text: str, family: type[ipaddress.IPv4Address | ipaddress.IPv6Address], allow_local: bool
+) -> str | None:
     field = "ipv4" if family is ipaddress.IPv4Address else "ipv6"
     text = text.strip()
     if not text:
         return None
     try:
-        address = parse_address(text)
+        address = parse_address(text, allow_local=allow_local)
     except InvalidAddress as exc:
-        raise PortalError("ADDRESS_INVALID", f"{text[:64]} is not an IP address.", field) from exc
+        # The rule's own words ("scope IDs are not allowed ..."), with what was entered.
+        shown = text[:64]
+        raise PortalError("ADDRESS_INVALID", f"{shown}: {str(exc).rstrip('.')}.", field) from exc
     if not isinstance(address, family):
         wanted = "an IPv4" if field == "ipv4" else "an IPv6"
         raise PortalError("ADDRESS_INVALID", f"Enter {wanted} address here.", field)
-    if not is_publishable(address):
-        raise PortalError("ADDRESS_INVALID", f"{address} cannot be published.", field)
     return str(address)
 
 
@@ -149,15 +151,17 @@ async def set_addresses(
     *,
     client_ip: str,
     group_max_age: int,
+    allow_local: bool = False,
 ) -> AddressResult:
     """Set the host's A and AAAA by hand (an empty field removes that record).
 
     Refused like a device's update when the host is blocked or disabled, or when an
-    address change comes sooner than the plan's minimum interval.
+    address change comes sooner than the plan's minimum interval; an address must meet
+    the publishing rules (domain/addresses.py; `allow_local`: the operator's setting).
     """
     wanted = {
-        "A": _address(ipv4, ipaddress.IPv4Address),
-        "AAAA": _address(ipv6, ipaddress.IPv6Address),
+        "A": _address(ipv4, ipaddress.IPv4Address, allow_local),
+        "AAAA": _address(ipv6, ipaddress.IPv6Address, allow_local),
     }
 
     async def unit(txn: Txn) -> AddressResult:

@@ -147,9 +147,13 @@ async def _insert_hosts(
 
 
 async def import_hosts(
-    db: Database, text: str, *, default_owner: str | None = None
+    db: Database, text: str, *, default_owner: str | None = None, allow_local: bool = False
 ) -> ImportResult:
-    """CSV with a header: name[,owner][,ipv4][,ipv6][,ttl][,secret]. Missing secrets are made."""
+    """CSV with a header: name[,owner][,ipv4][,ipv6][,ttl][,secret]. Missing secrets are made.
+
+    Addresses meet the publishing rules of every update (domain/addresses.py; `allow_local`:
+    the operator's setting); one that does not stops the import with its line, nothing stored.
+    """
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None or "name" not in reader.fieldnames:
         raise HomingError("the CSV needs a header line with at least a 'name' column")
@@ -165,8 +169,8 @@ async def import_hosts(
             ttl = int(row.get("ttl") or DEFAULT_HOST_TTL)
             if not 1 <= ttl <= 86400:
                 raise HomingError(f"TTL out of range: {ttl}")
-            v4 = parse_address(row["ipv4"]) if row.get("ipv4") else None
-            v6 = parse_address(row["ipv6"]) if row.get("ipv6") else None
+            v4 = parse_address(row["ipv4"], allow_local=allow_local) if row.get("ipv4") else None
+            v6 = parse_address(row["ipv6"], allow_local=allow_local) if row.get("ipv6") else None
             if (v4 and v4.version != 4) or (v6 and v6.version != 6):
                 raise InvalidAddress("address of the wrong family")
         except (HomingError, ValueError) as exc:

@@ -602,6 +602,7 @@ def create_api(homing: Homing) -> FastAPI:
                 body.ipv6,
                 client_ip=client_address.of(request),
                 group_max_age=homing.settings.group_member_max_age,
+                allow_local=homing.policy.allow_local_addresses,
             )
         except NotFound as exc:
             raise host_not_found() from exc

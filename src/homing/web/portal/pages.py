@@ -422,6 +422,7 @@ class Portal:
                 values["ipv6"],
                 client_ip=self.client_address.of(request),
                 group_max_age=self.homing.settings.group_member_max_age,
+                allow_local=self.homing.policy.allow_local_addresses,
             )
         except NotFound:
             return await self.not_found(request)
