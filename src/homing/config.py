@@ -6,13 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from homing.domain.windows import parse_windows
 
 
 class Settings(BaseSettings):
@@ -40,6 +42,24 @@ class Settings(BaseSettings):
     abuse_window: int = 3600
     group_member_max_age: int = 3600  # seconds a group member stays in the group's answer
     follow_interval: float = 0.5  # how often other processes' journal rows are picked up
+
+    # The throttle on every door that takes a secret: COUNT/SECONDS windows per key
+    throttle_source: str = "60/60,600/3600"  # failures from one source prefix, any account
+    throttle_account_source: str = "5/900,20/86400"  # wrong passwords for an account, per prefix
+    throttle_account: str = "50/3600,200/86400"  # wrong passwords for an account, all sources
+    throttle_signup: str = "5/3600,20/86400"  # sign-ups from one source prefix
+    throttle_ipv4_prefix: int = Field(default=24, ge=8, le=32)  # a source is its /24 ...
+    throttle_ipv6_prefix: int = Field(default=56, ge=16, le=128)  # ... or its /56
+    auth_remember_seconds: float = Field(default=600.0, ge=0)  # a verified password; 0: never
+    auth_remember_size: int = Field(default=4096, ge=0)  # verified passwords kept per process
+
+    @field_validator(
+        "throttle_source", "throttle_account_source", "throttle_account", "throttle_signup"
+    )
+    @classmethod
+    def _throttle_windows(cls, value: str) -> str:
+        parse_windows(value)
+        return value
 
     tsig_allow_md5: bool = False  # hmac-md5 keys, for old equipment only
     # hidden primary: how long an update waits for its push before answering dnserr

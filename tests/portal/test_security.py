@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from homing.store.db import Database
-from homing.store.schema import login_failures
+from homing.service import secrets
 from homing.web.portal.sessionkey import load_or_create
-from homing.web.portal.throttle import LoginThrottle
 from tests.portal.conftest import PASSWORD, Portal, browser, csrf_of
 
 PAGES = ["/", "/pricing", "/signup", "/login"]
@@ -193,72 +190,40 @@ async def test_login_sets_a_fresh_session(portal: Portal) -> None:
     assert before != after
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def test_throttle_window_lockout_and_expiry(db: Database) -> None:
-    clock = Clock()
-    throttle = LoginThrottle(db, max_failures=3, window=60, lockout=300, clock=clock)
-    for _ in range(2):
-        await throttle.failed("Alice", "192.0.2.1")
-        clock.now += 40  # spread out: the first failure leaves the window
-    await throttle.failed("alice", "192.0.2.1")
-    assert await throttle.retry_after("alice", "192.0.2.1") == 0
-    await throttle.failed("ALICE", "192.0.2.1")
-    assert await throttle.retry_after("alice", "192.0.2.1") == 300
-    assert await throttle.retry_after("alice", "192.0.2.2") == 0
-    clock.now += 299
-    assert await throttle.retry_after("alice", "192.0.2.1") == pytest.approx(1)
-    clock.now += 1
-    assert await throttle.retry_after("alice", "192.0.2.1") == 0
+async def test_parallel_wrong_logins_hash_at_most_the_limit(portal: Portal) -> None:
+    """20 wrong passwords at once against a limit of 5: at most 5 reach argon2."""
+    await portal.sign_up("hilda")
+    await portal.log_out()
+    token = csrf_of(await portal.client.get("/login"))
+    before = secrets.argon2_runs["verify"]
+    answers = await asyncio.gather(
+        *(
+            portal.client.post(
+                "/login",
+                data={"csrf_token": token, "user_id": "hilda", "password": f"guess number {n}"},
+            )
+            for n in range(20)
+        )
+    )
+    assert secrets.argon2_runs["verify"] - before <= 5
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(401) <= 5 and statuses.count(429) >= 15
+    assert all(int(a.headers["retry-after"]) > 0 for a in answers if a.status_code == 429)
+    assert (await portal.client.get("/dashboard")).status_code == 303  # nobody logged in
 
 
-async def test_throttle_per_address_across_user_ids(db: Database) -> None:
-    clock = Clock()
-    throttle = LoginThrottle(db, max_failures=3, max_failures_per_address=5, clock=clock)
+async def test_sign_ups_per_source_prefix_are_limited(portal: Portal) -> None:
+    """Sign-ups pay argon2 and make accounts: five an hour from one /24, then 429."""
     for n in range(5):
-        await throttle.failed(f"user{n}", "192.0.2.9")
-    assert await throttle.retry_after("someone-else", "192.0.2.9") > 0
-    assert await throttle.retry_after("someone-else", "192.0.2.10") == 0
-
-
-async def test_throttle_is_shared_by_processes_on_one_store(db: Database) -> None:
-    """Two throttles over one store (two workers) count the same failures."""
-    clock = Clock()
-    first = LoginThrottle(db, max_failures=4, clock=clock)
-    second = LoginThrottle(db, max_failures=4, clock=clock)
-    for throttle in (first, second, first):
-        await throttle.failed("carol", "192.0.2.3")
-    assert await second.retry_after("carol", "192.0.2.3") == 0
-    await second.failed("carol", "192.0.2.3")
-    assert await first.retry_after("carol", "192.0.2.3") == 900
-
-
-async def test_throttle_success_clears_and_old_rows_go(db: Database) -> None:
-    clock = Clock()
-    throttle = LoginThrottle(db, max_failures=2, max_failures_per_address=50, clock=clock)
-    await throttle.failed("bob", "192.0.2.1")
-    await throttle.succeeded("bob", "192.0.2.1")
-    await throttle.failed("bob", "192.0.2.1")
-    assert await throttle.retry_after("bob", "192.0.2.1") == 0
-    for n in range(20):
-        await throttle.failed(f"u{n}", f"198.51.100.{n}")
-    clock.now += 901  # every window has passed
-    await throttle.failed("last", "203.0.113.1")
-
-    async def rows(conn: AsyncConnection) -> int:
-        return int(await conn.scalar(sa.select(sa.func.count()).select_from(login_failures)) or 0)
-
-    assert await db.read(rows) == 2  # the newest failure, under its two keys
-
-
-async def test_throttle_rejects_nonsense_configuration(db: Database) -> None:
-    with pytest.raises(ValueError):
-        LoginThrottle(db, max_failures=0)
-    with pytest.raises(ValueError):
-        LoginThrottle(db, window=0)
+        assert (await portal.sign_up(f"maker{n}")).status_code == 303
+        await portal.log_out()
+    refused = await portal.sign_up("maker5")
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+    async with browser(portal.homing, source="198.51.100.99") as neighbour:  # same /24
+        again = Portal(portal.homing, neighbour)
+        assert (await again.sign_up("maker6")).status_code == 429
+    async with browser(portal.homing, source="192.0.2.50") as elsewhere:
+        other = Portal(portal.homing, elsewhere)
+        assert (await other.sign_up("maker7")).status_code == 303
+    refused_form = await portal.sign_up("mk")  # the rules refuse it first: no count, 422
+    assert refused_form.status_code == 422

@@ -10,12 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.domain.errors import AccountError
 from homing.service.secrets import DUMMY_PASSWORD_HASH, hash_password, password_matches
+from homing.service.throttle import Throttle
 from homing.store.db import Database, Txn
 from homing.store.schema import accounts, plans
 
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MIN_PASSWORD = 10
+MAX_PASSWORD = 1024
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def check_password(password: str, confirmation: str | None, user_id: str) -> Non
         raise AccountError(
             "PASSWORD_MISMATCH", "The password and its confirmation differ.", "password_confirm"
         )
-    if len(password) < MIN_PASSWORD or len(password) > 1024:
+    if len(password) < MIN_PASSWORD or len(password) > MAX_PASSWORD:
         raise AccountError(
             "PASSWORD_WEAK", f"The password needs at least {MIN_PASSWORD} characters.", "password"
         )
@@ -82,13 +84,21 @@ async def create_account(
     confirmation: str | None = None,
     *,
     role: str = "user",
+    throttle: Throttle | None = None,
+    address: str = "",
 ) -> Account:
-    """Sign-up and operator creation: every rule re-checked here, nothing half-written."""
+    """Sign-up and operator creation: every rule re-checked here, nothing half-written.
+
+    With a throttle (the sign-up doors): Throttled when the source prefix has signed up
+    too often; an attempt the rules refuse costs nothing, one that is hashed counts.
+    """
     user_id = user_id.strip()
     email = email.strip()
     check_user_id(user_id)
     check_email(email)
     check_password(password, confirmation, user_id)
+    if throttle is not None:
+        await throttle.reserve(throttle.signup(address))
     password_hash = await hash_password(password)
 
     async def unit(txn: Txn) -> Account:
@@ -150,20 +160,47 @@ async def find_account(conn: AsyncConnection, user_id: str) -> Account | None:
     return None if row is None else account_of(row)
 
 
-async def authenticate(db: Database, user_id: str, password: str) -> Account | None:
-    """The active account whose password matches, else None (equally slow either way)."""
+async def authenticate(
+    db: Database,
+    user_id: str,
+    password: str,
+    *,
+    throttle: Throttle | None = None,
+    address: str = "",
+) -> Account | None:
+    """The active account whose password matches, else None (equally slow either way).
+
+    With a throttle (every door facing the network): Throttled, before any hashing, when
+    the source, the account from that source or the account has failed too often; a
+    password verified recently for the same stored hash is taken without argon2.
+    """
+    user_id = user_id.strip()
+    if throttle is not None:
+        await throttle.check_source(address)
+        if not USER_ID.match(user_id) or len(password) > MAX_PASSWORD:
+            # No account can have this user ID: nothing to hash, but a failure all the same.
+            await throttle.failed(throttle.source(address))
+            return None
+    key = user_key(user_id)
 
     async def query(conn: AsyncConnection) -> tuple[Account | None, str]:
-        row = (
-            await conn.execute(
-                sa.select(accounts).where(accounts.c.user_key == user_key(user_id.strip()))
-            )
-        ).first()
+        row = (await conn.execute(sa.select(accounts).where(accounts.c.user_key == key))).first()
         if row is None:
             return None, DUMMY_PASSWORD_HASH
         return account_of(row), row.password_hash
 
     account, stored = await db.read(query)
-    if not await password_matches(password, stored) or account is None:
+    if throttle is None:
+        matches = await password_matches(password, stored)
+    elif account is not None and throttle.remembered.known(key, password, stored):
+        matches = True
+    else:
+        charges = throttle.account(key, address)
+        await throttle.reserve(charges)
+        matches = await password_matches(password, stored)
+        if matches and account is not None:
+            await throttle.refund(charges)
+            throttle.remembered.remember(key, password, stored)
+    if not matches or account is None:
         return None
     return account if account.status == "active" else None

@@ -6,10 +6,12 @@ import functools
 from dataclasses import dataclass, field
 
 from homing.config import Settings
+from homing.domain.windows import parse_windows
 from homing.service.admin import QueryMeter
 from homing.service.courier import Courier, CourierPolicy
 from homing.service.mail import Mailer
 from homing.service.push import PushWaiter
+from homing.service.throttle import Throttle, ThrottlePolicy
 from homing.service.updates import UpdatePolicy
 from homing.store.db import Database
 
@@ -47,6 +49,24 @@ class Homing:
                 max_attempts=s.notify_max_attempts,
                 keep_days=s.notify_keep_days,
                 interval=s.notify_interval,
+            ),
+        )
+
+    @functools.cached_property
+    def throttle(self) -> Throttle:
+        """The one throttle of every door that takes a secret, shared by this process."""
+        s = self.settings
+        return Throttle(
+            self.db,
+            ThrottlePolicy(
+                source=parse_windows(s.throttle_source),
+                account_source=parse_windows(s.throttle_account_source),
+                account=parse_windows(s.throttle_account),
+                signup=parse_windows(s.throttle_signup),
+                ipv4_prefix=s.throttle_ipv4_prefix,
+                ipv6_prefix=s.throttle_ipv6_prefix,
+                remember_seconds=s.auth_remember_seconds,
+                remember_size=s.auth_remember_size,
             ),
         )
 

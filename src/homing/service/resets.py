@@ -23,6 +23,7 @@ from homing.domain.errors import AccountError, HomingError
 from homing.service.accounts import Account, account_of, check_password, user_key
 from homing.service.mail import Mailer, MailError
 from homing.service.secrets import hash_password, hash_secret
+from homing.service.throttle import Throttle, Throttled
 from homing.store.db import Database, Txn
 from homing.store.schema import accounts, password_resets, reset_requests
 
@@ -85,13 +86,21 @@ async def request_reset(
     *,
     policy: ResetPolicy | None = None,
     clock: Clock = time.time,
+    throttle: Throttle | None = None,
 ) -> ResetMail | None:
     """A fresh link for the active account named by user ID or email, else None.
 
-    Raises ResetThrottled when this address asked too often; an account asked for too
-    often gets no further mail, and the caller cannot tell (nor can the asker).
+    Raises ResetThrottled when this address (with a throttle: its source prefix) asked
+    too often or is locked; an account asked for too often gets no further mail, and the
+    caller cannot tell (nor can the asker).
     """
     policy = policy or ResetPolicy()
+    if throttle is not None:
+        try:
+            await throttle.check_source(address)
+        except Throttled as exc:
+            raise ResetThrottled(exc.retry_after) from exc
+        address = throttle.prefix(address)
     now = clock()
     login = login[:254]
 
@@ -131,10 +140,21 @@ async def request_reset(
 
 
 async def account_for_token(
-    db: Database, token: str, *, clock: Clock = time.time
+    db: Database,
+    token: str,
+    *,
+    clock: Clock = time.time,
+    throttle: Throttle | None = None,
+    address: str = "",
 ) -> Account | None:
-    """The active account a live link belongs to, else None (the page shows LINK_INVALID)."""
+    """The active account a live link belongs to, else None (the page shows LINK_INVALID).
+
+    With a throttle: Throttled before the look-up when the source is locked, and a token
+    that names no live link counts as a failure of the source.
+    """
     now = clock()
+    if throttle is not None:
+        await throttle.check_source(address)
 
     async def query(conn: AsyncConnection) -> Account | None:
         row = (
@@ -150,7 +170,10 @@ async def account_for_token(
         ).first()
         return None if row is None else account_of(row)
 
-    return await db.read(query)
+    account = await db.read(query)
+    if account is None and throttle is not None:
+        await throttle.failed(throttle.source(address))
+    return account
 
 
 async def reset_password(
@@ -160,13 +183,15 @@ async def reset_password(
     confirmation: str,
     *,
     clock: Clock = time.time,
+    throttle: Throttle | None = None,
+    address: str = "",
 ) -> Account:
     """Set the new password through a live link, using the link up and ending old sessions.
 
     AccountError RESET_LINK_INVALID (field "form") for a used, replaced or expired link;
     the password rules' own errors otherwise. Nothing changes unless everything holds.
     """
-    account = await account_for_token(db, token, clock=clock)
+    account = await account_for_token(db, token, clock=clock, throttle=throttle, address=address)
     if account is None:
         raise AccountError("RESET_LINK_INVALID", LINK_INVALID, "form")
     check_password(password, confirmation, account.user_id)

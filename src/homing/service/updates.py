@@ -26,6 +26,7 @@ from homing.service.accounts import authenticate
 from homing.service.changes import ZoneRef, apply_changes_sync
 from homing.service.hosts import ADDRESS_TYPES, refresh_group_sync
 from homing.service.secrets import secret_matches
+from homing.service.throttle import Throttle, Throttled
 from homing.store.db import Database, SyncTxn, as_utc, execute_many, fetch_all
 from homing.store.schema import (
     accounts,
@@ -90,14 +91,20 @@ class _Grant:
 
 
 UNKNOWN_NAME = _Grant(frozenset(), ())  # the user name is a host name we do not know
+_WRONG_SECRET = _Grant(frozenset(), ())  # a host's or group's secret did not match
 
 
-async def _resolve_credentials(db: Database, username: str, password: str) -> _Grant | None:
+async def _resolve_credentials(
+    db: Database, request: UpdateRequest, throttle: Throttle | None
+) -> _Grant | None:
     """Host secret, group secret, or account password (in that order); None: badauth.
 
     UNKNOWN_NAME when the user name is a host name that is neither host, group nor
     account here: the request is about a domain we do not have (nohost), not a bad password.
+    A wrong secret counts for the source; an account password goes through the throttle
+    (badauth, without argon2, once the source or the account has failed too often).
     """
+    username, password = request.username, request.password
     try:
         name = normalize(username) if "." in username else None
     except InvalidName:
@@ -114,7 +121,7 @@ async def _resolve_credentials(db: Database, username: str, password: str) -> _G
         if host is not None:
             if secret_matches(password, host.secret_hash):
                 return _Grant(frozenset({host.id}), (name,))
-            return None
+            return _WRONG_SECRET
         group = (
             await conn.execute(
                 sa.select(groups.c.id, groups.c.secret_hash).where(groups.c.name == name)
@@ -129,12 +136,21 @@ async def _resolve_credentials(db: Database, username: str, password: str) -> _G
             )
             members = rows.all()
             return _Grant(frozenset(m.id for m in members), tuple(m.name for m in members))
-        return None
+        return None if group is None else _WRONG_SECRET
 
     grant = await db.read(by_secret)
+    if grant is _WRONG_SECRET:
+        if throttle is not None:
+            await throttle.failed(throttle.source(request.client_ip))
+        return None
     if grant is not None:
         return grant
-    account = await authenticate(db, username, password)
+    try:
+        account = await authenticate(
+            db, username, password, throttle=throttle, address=request.client_ip
+        )
+    except Throttled:
+        return None
     if account is None:
         if name is not None and not await db.read(lambda conn: _name_exists(conn, name)):
             return UNKNOWN_NAME
@@ -167,28 +183,41 @@ class _Item:
     username: str | None = None  # the user name as a host name (FQDN), when worked out
 
 
-async def update(db: Database, request: UpdateRequest, policy: UpdatePolicy) -> list[HostResult]:
+async def update(
+    db: Database,
+    request: UpdateRequest,
+    policy: UpdatePolicy,
+    throttle: Throttle | None = None,
+) -> list[HostResult]:
     """Apply one update request; one result per requested host, in order.
 
     The common case (a host's own secret) is decided entirely inside the batched write,
-    so concurrent updates cost a few statements per commit, not per request.
+    so concurrent updates cost a few statements per commit, not per request. A source
+    the throttle has locked is answered badauth before any secret is looked at.
     """
     requested = request.hostnames
     if requested is not None and len(requested) > policy.max_hosts_per_request:
         return [HostResult(",".join(requested)[:64], Outcome.NUMHOST)]
+    if throttle is not None and await throttle.source_wait(request.client_ip) > 0:
+        return _answered(request, Outcome.BADAUTH)
     username = _host_name(request.username)
     if username is not None:
         results = await db.write_batched_sync(_BATCHER, _Item(request, None, policy, username))
         if results is not _SLOW:
+            if throttle is not None and results and results[0].outcome is Outcome.BADAUTH:
+                await throttle.failed(throttle.source(request.client_ip))  # a wrong secret
             return results
-    grant = await _resolve_credentials(db, request.username, request.password)
+    grant = await _resolve_credentials(db, request, throttle)
     if grant is None or grant is UNKNOWN_NAME:
-        outcome = Outcome.BADAUTH if grant is None else Outcome.NOHOST
-        names = requested if requested else [request.username]
-        return [HostResult(n, outcome) for n in names]
+        return _answered(request, Outcome.BADAUTH if grant is None else Outcome.NOHOST)
     results = await db.write_batched_sync(_BATCHER, _Item(request, grant, policy))
     assert results is not None
     return results
+
+
+def _answered(request: UpdateRequest, outcome: Outcome) -> list[HostResult]:
+    """The same outcome for every host the request names."""
+    return [HostResult(n, outcome) for n in request.hostnames or [request.username]]
 
 
 def _host_name(text: str) -> str | None:

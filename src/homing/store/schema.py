@@ -228,24 +228,6 @@ api_token_hosts = sa.Table(
 )
 
 
-login_failures = sa.Table(
-    # One row per failed portal login, under two keys (user+address, address); kept only
-    # as long as the throttle's window.
-    "login_failures",
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    sa.Column("key", sa.String(400), nullable=False, index=True),
-    sa.Column("at", sa.Float, nullable=False, index=True),  # Unix time
-)
-
-login_locks = sa.Table(
-    "login_locks",
-    metadata,
-    sa.Column("key", sa.String(400), primary_key=True),
-    sa.Column("until", sa.Float, nullable=False),  # Unix time
-)
-
-
 throttle = sa.Table(
     # One row per throttled key (a source prefix, an account, an account from a prefix) and
     # window length: the window's theoretical arrival time (GCRA) and when the key may try

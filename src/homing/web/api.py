@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -17,9 +18,9 @@ from starlette.routing import Match
 from homing.domain.errors import AccountError, HomingError, NotFound, StoreUnavailable
 from homing.service import accounts, groupcare, hostcare, portal, resets, tokens
 from homing.service.context import Homing
+from homing.service.throttle import Throttled
 from homing.web.clientip import ClientAddress
 from homing.web.portal.sessions import is_https, trusted_networks
-from homing.web.portal.throttle import LoginThrottle
 
 # The HTTP status of each stable error code.
 STATUS = {
@@ -35,6 +36,7 @@ STATUS = {
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
     "UNAUTHORIZED": 401,
+    "THROTTLED": 429,
     "TOKEN_SCOPE": 403,
     "HOST_NOT_FOUND": 404,
     "TOKEN_NOT_FOUND": 404,
@@ -323,7 +325,8 @@ ERROR_TEXT = {
     422: "INVALID_REQUEST, or a field refused: HOST_LABEL_INVALID, ZONE_INVALID, "
     "ADDRESS_INVALID, TOKEN_NAME_INVALID, TOKEN_ACTION_INVALID, TOKEN_HOSTS_INVALID, "
     "GROUP_NAME_INVALID, GROUP_MEMBER_INVALID",
-    429: "TOO_SOON: the plan's minimum interval between address changes",
+    429: "TOO_SOON: the plan's minimum interval between address changes; THROTTLED: too "
+    "many failed attempts from this source or for this account (see Retry-After)",
     503: "INTERNAL_ERROR: the store is unavailable; nothing was written",
 }
 
@@ -351,8 +354,11 @@ async def _grant_of(
             headers={"WWW-Authenticate": "Bearer"},
         )
     homing: Homing = request.app.state.homing
+    address = request.app.state.client_address.of(request)
+    await homing.throttle.check_source(address)  # a source that failed often: 429
     grant = await tokens.authenticate(homing.db, credentials.credentials)
     if grant is None:
+        await homing.throttle.failed(homing.throttle.source(address))
         raise ApiError(
             "UNAUTHORIZED",
             "This token is unknown or revoked.",
@@ -375,6 +381,7 @@ def create_api(homing: Homing) -> FastAPI:
     api.state.homing = homing
     router = APIRouter()
     client_address = ClientAddress(homing.settings.trusted_proxies)
+    api.state.client_address = client_address
 
     @api.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -416,10 +423,16 @@ def create_api(homing: Homing) -> FastAPI:
         responses=ERRORS,  # type: ignore[arg-type]
         summary="Sign up",
     )
-    async def sign_up(body: SignUp) -> AccountOut | JSONResponse:
+    async def sign_up(body: SignUp, request: Request) -> AccountOut | JSONResponse:
         try:
             account = await accounts.create_account(
-                homing.db, body.user_id, body.email, body.password, body.password_confirm
+                homing.db,
+                body.user_id,
+                body.email,
+                body.password,
+                body.password_confirm,
+                throttle=homing.throttle,
+                address=client_address.of(request),
             )
         except AccountError as exc:
             return error(exc.code, str(exc), exc.field)
@@ -462,7 +475,11 @@ def create_api(homing: Homing) -> FastAPI:
     async def password_reset(body: ResetRequest, request: Request) -> ResetAccepted | JSONResponse:
         try:
             mail = await resets.request_reset(
-                homing.db, body.login, client_address.of(request), policy=reset_policy
+                homing.db,
+                body.login,
+                client_address.of(request),
+                policy=reset_policy,
+                throttle=homing.throttle,
             )
         except resets.ResetThrottled as exc:
             response = error("RESET_THROTTLED", str(exc))
@@ -494,15 +511,26 @@ def create_api(homing: Homing) -> FastAPI:
         description="Uses the token up, ends the account's portal sessions and clears its "
         "login locks.",
     )
-    async def password_reset_confirm(body: ResetConfirm) -> Response:
+    async def password_reset_confirm(body: ResetConfirm, request: Request) -> Response:
         try:
             account = await resets.reset_password(
-                homing.db, body.token, body.password, body.password_confirm
+                homing.db,
+                body.token,
+                body.password,
+                body.password_confirm,
+                throttle=homing.throttle,
+                address=client_address.of(request),
             )
         except AccountError as exc:
             return error(exc.code, str(exc), None if exc.field == "form" else exc.field)
-        await LoginThrottle(homing.db).forget_user(account.user_id)
+        await homing.throttle.forget_account(accounts.user_key(account.user_id))
         return Response(status_code=204)
+
+    @api.exception_handler(Throttled)
+    async def throttled(_request: Request, exc: Throttled) -> JSONResponse:
+        response = error("THROTTLED", str(exc))
+        response.headers["Retry-After"] = str(math.ceil(exc.retry_after))
+        return response
 
     @api.exception_handler(ApiError)
     async def refused(_request: Request, exc: ApiError) -> JSONResponse:

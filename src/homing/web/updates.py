@@ -162,7 +162,9 @@ class UpdateEndpoints:
             agent=agent,
         )
         try:
-            results = await update(self.homing.db, update_request, self.homing.policy)
+            results = await update(
+                self.homing.db, update_request, self.homing.policy, self.homing.throttle
+            )
         except HomingError as exc:
             log.warning("update failed: %s", exc)
             return None

@@ -23,14 +23,13 @@ from homing.web.portal.resets import ResetPages
 from homing.web.portal.sessionkey import SessionKey
 from homing.web.portal.sessions import Sessions
 from homing.web.portal.templating import STATIC
-from homing.web.portal.throttle import LoginThrottle
 from homing.web.portal.tokens import TokenPages
 
 __all__ = ["Portal", "portal_routes"]
 
 
-def portal_routes(homing: Homing, *, throttle: LoginThrottle | None = None) -> list[BaseRoute]:
-    portal = Portal(homing, throttle)
+def portal_routes(homing: Homing) -> list[BaseRoute]:
+    portal = Portal(homing)
     admin = AdminPages(portal)
     token_pages = TokenPages(portal)
     group_pages = GroupPages(portal)

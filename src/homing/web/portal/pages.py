@@ -17,12 +17,12 @@ from homing.service import accounts, hostcare
 from homing.service import portal as service
 from homing.service.accounts import Account
 from homing.service.context import Homing
+from homing.service.throttle import Throttled
 from homing.web.clientip import ClientAddress
 from homing.web.portal import csrf
 from homing.web.portal.sessions import is_https, trusted_networks
 from homing.web.portal.snippets import client_settings
 from homing.web.portal.templating import make_templates
-from homing.web.portal.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ ERROR_LABELS = {
     "HOST_NOT_INACTIVE": "HOST not inactive",
     "RESET_LINK_INVALID": "RESET LINK invalid",
     "RESET_THROTTLED": "TOO MANY requests",
+    "SIGNUP_THROTTLED": "TOO MANY sign-ups",
     "LOGIN_MISSING": "USER ID or EMAIL missing",
 }
 ERROR_HINTS = {
@@ -89,20 +90,25 @@ class FieldError:
         return f"{self.label}: {self.message}"
 
 
+def retry_after(exc: Throttled) -> dict[str, str]:
+    """The Retry-After header of a throttled answer, in whole seconds."""
+    return {"Retry-After": str(math.ceil(exc.retry_after))}
+
+
 def form_text(form: FormData, name: str) -> str:
     value = form.get(name, "")
     return value[:MAX_FIELD] if isinstance(value, str) else ""
 
 
 class Portal:
-    """Page handlers over one Homing; the login throttle counts in the store."""
+    """Page handlers over one Homing; its throttle counts failures in the store."""
 
-    def __init__(self, homing: Homing, throttle: LoginThrottle | None = None) -> None:
+    def __init__(self, homing: Homing) -> None:
         self.homing = homing
         self.db = homing.db
         self.client_address = ClientAddress(homing.settings.trusted_proxies)
         self.trusted = trusted_networks(homing.settings.trusted_proxies)
-        self.throttle = throttle or LoginThrottle(homing.db)
+        self.throttle = homing.throttle
         self.templates = make_templates()
 
     # -- plumbing ---------------------------------------------------------------
@@ -193,7 +199,14 @@ class Portal:
                 values["email"],
                 form_text(form, "password"),
                 form_text(form, "password_confirm"),
+                throttle=self.throttle,
+                address=self.client_address.of(request),
             )
+        except Throttled as exc:
+            error = FieldError("SIGNUP_THROTTLED", "Too many sign-ups from your network.")
+            page = self._signup_page(request, values, {"form": error}, 429)
+            page.headers.update(retry_after(exc))
+            return page
         except AccountError as exc:
             field = exc.field or "form"
             status = ERROR_STATUS.get(exc.code, 422)
@@ -256,9 +269,12 @@ class Portal:
         user_id = form_text(form, "user_id").strip()
         password = form_text(form, "password")
         address = self.client_address.of(request)
-        wait = await self.throttle.retry_after(user_id, address)
-        if wait > 0:
-            minutes = max(1, math.ceil(wait / 60))
+        try:
+            account = await accounts.authenticate(
+                self.db, user_id, password, throttle=self.throttle, address=address
+            )
+        except Throttled as exc:
+            minutes = max(1, math.ceil(exc.retry_after / 60))
             error = (
                 f"Too many failed logins. For your account's safety, try again in "
                 f"{minutes} minute{'s' if minutes != 1 else ''}."
@@ -268,23 +284,19 @@ class Portal:
                 "login.html",
                 {"user_id": user_id, "error": error},
                 status_code=429,
-                headers={"Retry-After": str(math.ceil(wait))},
+                headers=retry_after(exc),
             )
-        try:
-            account = await accounts.authenticate(self.db, user_id, password)
         except StoreUnavailable:
             return self.render(
                 request, "login.html", {"user_id": user_id, "error": INTERNAL_ERROR}, 503
             )
         if account is None:
-            await self.throttle.failed(user_id, address)
             return self.render(
                 request,
                 "login.html",
                 {"user_id": user_id, "error": "Wrong user ID or password."},
                 status_code=401,
             )
-        await self.throttle.succeeded(user_id, address)
         self._start_session(request, account)
         return RedirectResponse("/dashboard", status_code=303)
 

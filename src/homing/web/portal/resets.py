@@ -9,7 +9,8 @@ from starlette.responses import RedirectResponse, Response
 
 from homing.domain.errors import AccountError
 from homing.service import accounts, resets
-from homing.web.portal.pages import FieldError, Portal, form_text
+from homing.service.throttle import Throttled
+from homing.web.portal.pages import FieldError, Portal, form_text, retry_after
 
 SENT = (
     "If an account with that user ID or email exists, a mail with a link to choose a new "
@@ -37,7 +38,9 @@ class ResetPages:
             return self._forgot_page(request, login, {"login": error}, 422)
         address = self.portal.client_address.of(request)
         try:
-            mail = await resets.request_reset(self.db, login, address, policy=self.policy)
+            mail = await resets.request_reset(
+                self.db, login, address, policy=self.policy, throttle=self.portal.throttle
+            )
         except resets.ResetThrottled as exc:
             minutes = max(1, math.ceil(exc.retry_after / 60))
             error = FieldError(
@@ -71,25 +74,37 @@ class ResetPages:
 
     async def reset(self, request: Request) -> Response:
         token = str(request.path_params["token"])
-        if request.method == "GET":
-            account = await resets.account_for_token(self.db, token)
-            if account is None:
-                return self._invalid(request)
-            return self._form(request, account.user_id, {})
-        form = await request.form()
+        throttle = self.portal.throttle
+        address = self.portal.client_address.of(request)
         try:
+            if request.method == "GET":
+                account = await resets.account_for_token(
+                    self.db, token, throttle=throttle, address=address
+                )
+                if account is None:
+                    return self._invalid(request)
+                return self._form(request, account.user_id, {})
+            form = await request.form()
             account = await resets.reset_password(
-                self.db, token, form_text(form, "password"), form_text(form, "password_confirm")
+                self.db,
+                token,
+                form_text(form, "password"),
+                form_text(form, "password_confirm"),
+                throttle=throttle,
+                address=address,
             )
+        except Throttled as exc:
+            error = FieldError("RESET_THROTTLED", "Too many failed attempts from your address.")
+            return self._forgot_page(request, "", {"form": error}, 429, headers=retry_after(exc))
         except AccountError as exc:
             if exc.code == "RESET_LINK_INVALID":
                 return self._invalid(request)
-            found = await resets.account_for_token(self.db, token)
+            found = await resets.account_for_token(self.db, token)  # checked just now
             if found is None:
                 return self._invalid(request)
             error = FieldError(exc.code, str(exc))
             return self._form(request, found.user_id, {exc.field or "form": error}, 422)
-        await self.portal.throttle.forget_user(account.user_id)
+        await self.portal.throttle.forget_account(accounts.user_key(account.user_id))
         request.session.clear()
         request.session["flash"] = "Your password is changed. Log in with the new one."
         return RedirectResponse("/login", status_code=303)
