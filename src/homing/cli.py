@@ -15,7 +15,7 @@ import typer
 from homing.client.cli import client_app
 from homing.config import Settings, load
 from homing.domain.errors import AccountError, HomingError
-from homing.service import accounts, admin, hosts, imports, keys, zones
+from homing.service import accounts, admin, hosts, imports, keys, prefixes, zones
 from homing.service.context import Homing
 
 T = TypeVar("T")
@@ -302,11 +302,29 @@ def host_add(
     fqdn: str,
     owner: Annotated[str, typer.Option(help="The owning user")],
     ttl: Annotated[int, typer.Option(help="TTL of the host's records")] = 60,
+    prefix_of: Annotated[
+        str | None,
+        typer.Option("--prefix-of", help="Its AAAA follows this router's IPv6 prefix"),
+    ] = None,
+    iid: Annotated[
+        str | None, typer.Option("--iid", help="Interface id on that prefix, e.g. ::1234:56ff:fe9a")
+    ] = None,
 ) -> None:
     """Add a host; prints its update secret alone on the last line (shown once)."""
-    created = run_with_store(
-        lambda h: hosts.add_host(h.db, fqdn, owner, ttl=ttl, enforce_quota=False)
-    )
+    if (prefix_of is None) != (iid is None):
+        fail("--prefix-of and --iid go together")
+
+    async def add(h: Homing) -> hosts.Created:
+        if prefix_of is not None and iid is not None:
+            await prefixes.check_prefix_host(h.db, owner, prefix_of, iid)
+        created = await hosts.add_host(h.db, fqdn, owner, ttl=ttl, enforce_quota=False)
+        if prefix_of is not None and iid is not None:
+            await prefixes.set_prefix_host(
+                h.db, created.name, prefix_of, iid, actor="operator", via="cli"
+            )
+        return created
+
+    created = run_with_store(add)
     typer.echo(f"host {created.name} added; its update secret (shown once):")
     typer.echo(created.secret)
 

@@ -19,9 +19,10 @@ from homing.domain.actions import iid_problem, parse_iid, with_iid
 from homing.domain.errors import Conflict, InvalidAddress, NotFound
 from homing.domain.names import normalize
 from homing.domain.records import RRsetValue
+from homing.service.accounts import user_key
 from homing.service.changes import ZoneRef, apply_changes
 from homing.store.db import Database, SyncTxn, Txn
-from homing.store.schema import hosts, prefix_hosts, router_prefixes, zones
+from homing.store.schema import accounts, hosts, prefix_hosts, router_prefixes, zones
 
 # With no prefix known yet, an iid must fit the host part of a /64: the LAN prefix
 # SLAAC needs, and what routers hand out.
@@ -108,6 +109,35 @@ async def _host(txn: Txn, name: str) -> sa.Row[tuple[int, str, int, int, int, st
     if row is None:
         raise NotFound(f"no host {name}")
     return row  # type: ignore[return-value]
+
+
+async def check_prefix_host(db: Database, owner: str, router: str, iid_text: str) -> None:
+    """Refuse, before a host is created for it, a prefix set-up set_prefix_host() would
+    refuse: an iid that is not one or does not fit, a router that is not `owner`'s host or
+    follows a prefix itself."""
+    router_name = normalize(router)
+    iid = parse_iid(iid_text)
+
+    async def read(conn: AsyncConnection) -> None:
+        row = (
+            await conn.execute(
+                sa.select(hosts.c.id, router_prefixes.c.prefix, prefix_hosts.c.router_id)
+                .join(accounts, accounts.c.id == hosts.c.owner_id)
+                .outerjoin(router_prefixes, router_prefixes.c.host_id == hosts.c.id)
+                .outerjoin(prefix_hosts, prefix_hosts.c.host_id == hosts.c.id)
+                .where(hosts.c.name == router_name, accounts.c.user_key == user_key(owner))
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no host {router_name} of {owner}")
+        if row.router_id is not None:
+            raise Conflict(f"{router_name} follows a prefix itself: it cannot be a router")
+        prefixlen = ipaddress.IPv6Network(row.prefix).prefixlen if row.prefix else None
+        problem = iid_problem(iid, prefixlen or _ASSUMED_PREFIXLEN)
+        if problem is not None:
+            raise InvalidAddress(problem)
+
+    await db.read(read)
 
 
 async def set_prefix_host(

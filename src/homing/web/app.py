@@ -20,8 +20,19 @@ from homing.web.updates import CHALLENGE, TEXT, UpdateEndpoints
 
 log = logging.getLogger(__name__)
 
-# dyndns2 paths as clients know them from several providers
-DYNDNS2_PATHS = ("/nic/update", "/v3/update", "/update")
+# dyndns2 paths as clients know them from several providers: Dyn's (/nic/update, its
+# /v3/update, and its first protocol's /nic/dyndns and /nic/statdns, which ddclient's
+# dyndns1 still sends), and the /update other providers document; with a final slash
+# too, since a redirect counts as a failure to ddclient.
+DYNDNS2_PATHS = (
+    "/nic/update",
+    "/nic/update/",
+    "/v3/update",
+    "/update",
+    "/update/",
+    "/nic/dyndns",
+    "/nic/statdns",
+)
 
 
 async def health(_request: Request) -> Response:
@@ -93,6 +104,7 @@ def create_app(homing: Homing) -> ASGIApp:
         *(_update_route(path, endpoints.dyndns2, ["GET"]) for path in DYNDNS2_PATHS),
         _update_route("/dvr/update", endpoints.dvr, ["GET", "POST"]),
         Route("/checkip", endpoints.checkip, methods=["GET"]),
+        Route("/myip", endpoints.myip, methods=["GET"]),
         Route("/checkip.json", endpoints.checkip_json, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
         Mount("/api/v1", app=create_api(homing)),

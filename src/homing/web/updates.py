@@ -103,10 +103,11 @@ class UpdateEndpoints:
         hostnames = hostnames_of(params)
         refused = Outcome.BAD_REQUEST if not_offered(params) is not None else None
         try:
+            allow_local = self.homing.policy.allow_local_addresses
             if names_addresses(params):
-                addresses = address_set(params)
+                addresses = address_set(params, allow_local=allow_local)
             else:
-                addresses = source_addresses(client_ip)
+                addresses = source_addresses(client_ip, allow_local=allow_local)
         except InvalidAddress:
             refused = Outcome.BAD_ADDRESS
         if refused is not None:  # nothing changes: one answer line per host named
@@ -182,6 +183,10 @@ class UpdateEndpoints:
             f"<body>Current IP Address: {ip}</body></html>\n"
         )
         return Response(body, media_type="text/html; charset=utf-8")
+
+    async def myip(self, request: Request) -> Response:
+        """The caller's address alone, as plain text (nsupdate.info's form)."""
+        return PlainTextResponse(self.client_address.of(request), media_type=TEXT)
 
     async def checkip_json(self, request: Request) -> Response:
         return JSONResponse({"ip": self.client_address.of(request)})
