@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homing.client.config import Family
-from homing.domain.addresses import IPAddress
+from homing.domain.addresses import IPAddress, address_problem
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,10 @@ class Filter:
 def why_unusable(a: InterfaceAddress, rules: Filter) -> str | None:
     """None if `a` may be published; otherwise the reason, for the log."""
     address = a.address
-    if address.is_unspecified or address.is_multicast or address.is_loopback:
-        return "not publishable"
     if address.is_link_local or a.scope != RT_SCOPE_UNIVERSE:
         return "not global scope"
+    if address_problem(address) is not None:  # the server's rules (domain/addresses.py)
+        return "not publishable"
     if a.family == 6:
         if a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED):
             return "duplicate address detection not done"

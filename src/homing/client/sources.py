@@ -20,7 +20,7 @@ from homing.client.checkip import agree, parse_checkip
 from homing.client.config import Family
 from homing.client.netlink import Filter, Netlink, usable, why_unusable
 from homing.client.protocol import USER_AGENT
-from homing.domain.addresses import IPAddress
+from homing.domain.addresses import IPAddress, address_problem
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,14 @@ MAX_BODY = 64 * 1024
 
 
 def acceptable(address: IPAddress, rules: Filter) -> str | None:
-    """Why an address from the web or a command cannot be published (None: it can)."""
-    if address.is_unspecified or address.is_multicast:
-        return "not publishable"
+    """Why an address from the web or a command cannot be published (None: it can).
+
+    The server's rules first (domain/addresses.py: a scope ID, broadcast, multicast and
+    the like never; loopback and link-local only with allow_private), then the client's
+    own: no private address unless allowed."""
+    problem = address_problem(address, allow_local=rules.allow_private)
+    if problem is not None:
+        return problem
     if not address.is_global and not rules.allow_private:
         return "private address (set allow_private = true to publish it)"
     return None
