@@ -71,10 +71,12 @@ def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def _addresses(raw: str | None, client_ip: str) -> AddressSet:
-    """myip as a v4/v6 list; absent or empty means the request's source address."""
+def _addresses(raw: str | None, client_ip: str, allow_local: bool) -> AddressSet:
+    """The DVR's `ip` as a v4/v6 list; absent or empty means the request's source address."""
     texts = _split(raw)
-    return AddressSet.parse(texts) if texts else source_addresses(client_ip)
+    if texts:
+        return AddressSet.parse(texts, allow_local=allow_local)
+    return source_addresses(client_ip, allow_local=allow_local)
 
 
 class UpdateEndpoints:
@@ -135,7 +137,8 @@ class UpdateEndpoints:
             return _dvr(Outcome.BADAUTH)
         client_ip = self.client_address.of(request)
         try:
-            addresses = _addresses(values.get("ip"), client_ip)
+            allow_local = self.homing.policy.allow_local_addresses
+            addresses = _addresses(values.get("ip"), client_ip, allow_local)
         except InvalidAddress:
             return _dvr(Outcome.BAD_ADDRESS)
         agent = request.headers.get("user-agent", "")
