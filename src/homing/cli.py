@@ -15,7 +15,7 @@ import typer
 from homing.client.cli import client_app
 from homing.config import Settings, load
 from homing.domain.errors import AccountError, HomingError
-from homing.service import accounts, admin, hosts, imports, keys, prefixes, zones
+from homing.service import accounts, admin, checks, hosts, imports, keys, prefixes, zones
 from homing.service.context import Homing
 
 T = TypeVar("T")
@@ -110,6 +110,18 @@ def migrate() -> None:
 
     run_with_store(work)
     typer.echo("store is up to date")
+
+
+@app.command()
+def check() -> None:
+    """Find stored rows DNS cannot serve: one line each, exit 1 if there are any."""
+    found = run_with_store(lambda h: checks.unservable_rows(h.db))
+    for row in found:
+        typer.echo(row.to_text())
+    if found:
+        typer.echo(f"homing: {len(found)} unservable rows (DNS skips them)", err=True)
+        raise typer.Exit(1)
+    typer.echo("no unservable rows")
 
 
 @zone_app.command("add")
