@@ -1,5 +1,5 @@
 """The Notifications page: settings with CSRF, the signing secret shown once, test sends
-reporting the receiver's answer inline, bad input refused without a change."""
+reporting success inline and any failure generically, bad input refused without a change."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from homing.config import Settings
 from homing.service import zones
 from homing.service.context import Homing
+from homing.service.courier import TESTS_PER_WINDOW, WEBHOOK_FAILED
 from homing.store.db import Database
 from tests.portal.conftest import ZONE, Portal, browser, csrf_of, field_error
 from tests.webhooks import Receiver, webhook_receiver
@@ -75,15 +76,34 @@ async def test_save_shows_the_secret_once_and_a_test_webhook_arrives_signed(
     assert received.headers["x-homing-signature"] == expected
 
 
-async def test_a_failing_test_shows_the_exact_failure(portal: Portal, receiver: Receiver) -> None:
+async def test_a_failing_test_shows_a_generic_failure(portal: Portal, receiver: Receiver) -> None:
     await portal.sign_up("alice")
     await portal.post_form("/notifications", {"webhook_url": receiver.url})
     receiver.status = 500
     tested = await portal.post_form("/notifications/test", {"channel": "webhook"}, "/notifications")
     assert tested.status_code == 502
-    assert result_of(tested.text, "webhook") == (
-        f"TEST failed {receiver.url[:-5]} answered HTTP 500 Internal Server Error"
+    # Neither the status line nor the address: the page must not work as a port scanner.
+    assert result_of(tested.text, "webhook") == f"TEST failed {WEBHOOK_FAILED}"
+    assert "500" not in (result_of(tested.text, "webhook") or "")
+
+
+async def test_the_sixth_test_within_ten_minutes_is_refused(
+    portal: Portal, receiver: Receiver
+) -> None:
+    await portal.sign_up("alice")
+    await portal.post_form("/notifications", {"webhook_url": receiver.url})
+    for _ in range(TESTS_PER_WINDOW):
+        sent = await portal.post_form(
+            "/notifications/test", {"channel": "webhook"}, "/notifications"
+        )
+        assert sent.status_code == 200
+    refused = await portal.post_form(
+        "/notifications/test", {"channel": "webhook"}, "/notifications"
     )
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) > 0
+    assert result_of(refused.text, "webhook").startswith("TEST failed You sent 5 tests")
+    assert len(receiver.requests) == TESTS_PER_WINDOW
 
 
 async def test_a_bad_url_is_refused_next_to_its_field_and_changes_nothing(portal: Portal) -> None:

@@ -17,7 +17,14 @@ import sqlalchemy as sa
 from homing.domain.notifications import SIGNATURE_HEADER
 from homing.service import accounts, alerts
 from homing.service.accounts import Account
-from homing.service.courier import Courier, CourierPolicy, DeliveryError
+from homing.service.courier import (
+    WEBHOOK_FAILED,
+    WEBHOOK_NOT_PUBLIC,
+    WEBHOOK_REDIRECT,
+    Courier,
+    CourierPolicy,
+    DeliveryError,
+)
 from homing.service.mail import Mailer
 from homing.service.portal import PortalError
 from homing.store.db import Database, Txn, as_utc, now
@@ -197,7 +204,7 @@ async def test_failures_are_retried_with_backoff_then_given_up(
     assert await deliver.run_once(start) == 1
     [row] = await outbox_rows(db)
     assert (row.status, row.attempts) == ("pending", 1)
-    assert row.last_error == f"{receiver.url[:-5]} answered HTTP 500 Internal Server Error"
+    assert row.last_error == WEBHOOK_FAILED  # shown to the user: no status line, no address
     retry = as_utc(row.next_at)
     assert retry is not None and retry - start == timedelta(seconds=60)
     assert await deliver.run_once(start + timedelta(seconds=30)) == 0  # not due yet
@@ -240,9 +247,9 @@ async def test_redirects_are_not_followed(site: Site, receiver: Receiver) -> Non
         with pytest.raises(DeliveryError) as failure:
             await courier(db).send_test(await alice(db), "webhook")
         assert str(failure.value) == (
-            f"{receiver.url[:-5]} answered 302 redirecting to {elsewhere.url!r}; "
-            "redirects are not followed: enter the final URL"
+            f"{receiver.url[:-5]} (127.0.0.1) answered 302 redirecting to {elsewhere.url!r}"
         )
+        assert failure.value.public == WEBHOOK_REDIRECT
         assert elsewhere.requests == []
     assert len(receiver.requests) == 1
 
@@ -265,15 +272,14 @@ async def test_test_send_reports_success_and_exact_failures(site: Site, receiver
     strict = Courier(db, NoMail(), CourierPolicy())
     with pytest.raises(DeliveryError) as refused:
         await strict.send_test(account, "webhook")
-    assert str(refused.value) == (
-        "127.0.0.1 resolves to 127.0.0.1, which is not a public address; "
-        "webhooks only go to public servers here"
-    )
+    assert str(refused.value) == "127.0.0.1 resolves to 127.0.0.1: loopback"
+    assert refused.value.public == WEBHOOK_NOT_PUBLIC
     # A server that does not answer in time.
     receiver.hold = threading.Event()
     with pytest.raises(DeliveryError) as slow:
         await courier(db, webhook_timeout=0.5).send_test(account, "webhook")
-    assert str(slow.value) == f"no answer from {receiver.url[:-5]} within 0.5 s"
+    assert str(slow.value) == f"no answer from {receiver.url[:-5]} (127.0.0.1) within 0.5 s"
+    assert slow.value.public == WEBHOOK_FAILED
     receiver.hold.set()
     assert await outbox_rows(db) == []  # tests go straight out, never through the outbox
 
@@ -310,7 +316,8 @@ async def test_connection_refused_is_reported(site: Site) -> None:
     await alerts.save_settings(db, account, email_on=False, webhook=url, events=[])
     with pytest.raises(DeliveryError) as failure:
         await courier(db).send_test(account, "webhook")
-    assert str(failure.value).startswith(f"cannot reach {url[:-5]}: ")
+    assert str(failure.value).startswith(f"cannot reach {url[:-5]} (127.0.0.1): ")
+    assert failure.value.public == WEBHOOK_FAILED
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
-import socket
+import time
 import urllib.parse
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from homing.domain.notifications import (
 )
 from homing.service.accounts import Account
 from homing.service.alerts import account_email, settings_row
+from homing.service.webhooktarget import Resolver, TargetRefused, system_resolver, webhook_target
 from homing.store.db import Database, Txn, as_utc, now
 from homing.store.schema import outbox
 
@@ -50,8 +52,62 @@ class MailSender(Protocol):
     async def send(self, to: str, subject: str, body: str) -> None: ...
 
 
+# What a user sees of any webhook failure: the exact reason (a status line, "connection
+# refused", a timeout) would tell them about hosts and ports they cannot otherwise reach.
+WEBHOOK_FAILED = (
+    "The webhook was not delivered: the receiver could not be reached or did not answer "
+    "with a 2xx status in time. Check the URL and that the receiver is public and running."
+)
+WEBHOOK_NOT_PUBLIC = (
+    "The webhook was not sent: its host name does not resolve to a public address, "
+    "and webhooks only go to public servers here."
+)
+WEBHOOK_REDIRECT = (
+    "The receiver answered with a redirect, and redirects are not followed: enter the final URL."
+)
+TESTS_PER_WINDOW = 5  # "Send a test" per account ...
+TEST_WINDOW = 600.0  # ... within these seconds
+
+
 class DeliveryError(Exception):
-    """A channel refused or failed; the message is what the user sees."""
+    """A channel refused or failed: str() is the exact reason, for the operator's log;
+    `public` is what the user is shown (and what the outbox keeps)."""
+
+    def __init__(self, detail: str, public: str | None = None) -> None:
+        super().__init__(detail)
+        self.public = detail if public is None else public
+
+
+class TooManyTests(DeliveryError):
+    """The account sent its tests for now; `retry_after` seconds until the next one."""
+
+    def __init__(self, retry_after: float) -> None:
+        minutes = max(1, round(retry_after / 60))
+        super().__init__(
+            f"You sent {TESTS_PER_WINDOW} tests in the last {TEST_WINDOW / 60:g} minutes; "
+            f"try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        )
+        self.retry_after = retry_after
+
+
+class RecentTests:
+    """Test sends per account in a sliding window (per process, like the page it guards)."""
+
+    def __init__(self, limit: int = TESTS_PER_WINDOW, window: float = TEST_WINDOW) -> None:
+        self.limit = limit
+        self.window = window
+        self._sent: dict[int, deque[float]] = {}
+
+    def take(self, account_id: int, at: float) -> None:
+        """Count one test send, or raise TooManyTests (counting nothing)."""
+        for key in [k for k, times in self._sent.items() if times[-1] <= at - self.window]:
+            del self._sent[key]  # whole accounts age out: the map stays as small as the use
+        times = self._sent.setdefault(account_id, deque())
+        while times and times[0] <= at - self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            raise TooManyTests(times[0] + self.window - at)
+        times.append(at)
 
 
 @dataclass(frozen=True)
@@ -80,11 +136,16 @@ class Courier:
         policy: CourierPolicy | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        resolve: Resolver = system_resolver,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.mailer = mailer
         self.policy = policy or CourierPolicy()
         self._transport = transport
+        self._resolve = resolve
+        self._clock = clock
+        self._tests = RecentTests()
         self._wake = asyncio.Event()
 
     def wake(self, _items: object = None) -> None:
@@ -101,67 +162,59 @@ class Courier:
             raise DeliveryError(f"mail to {to} failed: {exc}") from exc
 
     async def send_webhook(self, url: str, secret: str | None, note: Notification) -> int:
-        """POST the payload; the HTTP status (2xx). Redirects are refused, never followed."""
+        """POST the payload to the address the URL's host was checked at; the HTTP status
+        (2xx). Redirects are refused, never followed."""
         try:
             url = check_webhook_url(url)
         except WebhookUrlError as exc:
             raise DeliveryError(str(exc)) from exc
-        await self._check_target(url)
+        try:
+            target = await webhook_target(
+                url, self._resolve, allow_private=self.policy.webhook_allow_private
+            )
+        except TargetRefused as exc:
+            raise DeliveryError(str(exc), WEBHOOK_NOT_PUBLIC) from exc
         body = payload(note.event, note.host, note.account, note.at, note.details)
         headers = {
+            "Host": target.host_header,
             "Content-Type": "application/json",
             "User-Agent": "homing-webhook/1",
             EVENT_HEADER: note.event,
         }
         if secret:
             headers[SIGNATURE_HEADER] = signature(secret, body)
+        extensions = {} if target.server_name is None else {"sni_hostname": target.server_name}
         timeout = self.policy.webhook_timeout
+        origin = f"{_origin(url)} ({target.address})"
         try:
             async with httpx.AsyncClient(
                 transport=self._transport, follow_redirects=False, timeout=timeout, trust_env=False
             ) as client:
                 # Streamed and never read: the answer's status is all that counts, and a
                 # receiver's body (however large) stays on the wire.
-                request = client.build_request("POST", url, content=body, headers=headers)
+                request = client.build_request(
+                    "POST", target.url, content=body, headers=headers, extensions=extensions
+                )
                 response = await client.send(request, stream=True)
                 await response.aclose()
         except httpx.TimeoutException as exc:
-            raise DeliveryError(f"no answer from {_origin(url)} within {timeout:g} s") from exc
+            raise DeliveryError(
+                f"no answer from {origin} within {timeout:g} s", WEBHOOK_FAILED
+            ) from exc
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"cannot reach {_origin(url)}: {_reason(exc)}") from exc
+            raise DeliveryError(f"cannot reach {origin}: {_reason(exc)}", WEBHOOK_FAILED) from exc
         if response.is_redirect:
             where = response.headers.get("location", "")[:200]
             raise DeliveryError(
-                f"{_origin(url)} answered {response.status_code} redirecting to {where!r}; "
-                "redirects are not followed: enter the final URL"
+                f"{origin} answered {response.status_code} redirecting to {where!r}",
+                WEBHOOK_REDIRECT,
             )
         if not response.is_success:
             raise DeliveryError(
-                f"{_origin(url)} answered HTTP {response.status_code} {response.reason_phrase}"
+                f"{origin} answered HTTP {response.status_code} {response.reason_phrase}",
+                WEBHOOK_FAILED,
             )
         return response.status_code
-
-    async def _check_target(self, url: str) -> None:
-        """Refuse a host that resolves to loopback, private or link-local space (unless allowed):
-        users' webhooks must not reach into the operator's own network."""
-        if self.policy.webhook_allow_private:
-            return
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            raise DeliveryError(f"cannot resolve {host}: {exc.strerror or exc}") from exc
-        for info in infos:
-            address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-            if not address.is_global:
-                raise DeliveryError(
-                    f"{host} resolves to {address}, which is not a public address; "
-                    "webhooks only go to public servers here"
-                )
 
     # -- the outbox -----------------------------------------------------------------
 
@@ -204,7 +257,8 @@ class Courier:
             else:
                 await self.send_webhook(settings.webhook_url, settings.webhook_secret, note)
         except DeliveryError as exc:
-            error = str(exc)[:300]
+            log.info("notification %s (%s) failed: %s", row.id, row.channel, exc)
+            error = exc.public[:300]
         except Exception as exc:  # ours, not the channel's: log it, retry like a failure
             log.exception("notification %s failed", row.id)
             error = f"internal error: {exc.__class__.__name__}"
@@ -215,7 +269,6 @@ class Courier:
             again = retry_at(attempts, at, self.policy.max_attempts)
             values = {"attempts": attempts, "last_error": error}
             values.update({"status": "failed"} if again is None else {"next_at": again})
-            log.info("notification %s (%s) failed: %s", row.id, row.channel, error)
 
         async def mark(txn: Txn) -> None:
             await txn.conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(**values))
@@ -262,8 +315,10 @@ class Courier:
     async def send_test(self, account: Account, channel: str) -> str:
         """Send a test through one channel at once; a sentence saying what happened.
 
-        DeliveryError carries the exact failure for the page.
+        DeliveryError says what failed (`public` for the page, the exact reason for the
+        log); TooManyTests when the account sent TESTS_PER_WINDOW already.
         """
+        self._tests.take(account.id, self._clock())
         row = await self.db.read(lambda conn: settings_row(conn, account.id))
         note = Notification(TEST.name, "", account.user_id, now(), {"channel": channel})
         if channel == "email":
@@ -272,7 +327,11 @@ class Courier:
         if channel == "webhook":
             if row is None or not row.webhook_url:
                 raise DeliveryError("Save a webhook URL first.")
-            status = await self.send_webhook(row.webhook_url, row.webhook_secret, note)
+            try:
+                status = await self.send_webhook(row.webhook_url, row.webhook_secret, note)
+            except DeliveryError as exc:
+                log.info("test webhook of account %s failed: %s", account.user_id, exc)
+                raise
             return f"{_origin(row.webhook_url)} answered HTTP {status} to the test webhook."
         raise DeliveryError(f"unknown channel {channel[:20]!r}")
 

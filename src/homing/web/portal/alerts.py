@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -11,7 +12,7 @@ from homing.domain.notifications import CHOICES, SIGNATURE_HEADER
 from homing.service import alerts
 from homing.service import portal as service
 from homing.service.accounts import Account
-from homing.service.courier import DeliveryError
+from homing.service.courier import DeliveryError, TooManyTests
 from homing.web.portal.pages import FieldError, Portal, form_text
 
 ALERT_LABELS = {"WEBHOOK_URL_INVALID": "WEBHOOK URL invalid", "EVENT_INVALID": "EVENT invalid"}
@@ -67,8 +68,12 @@ class AlertPages:
             channel = "email"
         try:
             message = await self.courier.send_test(account, channel)
-        except DeliveryError as exc:
-            result = {"channel": channel, "ok": False, "message": str(exc)}
+        except TooManyTests as exc:
+            result = {"channel": channel, "ok": False, "message": exc.public}
+            retry = {"Retry-After": str(math.ceil(exc.retry_after))}
+            return await self._render(request, account, test=result, status=429, headers=retry)
+        except DeliveryError as exc:  # the exact reason is the operator's: the courier logs it
+            result = {"channel": channel, "ok": False, "message": exc.public}
             return await self._render(request, account, test=result, status=502)
         return await self._render(
             request, account, test={"channel": channel, "ok": True, "message": message}
@@ -84,6 +89,7 @@ class AlertPages:
         secret: str | None = None,
         test: dict[str, Any] | None = None,
         status: int = 200,
+        headers: dict[str, str] | None = None,
     ) -> Response:
         current = await alerts.get_settings(self.db, account)
         if values is None:
@@ -102,4 +108,6 @@ class AlertPages:
             "signature_header": SIGNATURE_HEADER,
             "recent": await alerts.recent(self.db, account),
         }
-        return self.portal.render(request, "notifications.html", context, status_code=status)
+        return self.portal.render(
+            request, "notifications.html", context, status_code=status, headers=headers
+        )
