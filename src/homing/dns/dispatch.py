@@ -31,7 +31,7 @@ from homing.dns.answer import (
     resolve,
 )
 from homing.dns.index import ZoneData, ZoneIndex
-from homing.dns.tsig import ScopedKey, TsigRejected, check, rejection_wire
+from homing.dns.tsig import Checked, ScopedKey, TsigRejected, check, rejection_wire
 from homing.dns.update import handle_update
 from homing.dns.xfr import axfr_records, client_serial, ixfr_records, newer, render, soa_at
 from homing.domain.records import JournalEntry
@@ -97,12 +97,15 @@ class Dispatcher:
         access: AccessLoader,
         responder: Responder,
         notified: NotifyJudge | None = None,
+        *,
+        allow_local_addresses: bool = False,
     ) -> None:
         self.index = index
         self.db = db
         self.access = access
         self.responder = responder
         self.notified = notified
+        self.allow_local_addresses = allow_local_addresses
 
     async def handle(self, wire: bytes, peer: str, *, tcp: bool) -> Iterable[bytes]:
         """The answer messages (several for a transfer over TCP; none: drop)."""
@@ -119,18 +122,14 @@ class Dispatcher:
         opcode = (wire[2] >> 3) & 0xF
         is_update = opcode == dns.opcode.Opcode.UPDATE
         try:
-            message = await self._verified(wire, one_rr_per_rrset=is_update)
+            message, signer = await self._verified(wire, one_rr_per_rrset=is_update)
         except TsigRejected as rejected:
             log.info("TSIG from %s rejected: %s", peer, rejected)
-            reply = rejection_wire(wire, rejected, self.access.current.keyring)
-            return () if reply is None else (reply,)
+            return (rejection_wire(rejected),)
         except dns.message.ShortHeader:
             return ()
         except dns.exception.DNSException:
             return _error(wire, dns.rcode.Rcode.FORMERR)
-        signer = None
-        if message.had_tsig and message.keyname is not None:
-            signer = self.access.current.keyring.get(message.keyname)
         if is_update:
             return (await self._update(message, signer, peer),)
         if opcode == dns.opcode.Opcode.NOTIFY:
@@ -179,7 +178,7 @@ class Dispatcher:
             response.flags |= dns.flags.Flag.AA
         return response.to_wire()
 
-    async def _verified(self, wire: bytes, *, one_rr_per_rrset: bool) -> dns.message.Message:
+    async def _verified(self, wire: bytes, *, one_rr_per_rrset: bool) -> Checked:
         keyring = self.access.current.keyring
         try:
             return check(wire, keyring, one_rr_per_rrset=one_rr_per_rrset)
@@ -198,7 +197,9 @@ class Dispatcher:
             response = dns.message.make_response(message)
             response.set_rcode(dns.rcode.Rcode.REFUSED)
             return response.to_wire()
-        response = await handle_update(message, signer, self.db)
+        response = await handle_update(
+            message, signer, self.db, allow_local=self.allow_local_addresses
+        )
         return response.to_wire()
 
     async def _transfer(

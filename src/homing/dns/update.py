@@ -16,6 +16,7 @@ import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.TSIG
 import dns.rrset
 
 from homing.dns.tsig import ScopedKey
@@ -28,9 +29,10 @@ from homing.service.dnsupdate import (
     UpdateScope,
     apply_update,
 )
+from homing.service.replays import Repeated, SignedRequest
 from homing.store.db import Database
 
-__all__ = ["ParsedUpdate", "handle_update", "parse_update"]
+__all__ = ["ParsedUpdate", "handle_update", "parse_update", "signed_request"]
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +147,21 @@ def _operations(section: list[dns.rrset.RRset]) -> list[Operation]:
     return found
 
 
+def signed_request(query: dns.message.Message, signer: ScopedKey) -> SignedRequest:
+    """The identity of a verified message: its key and MAC, valid until its window ends."""
+    assert query.tsig is not None
+    rdata = query.tsig[0]
+    assert isinstance(rdata, dns.rdtypes.ANY.TSIG.TSIG)
+    return SignedRequest(signer.name, rdata.mac, float(rdata.time_signed + rdata.fudge))
+
+
 async def handle_update(
-    query: dns.message.Message, signer: ScopedKey, db: Database
+    query: dns.message.Message, signer: ScopedKey, db: Database, *, allow_local: bool = False
 ) -> dns.message.Message:
-    """Apply a verified, signed UPDATE; the (signed) response with its rcode."""
+    """Apply a verified, signed UPDATE; the (signed) response with its rcode.
+
+    A copy of a message answered before gets that answer again and changes nothing.
+    """
     response = dns.message.make_response(query)
     try:
         parsed = parse_update(query)
@@ -160,7 +173,13 @@ async def handle_update(
             parsed.operations,
             scope,
             actor=f"tsig:{signer.name}",
+            signed=signed_request(query, signer),
+            allow_local=allow_local,
         )
+    except Repeated as exc:
+        log.info("UPDATE by key %s: a copy answered before (%s)", signer.name, exc.rcode.name)
+        response.set_rcode(exc.rcode)
+        return response
     except UpdateRefused as exc:
         log.info("UPDATE by key %s refused (%s): %s", signer.name, exc.rcode.name, exc)
         response.set_rcode(exc.rcode)

@@ -3,11 +3,18 @@
 The DNS layer parses and authenticates the message and hands over plain values; this
 module decides with the store's data (not the in-memory index), so concurrent writers
 from other processes are seen, and every change goes through apply_change.
+
+A zone key may change anything in its zone but the SOA and the apex NS. A host key
+stands in for its host's update secret, so it gets no more than dyndns2 gives: A, AAAA
+and TXT at the host's own name and TXT at `_acme-challenge.<host>` (for ACME DNS-01),
+deletes that take only those types, the host's TTL whatever the request asks, and only
+while the host may update (status active: not blocked, suspended, disabled or inactive).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import ipaddress
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import dns.rcode
@@ -18,6 +25,7 @@ from homing.domain.names import in_zone
 from homing.domain.outcomes import Outcome
 from homing.domain.records import RRsetValue
 from homing.service.changes import ZoneRef, apply_change
+from homing.service.replays import SignedRequest, claim, remember_refusal
 from homing.store.db import Database, Txn
 from homing.store.schema import hosts, rrsets, zones
 
@@ -27,6 +35,9 @@ PrerequisiteKind = Literal[
 OperationKind = Literal["add", "delete_rrset", "delete_name", "delete_rr"]
 
 HOST_KEY_TYPES = frozenset({"A", "AAAA", "TXT"})
+ACME_LABEL = "_acme-challenge"
+ACME_TYPES = frozenset({"TXT"})
+ADDRESS_TYPES = frozenset({"A", "AAAA"})
 # The SOA is homing's own (its serial is the journal position); apex NS only via the operator.
 PROTECTED_AT_APEX = frozenset({"SOA", "NS"})
 
@@ -60,10 +71,21 @@ class Operation:
 
 @dataclass(frozen=True)
 class UpdateScope:
-    """What the signing key may change: its zone, or one host's A/AAAA/TXT."""
+    """The signing key's reach: its zone, or (`host` set) what a host key may change."""
 
     zone: str
     host: str | None = None
+
+    def types_at(self, name: str) -> frozenset[str] | None:
+        """The record types this key may change at `name`; None: any (a zone key)."""
+        host = self.host
+        if host is None:
+            return None
+        if name == host:
+            return HOST_KEY_TYPES
+        if name == f"{ACME_LABEL}.{host}":
+            return ACME_TYPES
+        return frozenset()
 
 
 @dataclass
@@ -82,8 +104,35 @@ async def apply_update(
     scope: UpdateScope,
     *,
     actor: str,
+    signed: SignedRequest | None = None,
+    allow_local: bool = False,
 ) -> int:
-    """Check, then apply; returns how many RRsets changed. Raises UpdateRefused with the rcode."""
+    """Check, then apply; returns how many RRsets changed. Raises UpdateRefused with the rcode.
+
+    `signed`: the message's TSIG identity; a copy of a message answered before raises
+    Repeated with that answer's rcode and changes nothing. `allow_local`: loopback and
+    link-local addresses may be published (the operator's setting).
+    """
+    try:
+        return await _apply_update(
+            db, zone_name, prerequisites, operations, scope, actor, signed, allow_local
+        )
+    except UpdateRefused as refused:
+        if signed is not None:
+            await remember_refusal(db, signed, refused.rcode)
+        raise
+
+
+async def _apply_update(
+    db: Database,
+    zone_name: str,
+    prerequisites: list[Prerequisite],
+    operations: list[Operation],
+    scope: UpdateScope,
+    actor: str,
+    signed: SignedRequest | None,
+    allow_local: bool,
+) -> int:
     if scope.zone != zone_name:
         raise UpdateRefused(dns.rcode.Rcode.NOTAUTH, "key is not for this zone")
     names = {p.name for p in prerequisites} | {op.name for op in operations}
@@ -91,9 +140,14 @@ async def apply_update(
         if not in_zone(name, zone_name):
             raise UpdateRefused(dns.rcode.Rcode.NOTZONE, f"{name} is outside {zone_name}")
     for op in operations:
-        _check_scope(op, scope, zone_name)
+        _check_scope(op, scope)
+        if op.kind == "add" and op.rtype in ADDRESS_TYPES:
+            assert op.rdata is not None
+            _check_address(op.rtype, op.rdata, allow_local)
 
     async def unit(txn: Txn) -> int:
+        if signed is not None:
+            await claim(txn, signed, dns.rcode.Rcode.NOERROR)  # a refusal rolls it back
         row = (
             await txn.conn.execute(
                 sa.select(zones.c.id, zones.c.primary_target).where(zones.c.name == zone_name)
@@ -107,13 +161,17 @@ async def apply_update(
             raise UpdateRefused(
                 dns.rcode.Rcode.REFUSED, f"zone {zone_name} is a secondary zone here"
             )
+        ops = operations
+        if scope.host is not None:
+            ttl = await _host_ttl(txn, scope.host)
+            ops = [replace(op, ttl=ttl) if op.kind == "add" else op for op in operations]
         zone = ZoneRef(row.id, zone_name)
         current = await _load(txn, zone, names)
         for prerequisite in prerequisites:
             _check(prerequisite, current, zone_name)
         working = _Working(dict(current))
-        for op in operations:
-            _apply(op, working, zone_name)
+        for op in ops:
+            _apply(op, working, zone_name, scope.types_at(op.name))
         changed = 0
         for key in sorted(working.touched):
             before = current.get(key)
@@ -129,14 +187,52 @@ async def apply_update(
     return await db.write(unit)
 
 
-def _check_scope(op: Operation, scope: UpdateScope, zone_name: str) -> None:
-    if scope.host is not None:
-        if op.name != scope.host:
-            raise UpdateRefused(dns.rcode.Rcode.REFUSED, f"this key may only change {scope.host}")
-        if op.kind == "delete_name":
-            return  # limited to the host's own types in _apply
-        if op.rtype not in HOST_KEY_TYPES:
-            raise UpdateRefused(dns.rcode.Rcode.REFUSED, "a host key may change A, AAAA and TXT")
+def _check_scope(op: Operation, scope: UpdateScope) -> None:
+    types = scope.types_at(op.name)
+    if types is None:
+        return  # a zone key
+    if not types:
+        raise UpdateRefused(dns.rcode.Rcode.REFUSED, f"this key may only change {scope.host}")
+    if op.kind != "delete_name" and op.rtype not in types:
+        # A delete_name is allowed, and takes only these types (see _apply).
+        allowed = ", ".join(sorted(types))
+        raise UpdateRefused(dns.rcode.Rcode.REFUSED, f"this key may change {allowed} at {op.name}")
+
+
+def _check_address(rtype: str, text: str, allow_local: bool) -> None:
+    """The domain's address rules, the same for every door an address comes in by."""
+    problem = _address_problem(rtype, text, allow_local)
+    if problem is not None:
+        raise UpdateRefused(dns.rcode.Rcode.REFUSED, problem)
+
+
+def _address_problem(rtype: str, text: str, allow_local: bool) -> str | None:
+    """Why an A/AAAA value may not be published, or None.
+
+    The one place RFC 2136 asks the domain's address rules; the value is dnspython's
+    text of a parsed record, so it is a plain address of the right family.
+    """
+    address = ipaddress.ip_address(text)
+    if address.is_unspecified or address.is_multicast or address.is_reserved:
+        return f"{text} cannot be published"
+    if address == ipaddress.IPv4Address("255.255.255.255"):
+        return f"{text} cannot be published"
+    if not allow_local and (address.is_loopback or address.is_link_local):
+        return f"{text} is a loopback or link-local address"
+    return None
+
+
+async def _host_ttl(txn: Txn, host: str) -> int:
+    """The TTL a host key's records get; REFUSED unless the host may update now."""
+    row = (
+        await txn.conn.execute(sa.select(hosts.c.status, hosts.c.ttl).where(hosts.c.name == host))
+    ).first()
+    if row is None:
+        raise UpdateRefused(dns.rcode.Rcode.REFUSED, f"no host {host}")
+    if row.status != "active":
+        # The same rule as dyndns2's: a blocked, suspended or inactive host takes no update.
+        raise UpdateRefused(dns.rcode.Rcode.REFUSED, f"host {host} is {row.status}")
+    return int(row.ttl)
 
 
 async def _load(txn: Txn, zone: ZoneRef, names: set[str]) -> dict[tuple[str, str], RRsetValue]:
@@ -181,8 +277,9 @@ def name_in_use(current: dict[tuple[str, str], RRsetValue], name: str, zone: str
     return name == zone or any(key[0] == name for key in current)
 
 
-def _apply(op: Operation, working: _Working, zone: str) -> None:
-    """RFC 2136 section 3.4.2, with homing's SOA and apex NS left alone."""
+def _apply(op: Operation, working: _Working, zone: str, types: frozenset[str] | None) -> None:
+    """RFC 2136 section 3.4.2, with homing's SOA and apex NS left alone; `types`: what the
+    key may change at the name (None: anything), which limits a delete_name."""
     values = working.values
     at_apex = op.name == zone
     if op.kind == "add":
@@ -213,6 +310,8 @@ def _apply(op: Operation, working: _Working, zone: str) -> None:
         for key in [k for k in values if k[0] == op.name]:
             if at_apex and key[1] in PROTECTED_AT_APEX:
                 continue
+            if types is not None and key[1] not in types:
+                continue  # a host key's delete leaves the operator's records be
             del values[key]
             working.touched.add(key)
     elif op.kind == "delete_rr":
