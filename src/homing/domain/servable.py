@@ -58,19 +58,17 @@ def _rdata_problem(rtype: str, text: str) -> str | None:
     return None
 
 
-def rrset_problem(value: RRsetValue) -> str | None:
-    """Why this RRset could not be served (naming name, type and value), or None.
-
-    A deletion (no rdatas) is always servable. A and AAAA take the cheap address check;
-    other types are parsed and rendered by dnspython, as the index will.
-    """
-    if not value.rdatas:
-        return None
+def _shape_problem(value: RRsetValue) -> str | None:
+    """The owner name and the TTL."""
     problem = _name_problem(value.name)
-    if problem is not None:
-        return problem
-    if not 0 <= value.ttl <= MAX_TTL:
-        return f"{value.name} {value.rtype}: TTL {value.ttl} is out of range"
+    if problem is None and not 0 <= value.ttl <= MAX_TTL:
+        problem = f"{value.name} {value.rtype}: TTL {value.ttl} is out of range"
+    return problem
+
+
+def _values_problem(value: RRsetValue) -> str | None:
+    """The rdatas: A and AAAA take the cheap address check; other types are parsed and
+    rendered by dnspython, as the index will."""
     if value.rtype in _ADDRESS_TYPES:
         for text in value.rdatas:
             problem = record_address_problem(value.rtype, text)
@@ -84,11 +82,24 @@ def rrset_problem(value: RRsetValue) -> str | None:
     return None
 
 
+def rrset_problem(value: RRsetValue) -> str | None:
+    """Why this RRset could not be served (naming name, type and value), or None.
+    A deletion (no rdatas) is always servable."""
+    if not value.rdatas:
+        return None
+    return _shape_problem(value) or _values_problem(value)
+
+
 def check_servable(values: Iterable[RRsetValue]) -> None:
-    """Raise (InvalidAddress for an address, UnservableRecord otherwise) on the first
-    RRset that could not be served."""
+    """Raise on the first RRset that could not be served: InvalidAddress for an A or AAAA
+    value, UnservableRecord for anything else."""
     for value in values:
-        problem = rrset_problem(value)
+        if not value.rdatas:
+            continue
+        problem = _shape_problem(value)
+        if problem is not None:
+            raise UnservableRecord(problem)
+        problem = _values_problem(value)
         if problem is not None:
             if value.rtype in _ADDRESS_TYPES:
                 raise InvalidAddress(problem)
