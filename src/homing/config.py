@@ -62,6 +62,10 @@ class Settings(BaseSettings):
         return value
 
     tsig_allow_md5: bool = False  # hmac-md5 keys, for old equipment only
+    # DNS response rate limiting (UDP): answers per second per source /24 or /56, as NSD's
+    # rrl-ratelimit (0: off); every rrl_slip-th limited answer goes out truncated (0: none).
+    rrl_rate: int = Field(default=200, ge=0)
+    rrl_slip: int = Field(default=2, ge=0)
     # hidden primary: how long an update waits for its push before answering dnserr
     push_wait: float = Field(default=3.0, gt=0, le=30)
 

@@ -17,10 +17,12 @@ import uvicorn
 
 from homing.config import Settings
 from homing.dns.access import AccessLoader
+from homing.dns.cookies import ServerCookies, load_secret
 from homing.dns.dispatch import Dispatcher, NotifyJudge
 from homing.dns.index import ZoneIndex
 from homing.dns.notify import ChangeWatch, Notifier
 from homing.dns.push import Pusher, PushWatch
+from homing.dns.rrl import RateLimiter
 from homing.dns.secondary import ForwardedNotify, Secondaries
 from homing.dns.server import parse_listen, query_count, start_dns
 from homing.service.admin import QueryMeter
@@ -168,6 +170,8 @@ async def serve(homing: Homing) -> None:
         dns_port,
         reuse_port=worker is not None,
         dispatch=lambda responder: Dispatcher(index, homing.db, access, responder, notified),
+        rrl=RateLimiter(settings.rrl_rate, settings.rrl_slip) if settings.rrl_rate else None,
+        cookies=ServerCookies(load_secret(settings.data_dir)),
     )
     notifier.release()  # secondaries told of the loaded serials can now ask us back
     http_sock = _http_socket(settings.http_listen, reuse_port=worker is not None)

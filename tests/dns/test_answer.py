@@ -665,3 +665,73 @@ def test_an_unusual_query_rewritten_as_plain_is_not_kept(index: ZoneIndex) -> No
     assert responder.udp_replies() == {}
     plain = responder.answer(query(name("host")).to_wire(), tcp=False)
     assert plain is not None and dns.message.from_wire(plain).edns == -1
+
+
+# --- DO (RFC 3225) and the flags error answers carry ------------------------------------
+
+
+DO = dns.flags.EDNSFlag.DO
+
+
+@pytest.mark.parametrize(
+    ("qname", "rdtype", "rcode"),
+    [
+        (name("host"), "A", Rcode.NOERROR),  # the hot path, then its kept reply
+        (ZONE, "SOA", Rcode.NOERROR),  # the slow path, cached
+        (name("nothing"), "A", Rcode.NXDOMAIN),
+        (name("host"), "MX", Rcode.NOERROR),  # NODATA
+        ("example.org", "A", Rcode.REFUSED),
+        (name("many"), "A", Rcode.NOERROR),  # truncated
+    ],
+)
+def test_do_is_echoed_and_only_when_set(
+    index: ZoneIndex, qname: str, rdtype: str, rcode: Rcode
+) -> None:
+    responder = Responder(index)
+    for want_dnssec in (True, False, True, False):  # the kept replies must not mix them up
+        q = query(qname, rdtype, edns=0)
+        q.want_dnssec(want_dnssec)
+        reply = responder.answer(q.to_wire(), tcp=False)
+        assert reply is not None
+        r = dns.message.from_wire(reply)
+        assert r.rcode() == rcode
+        assert r.edns == 0
+        assert bool(r.ednsflags & DO) == want_dnssec
+
+
+def test_do_is_echoed_in_error_answers(index: ZoneIndex) -> None:
+    q = query(name("host"), edns=0)
+    q.want_dnssec(True)
+    q.question.append(q.question[0])  # two questions: FORMERR from dnspython's parse
+    r = respond(index, q.to_wire())
+    assert r.rcode() == Rcode.FORMERR and r.ednsflags & DO
+
+
+@pytest.mark.parametrize("opcode", [dns.opcode.Opcode.STATUS, 3, 15, dns.opcode.Opcode.UPDATE])
+def test_error_answers_to_other_opcodes_copy_no_flags(index: ZoneIndex, opcode: int) -> None:
+    q = query(ZONE, "SOA")
+    q.flags |= dns.flags.Flag.CD | dns.flags.Flag.RD
+    wire = bytearray(q.to_wire())
+    wire[2] = (wire[2] & 0x87) | (opcode << 3)
+    reply = answer(bytes(wire), index, tcp=False)
+    assert reply is not None
+    flags = struct.unpack_from("!H", reply, 2)[0]
+    assert (flags >> 11) & 0xF == opcode
+    assert not flags & dns.flags.Flag.CD, "CD means nothing to this opcode"
+    assert not flags & dns.flags.Flag.RD
+
+
+def test_a_header_alone_answer_copies_rd_not_cd(index: ZoneIndex) -> None:
+    wire = b"\x12\x34\x01\x10\x00\x01" + b"\xff" * 20  # RD and CD, then garbage
+    reply = answer(wire, index, tcp=False)
+    assert reply is not None and reply[3] & 0xF == Rcode.FORMERR
+    flags = struct.unpack_from("!H", reply, 2)[0]
+    assert flags & dns.flags.Flag.RD
+    assert not flags & dns.flags.Flag.CD
+
+
+def test_cd_is_copied_into_answers_to_queries(index: ZoneIndex) -> None:
+    for qname in (name("host"), ZONE, "example.org"):
+        q = query(qname, edns=0)
+        q.flags |= dns.flags.Flag.CD
+        assert ask(index, q).flags & dns.flags.Flag.CD

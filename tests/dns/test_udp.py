@@ -133,10 +133,10 @@ async def test_query_count_counts_answers_sent(server: DnsServer) -> None:
 class _Buggy(Responder):
     """The real Responder with a bug for one query ID: the failure the server must contain."""
 
-    def compute(self, wire: bytes, *, tcp: bool) -> bytes | None:
+    def compute(self, wire: bytes, *, tcp: bool, client: bytes = b"") -> bytes | None:
         if wire[:2] == b"\xde\xad":
             raise RuntimeError("a bug in the answer path")
-        return super().compute(wire, tcp=tcp)
+        return super().compute(wire, tcp=tcp, client=client)
 
 
 @pytest.mark.skipif(not batch_receiver_available(), reason="no recvmmsg/sendmmsg")

@@ -463,6 +463,8 @@ def server(request: pytest.FixtureRequest, tmp_path: Path, dig_path: str) -> Ite
             HOMING_HTTP_LISTEN=f"{LOOPBACK}:{http_port}",
             # Every client here talks from loopback, and tests publish its address.
             HOMING_ALLOW_LOCAL_ADDRESSES="true",
+            # Tests that count answers send bursts from that one address: no rate limit.
+            HOMING_RRL_RATE="0",
             PYTHONUNBUFFERED="1",
         )
         srv = Server(

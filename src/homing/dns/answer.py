@@ -28,6 +28,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar, cast
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -39,6 +40,7 @@ import dns.rdatatype
 import dns.rdtypes.nsbase
 import dns.rrset
 
+from homing.dns.cookies import CookieError, ServerCookies, find_cookie, split_cookie, with_option
 from homing.dns.index import Node, ZoneData, ZoneIndex, node_rrsets
 
 __all__ = [
@@ -76,11 +78,17 @@ _AA = int(dns.flags.Flag.AA)
 _TC = int(dns.flags.Flag.TC)
 # RD and CD are the client's to set and are echoed; RA and AD stay 0 (not a resolver).
 _COPIED_FLAGS = int(dns.flags.Flag.RD | dns.flags.Flag.CD)
+# Error answers to what may not be a query at all echo RD alone (RFC 1035 4.1.1): CD
+# means something only in a query we answer (RFC 4035 3.1.6).
+_ERROR_FLAGS = int(dns.flags.Flag.RD)
 _OPCODE_MASK = 0x7800
 _OPT_TYPE = int(dns.rdatatype.RdataType.OPT)
+_DO = int(dns.flags.EDNSFlag.DO)
 
-# Our OPT record: root owner, payload 1232, extended rcode 0, version 0, no flags, no options.
+# Our OPT record: root owner, payload 1232, extended rcode 0, version 0, no flags, no options;
+# and the same with DO, for queries that set it (RFC 3225 3: DO is echoed).
 _OUR_OPT = b"\x00" + _OPT_FIXED.pack(_OPT_TYPE, OUR_UDP_PAYLOAD, 0, 0, 0, 0)
+_OUR_OPT_DO = b"\x00" + _OPT_FIXED.pack(_OPT_TYPE, OUR_UDP_PAYLOAD, 0, 0, _DO, 0)
 
 # Opcodes other than QUERY; anything not listed is NOTIMP.
 _OPCODE_RCODES: dict[int, dns.rcode.Rcode] = {
@@ -114,6 +122,13 @@ def answer(wire: bytes, index: ZoneIndex, *, tcp: bool) -> bytes | None:
     return responder.answer(wire, tcp=tcp)
 
 
+def _opt_for(edns: int, ednsflags: int) -> bytes:
+    """Our OPT record for a query of this EDNS version (-1: none) and flags."""
+    if edns < 0:
+        return b""
+    return _OUR_OPT_DO if ednsflags & _DO else _OUR_OPT
+
+
 @dataclass
 class Resolution:
     """What the zones say about one question, before it becomes wire format."""
@@ -133,6 +148,7 @@ class _Question(NamedTuple):
     question: bytes  # the question section exactly as the client sent it, uncompressed
     name_length: int  # bytes of `question` that are the name
     edns_payload: int | None  # None without an OPT record
+    opt: bytes  # our OPT record for the answer (b"" without EDNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +165,7 @@ class _Prepared:
         flags = self.flags | (q.flags & _COPIED_FLAGS)
         if self.fits_tcp and 12 + len(q.question) + len(self.tail) <= limit:
             return _ID_FLAGS.pack(q.ident, flags) + self.counts + q.question + self.tail
-        opt = _OUR_OPT if q.edns_payload is not None else b""
-        return _truncated(q.ident, flags, q.question, opt)
+        return _truncated(q.ident, flags, q.question, q.opt)
 
 
 V = TypeVar("V")
@@ -207,24 +222,30 @@ class Responder:
         *,
         cache_size: int = DEFAULT_CACHE_SIZE,
         reply_cache_size: int = DEFAULT_REPLY_CACHE_SIZE,
+        cookies: ServerCookies | None = None,
     ) -> None:
         for setting, size in (("cache_size", cache_size), ("reply_cache_size", reply_cache_size)):
             if size < 1:
                 raise ValueError(f"{setting} must be at least 1, not {size}")
         self.index = index
+        # DNS Cookies (RFC 7873): None answers as if they did not exist.
+        self.cookies = cookies
         # The slow path's answers, filed by zone (wire origin): the apex's SOA is in them.
         self._prepared: _Filed[_Prepared] = _Filed(cache_size)
         # Whole UDP replies without their ID, by the query after its ID; filed by owner name.
         self._replies: _Filed[bytes] = _Filed(reply_cache_size)
         self._generation = index.generation  # the index as both caches last saw it
 
-    def answer(self, wire: bytes, *, tcp: bool) -> bytes | None:
-        """The response to one DNS message, or None when it must be dropped."""
+    def answer(self, wire: bytes, *, tcp: bool, client: bytes = b"") -> bytes | None:
+        """The response to one DNS message, or None when it must be dropped.
+
+        `client` is the sender's address (4 or 16 bytes), for DNS Cookies; b"": unknown.
+        """
         if not tcp:
             kept = self.udp_replies().get(wire[2:])
             if kept is not None:
                 return wire[:2] + kept
-        return self.compute(wire, tcp=tcp)
+        return self.compute(wire, tcp=tcp, client=client)
 
     def udp_replies(self) -> dict[bytes, bytes]:
         """Replies kept for plain UDP queries: `wire[:2] + replies[wire[2:]]` answers the
@@ -234,9 +255,9 @@ class Responder:
             self._catch_up()
         return self._replies.entries
 
-    def compute(self, wire: bytes, *, tcp: bool) -> bytes | None:
+    def compute(self, wire: bytes, *, tcp: bool, client: bytes = b"") -> bytes | None:
         """The response worked out from the index, without looking at the replies kept
-        (a positive answer over UDP is kept for next time)."""
+        (a positive answer over UDP is kept for next time, unless it carries a cookie)."""
         if len(wire) < 12:
             return None  # not even a header to answer to
         if wire[2] & 0x80:
@@ -244,15 +265,86 @@ class Responder:
         try:
             scanned = _scan_plain_query(wire)
             if scanned is None:
-                return self._answer_unusual(wire, tcp=tcp)
-            return self._plain(wire, *scanned, tcp=tcp, keep=not tcp)
+                return self._answer_unusual(wire, tcp=tcp, client=client)
+            end, payload, opt, options = scanned
+            if options and self.cookies is not None and client:
+                cookie = find_cookie(wire, options)
+                if cookie is not None:
+                    return self._with_cookie(wire, end, payload, opt, cookie, tcp, client)
+            return self._plain(wire, end, payload, opt, tcp=tcp, keep=not tcp)
         except Exception:
             # Our bug, not the client's: say so with SERVFAIL, keep serving.
             logger.exception("failed to answer DNS message %s", wire[:512].hex())
             return _header_reply(wire, dns.rcode.Rcode.SERVFAIL)
 
+    def _with_cookie(
+        self,
+        wire: bytes,
+        end: int,
+        payload: int | None,
+        opt: bytes,
+        cookie: bytes,
+        tcp: bool,
+        client: bytes,
+    ) -> bytes:
+        """A plain query's answer with a fresh server cookie (RFC 7873 5.2): whatever the
+        server cookie it showed, it is answered. Never kept: the cookie is this client's."""
+        assert self.cookies is not None
+        try:
+            client_cookie, _ = split_cookie(cookie)
+        except CookieError:
+            return _error_reply(wire, dns.rcode.Rcode.FORMERR, None, tcp=tcp)
+        reply = self._plain(wire, end, payload, opt, tcp=tcp)
+        option = self.cookies.option(client_cookie, client)
+        return with_option(reply, option, wire[12:end], _size_limit(payload, tcp=tcp))
+
+    def proven(self, wire: bytes, client: bytes) -> bool:
+        """Whether a plain query shows a server cookie we gave `client`: its address is real."""
+        if self.cookies is None or len(wire) < 12 or wire[2] & 0x80:
+            return False
+        scanned = _scan_plain_query(wire)
+        if scanned is None or not scanned[3]:
+            return False
+        cookie = find_cookie(wire, scanned[3])
+        if cookie is None:
+            return False
+        try:
+            client_cookie, server_cookie = split_cookie(cookie)
+        except CookieError:
+            return False
+        return bool(server_cookie) and self.cookies.valid(client_cookie, server_cookie, client)
+
+    def truncated(self, wire: bytes, client: bytes) -> bytes | None:
+        """An empty answer with TC to a plain query (rate limiting's slip), a fresh cookie
+        in it when the query had one; None for anything else."""
+        if len(wire) < 12 or wire[2] & 0x80:
+            return None
+        scanned = _scan_plain_query(wire)
+        if scanned is None:
+            return None
+        end, _, opt, options = scanned
+        ident, flags = _ID_FLAGS.unpack_from(wire)
+        reply = _truncated(ident, _QR | (flags & _COPIED_FLAGS), wire[12:end], opt)
+        if options and self.cookies is not None and client:
+            cookie = find_cookie(wire, options)
+            if cookie is not None:
+                try:
+                    client_cookie, _ = split_cookie(cookie)
+                except CookieError:
+                    return None
+                option = self.cookies.option(client_cookie, client)
+                return with_option(reply, option, wire[12:end], MAX_TCP_MESSAGE)
+        return reply
+
     def _plain(
-        self, wire: bytes, end: int, payload: int | None, *, tcp: bool, keep: bool = False
+        self,
+        wire: bytes,
+        end: int,
+        payload: int | None,
+        opt: bytes,
+        *,
+        tcp: bool,
+        keep: bool = False,
     ) -> bytes:
         """The answer to a plain query whose question ends at `end` (see _scan_plain_query);
         `keep`: a positive answer at an owner is kept as the reply to these very bytes."""
@@ -265,7 +357,7 @@ class Responder:
             while (zone := zones.get(name[apex:] if apex else name)) is None:
                 length = name[apex]
                 if not length:  # not ours, and we are not a resolver
-                    return _respond(wire, end, payload, _REFUSED, 0, 0, b"", tcp=tcp)
+                    return _respond(wire, end, payload, opt, _REFUSED, 0, 0, b"", tcp=tcp)
                 apex += length + 1
             # The apex itself (SOA, NS, the serial) takes the slow path, and so does a
             # secondary zone without a usable copy (SERVFAIL, in resolve()).
@@ -276,16 +368,16 @@ class Responder:
                     for i in range(0, len(node), 3):  # mostly the first RRset
                         if node[i] == qtype:
                             reply = _respond(
-                                wire, end, payload, _AA, node[i + 1], 0, node[i + 2], tcp=tcp
+                                wire, end, payload, opt, _AA, node[i + 1], 0, node[i + 2], tcp=tcp
                             )
                             if keep:  # depends on this owner's RRsets alone
                                 self._replies.put(wire[2:], reply[2:], name)
                             return reply
                 direct = _direct(zone, node, key, apex, qtype)
                 if direct is not None:
-                    return _respond(wire, end, payload, *direct, tcp=tcp)
+                    return _respond(wire, end, payload, opt, *direct, tcp=tcp)
         ident, flags = _ID_FLAGS.unpack_from(wire)
-        q = _Question(ident, flags, wire[12:end], end - 16, payload)
+        q = _Question(ident, flags, wire[12:end], end - 16, payload, opt)
         return self._cached(q, name, tcp=tcp)
 
     # --- the slow path, cached -----------------------------------------------------------
@@ -293,13 +385,12 @@ class Responder:
     def _cached(self, q: _Question, name: bytes, *, tcp: bool) -> bytes:
         if self._generation != self.index.generation:
             self._catch_up()
-        edns = q.edns_payload is not None
-        # The name is self-delimiting (it ends in the root label), so plain concatenation
-        # is an unambiguous key.
-        key = name + q.question[q.name_length :] + (b"\x01" if edns else b"\x00")
+        # The name is self-delimiting (it ends in the root label) and the type and class
+        # are four bytes, so plain concatenation with our OPT is an unambiguous key.
+        key = name + q.question[q.name_length :] + q.opt
         prepared = self._prepared.entries.get(key)
         if prepared is None:
-            prepared, resolution = self._prepare(name, q, edns=edns)
+            prepared, resolution = self._prepare(name, q)
             # Without a zone: REFUSED outside our zones; only a zone coming or going
             # changes that, and that clears everything.
             zone = resolution.zone
@@ -332,9 +423,7 @@ class Responder:
         self._prepared.clear()
         self._replies.clear()
 
-    def _prepare(
-        self, lowered_name: bytes, q: _Question, *, edns: bool
-    ) -> tuple[_Prepared, Resolution]:
+    def _prepare(self, lowered_name: bytes, q: _Question) -> tuple[_Prepared, Resolution]:
         qname, _ = dns.name.from_wire(lowered_name, 0)
         qtype, qclass = _TYPE_CLASS.unpack_from(q.question, q.name_length)
         resolution = resolve(
@@ -349,8 +438,8 @@ class Responder:
         message.question.append(dns.rrset.RRset(qname, qclass, qtype))
         message.answer.extend(resolution.answer)
         message.authority.extend(resolution.authority)
-        if edns:
-            message.use_edns(0, payload=OUR_UDP_PAYLOAD)
+        if q.opt:
+            message.use_edns(0, _DO if q.opt is _OUR_OPT_DO else 0, OUR_UDP_PAYLOAD)
         question_end = 12 + len(q.question)
         try:
             wire = message.to_wire(max_size=MAX_TCP_MESSAGE)
@@ -359,7 +448,7 @@ class Responder:
         flags = _ID_FLAGS.unpack_from(wire)[1]
         return _Prepared(flags, wire[4:12], wire[question_end:]), resolution
 
-    def _answer_unusual(self, wire: bytes, *, tcp: bool) -> bytes | None:
+    def _answer_unusual(self, wire: bytes, *, tcp: bool, client: bytes = b"") -> bytes | None:
         """The slow path: dnspython parses, and every error gets its rcode."""
         opcode = (wire[2] >> 3) & 0xF
         if opcode != dns.opcode.Opcode.QUERY:
@@ -373,6 +462,11 @@ class Responder:
         except Exception:
             # The client's fault: anything dnspython cannot read is a format error.
             return _error_reply(wire, dns.rcode.Rcode.FORMERR, None, tcp=tcp)
+        cookie = None
+        if self.cookies is not None and client:
+            cookie = next((o for o in query.options if isinstance(o, dns.edns.CookieOption)), None)
+        if not query.question and cookie is not None and not query.had_tsig:
+            return self._cookie_only(query, cookie, client, tcp=tcp)
         if len(query.question) != 1:
             return _error_reply(wire, dns.rcode.Rcode.FORMERR, query, tcp=tcp)
         if query.edns > 0:
@@ -385,7 +479,32 @@ class Responder:
         # Rewritten as the plain query it amounts to, so both paths answer alike.
         header = _HEADER.pack(query.id, query.flags & 0xFFFF, 1, 0, 0, 0)
         plain = header + name + _TYPE_CLASS.pack(rrset.rdtype, rrset.rdclass)
-        return self._plain(plain, len(plain), query.payload if query.edns == 0 else None, tcp=tcp)
+        payload = query.payload if query.edns == 0 else None
+        reply = self._plain(
+            plain, len(plain), payload, _opt_for(query.edns, query.ednsflags), tcp=tcp
+        )
+        if cookie is None or self.cookies is None:
+            return reply
+        option = self.cookies.option(cookie.client, client)
+        return with_option(reply, option, plain[12:], _size_limit(payload, tcp=tcp))
+
+    def _cookie_only(
+        self, query: dns.message.Message, cookie: dns.edns.CookieOption, client: bytes, *, tcp: bool
+    ) -> bytes:
+        """RFC 7873 5.4: a query without a question asks for a server cookie. BADCOOKIE
+        when it showed one that is not (or no longer) valid, so the client takes the new."""
+        assert self.cookies is not None
+        response = dns.message.make_response(query)
+        fresh = self.cookies.make(cookie.client, client)
+        response.use_edns(
+            0,
+            query.ednsflags & _DO,
+            OUR_UDP_PAYLOAD,
+            options=[dns.edns.CookieOption(cookie.client, fresh)],
+        )
+        if cookie.server and not self.cookies.valid(cookie.client, cookie.server, client):
+            response.set_rcode(dns.rcode.Rcode.BADCOOKIE)
+        return response.to_wire(max_size=_size_limit(query.payload, tcp=tcp))
 
 
 # --- the hot path ------------------------------------------------------------------------
@@ -428,6 +547,7 @@ def _respond(
     wire: bytes,
     end: int,
     payload: int | None,
+    opt: bytes,
     flags: int,
     ancount: int,
     nscount: int,
@@ -437,11 +557,11 @@ def _respond(
 ) -> bytes:
     """A response to the plain query `wire`: its ID, copied flags and question, then `records`.
 
-    `flags` carry the rcode and AA; over the size limit, the question alone with TC.
+    `flags` carry the rcode and AA; `opt` is our OPT record (b"" without EDNS); over the
+    size limit, the question alone with TC.
     """
     ident, query_flags = _ID_FLAGS.unpack_from(wire)
     flags |= _QR | (query_flags & _COPIED_FLAGS)
-    opt = _OUR_OPT if payload is not None else b""
     question = wire[12:end]
     if end + len(records) + len(opt) > (
         MAX_TCP_MESSAGE
@@ -574,8 +694,9 @@ def _size_limit(edns_payload: int | None, *, tcp: bool) -> int:
     return min(max(edns_payload, MIN_UDP_PAYLOAD), OUR_UDP_PAYLOAD)
 
 
-def _scan_plain_query(wire: bytes) -> tuple[int, int | None] | None:
-    """Read a plain QUERY by hand: (end of its question, EDNS payload or None).
+def _scan_plain_query(wire: bytes) -> tuple[int, int | None, bytes, int] | None:
+    """Read a plain QUERY by hand: (end of its question, EDNS payload or None, our OPT
+    record for the answer, where the EDNS options start or 0 when it has none).
 
     None sends anything else down the dnspython path. Plain means: QR=0, opcode QUERY,
     one question with an uncompressed name, no answer or authority records, and at most
@@ -600,27 +721,32 @@ def _scan_plain_query(wire: bytes) -> tuple[int, int | None] | None:
         return None
     pos += 4
     if arcount == 0:
-        return (pos, None) if pos == end else None
+        return (pos, None, b"", 0) if pos == end else None
     question_end = pos
     if end - pos < 11 or wire[pos] != 0:
         return None
-    rtype, payload, _, version, _, rdlength = _OPT_FIXED.unpack_from(wire, pos + 1)
+    rtype, payload, _, version, ednsflags, rdlength = _OPT_FIXED.unpack_from(wire, pos + 1)
     pos += 11
     if rtype != _OPT_TYPE or version != 0 or pos + rdlength != end:
         return None
-    while pos < end:  # options are ignored, but must be well-formed TLVs
+    opt = _OUR_OPT_DO if ednsflags & _DO else _OUR_OPT
+    if not rdlength:
+        return question_end, payload, opt, 0
+    options = pos
+    while pos < end:  # options must be well-formed TLVs; only COOKIE is read
         if end - pos < 4:
             return None
         pos += 4 + _OPTION.unpack_from(wire, pos)[1]
     if pos != end:
         return None
-    return question_end, payload
+    return question_end, payload, opt, options
 
 
 def _header_reply(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
     """A response made of the header alone, for when nothing else can be trusted."""
     ident, flags = _ID_FLAGS.unpack_from(wire)
-    flags = _QR | (flags & (_OPCODE_MASK | _COPIED_FLAGS)) | (int(rcode) & 0xF)
+    copied = _ERROR_FLAGS if not flags & _OPCODE_MASK else 0  # other opcodes' bits differ
+    flags = _QR | (flags & (_OPCODE_MASK | copied)) | (int(rcode) & 0xF)
     return _HEADER.pack(ident, flags, 0, 0, 0, 0)
 
 
@@ -634,7 +760,12 @@ def _error_reply(
         except Exception:
             return _header_reply(wire, rcode)
     response = dns.message.make_response(query, our_payload=OUR_UDP_PAYLOAD)
-    response.flags |= query.flags & _COPIED_FLAGS
+    if query.opcode() == dns.opcode.Opcode.QUERY:
+        response.flags |= query.flags & _COPIED_FLAGS
+    else:
+        response.flags &= ~_ERROR_FLAGS  # other opcodes' bits mean other things
+    if query.edns >= 0:
+        response.ednsflags |= query.ednsflags & _DO
     response.set_rcode(rcode)
     limit = _size_limit(query.payload if query.edns >= 0 else None, tcp=tcp)
     try:

@@ -7,17 +7,20 @@ import errno
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 from homing.dns.answer import Responder
+from homing.dns.cookies import ServerCookies
 from homing.dns.dispatch import Dispatcher, needs_dispatch
 from homing.dns.framing import CLOSED, NEED_DATA, FramingError, StreamFramer, frame
 from homing.dns.index import ZoneIndex
+from homing.dns.rrl import SLIP, RateLimiter, prefix_of
 from homing.dns.udp import MAX_UDP_DISPATCHES, BatchReceiver, batch_receiver_available
 
-__all__ = ["DnsServer", "TcpLimits", "parse_listen", "query_count", "start_dns"]
+__all__ = ["DnsServer", "TcpLimits", "limited_count", "parse_listen", "query_count", "start_dns"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,25 @@ _COUNTERS: list[_Counter] = []
 def query_count() -> int:
     """DNS messages answered by this process so far (UDP and TCP, every server it ran)."""
     return sum(counter.udp + counter.tcp for counter in _COUNTERS)
+
+
+# The rate limiters of every server this process started.
+_LIMITERS: list[RateLimiter] = []
+
+
+def limited_count() -> int:
+    """UDP answers this process dropped or sent truncated for response rate limiting."""
+    return sum(limiter.limited for limiter in _LIMITERS)
+
+
+def _client_bytes(host: str) -> bytes:
+    """A peer's address as the 4 or 16 bytes DNS Cookies hash; b"" when it is not one."""
+    try:
+        if ":" in host:
+            return socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+        return socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        return b""
 
 
 @dataclass(frozen=True)
@@ -131,16 +153,21 @@ async def start_dns(
     limits: TcpLimits | None = None,
     dispatch: Callable[[Responder], Dispatcher] | None = None,
     udp_batches: bool = True,
+    rrl: RateLimiter | None = None,
+    cookies: ServerCookies | None = None,
 ) -> DnsServer:
     """Serve `index` over UDP and TCP on host:port (port 0: one free port for both).
 
     Without `dispatch`, UPDATE and zone transfers are refused by the responder; with it,
     they go to the Dispatcher it makes around the server's responder. UDP is served in
     batches (homing.dns.udp) where the platform allows and `udp_batches` is left on,
-    else through asyncio's datagram protocol.
+    else through asyncio's datagram protocol. `rrl` limits the UDP answers per source
+    prefix (None: no limit); with `cookies`, DNS Cookies are answered (None: ignored).
     """
     loop = asyncio.get_running_loop()
-    responder = Responder(index)
+    responder = Responder(index, cookies=cookies)
+    if rrl is not None:
+        _LIMITERS.append(rrl)
     dispatcher = None if dispatch is None else dispatch(responder)
     limits = limits or TcpLimits()
     counter = _Counter()
@@ -149,10 +176,10 @@ async def start_dns(
     udp: BatchReceiver | _UdpProtocol
     try:
         if udp_batches and batch_receiver_available():
-            udp = BatchReceiver(udp_sock, responder, dispatcher, counter.add_udp)
+            udp = BatchReceiver(udp_sock, responder, dispatcher, counter.add_udp, rrl)
         else:
             _, udp = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(responder, dispatcher, counter), sock=udp_sock
+                lambda: _UdpProtocol(responder, dispatcher, counter, rrl), sock=udp_sock
             )
     except BaseException:
         udp_sock.close()
@@ -228,9 +255,14 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     """One datagram in, at most one datagram out (where UDP batches are not available)."""
 
     def __init__(
-        self, responder: Responder, dispatcher: Dispatcher | None, counter: _Counter
+        self,
+        responder: Responder,
+        dispatcher: Dispatcher | None,
+        counter: _Counter,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._responder = responder
+        self._limiter = limiter
         self._dispatcher = dispatcher
         self._counter = counter
         self._dispatches: set[asyncio.Task[None]] = set()
@@ -242,13 +274,26 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        client = b""
+        if self._limiter is not None:
+            verdict = self._limiter.check(prefix_of(addr[0]), int(time.monotonic()))
+            if verdict:
+                client = _client_bytes(addr[0])
+                if not self._responder.proven(data, client):
+                    self._limiter.held(verdict)
+                    reply = self._responder.truncated(data, client) if verdict == SLIP else None
+                    if reply is not None and self._transport is not None:
+                        self._transport.sendto(reply, addr)
+                    return
         if self._dispatcher is not None and needs_dispatch(data):
             if len(self._dispatches) < MAX_UDP_DISPATCHES:
                 task = asyncio.ensure_future(self._dispatch(self._dispatcher, data, addr))
                 self._dispatches.add(task)
                 task.add_done_callback(self._dispatches.discard)
             return
-        reply = self._responder.answer(data, tcp=False)
+        if not client and self._responder.cookies is not None:
+            client = _client_bytes(addr[0])
+        reply = self._responder.answer(data, tcp=False, client=client)
         if reply is not None and self._transport is not None:
             self._transport.sendto(reply, addr)
             self._counter.udp += 1
@@ -349,6 +394,7 @@ class _TcpConnection(asyncio.Protocol):
         self._limits = limits
         self._clients = clients
         self._source = ""
+        self._client = b""  # the peer's address, for DNS Cookies
         self._reading = True
         self._loop = asyncio.get_running_loop()
         self._framer = StreamFramer()
@@ -362,7 +408,9 @@ class _TcpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not subclasses of asyncio's either: no isinstance.
         self._transport = transport = cast(asyncio.Transport, transport)
-        self._source = _source(transport.get_extra_info("peername"))
+        peer = transport.get_extra_info("peername")
+        self._source = _source(peer)
+        self._client = _client_bytes(str(peer[0])) if peer else b""
         if not self._clients.admit(self, self._source):
             transport.abort()
             return
@@ -448,7 +496,7 @@ class _TcpConnection(asyncio.Protocol):
                 self._busy = asyncio.ensure_future(self._dispatch(self._dispatcher, message))
                 self._read_when_free()
                 return
-            reply = self._responder.answer(message, tcp=True)
+            reply = self._responder.answer(message, tcp=True, client=self._client)
             if reply is not None:
                 transport.write(frame(reply))
                 self._counter.tcp += 1

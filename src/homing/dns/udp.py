@@ -31,6 +31,7 @@ from typing import Any
 
 from homing.dns.answer import Responder
 from homing.dns.dispatch import Dispatcher, needs_dispatch
+from homing.dns.rrl import IPV4_PREFIX, IPV6_PREFIX, SLIP, RateLimiter
 
 __all__ = ["BATCH", "BatchReceiver", "DatagramBatch", "batch_receiver_available"]
 
@@ -121,6 +122,12 @@ class DatagramBatch:
         self._receive_hdr = _Memory(size * _HDR)
         self._send_hdr = _Memory(size * _HDR)
         self._namelen = 16 if sock.family == socket.AF_INET else 28
+        # Where a sockaddr holds the address, and how much of it names the source's
+        # prefix for rate limiting: sockaddr_in's 4 bytes at 4, sockaddr_in6's 16 at 8.
+        ipv4 = sock.family == socket.AF_INET
+        self.address_map = self._addresses.map
+        self.address_span = (4, 4) if ipv4 else (8, 16)
+        self.prefix_span = (4, IPV4_PREFIX) if ipv4 else (8, IPV6_PREFIX)
         for i in range(size):
             struct.pack_into(
                 "<QQ",
@@ -189,6 +196,11 @@ class DatagramBatch:
         if self._namelen == 16:
             return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
         return socket.inet_ntop(socket.AF_INET6, raw[8:24]), port
+
+    def client(self, slot: int) -> bytes:
+        """The address the datagram in `slot` came from, as 4 or 16 bytes."""
+        start = slot * _ADDR + self.address_span[0]
+        return self.address_map[start : start + self.address_span[1]]
 
     def queue(self, slot: int, reply: bytes) -> None:
         """Send `reply` to where slot's datagram came from, with the next send()."""
@@ -263,8 +275,10 @@ class BatchReceiver:
         responder: Responder,
         dispatcher: Dispatcher | None,
         on_answered: Callable[[int], None],
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
+        self._limiter = limiter
         self._sock = sock
         self._responder = responder
         self._dispatcher = dispatcher
@@ -276,10 +290,16 @@ class BatchReceiver:
 
     def _readable(self) -> None:
         batch = self._batch
-        compute = self._responder.compute
+        responder = self._responder
+        compute = responder.compute
+        cookies = responder.cookies is not None
         # The index cannot change while this callback runs: one look at the replies kept.
-        kept = self._responder.udp_replies()
+        kept = responder.udp_replies()
         dispatcher = self._dispatcher
+        limiter = self._limiter
+        second = int(self._loop.time())  # rate limiting's window: one per callback will do
+        addresses = batch.address_map
+        prefix_at, prefix_length = batch.prefix_span
         answered = 0
         for _ in range(ROUNDS):
             try:
@@ -291,6 +311,11 @@ class BatchReceiver:
                 break
             for slot, data in enumerate(batch.datagrams(count)):
                 try:
+                    if limiter is not None:
+                        start = slot * _ADDR + prefix_at
+                        verdict = limiter.check(addresses[start : start + prefix_length], second)
+                        if verdict and self._held_back(slot, data, verdict, limiter):
+                            continue
                     # A query seen before: its kept reply (only plain queries are kept, so
                     # nothing for the dispatcher is ever found here).
                     reply = kept.get(data[2:])
@@ -300,7 +325,7 @@ class BatchReceiver:
                     if dispatcher is not None and needs_dispatch(data):
                         self._dispatch_later(dispatcher, data, batch.address(slot))
                         continue
-                    reply = compute(data, tcp=False)
+                    reply = compute(data, tcp=False, client=batch.client(slot) if cookies else b"")
                     if reply is not None:
                         batch.queue(slot, reply)
                 except Exception:
@@ -312,6 +337,19 @@ class BatchReceiver:
                 break  # the socket is drained
         if answered:
             self._on_answered(answered)
+
+    def _held_back(self, slot: int, data: bytes, verdict: int, limiter: RateLimiter) -> bool:
+        """Over its prefix's rate: send the truncated answer or nothing, unless the query
+        shows a server cookie we gave its address (then False: answer it as usual)."""
+        client = self._batch.client(slot)
+        if self._responder.proven(data, client):
+            return False
+        limiter.held(verdict)
+        if verdict == SLIP:
+            reply = self._responder.truncated(data, client)
+            if reply is not None:
+                self._batch.queue(slot, reply)
+        return True
 
     def _dispatch_later(self, dispatcher: Dispatcher, data: bytes, addr: tuple[str, int]) -> None:
         if len(self._dispatches) >= MAX_UDP_DISPATCHES:
