@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import hmac
-import struct
 import time
-from collections.abc import Callable
 
 import dns.exception
 import dns.message
@@ -27,11 +23,20 @@ from homing.dns.tsig import Keyring, TsigRejected, check, rejection_wire
 from homing.dns.update import parse_update
 from homing.service.dnsupdate import Operation, Prerequisite, UpdateRefused
 from homing.service.keys import TsigKey
+from tests.dns.tsigwire import (
+    digest_input,
+    forgery,
+    hmac_of,
+    prefixed,
+    signing_oracle,
+    with_mac,
+)
 
 ZONE = "dyn.example.net"
 SECRET = "L+ZBF39M36X744cbFmRi/HNC766UtmbCvUVb305/4mI="
 MD5 = "HMAC-MD5.SIG-ALG.REG.INT"  # the wire name nsupdate sends for hmac-md5
 OTHER = "AAAAF39M36X744cbFmRi/HNC766UtmbCvUVb305/4mI="
+KEY = dns.tsig.Key("zk", SECRET, dns.tsig.HMAC_SHA256)
 
 
 def keyring(**kw: bool) -> Keyring:
@@ -121,7 +126,7 @@ def test_badtime_answer_is_signed_with_our_clock() -> None:
     # Signed over the request's MAC with the request's time; our clock in the other data.
     assert tsig.time_signed == request.tsig[0].time_signed
     assert int.from_bytes(tsig.other, "big") == int(later)
-    assert tsig.mac == hmac_of(SECRET, prefixed(request.mac) + digest_input(reply))
+    assert tsig.mac == hmac_of(KEY, prefixed(request.mac) + digest_input(reply))
 
 
 def test_badtime_with_a_wrong_mac_is_badsig_unsigned() -> None:
@@ -152,7 +157,7 @@ def test_a_truncated_mac_that_verifies_is_badtrunc_signed() -> None:
     reply = rejection_wire(caught.value)
     response = dns.message.from_wire(reply, keyring=False)
     assert response.tsig_error == dns.rcode.Rcode.BADTRUNC
-    assert response.mac == hmac_of(SECRET, prefixed(mac[:16]) + digest_input(reply))
+    assert response.mac == hmac_of(KEY, prefixed(mac[:16]) + digest_input(reply))
     # The same truncation of a wrong MAC proves nothing: BADSIG, unsigned.
     with pytest.raises(TsigRejected) as caught:
         check(with_mac(wire, bytes(16)), keyring())
@@ -161,165 +166,34 @@ def test_a_truncated_mac_that_verifies_is_badtrunc_signed() -> None:
 
 
 def test_forged_update_from_a_signed_error_answer_is_impossible() -> None:
-    """The CVE-2017-3143 construction: a server that signs an error answer over a MAC the
-    requester chose hands out the MAC of a message the attacker writes.
-
-    The request's "MAC" is the start of the forged UPDATE (its sections and the fixed
-    part of its TSIG variables); the signed answer's MAC then covers exactly what the
-    forged UPDATE's MAC covers, with the answer's own bytes as its TSIG other data.
-    First shown with a server that signs such an answer (what homing did, with
-    dnspython checking the time first), then against homing: nothing to build on.
+    """The CVE-2017-3143 construction (see tests/dns/tsigwire.py): first shown to work
+    against a server that signs its BADTIME answer before checking the MAC (what homing
+    did with dnspython < 2.9), then against homing, whose answers give nothing to build on.
     """
-    forged, oracle_request, finish = forgery()
     ring = keyring()
+    forge = forgery("zk", dns.tsig.HMAC_SHA256, ZONE, f"evil.{ZONE}", "203.0.113.66")
 
-    # A server that signs its BADTIME answer before checking the MAC:
-    answer = signing_oracle(oracle_request)
-    message, _ = check(finish(answer), ring)
+    message, _ = check(forge.finish(signing_oracle(forge.request, KEY)), ring)
     assert message.update[0].to_text() == f"evil.{ZONE}. 60 IN A 203.0.113.66"
 
     # homing: the oversized MAC is malformed, and whatever the MAC, no answer is signed.
     with pytest.raises(dns.exception.FormError):
-        check(oracle_request, ring)
+        check(forge.request, ring)
     for mac in (b"\x00" * 32, b"\x00" * 16):
         with pytest.raises(TsigRejected) as caught:
-            check(with_mac(oracle_request, mac), ring)
+            check(with_mac(forge.request, mac), ring)
         assert caught.value.error == dns.rcode.Rcode.BADSIG
         assert unsigned_answer(caught.value).mac == b""
     # The forged UPDATE with the (empty) MAC homing's answers carry is malformed.
+    answer = rejection_answer_of(with_mac(forge.request, bytes(32)), ring)
     with pytest.raises(dns.exception.FormError):
-        check(finish(rejection_answer_of(with_mac(oracle_request, bytes(32)), ring)), ring)
-    assert forged  # the bytes the oracle would have signed, for the reader
-
-
-# -- wire helpers, written apart from homing.dns.tsig so the two can disagree --------
-
-
-def hmac_of(secret: str, data: bytes) -> bytes:
-    return hmac.new(base64.b64decode(secret), data, "sha256").digest()
-
-
-def prefixed(data: bytes) -> bytes:
-    return len(data).to_bytes(2, "big") + data
-
-
-def split_tsig(wire: bytes) -> tuple[bytes, dns.name.Name, dns.rdtypes.ANY.TSIG.TSIG]:
-    """The message without its TSIG record (additional count one less), the owner, the rdata."""
-    message = dns.message.from_wire(wire, keyring=False)
-    assert message.tsig is not None
-    owner, rdata = message.tsig.name, message.tsig[0]
-    tail = owner.to_wire() + struct.pack("!HHIH", 250, 255, 0, len(rdata.to_wire()))
-    tail += rdata.to_wire()
-    assert wire.endswith(tail)  # uncompressed in every message built here
-    head = wire[: -len(tail)]
-    arcount = struct.unpack_from("!H", head, 10)[0] - 1
-    return head[:10] + struct.pack("!H", arcount) + head[12:], owner, rdata
-
-
-def variables(owner: dns.name.Name, rdata: dns.rdtypes.ANY.TSIG.TSIG) -> bytes:
-    t = rdata.time_signed
-    return (
-        owner.to_digestable()
-        + struct.pack("!HI", 255, 0)
-        + rdata.algorithm.to_digestable()
-        + struct.pack("!HIH", t >> 32, t & 0xFFFFFFFF, rdata.fudge)
-        + struct.pack("!HH", rdata.error, len(rdata.other))
-        + rdata.other
-    )
-
-
-def digest_input(wire: bytes) -> bytes:
-    """What a signed message's MAC covers (RFC 8945 4.3.3), without a request MAC."""
-    head, owner, rdata = split_tsig(wire)
-    return struct.pack("!H", rdata.original_id) + head[2:] + variables(owner, rdata)
-
-
-def with_tsig(head: bytes, owner: dns.name.Name, rdata: dns.rdtypes.ANY.TSIG.TSIG) -> bytes:
-    body = rdata.to_wire()
-    record = owner.to_wire() + struct.pack("!HHIH", 250, 255, 0, len(body)) + body
-    arcount = struct.unpack_from("!H", head, 10)[0] + 1
-    return head[:10] + struct.pack("!H", arcount) + head[12:] + record
-
-
-def with_mac(wire: bytes, mac: bytes) -> bytes:
-    head, owner, rdata = split_tsig(wire)
-    return with_tsig(head, owner, rdata.replace(mac=mac))
-
-
-def signing_oracle(request: bytes) -> bytes:
-    """What a server answers when it signs BADTIME over the request's MAC unverified."""
-    query = dns.message.from_wire(request, keyring=False)
-    rdata = query.tsig[0]
-    response = dns.message.make_response(query)
-    response.set_rcode(dns.rcode.Rcode.NOTAUTH)
-    now = int(time.time())
-    response.use_tsig(
-        dns.tsig.Key("zk", SECRET, dns.tsig.HMAC_SHA256),
-        original_id=rdata.original_id,
-        tsig_error=dns.rcode.Rcode.BADTIME,
-        other_data=struct.pack("!HI", now >> 32, now & 0xFFFFFFFF),
-        fudge=rdata.fudge,
-    )
-    response.request_mac = rdata.mac
-    return response.to_wire()
+        check(forge.finish(answer), ring)
 
 
 def rejection_answer_of(request: bytes, ring: Keyring) -> bytes:
     with pytest.raises(TsigRejected) as caught:
         check(request, ring)
     return rejection_wire(caught.value)
-
-
-def forgery() -> tuple[bytes, bytes, Callable[[bytes], bytes]]:
-    """The forged UPDATE's signed part, the request that asks for its MAC, and how the
-    forged message is finished from the answer."""
-    owner = dns.name.from_text("zk")
-    algorithm = dns.tsig.HMAC_SHA256
-    update = dns.update.UpdateMessage(ZONE)
-    update.add(f"evil.{ZONE}.", 60, "A", "203.0.113.66")
-    forged_head = update.to_wire()  # no TSIG yet: additional count 0
-    signed_at = int(time.time())
-    # The answer's bytes after the request MAC: its original ID, header and question
-    # (the request's zone), then its TSIG variables with a 6-byte other data.
-    question = dns.name.from_text(ZONE).to_wire()
-    assert question is not None
-    answer_variables = len(owner.to_digestable()) + 6 + len(algorithm.to_digestable()) + 18
-    tail_length = 2 + 10 + len(question) + 4 + answer_variables
-    forged_variables = (
-        owner.to_digestable()
-        + struct.pack("!HI", 255, 0)
-        + algorithm.to_digestable()
-        + struct.pack("!HIH", 0, signed_at, 300)
-        + struct.pack("!HH", 0, tail_length)
-    )
-    chosen_mac = forged_head[2:] + forged_variables
-    ask = dns.update.UpdateMessage(ZONE)
-    ask.use_tsig(dns.tsigkeyring.from_text({"zk": OTHER}), "zk")
-    asked = ask.to_wire()
-    head, _, rdata = split_tsig(asked)
-    request = with_tsig(
-        head,
-        owner,
-        rdata.replace(time_signed=signed_at - 3600, mac=chosen_mac, original_id=ask.id),
-    )
-
-    def finish(answer: bytes) -> bytes:
-        _, _, answered = split_tsig(answer)
-        tail = digest_input(answer)  # of the expected length when the answer is the oracle's
-        forged = dns.rdtypes.ANY.TSIG.TSIG(
-            dns.rdataclass.ANY,
-            dns.rdatatype.TSIG,
-            algorithm,
-            signed_at,
-            300,
-            answered.mac,
-            len(chosen_mac),
-            0,
-            tail,
-        )
-        return with_tsig(forged_head, owner, forged)
-
-    return chosen_mac, request, finish
 
 
 def parsed(*commands: tuple[str, ...]) -> tuple[list[Prerequisite], list[Operation]]:
