@@ -215,6 +215,9 @@ async def serve(homing: Homing) -> None:
         background.append(asyncio.create_task(_inactivity(homing), name="inactivity"))
     print(f"READY dns={settings.dns_listen} http={settings.http_listen}", flush=True)
     log.info("serving DNS on %s, HTTP on %s", settings.dns_listen, settings.http_listen)
+    if leader and not settings.public_url:
+        # Links are never built from a request's Host header, which the asker chooses.
+        log.warning("public_url (HOMING_PUBLIC_URL) is not set: password reset mails are not sent")
     try:
         await http_server.serve(sockets=[http_sock])
     finally:

@@ -121,6 +121,7 @@ async def served(tmp_path: Path, served_env: dict[str, str]) -> AsyncIterator[Se
         HOMING_DATA_DIR=str(data_dir),
         HOMING_DNS_LISTEN=f"{LOOPBACK}:{dns_port}",
         HOMING_HTTP_LISTEN=f"{LOOPBACK}:{http_port}",
+        HOMING_PUBLIC_URL=f"http://{LOOPBACK}:{http_port}",  # the base of mailed links
         **served_env,
     )
     await _cli(env, "zone", "add", ZONE)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import httpx
 import pytest
 
 from homing.config import Settings
+from homing.service import accounts, tokens
 from homing.service.mail import Mailer
+from homing.web.portal.sessions import COOKIE
 from tests.mailserver import MailServer
-from tests.portal.conftest import Portal, browser, csrf_of, field_error
+from tests.portal.conftest import PASSWORD, Portal, browser, csrf_of, field_error
 
 NEW = "a brand new passphrase"
 LINK = re.compile(r"(https?://\S+/reset/(\S+))")
@@ -22,6 +25,7 @@ async def site(portal: Portal, smtp: MailServer) -> Portal:
     portal.homing.mailer = Mailer.from_settings(
         Settings(smtp_host=smtp.host, smtp_port=smtp.port, mail_from="ops@homing.test")
     )
+    portal.homing.settings.public_url = "http://homing.test"  # links are built from it alone
     await portal.sign_up("ann", "ann@example.org")
     await portal.log_out()
     return portal
@@ -148,3 +152,70 @@ async def test_the_link_uses_public_url_not_the_host_header(site: Portal, smtp: 
     )
     url, _ = await _link(smtp)
     assert url.startswith("https://ddns.example.net/reset/")
+
+
+async def test_without_public_url_no_link_is_mailed_whatever_the_host_header(
+    site: Portal, smtp: MailServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.homing.settings.public_url = None
+    form = await site.client.get("/forgot")
+    with caplog.at_level(logging.WARNING, logger="homing.service.resets"):
+        page = await site.client.post(
+            "/forgot",
+            data={"csrf_token": csrf_of(form), "login": "ann"},
+            headers={"host": "evil.example"},
+        )
+    assert page.status_code == 200 and SAME_ANSWER in page.text  # the asker learns nothing
+    assert "set public_url" in caplog.text
+    # Ask again with public_url set: the only mail that arrives is this one.
+    site.homing.settings.public_url = "https://ddns.example.net"
+    await _ask(site, "ann")
+    url, _ = await _link(smtp)
+    assert url.startswith("https://ddns.example.net/reset/")
+    assert len(smtp.inbox.mails) == 1
+
+
+async def _reset(site: Portal, smtp: MailServer, **extra: str) -> None:
+    await _ask(site, "ann")
+    _, token = await _link(smtp)
+    form = await site.client.get(f"/reset/{token}")
+    assert 'name="revoke_tokens" checked' in form.text  # ticked by default
+    done = await site.client.post(
+        f"/reset/{token}",
+        data={"csrf_token": csrf_of(form), "password": NEW, "password_confirm": NEW, **extra},
+    )
+    assert done.status_code == 303
+
+
+async def test_a_session_cookie_from_before_the_reset_is_refused(
+    site: Portal, smtp: MailServer
+) -> None:
+    await site.log_in("ann")
+    stolen = site.client.cookies.get(COOKIE)
+    assert stolen and (await site.client.get("/dashboard")).status_code == 200
+    await site.log_out()
+    await _reset(site, smtp)
+    async with browser(site.homing, source="203.0.113.9") as thief:
+        thief.cookies.set(COOKIE, stolen)
+        refused = await thief.get("/dashboard")
+        assert refused.status_code == 303 and refused.headers["location"] == "/login"
+
+
+async def test_a_reset_revokes_the_api_tokens_when_ticked(site: Portal, smtp: MailServer) -> None:
+    db = site.homing.db
+    account = await accounts.authenticate(db, "ann", PASSWORD)
+    assert account is not None
+    created = await tokens.create_token(db, account, "backup", ["read"])
+    assert await tokens.authenticate(db, created.secret) is not None
+    await _reset(site, smtp, revoke_tokens="on")
+    assert await tokens.authenticate(db, created.secret) is None
+    assert await tokens.list_tokens(db, account) == []
+
+
+async def test_a_reset_keeps_the_api_tokens_when_unticked(site: Portal, smtp: MailServer) -> None:
+    db = site.homing.db
+    account = await accounts.authenticate(db, "ann", PASSWORD)
+    assert account is not None
+    created = await tokens.create_token(db, account, "backup", ["read"])
+    await _reset(site, smtp)  # the box not sent: unticked
+    assert await tokens.authenticate(db, created.secret) is not None

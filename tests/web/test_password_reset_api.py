@@ -19,6 +19,7 @@ RESET = "/api/v1/accounts/password-reset"
 @pytest.fixture
 def mailing(site: Site, smtp: MailServer) -> Site:
     site.homing.mailer = Mailer.from_settings(Settings(smtp_host=smtp.host, smtp_port=smtp.port))
+    site.homing.settings.public_url = "http://homing.test"  # the only base of mailed links
     return site
 
 

@@ -24,6 +24,7 @@ from homing.service.accounts import Account, account_of, check_password, user_ke
 from homing.service.mail import Mailer, MailError
 from homing.service.secrets import hash_password, hash_secret
 from homing.service.throttle import Throttle, Throttled
+from homing.service.tokens import revoke_all
 from homing.store.db import Database, Txn
 from homing.store.schema import accounts, password_resets, reset_requests
 
@@ -185,8 +186,10 @@ async def reset_password(
     clock: Clock = time.time,
     throttle: Throttle | None = None,
     address: str = "",
+    revoke_tokens: bool = True,
 ) -> Account:
-    """Set the new password through a live link, using the link up and ending old sessions.
+    """Set the new password through a live link, using the link up, ending old sessions
+    and (unless the user unticked it) deleting the account's API tokens.
 
     AccountError RESET_LINK_INVALID (field "form") for a used, replaced or expired link;
     the password rules' own errors otherwise. Nothing changes unless everything holds.
@@ -217,6 +220,8 @@ async def reset_password(
             .where(accounts.c.id == account.id, accounts.c.status == "active")
             .values(password_hash=password_hash, session_epoch=accounts.c.session_epoch + 1)
         )
+        if revoke_tokens:
+            await revoke_all(txn.conn, account.id)
         return account
 
     return await db.write(unit)
@@ -238,25 +243,29 @@ def reset_mail_text(mail: ResetMail, link: str, site: str, ttl: float) -> tuple[
     return subject, body
 
 
-def link_base(public_url: str | None, request_base: str) -> str:
-    """Where mailed links point: the configured public URL, else the request's own site.
-
-    The configured one wins because a forged Host header would otherwise send the victim
-    a link to the forger's site carrying a valid token.
-    """
-    return public_url.rstrip("/") if public_url else request_base
-
-
 class ResetSender:
     """Mails reset links in the background, so the answer's timing does not tell whether
-    the account exists; a failure is logged (never the link)."""
+    the account exists; a failure is logged (never the link).
+
+    Links are built from the operator's public_url only: the request's Host header is the
+    asker's to choose, and a forged one would mail the victim a valid token pointing at
+    the forger's site. Without public_url no link is mailed, and the log says why.
+    """
 
     def __init__(self, mailer: Callable[[], Mailer], policy: ResetPolicy) -> None:
         self.mailer = mailer  # looked up per mail: the context's Mailer may be replaced
         self.policy = policy
         self._sending: set[asyncio.Task[None]] = set()
 
-    def send_later(self, mail: ResetMail, base: str) -> None:
+    def send_later(self, mail: ResetMail, public_url: str | None) -> None:
+        if not public_url:
+            log.warning(
+                "password reset mail to %s not sent: set public_url (HOMING_PUBLIC_URL), "
+                "the site's address as users reach it, to mail reset links",
+                mail.to,
+            )
+            return
+        base = public_url.rstrip("/")
         link = f"{base}/reset/{mail.token}"
         subject, body = reset_mail_text(mail, link, urlsplit(base).netloc, self.policy.ttl)
         task = asyncio.create_task(self._deliver(mail.to, subject, body))

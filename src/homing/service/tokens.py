@@ -232,6 +232,12 @@ async def revoke_token(db: Database, account: Account, token_id: int) -> str:
     return await db.write(unit)
 
 
+async def revoke_all(conn: AsyncConnection, account_id: int) -> int:
+    """Delete every token of the account in the caller's transaction; how many there were."""
+    result = await conn.execute(sa.delete(api_tokens).where(api_tokens.c.account_id == account_id))
+    return max(result.rowcount or 0, 0)
+
+
 async def authenticate(db: Database, secret: str) -> Grant | None:
     """The grant of a presented token, or None (unknown, revoked, or its account disabled)."""
     if not secret.startswith(PREFIX) or len(secret) > 128:

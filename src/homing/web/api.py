@@ -20,7 +20,6 @@ from homing.service import accounts, groupcare, hostcare, portal, resets, tokens
 from homing.service.context import Homing
 from homing.service.throttle import Throttled
 from homing.web.clientip import ClientAddress
-from homing.web.portal.sessions import is_https, trusted_networks
 
 # The HTTP status of each stable error code.
 STATUS = {
@@ -453,7 +452,6 @@ def create_api(homing: Homing) -> FastAPI:
 
     reset_policy = resets.ResetPolicy()
     reset_sender = resets.ResetSender(lambda: homing.mailer, reset_policy)
-    proxies = trusted_networks(homing.settings.trusted_proxies)
 
     @router.post(
         "/accounts/password-reset",
@@ -486,9 +484,7 @@ def create_api(homing: Homing) -> FastAPI:
             response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
             return response
         if mail is not None:
-            scheme = "https" if is_https(request.scope, proxies) else request.url.scheme
-            base = resets.link_base(homing.settings.public_url, f"{scheme}://{request.url.netloc}")
-            reset_sender.send_later(mail, base)
+            reset_sender.send_later(mail, homing.settings.public_url)
         minutes = round(reset_policy.ttl / 60)
         return ResetAccepted(
             message="If an account with that user ID or email exists, a mail with a reset "

@@ -50,10 +50,7 @@ class ResetPages:
             retry = {"Retry-After": str(math.ceil(exc.retry_after))}
             return self._forgot_page(request, login, {"form": error}, 429, headers=retry)
         if mail is not None:
-            public_url = self.portal.homing.settings.public_url
-            self.sender.send_later(
-                mail, resets.link_base(public_url, self.portal.base_url(request))
-            )
+            self.sender.send_later(mail, self.portal.homing.settings.public_url)
         sent = SENT.format(minutes=round(self.policy.ttl / 60))
         return self._forgot_page(request, "", {}, sent=sent)
 
@@ -76,6 +73,7 @@ class ResetPages:
         token = str(request.path_params["token"])
         throttle = self.portal.throttle
         address = self.portal.client_address.of(request)
+        revoke = True  # the form's default: a reset also ends the account's API tokens
         try:
             if request.method == "GET":
                 account = await resets.account_for_token(
@@ -85,6 +83,7 @@ class ResetPages:
                     return self._invalid(request)
                 return self._form(request, account.user_id, {})
             form = await request.form()
+            revoke = form_text(form, "revoke_tokens") == "on"
             account = await resets.reset_password(
                 self.db,
                 token,
@@ -92,6 +91,7 @@ class ResetPages:
                 form_text(form, "password_confirm"),
                 throttle=throttle,
                 address=address,
+                revoke_tokens=revoke,
             )
         except Throttled as exc:
             error = FieldError("RESET_THROTTLED", "Too many failed attempts from your address.")
@@ -103,16 +103,29 @@ class ResetPages:
             if found is None:
                 return self._invalid(request)
             error = FieldError(exc.code, str(exc))
-            return self._form(request, found.user_id, {exc.field or "form": error}, 422)
+            return self._form(
+                request, found.user_id, {exc.field or "form": error}, 422, revoke=revoke
+            )
         await self.portal.throttle.forget_account(accounts.user_key(account.user_id))
         request.session.clear()
         request.session["flash"] = "Your password is changed. Log in with the new one."
         return RedirectResponse("/login", status_code=303)
 
     def _form(
-        self, request: Request, user_id: str, errors: dict[str, FieldError], status: int = 200
+        self,
+        request: Request,
+        user_id: str,
+        errors: dict[str, FieldError],
+        status: int = 200,
+        *,
+        revoke: bool = True,
     ) -> Response:
-        context = {"user_id": user_id, "errors": errors, "min_password": accounts.MIN_PASSWORD}
+        context = {
+            "user_id": user_id,
+            "errors": errors,
+            "min_password": accounts.MIN_PASSWORD,
+            "revoke_tokens": revoke,
+        }
         return self.portal.render(request, "reset.html", context, status_code=status)
 
     def _invalid(self, request: Request) -> Response:
