@@ -169,7 +169,14 @@ async def serve(homing: Homing) -> None:
         dns_host,
         dns_port,
         reuse_port=worker is not None,
-        dispatch=lambda responder: Dispatcher(index, homing.db, access, responder, notified),
+        dispatch=lambda responder: Dispatcher(
+            index,
+            homing.db,
+            access,
+            responder,
+            notified,
+            allow_local_addresses=settings.allow_local_addresses,
+        ),
         rrl=RateLimiter(settings.rrl_rate, settings.rrl_slip) if settings.rrl_rate else None,
         cookies=ServerCookies(load_secret(settings.data_dir)),
     )

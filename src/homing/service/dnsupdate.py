@@ -13,13 +13,13 @@ while the host may update (status active: not blocked, suspended, disabled or in
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import dns.rcode
 import sqlalchemy as sa
 
+from homing.domain.addresses import record_address_problem
 from homing.domain.errors import HomingError
 from homing.domain.names import in_zone
 from homing.domain.outcomes import Outcome
@@ -201,25 +201,9 @@ def _check_scope(op: Operation, scope: UpdateScope) -> None:
 
 def _check_address(rtype: str, text: str, allow_local: bool) -> None:
     """The domain's address rules, the same for every door an address comes in by."""
-    problem = _address_problem(rtype, text, allow_local)
+    problem = record_address_problem(rtype, text, allow_local=allow_local)
     if problem is not None:
         raise UpdateRefused(dns.rcode.Rcode.REFUSED, problem)
-
-
-def _address_problem(rtype: str, text: str, allow_local: bool) -> str | None:
-    """Why an A/AAAA value may not be published, or None.
-
-    The one place RFC 2136 asks the domain's address rules; the value is dnspython's
-    text of a parsed record, so it is a plain address of the right family.
-    """
-    address = ipaddress.ip_address(text)
-    if address.is_unspecified or address.is_multicast or address.is_reserved:
-        return f"{text} cannot be published"
-    if address == ipaddress.IPv4Address("255.255.255.255"):
-        return f"{text} cannot be published"
-    if not allow_local and (address.is_loopback or address.is_link_local):
-        return f"{text} is a loopback or link-local address"
-    return None
 
 
 async def _host_ttl(txn: Txn, host: str) -> int:
