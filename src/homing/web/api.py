@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -15,8 +17,16 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from homing.domain.errors import AccountError, HomingError, NotFound, StoreUnavailable
-from homing.service import accounts, groupcare, hostcare, portal, resets, tokens
+from homing.domain.errors import (
+    AccountError,
+    Conflict,
+    HomingError,
+    InvalidAddress,
+    InvalidName,
+    NotFound,
+    StoreUnavailable,
+)
+from homing.service import accounts, groupcare, hostcare, portal, prefixes, resets, tokens
 from homing.service.context import Homing
 from homing.service.throttle import Throttled
 from homing.web.clientip import ClientAddress
@@ -47,6 +57,7 @@ STATUS = {
     "HOST_LABEL_INVALID": 422,
     "ZONE_INVALID": 422,
     "ADDRESS_INVALID": 422,
+    "PREFIX_HOST_INVALID": 422,
     "TOKEN_NAME_INVALID": 422,
     "TOKEN_ACTION_INVALID": 422,
     "TOKEN_HOSTS_INVALID": 422,
@@ -244,9 +255,31 @@ class HostRef(BaseModel):
     name: str
 
 
+class PrefixIn(BaseModel):
+    router: str = Field(
+        max_length=255,
+        description="Another of your hosts, whose updates carry its IPv6 prefix",
+        examples=["router.dyn.example.net"],
+    )
+    iid: str = Field(
+        max_length=64,
+        description="The interface id on that prefix, in IPv6 form",
+        examples=["::1234:56ff:fe78:9abc"],
+    )
+
+
+class PrefixOut(BaseModel):
+    router: str
+    iid: str
+    address: str | None = Field(description="The AAAA the router's last prefix gives, or null")
+
+
 class HostIn(BaseModel):
     label: str = Field(max_length=255, description="One label, e.g. cam", examples=["cam"])
     zone: str = Field(max_length=255, description="One of GET /zones", examples=["dyn.example.net"])
+    prefix: PrefixIn | None = Field(
+        default=None, description="Make it a prefix host: its AAAA follows the router's prefix"
+    )
 
 
 class HostSecret(BaseModel):
@@ -323,7 +356,7 @@ ERROR_TEXT = {
     "GROUP_NAME_DUPLICATE or GROUP_QUOTA",
     422: "INVALID_REQUEST, or a field refused: HOST_LABEL_INVALID, ZONE_INVALID, "
     "ADDRESS_INVALID, TOKEN_NAME_INVALID, TOKEN_ACTION_INVALID, TOKEN_HOSTS_INVALID, "
-    "GROUP_NAME_INVALID, GROUP_MEMBER_INVALID",
+    "GROUP_NAME_INVALID, GROUP_MEMBER_INVALID, PREFIX_HOST_INVALID",
     429: "TOO_SOON: the plan's minimum interval between address changes; THROTTLED: too "
     "many failed attempts from this source or for this account (see Retry-After)",
     503: "INTERNAL_ERROR: the store is unavailable; nothing was written",
@@ -571,8 +604,74 @@ def create_api(homing: Homing) -> FastAPI:
     )
     async def create_host(body: HostIn, grant: Authorized) -> HostSecret:
         need(grant, "manage")
+        if body.prefix is not None:
+            with prefix_refusals():
+                await prefixes.check_prefix_host(
+                    homing.db, grant.account.user_id, body.prefix.router, body.prefix.iid
+                )
         created = await portal.create_host(homing.db, grant.account, body.label, body.zone)
+        if body.prefix is not None:
+            with prefix_refusals():
+                await set_prefix(created.name, body.prefix, grant)
         return HostSecret(id=created.id, name=created.name, secret=created.secret)
+
+    @contextlib.contextmanager
+    def prefix_refusals() -> Iterator[None]:
+        """A refused prefix set-up as the API's error (the message names the rule)."""
+        try:
+            yield
+        except (InvalidAddress, NotFound, Conflict, InvalidName) as exc:
+            raise ApiError("PREFIX_HOST_INVALID", str(exc), "prefix") from exc
+
+    async def set_prefix(name: str, body: PrefixIn, grant: tokens.Grant) -> PrefixOut:
+        actor = f"user:{grant.account.user_id}"
+        made = await prefixes.set_prefix_host(
+            homing.db, name, body.router, body.iid, actor=actor, via="api"
+        )
+        return PrefixOut(router=made.router, iid=made.iid, address=made.address)
+
+    @router.put(
+        "/hosts/{host_id}/prefix",
+        response_model=PrefixOut,
+        responses=errors(400, 401, 403, 404, 422, 503),
+        summary="Make the host a prefix host of another of your hosts (its router)",
+    )
+    async def put_prefix(host_id: HostId, body: PrefixIn, grant: Authorized) -> PrefixOut:
+        need(grant, "manage", host_id)
+        host = await portal.get_host(homing.db, grant.account, host_id)
+        if host is None:
+            raise host_not_found()
+        with prefix_refusals():
+            return await set_prefix(host.name, body, grant)
+
+    @router.get(
+        "/hosts/{host_id}/prefix",
+        response_model=PrefixOut,
+        responses=errors(401, 403, 404, 422, 503),
+        summary="The host's prefix set-up (404 when it follows no prefix)",
+    )
+    async def get_prefix(host_id: HostId, grant: Authorized) -> PrefixOut:
+        need(grant, "read", host_id)
+        host = await portal.get_host(homing.db, grant.account, host_id)
+        found = None if host is None else await prefixes.prefix_host_of(homing.db, host_id)
+        if found is None:
+            raise ApiError("NOT_FOUND", "The host follows no prefix.")
+        return PrefixOut(router=found.router, iid=found.iid, address=found.address)
+
+    @router.delete(
+        "/hosts/{host_id}/prefix",
+        status_code=204,
+        response_class=Response,
+        responses=errors(401, 403, 404, 422, 503),
+        summary="The host no longer follows a prefix (its AAAA stays until changed)",
+    )
+    async def delete_prefix(host_id: HostId, grant: Authorized) -> Response:
+        need(grant, "manage", host_id)
+        host = await portal.get_host(homing.db, grant.account, host_id)
+        if host is None:
+            raise host_not_found()
+        await prefixes.clear_prefix_host(homing.db, host.name)
+        return Response(status_code=204)
 
     @router.get(
         "/hosts/{host_id}",
