@@ -34,10 +34,11 @@ def _words(exc: Exception) -> str:
 def _name_problem(name: str) -> str | None:
     labels = name.split(".")
     if (
-        name.isascii()
+        len(name) < 254
+        and name.isascii()
         and "\\" not in name
-        and len(name) < 254
-        and all(0 < len(label) < 64 for label in labels)
+        and "" not in labels
+        and max(map(len, labels)) < 64
     ):
         return None  # plain dotted labels: what nearly every owner is
     try:
