@@ -30,3 +30,8 @@ FUZZ = settings(
 def wire_path() -> Iterator[WirePath]:
     with WirePath() as path:
         yield path
+
+
+# The update parsers are cheap to run but their requests are costly to generate: half
+# the examples keep the whole fuzz run near a minute.
+FUZZ_REQUESTS = settings(FUZZ, max_examples=max(1, EXAMPLES // 2))

@@ -1,0 +1,60 @@
+"""What the fuzzers found and what still fails: each a reproduction, then the fuzz target
+that finds it, widened to the inputs the other targets leave out while it fails.
+
+A non-ASCII byte in an `Authorization: Basic` token: base64.b64decode() raises ValueError
+(not binascii.Error) for a str holding non-ASCII characters, credentials_of() lets it
+through, and the update front answers 500 and logs a traceback per request, where the
+answer is `badauth`.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from homing.domain.errors import HomingError
+from homing.web.updates import credentials_of
+from tests.fuzz.conftest import FUZZ_REQUESTS
+from tests.fuzz.update_requests import SOURCE_V4, Endpoints
+
+NON_ASCII_TOKEN = b"Basic \xe9"  # as the ASGI server hands the header over: latin-1 bytes
+
+
+@pytest.fixture(scope="module")
+def endpoints() -> Iterator[Endpoints]:
+    ends = Endpoints()
+    try:
+        with ends.patches():
+            yield ends
+    finally:
+        ends.close()
+
+
+def test_a_non_ascii_basic_token_is_no_credentials() -> None:
+    assert credentials_of({"headers": [(b"authorization", NON_ASCII_TOKEN)]}, {}) is None
+
+
+def test_a_non_ascii_basic_token_is_answered_badauth(endpoints: Endpoints) -> None:
+    status, body, request, _ = endpoints.dyndns2(
+        b"hostname=host.dyn.example.net", [(b"authorization", NON_ASCII_TOKEN)], SOURCE_V4
+    )
+    assert (status, body, request) == (401, "badauth\n", None)
+
+
+@FUZZ_REQUESTS
+@given(
+    token=st.one_of(
+        st.binary(max_size=60),
+        st.builds(lambda t: base64.b64encode(t) + b"\x80", st.binary(max_size=30)),
+    )
+)
+def test_any_basic_token_bytes(token: bytes) -> None:
+    try:
+        credentials = credentials_of({"headers": [(b"authorization", b"Basic " + token)]}, {})
+    except HomingError:
+        return
+    assert credentials is None or all(isinstance(part, str) for part in credentials)
