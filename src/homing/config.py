@@ -94,8 +94,9 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(default=10.0, gt=0, le=120)
     mail_from: str = "homing@localhost"
     # The site as users reach it, e.g. https://ddns.example.net: the base of mailed links.
-    # Unset: the address of the request, which a forged Host header can change.
+    # Unset: no links are mailed (never built from a request's Host header: the asker's to forge).
     public_url: str | None = None
+    signup_verify_email: bool = False  # a new account is active once its mailed link is followed
 
     # zone defaults for `homing zone add`
     soa_rname: str | None = None

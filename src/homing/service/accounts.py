@@ -17,6 +17,7 @@ from homing.store.schema import accounts, plans
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MIN_PASSWORD = 10
+UNVERIFIED = "unverified"  # signed up, its address not confirmed yet: cannot log in
 MAX_PASSWORD = 1024
 
 
@@ -86,8 +87,12 @@ async def create_account(
     role: str = "user",
     throttle: Throttle | None = None,
     address: str = "",
+    unverified: bool = False,
 ) -> Account:
     """Sign-up and operator creation: every rule re-checked here, nothing half-written.
+
+    `unverified` (signup_verify_email): the account is made UNVERIFIED, active only once
+    the link mailed to it is followed (service/verification.py).
 
     With a throttle (the sign-up doors): Throttled when the source prefix has signed up
     too often; an attempt the rules refuse costs nothing, one that is hashed counts.
@@ -126,7 +131,7 @@ async def create_account(
                         password_hash=password_hash,
                         role=role,
                         plan_id=plan_id,
-                        status="active",
+                        status=UNVERIFIED if unverified else "active",
                         created_at=txn.now,
                     )
                     .returning(accounts.c.id)
@@ -136,7 +141,9 @@ async def create_account(
             raise AccountError(
                 "USER_ID_DUPLICATE", "That user ID is already taken.", "user_id"
             ) from exc
-        return Account(new_id, user_id, email, role, "active", plan_id)
+        return Account(
+            new_id, user_id, email, role, UNVERIFIED if unverified else "active", plan_id
+        )
 
     return await db.write(unit)
 

@@ -26,7 +26,16 @@ from homing.domain.errors import (
     NotFound,
     StoreUnavailable,
 )
-from homing.service import accounts, groupcare, hostcare, portal, prefixes, resets, tokens
+from homing.service import (
+    accounts,
+    groupcare,
+    hostcare,
+    portal,
+    prefixes,
+    resets,
+    tokens,
+    verification,
+)
 from homing.service.context import Homing
 from homing.service.throttle import Throttled
 from homing.web.clientip import ClientAddress
@@ -448,6 +457,10 @@ def create_api(homing: Homing) -> FastAPI:
     async def unavailable(_request: Request, _exc: StoreUnavailable) -> JSONResponse:
         return error("INTERNAL_ERROR", "The service cannot store this right now; please try again.")
 
+    signup_mails = verification.SignupMails(
+        homing.db, lambda: homing.mailer, lambda: homing.settings.public_url
+    )
+
     @router.post(
         "/accounts",
         status_code=201,
@@ -465,9 +478,12 @@ def create_api(homing: Homing) -> FastAPI:
                 body.password_confirm,
                 throttle=homing.throttle,
                 address=client_address.of(request),
+                unverified=homing.settings.signup_verify_email,
             )
         except AccountError as exc:
             return error(exc.code, str(exc), exc.field)
+        if account.status == accounts.UNVERIFIED:
+            await signup_mails.begin(account)  # active once the mailed link is followed
         return AccountOut(user_id=account.user_id, email=account.email)
 
     @router.get(

@@ -24,6 +24,7 @@ from homing.web.portal.sessionkey import SessionKey
 from homing.web.portal.sessions import Sessions
 from homing.web.portal.templating import STATIC
 from homing.web.portal.tokens import TokenPages
+from homing.web.portal.verify import VerifyPage
 
 __all__ = ["Portal", "portal_routes"]
 
@@ -61,6 +62,7 @@ def portal_routes(homing: Homing) -> list[BaseRoute]:
         page("/logout", portal.logout, both),
         page("/forgot", reset_pages.forgot, both),
         page("/reset/{token}", reset_pages.reset, both),
+        page("/verify/{token}", VerifyPage(portal).verify),
         page("/dashboard", portal.dashboard),
         page("/hosts/new", portal.host_new, both),
         page("/hosts/availability", portal.host_availability),

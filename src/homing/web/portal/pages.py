@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from homing.domain.errors import AccountError, HomingError, NotFound, StoreUnavailable
-from homing.service import accounts, hostcare
+from homing.service import accounts, hostcare, verification
 from homing.service import portal as service
 from homing.service.accounts import Account
 from homing.service.context import Homing
@@ -75,6 +75,9 @@ INTERNAL_ERROR = (
     "Please try again in a moment."
 )
 SIGNUP_FIELDS = ("user_id", "email")
+SIGNUP_MAILED = (
+    "Almost done: we mailed a link to {email}. Follow it to activate your account, then log in."
+)
 MAX_FIELD = 1024
 
 
@@ -110,6 +113,9 @@ class Portal:
         self.trusted = trusted_networks(homing.settings.trusted_proxies)
         self.throttle = homing.throttle
         self.templates = make_templates()
+        self.signup_mails = verification.SignupMails(
+            homing.db, lambda: homing.mailer, lambda: homing.settings.public_url
+        )
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -201,6 +207,7 @@ class Portal:
                 form_text(form, "password_confirm"),
                 throttle=self.throttle,
                 address=self.client_address.of(request),
+                unverified=self.homing.settings.signup_verify_email,
             )
         except Throttled as exc:
             error = FieldError("SIGNUP_THROTTLED", "Too many sign-ups from your network.")
@@ -218,6 +225,10 @@ class Portal:
             return self._signup_page(
                 request, values, {"form": FieldError("INTERNAL_ERROR", INTERNAL_ERROR)}, 503
             )
+        if account.status == accounts.UNVERIFIED:
+            await self.signup_mails.begin(account)
+            request.session["flash"] = SIGNUP_MAILED.format(email=account.email)
+            return RedirectResponse("/login", status_code=303)
         self._start_session(request, account)
         request.session["flash"] = f"Welcome, {account.user_id}! Create your first host below."
         return RedirectResponse("/dashboard", status_code=303)
