@@ -65,7 +65,8 @@ def state_from_json(data: dict[str, Any]) -> HostState:
     stopped = data.get("stopped")
     last = data.get("last")
     return HostState(
-        registered=AddressSet.parse(texts) if texts else AddressSet(),
+        # What the server took: a local address is here only because it was allowed then.
+        registered=AddressSet.parse(texts, allow_local=True) if texts else AddressSet(),
         registered_at=_number(data.get("registered_at")),
         last_attempt_at=_number(data.get("last_attempt_at")),
         failures=int(data.get("failures") or 0),
