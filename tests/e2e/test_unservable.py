@@ -12,6 +12,7 @@ import pytest
 
 from tests import peers
 from tests.e2e.conftest import ZONE, Server
+from tests.e2e.test_rfc2136 import nsupdate, serial, zone_key
 
 pytestmark = pytest.mark.peer("curl")
 
@@ -108,3 +109,25 @@ def test_a_stored_unservable_row_is_skipped_and_the_zone_moves_on(server: Server
     assert server.cli("check").stdout.strip() == "no unservable rows"
     server.restart()
     assert server.dig(fqdn, "AAAA").values("AAAA") == ["2001:db8::22"]
+
+
+@pytest.mark.peer("nsupdate")
+def test_rfc2136_refuses_what_may_not_be_published(server: Server) -> None:
+    """A zone ID cannot travel in an UPDATE's wire form; the other rules hold there too."""
+    key = zone_key(server, "rules-key")
+    name = f"lan.{ZONE}"
+    before = serial(server)
+    for rtype, value in [
+        ("A", "255.255.255.255"),
+        ("A", "240.0.0.1"),
+        ("A", "0.0.0.0"),
+        ("AAAA", "ff02::1"),
+        ("AAAA", "::ffff:192.0.2.1"),
+    ]:
+        done = nsupdate(server, key, [f"update add {name} 60 {rtype} {value}"])
+        assert done.returncode != 0 and "REFUSED" in done.stdout + done.stderr, (value, done)
+    assert serial(server) == before
+    assert server.dig(name, "A").status == "NXDOMAIN"
+    done = nsupdate(server, key, [f"update add {name} 60 A 192.168.1.10"])
+    assert done.returncode == 0, done.stderr
+    assert server.dig(name, "A").values("A") == ["192.168.1.10"]
