@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.domain.errors import AccountError
 from homing.service.secrets import DUMMY_PASSWORD_HASH, hash_password, password_matches
-from homing.service.throttle import Throttle
+from homing.service.throttle import Throttle, Throttled
 from homing.store.db import Database, Txn
 from homing.store.schema import accounts, plans
 
@@ -189,20 +189,24 @@ async def authenticate(
             await throttle.failed(throttle.source(address))
             return None
     key = user_key(user_id)
+    charges = [] if throttle is None else throttle.account(key, address)
 
-    async def query(conn: AsyncConnection) -> tuple[Account | None, str]:
+    async def query(conn: AsyncConnection) -> tuple[Account | None, str, float]:
+        # The keys' lock is read with the account: a remembered password passes no lock.
+        wait = 0.0 if throttle is None else await throttle.wait_of(conn, charges)
         row = (await conn.execute(sa.select(accounts).where(accounts.c.user_key == key))).first()
         if row is None:
-            return None, DUMMY_PASSWORD_HASH
-        return account_of(row), row.password_hash
+            return None, DUMMY_PASSWORD_HASH, wait
+        return account_of(row), row.password_hash, wait
 
-    account, stored = await db.read(query)
+    account, stored, wait = await db.read(query)
     if throttle is None:
         matches = await password_matches(password, stored)
+    elif wait > 0:
+        raise Throttled(wait)
     elif account is not None and throttle.remembered.known(key, password, stored):
         matches = True
     else:
-        charges = throttle.account(key, address)
         await throttle.reserve(charges)
         matches = await password_matches(password, stored)
         if matches and account is not None:

@@ -16,6 +16,7 @@ second, so a locked source is refused before any hashing and without a store rou
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -88,14 +89,7 @@ class Throttle:
 
     def prefix(self, address: str) -> str:
         """The source prefix counted for an address (/24, /56); the text itself if unparsable."""
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return address[:64]
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        bits = self.policy.ipv4_prefix if ip.version == 4 else self.policy.ipv6_prefix
-        return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
+        return _prefix(address, self.policy.ipv4_prefix, self.policy.ipv6_prefix)
 
     def source(self, address: str) -> list[Charge]:
         return [Charge(f"src:{self.prefix(address)}", self.policy.source)]
@@ -133,6 +127,14 @@ class Throttle:
     def _prefix_wait(self, prefix: str) -> float:
         until = self._locked.get(prefix)
         return 0.0 if until is None else max(0.0, until - self.clock())
+
+    async def wait_of(self, conn: AsyncConnection, charges: Sequence[Charge]) -> float:
+        """Seconds until the charges' keys may all try again (0: now), read on `conn`: a
+        right password must not pass a lock the wrong ones could not."""
+        until = await conn.scalar(
+            sa.select(sa.func.max(rows.c.until)).where(rows.c.key.in_([c.key for c in charges]))
+        )
+        return 0.0 if until is None else max(0.0, float(until) - self.clock())
 
     async def reserve(self, charges: Sequence[Charge]) -> None:
         """Take one attempt from every window of every key before a slow check, or raise
@@ -280,6 +282,22 @@ class Throttle:
         for key, _ in charges:
             if key.startswith("src:") and until > self._locked.get(key[4:], 0.0):
                 self._locked[key[4:]] = until
+
+
+@functools.lru_cache(maxsize=4096)
+def _prefix(address: str, ipv4_bits: int, ipv6_bits: int) -> str:
+    """Remembered: while any source is locked, every update asks for its own prefix."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address):
+        network = int(ip) >> (32 - ipv4_bits) << (32 - ipv4_bits)
+        return f"{ipaddress.IPv4Address(network)}/{ipv4_bits}"
+    network = int(ip) >> (128 - ipv6_bits) << (128 - ipv6_bits)
+    return f"{ipaddress.IPv6Address(network)}/{ipv6_bits}"
 
 
 def _cells(charges: Iterable[Charge]) -> list[tuple[str, Window]]:
