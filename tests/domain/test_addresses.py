@@ -3,6 +3,7 @@ over the edges of every range and many random addresses."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import random
 
@@ -49,10 +50,8 @@ def edges() -> list[IPAddress]:
         net = ipaddress.ip_network(text)
         for address in (net.network_address, net.broadcast_address):
             for step in (-1, 0, 1):
-                try:
+                with contextlib.suppress(ipaddress.AddressValueError):  # past either end
                     found.append(address + step)
-                except ipaddress.AddressValueError:
-                    pass  # past the first or last address
     return found
 
 
