@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.domain.windows import Window, parse_windows
 from homing.service.accounts import authenticate, create_account
 from homing.service.remembered import RememberedCredentials
 from homing.service.secrets import argon2_runs
-from homing.service.throttle import Throttle, Throttled, ThrottlePolicy
+from homing.service.throttle import PRUNE_EVERY, Throttle, Throttled, ThrottlePolicy
+from homing.store import schema
 from homing.store.db import Database
 
 PASSWORD = "correct horse battery"
@@ -131,6 +134,15 @@ async def test_cheap_failures_keep_the_lock_at_most_one_window_ahead(db: Databas
     assert 0 < wait <= 3  # the row is full, not 500 attempts deep: one more per 60/20 s
     clock.now += 61
     assert await throttle.prune() == 1
+    for n in range(3):
+        await throttle.failed(throttle.source(f"192.0.{n}.1"))
+    clock.now += PRUNE_EVERY
+    await throttle.failed(throttle.source("203.0.113.1"))  # a failure now and then prunes
+
+    async def keys(conn: AsyncConnection) -> list[str]:
+        return list((await conn.scalars(sa.select(schema.throttle.c.key))).all())
+
+    assert await db.read(keys) == ["src:203.0.113.0/24"]
 
 
 async def test_ipv6_sources_in_one_56_share_a_budget(db: Database) -> None:

@@ -35,6 +35,7 @@ from homing.store.schema import throttle as rows
 
 Clock = Callable[[], float]
 MAX_LOCKED = 65536  # locked sources a process keeps in memory
+PRUNE_EVERY = 600.0  # seconds between deletions of drained rows, per process
 _EPSILON = 1e-6  # float slack when comparing arrival times
 
 
@@ -79,6 +80,7 @@ class Throttle:
     _locked: dict[str, float] = field(init=False, default_factory=dict)  # prefix: until
     _refreshed: float = field(init=False, default=float("-inf"))
     _refreshing: bool = field(init=False, default=False)
+    _pruned: float = field(init=False, default=float("-inf"))
 
     def __post_init__(self) -> None:
         self.remembered = RememberedCredentials(
@@ -149,6 +151,7 @@ class Throttle:
         now = self.clock()
 
         async def unit(txn: Txn) -> tuple[float, float]:
+            await self._prune_now_and_then(txn.conn, now)
             cells = _cells(charges)
             wait = source_wait = source_until = 0.0
             for key, window in cells:
@@ -186,6 +189,7 @@ class Throttle:
         now = self.clock()
 
         async def unit(txn: Txn) -> float:
+            await self._prune_now_and_then(txn.conn, now)
             locked_until = 0.0
             for key, window in _cells(charges):
                 _, until = await self._charge(txn.conn, key, window, now, cap=True)
@@ -223,6 +227,12 @@ class Throttle:
             return int(result.rowcount or 0)
 
         return await self.db.write(unit)
+
+    async def _prune_now_and_then(self, conn: AsyncConnection, now: float) -> None:
+        """With a failure, now and then: the table stays as small as the recent attacks."""
+        if now - self._pruned >= PRUNE_EVERY:
+            self._pruned = now
+            await conn.execute(sa.delete(rows).where(rows.c.tat <= now))
 
     # -- the store ------------------------------------------------------------------
 
