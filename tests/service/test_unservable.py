@@ -12,13 +12,16 @@ import pytest
 import sqlalchemy as sa
 
 from homing.dns.index import ZoneIndex
+from homing.domain.addresses import AddressSet
 from homing.domain.errors import HomingError, InvalidAddress, UnservableRecord
+from homing.domain.outcomes import Outcome
 from homing.domain.records import RRsetValue
-from homing.service import accounts, imports, zones
+from homing.service import accounts, hosts, imports, updates, zones
 from homing.service.changes import apply_change, apply_changes
 from homing.service.checks import unservable_rows
 from homing.service.journal import Follower
 from homing.store.db import Database, Txn
+from homing.store.schema import hosts as hosts_table
 from homing.store.schema import journal, rrsets
 from homing.store.schema import zones as zones_table
 
@@ -190,3 +193,44 @@ async def test_apply_change_still_deletes_an_unservable_rrset(db: Database) -> N
 
     assert await db.write(unit) is not None
     assert await unservable_rows(db) == []
+
+
+async def test_a_group_leaves_out_a_members_unservable_row(db: Database) -> None:
+    """A group's refresh copies its members' addresses: a poisoned member must not make the
+    group's RRset unservable, nor stop the other members' updates."""
+    await zones.add_zone(db, ZONE)
+    await accounts.create_account(db, "alice", "alice@example.org", "correct horse battery")
+    other = f"h2.{ZONE}"
+    await hosts.add_host(db, HOST, "alice")
+    created = await hosts.add_host(db, other, "alice")
+    pool = f"pool.{ZONE}"
+    await hosts.add_group(db, pool, "alice", [HOST, other])
+    policy = updates.UpdatePolicy()
+
+    def ask(*addresses: str) -> updates.UpdateRequest:
+        return updates.UpdateRequest(
+            other,
+            created.secret,
+            [other],
+            AddressSet.parse(list(addresses)),
+            "dyndns2",
+            "192.0.2.99",
+        )
+
+    [first] = await updates.update(db, ask("192.0.2.2", "2001:db8::2"), policy)
+    assert first.outcome is Outcome.GOOD
+    await poison(db)  # h1's AAAA
+    await db.write(  # h1 counts as updated now, so the group takes its addresses
+        lambda txn: txn.conn.execute(
+            sa.update(hosts_table).where(hosts_table.c.name == HOST).values(last_update_at=txn.now)
+        )
+    )
+    [second] = await updates.update(db, ask("192.0.2.3", "2001:db8::3"), policy)
+    assert second.outcome is Outcome.GOOD
+
+    async def group_aaaa(conn: sa.ext.asyncio.AsyncConnection) -> str | None:
+        return await conn.scalar(
+            sa.select(rrsets.c.rdatas).where(rrsets.c.name == pool, rrsets.c.rtype == "AAAA")
+        )
+
+    assert await db.read(group_aaaa) == "2001:db8::3"

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from homing.domain.addresses import record_address_problem
 from homing.domain.errors import Conflict, HomingError, InvalidName, NotFound, QuotaExceeded
 from homing.domain.names import is_fqdn, normalize, zone_for
 from homing.domain.records import DEFAULT_HOST_TTL, RRsetValue
@@ -193,7 +194,11 @@ def refresh_group_sync(txn: SyncTxn, group_id: int, max_age: int) -> None:
         for rtype in ADDRESS_TYPES:
             value = current_rrset_sync(txn, member_zone, member.name, rtype)
             if value is not None:
-                live[rtype].update(value.rdatas)
+                # A member's row DNS could not serve (an older version's) is not copied:
+                # the group's own RRset must stay servable, or its refresh would fail.
+                live[rtype].update(
+                    text for text in value.rdatas if record_address_problem(rtype, text) is None
+                )
     for rtype in ADDRESS_TYPES:
         value = RRsetValue(group.name, rtype, group.ttl, tuple(sorted(live[rtype])))
         apply_changes_sync(txn, zone, [value], actor=f"group:{group.name}", via="group")
