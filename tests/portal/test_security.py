@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from homing.service import secrets
+from homing.service.context import Homing
+from homing.store.db import Database
 from homing.web.portal.sessionkey import load_or_create
-from tests.portal.conftest import PASSWORD, Portal, browser, csrf_of
+from tests.portal.conftest import PASSWORD, Portal, browser, csrf_of, settings_for
 
 PAGES = ["/", "/pricing", "/signup", "/login"]
 
@@ -227,3 +229,19 @@ async def test_sign_ups_per_source_prefix_are_limited(portal: Portal) -> None:
         assert (await other.sign_up("maker7")).status_code == 303
     refused_form = await portal.sign_up("mk")  # the rules refuse it first: no count, 422
     assert refused_form.status_code == 422
+
+
+async def test_guessed_reset_links_lock_the_source(db: Database, tmp_path: Path) -> None:
+    """A reset link is a secret too: wrong ones count for the source, which is then refused
+    before any look-up, while another source is not."""
+    settings = settings_for(tmp_path).model_copy(update={"throttle_source": "5/3600"})
+    homing = Homing(settings, db)
+    async with browser(homing, source="192.0.2.60") as guesser:
+        for n in range(5):
+            assert (await guesser.get(f"/reset/guessed-token-{n}")).status_code == 410
+        locked = await guesser.get("/reset/guessed-token-5")
+        assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+        login = await Portal(homing, guesser).log_in("nobody", "some password")
+        assert login.status_code == 429  # the same source, another door: refused unhashed
+    async with browser(homing, source="198.51.100.60") as other:
+        assert (await other.get("/reset/guessed-token-6")).status_code == 410
