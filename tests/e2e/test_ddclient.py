@@ -3,8 +3,8 @@
 Findings about ddclient 3.10.0 that shape these configurations (see docs/clients.md):
 - `usev4=ipv4, ipv4=ADDR` works with protocol=dyndns2; the older `use=ip, ip=ADDR` too.
 - `usev6=...` is NOT sent by the 3.10.0 dyndns2 code (it only sends the legacy
-  `wantip`), so a usev6-only host sends an empty `myip=` and the server records the
-  request's source address. IPv6 with 3.10.0 needs the legacy `use=ip, ip=V6` (or
+  `wantip`), so a usev6-only host sends an empty `myip=`, which deletes the host's
+  addresses (never the source address). IPv6 with 3.10.0 needs the legacy `use=ip, ip=V6` (or
   `use=cmd`), which sends `myip=2001:db8::44` unencoded.
 - After a `good`, ddclient skips a changed address for `min-interval` (30 s by
   default); `min-interval=0` lets consecutive runs update.
@@ -127,14 +127,24 @@ def test_forced_same_address_is_nochg_and_still_good(server: Server, host: DDCli
 
 def test_legacy_use_ip_with_wildcard_and_system_params(server: Server, host: DDClient) -> None:
     """The pre-3.10 syntax most existing configurations use; ddclient adds
-    `system=dyndns` and `wildcard=ON`, which the server must accept."""
-    result = host.run("use=ip, ip=192.0.2.47", extra="wildcard=yes\n")
+    `system=dyndns`, which the server accepts (`wildcard=no` sends nothing). `wildcard=yes` asks
+    for a wildcard homing does not offer: ddclient reports the failure and DNS keeps
+    the address (docs/clients.md, the tick boxes)."""
+    result = host.run("use=ip, ip=192.0.2.47", extra="wildcard=no\n")
     out = _output(result)
-    assert "system=dyndns" in out and "wildcard=ON" in out, out
+    assert "system=dyndns" in out and "wildcard" not in out, out
     _assert_good(result, host.fqdn, "192.0.2.47")
     answer = server.dig(host.fqdn, "A")
     assert answer.aa, answer
     assert answer.values("A") == ["192.0.2.47"], answer
+
+    result = host.run("use=ip, ip=192.0.2.48", extra="wildcard=yes\n")
+    out = _output(result)
+    assert "wildcard=ON" in out, out
+    assert result.returncode == 1, out
+    assert f"FAILED:   updating {host.fqdn}: unexpected status (badagent)" in out, out
+    assert server.dig(host.fqdn, "A").values("A") == ["192.0.2.47"]
+    assert server.dig(f"www.{host.fqdn}", "A").status == "NXDOMAIN"
 
 
 def test_ipv6_update_leaves_a_alone(server: Server, host: DDClient) -> None:
