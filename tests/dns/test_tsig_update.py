@@ -10,9 +10,7 @@ import dns.name
 import dns.opcode
 import dns.query
 import dns.rcode
-import dns.rdataclass
 import dns.rdatatype
-import dns.rdtypes.ANY.TSIG
 import dns.tsig
 import dns.tsigkeyring
 import dns.update

@@ -22,8 +22,9 @@ from homing.service.dnsupdate import (
 )
 from homing.service.replays import CLOCK_SKEW, Repeated, SignedRequest
 from homing.store.db import Database, Txn
+from homing.store.schema import accounts as accounts_table
 from homing.store.schema import hosts as hosts_table
-from homing.store.schema import journal, rrsets, tsig_seen
+from homing.store.schema import journal, plans, rrsets, tsig_seen
 
 ZONE = "dyn.example.net"
 ZONE_KEY = UpdateScope(ZONE)
@@ -208,6 +209,28 @@ async def test_host_key_works_only_while_the_host_may_update(db: Database, statu
     await set_status(db, name, "active")
     await update(db, [], [Operation("delete_name", name)], scope)
     assert await rdatas(db, name, "A") == ()
+
+
+async def test_host_key_keeps_the_plans_minimum_interval(db: Database) -> None:
+    scope = await host(db)
+    name = scope.host
+    assert name is not None
+
+    async def slow_plan(txn: Txn) -> None:
+        conn = txn.conn
+        plan = await conn.scalar(
+            sa.insert(plans).values(name="slow", min_interval=3600).returning(plans.c.id)
+        )
+        await conn.execute(sa.update(accounts_table).values(plan_id=plan))
+
+    await db.write(slow_plan)
+    ops = [Operation("delete_rrset", name, "A"), Operation("add", name, "A", 60, "192.0.2.1")]
+    await update(db, [], ops, scope)  # the first change
+    assert await update(db, [], ops, scope) == 0  # the same again changes nothing: allowed
+    again = [Operation("delete_rrset", name, "A"), Operation("add", name, "A", 60, "192.0.2.2")]
+    assert await refused(db, again, scope) == dns.rcode.Rcode.REFUSED
+    assert await rdatas(db, name, "A") == ("192.0.2.1",)
+    await update(db, [], again)  # a zone key is the operator's: no plan applies
 
 
 @pytest.mark.parametrize(

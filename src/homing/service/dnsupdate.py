@@ -14,6 +14,7 @@ while the host may update (status active: not blocked, suspended, disabled or in
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Literal
 
 import dns.rcode
@@ -26,8 +27,8 @@ from homing.domain.outcomes import Outcome
 from homing.domain.records import RRsetValue
 from homing.service.changes import ZoneRef, apply_change
 from homing.service.replays import SignedRequest, claim, remember_refusal
-from homing.store.db import Database, Txn
-from homing.store.schema import hosts, rrsets, zones
+from homing.store.db import Database, Txn, as_utc
+from homing.store.schema import accounts, hosts, plans, rrsets, zones
 
 PrerequisiteKind = Literal[
     "name_in_use", "name_absent", "rrset_exists", "rrset_absent", "rrset_equals"
@@ -162,9 +163,10 @@ async def _apply_update(
                 dns.rcode.Rcode.REFUSED, f"zone {zone_name} is a secondary zone here"
             )
         ops = operations
+        terms = None
         if scope.host is not None:
-            ttl = await _host_ttl(txn, scope.host)
-            ops = [replace(op, ttl=ttl) if op.kind == "add" else op for op in operations]
+            terms = await _host_terms(txn, scope.host)
+            ops = [replace(op, ttl=terms.ttl) if op.kind == "add" else op for op in operations]
         zone = ZoneRef(row.id, zone_name)
         current = await _load(txn, zone, names)
         for prerequisite in prerequisites:
@@ -172,12 +174,16 @@ async def _apply_update(
         working = _Working(dict(current))
         for op in ops:
             _apply(op, working, zone_name, scope.types_at(op.name))
-        changed = 0
+        moves = []
         for key in sorted(working.touched):
             before = current.get(key)
             after = working.values.get(key) or RRsetValue(key[0], key[1], 0, ())
-            if before == after or (before is None and not after.rdatas):
-                continue
+            if before != after and (before is not None or after.rdatas):
+                moves.append(after)
+        if moves and terms is not None:
+            terms.check_interval(txn.now)
+        changed = 0
+        for after in moves:
             if await apply_change(txn, zone, after, actor=actor, via="rfc2136"):
                 changed += 1
         if changed:
@@ -206,17 +212,45 @@ def _check_address(rtype: str, text: str, allow_local: bool) -> None:
         raise UpdateRefused(dns.rcode.Rcode.REFUSED, problem)
 
 
-async def _host_ttl(txn: Txn, host: str) -> int:
-    """The TTL a host key's records get; REFUSED unless the host may update now."""
+@dataclass(frozen=True)
+class _HostTerms:
+    """What a host's plan allows a host key, as dyndns2 applies it."""
+
+    host: str
+    ttl: int
+    min_interval: int  # seconds between changes; 0: no limit
+    last_change_at: datetime | None
+
+    def check_interval(self, now: datetime) -> None:
+        last = as_utc(self.last_change_at)
+        if not self.min_interval or last is None:
+            return
+        if now - last < timedelta(seconds=self.min_interval):
+            raise UpdateRefused(
+                dns.rcode.Rcode.REFUSED,
+                f"{self.host} changed less than {self.min_interval} s ago (the plan's limit)",
+            )
+
+
+async def _host_terms(txn: Txn, host: str) -> _HostTerms:
+    """REFUSED unless the host may update now (the same rule as dyndns2's: a blocked,
+    suspended, disabled or inactive host takes no update)."""
     row = (
-        await txn.conn.execute(sa.select(hosts.c.status, hosts.c.ttl).where(hosts.c.name == host))
+        await txn.conn.execute(
+            sa.select(hosts.c.status, hosts.c.ttl, hosts.c.last_change_at, plans.c.min_interval)
+            .select_from(
+                hosts.join(accounts, accounts.c.id == hosts.c.owner_id).outerjoin(
+                    plans, plans.c.id == accounts.c.plan_id
+                )
+            )
+            .where(hosts.c.name == host)
+        )
     ).first()
     if row is None:
         raise UpdateRefused(dns.rcode.Rcode.REFUSED, f"no host {host}")
     if row.status != "active":
-        # The same rule as dyndns2's: a blocked, suspended or inactive host takes no update.
         raise UpdateRefused(dns.rcode.Rcode.REFUSED, f"host {host} is {row.status}")
-    return int(row.ttl)
+    return _HostTerms(host, int(row.ttl), int(row.min_interval or 0), row.last_change_at)
 
 
 async def _load(txn: Txn, zone: ZoneRef, names: set[str]) -> dict[tuple[str, str], RRsetValue]:
