@@ -234,3 +234,27 @@ async def test_a_group_leaves_out_a_members_unservable_row(db: Database) -> None
         )
 
     assert await db.read(group_aaaa) == "2001:db8::3"
+
+
+async def test_a_zone_that_cannot_load_does_not_hold_the_others_back(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    await zones.add_zone(db, ZONE)
+
+    async def broken_zone(txn: Txn) -> None:  # a name no DNS index can take
+        row = (
+            await txn.conn.execute(sa.select(zones_table).where(zones_table.c.name == ZONE))
+        ).one()
+        values = {k: v for k, v in row._mapping.items() if k != "id"}
+        await txn.conn.execute(sa.insert(zones_table).values({**values, "name": "bad..zone"}))
+
+    await db.write(broken_zone)
+    index = ZoneIndex()
+    follower = Follower(db, index)
+    with caplog.at_level(logging.ERROR, logger="homing.service.journal"):
+        await follower.sync()
+        await follower.sync()  # tried again only when its serial moves: said once
+    assert index.serial_of(ZONE) is not None
+    assert caplog.text.count("zone bad..zone serial") == 1
+    await change(db, RRsetValue(HOST, "A", 60, ("192.0.2.1",)))
+    assert addresses(index, "A") == ["192.0.2.1"]

@@ -139,6 +139,9 @@ class Follower:
         self.interval = interval
         self.secondaries = secondaries
         self._wake = asyncio.Event()
+        # Zones that could not be followed, by name: the stored serial they failed at. They
+        # are tried again when that serial moves, not on every pass (the log says it once).
+        self._failed: dict[str, int] = {}
         db.on_commit.append(self.committed)
 
     def committed(self, emitted: list[object]) -> None:
@@ -170,14 +173,21 @@ class Follower:
                 )
             ).all()
             for state in states:
+                if self._failed.get(state.name) == state.serial:
+                    continue
                 try:
                     await self._catch_up(conn, state)
                 except (StoreUnavailable, sa.exc.DBAPIError, OSError):
                     raise  # the store, not the zone: run() retries the whole pass
                 except Exception:
                     # One zone that cannot be followed (our bug, or data the index could
-                    # not take) must not hold the other zones back: the next pass retries it.
-                    log.exception("zone %s: following the journal failed", state.name)
+                    # not take) must not hold the other zones back.
+                    log.exception(
+                        "zone %s serial %d: following the journal failed", state.name, state.serial
+                    )
+                    self._failed[state.name] = state.serial
+                else:
+                    self._failed.pop(state.name, None)
 
         await self.db.read(read)
 
