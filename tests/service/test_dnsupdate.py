@@ -230,6 +230,9 @@ async def test_host_key_keeps_the_plans_minimum_interval(db: Database) -> None:
     again = [Operation("delete_rrset", name, "A"), Operation("add", name, "A", 60, "192.0.2.2")]
     assert await refused(db, again, scope) == dns.rcode.Rcode.REFUSED
     assert await rdatas(db, name, "A") == ("192.0.2.1",)
+    acme = f"_acme-challenge.{name}"
+    await update(db, [], [Operation("add", acme, "TXT", 60, '"t"')], scope)  # ACME: no pace
+    await update(db, [], [Operation("delete_name", acme)], scope)
     await update(db, [], again)  # a zone key is the operator's: no plan applies
 
 

@@ -180,7 +180,9 @@ async def _apply_update(
             after = working.values.get(key) or RRsetValue(key[0], key[1], 0, ())
             if before != after and (before is not None or after.rdatas):
                 moves.append(after)
-        if moves and terms is not None:
+        if terms is not None and any(value.name == terms.host for value in moves):
+            # The host's own records only: an ACME client sets and clears its challenge
+            # TXT within seconds, whatever the plan's pace for addresses.
             terms.check_interval(txn.now)
         changed = 0
         for after in moves:
