@@ -12,6 +12,7 @@ class Snippet:
     title: str
     note: str
     text: str
+    group: str = "device"  # "device" or "router": the host-ready page's two sections
 
 
 def client_settings(base_url: str, fqdn: str, secret: str) -> list[Snippet]:
@@ -59,20 +60,7 @@ def client_settings(base_url: str, fqdn: str, secret: str) -> list[Snippet]:
                 ]
             ),
         ),
-        Snippet(
-            "router",
-            "Router (custom dyndns2 provider)",
-            "Most routers take an update URL with placeholders; the FRITZ!Box form is shown. "
-            "User name and password go in their own fields.",
-            "\n".join(
-                [
-                    f"Update URL:  {base}/nic/update?hostname=<domain>&myip=<ipaddr>,<ip6addr>",
-                    f"Domain name: {fqdn}",
-                    f"User name:   {fqdn}",
-                    f"Password:    {secret}",
-                ]
-            ),
-        ),
+        *router_settings(base, fqdn, secret),
         Snippet(
             "dvr",
             "DVR or camera",
@@ -105,5 +93,81 @@ def client_settings(base_url: str, fqdn: str, secret: str) -> list[Snippet]:
                     'ipv6 = "none"',
                 ]
             ),
+        ),
+    ]
+
+
+def router_settings(base: str, fqdn: str, secret: str) -> list[Snippet]:
+    """The router URLs of docs/clients.md for `fqdn`, each router's placeholders kept."""
+    update = f"{base}/nic/update"
+    fields = [f"User name:   {fqdn}", f"Password:    {secret}"]
+
+    def router(key: str, title: str, note: str, *lines: str) -> Snippet:
+        return Snippet(key, title, note, "\n".join(lines), "router")
+
+    userinfo = f"{base.split('://', 1)[0]}://[USERNAME]:[PASSWORD]@{base.split('://', 1)[-1]}"
+    return [
+        router(
+            "fritzbox",
+            "FRITZ!Box",
+            "Internet > Permit Access > DynDNS, provider User-defined. The IPv6 prefix moves "
+            "this host's prefix hosts.",
+            f"Update URL:  {update}?hostname=<domain>&myipv4=<ipaddr>&myipv6=<ip6addr>"
+            "&ip6lanprefix=<ip6lanprefix>&username=<username>&password=<pass>",
+            f"Domain name: {fqdn}",
+            *fields,
+        ),
+        router(
+            "openwrt",
+            "OpenWrt (ddns-scripts)",
+            'Services > Dynamic DNS, service "-- custom --"; a second service with "Use IPv6" '
+            "updates the AAAA.",
+            f"update_url:  {userinfo}/nic/update?hostname=[DOMAIN]&myip=[IP]",
+            f"Lookup host / domain: {fqdn}",
+            *fields,
+        ),
+        router(
+            "pfsense",
+            "pfSense / OPNsense",
+            'Services > Dynamic DNS, service type "Custom". Leave Wildcard and MX unticked.',
+            f"pfSense update URL:  {update}?hostname={fqdn}&myip=%IP%",
+            f"OPNsense update URL: {update}?hostname=__HOSTNAME__&myip=__MYIP__",
+            f"Hostname:    {fqdn}",
+            *fields,
+        ),
+        router(
+            "mikrotik",
+            "MikroTik RouterOS",
+            "A script run by the scheduler; set $ipaddr to the WAN address first.",
+            f'/tool fetch mode={base.split("://", 1)[0]} output=none user="{fqdn}" '
+            f'password="{secret}" url="{update}?hostname={fqdn}&myip=$ipaddr"',
+        ),
+        router(
+            "unifi",
+            "UniFi",
+            'Settings > Internet > Dynamic DNS, service "dyndns".',
+            f"Server:      {update.split('://', 1)[-1]}?hostname=%h&myip=%i",
+            f"Hostname:    {fqdn}",
+            *fields,
+        ),
+        router(
+            "nas",
+            "Synology / QNAP",
+            "Synology: Control Panel > External Access > DDNS > Customize Provider. QNAP: "
+            "DDNS, Customized (the address is the one the request comes from).",
+            f"Synology query URL: {update}?hostname=__HOSTNAME__&myip=__MYIP__"
+            "&username=__USERNAME__&password=__PASSWORD__",
+            f"QNAP URL:           {update}?hostname={fqdn}&username={fqdn}&password={secret}",
+            f"Hostname:    {fqdn}",
+            *fields,
+        ),
+        router(
+            "router",
+            "Other routers (a dyndns2 provider)",
+            "Routers with a DynDNS / dyndns2 provider and a server field.",
+            f"Server:      {update.split('://', 1)[-1].split('/', 1)[0]}",
+            "Path:        /nic/update",
+            f"Host name:   {fqdn}",
+            *fields,
         ),
     ]
