@@ -85,6 +85,8 @@ def parse_iid(text: str) -> ipaddress.IPv6Address:
         iid = ipaddress.IPv6Address(text.strip())
     except ValueError as exc:
         raise InvalidAddress(f"not an interface id in IPv6 form: {text[:64]!r}") from exc
+    if iid.scope_id is not None:
+        raise InvalidAddress("scope IDs are not allowed in an interface id")
     if int(iid) == 0:
         raise InvalidAddress("an interface id of all zeros names the subnet, not a host")
     return iid
