@@ -182,3 +182,45 @@ def test_sources_are_counted_by_address_and_ipv6_prefix() -> None:
     one = limits.source_of("2001:db8:0:ff::1")
     assert one == limits.source_of("2001:db8:0:1::2") == "2001:db8::/56"
     assert limits.source_of("2001:db8:0:100::1") != one
+
+
+def test_a_body_trickled_after_its_head_is_closed_with_408(bounded: Server) -> None:
+    sock = _connect(bounded)
+    body = b"host=x&password=y&" + b"a" * 200
+    with sock:
+        sock.sendall(
+            b"POST /dvr/update HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        sent = 0
+        while sent < len(body):
+            readable, _, _ = select.select([sock], [], [], 0.2)
+            if readable:
+                break
+            try:
+                sock.sendall(body[sent : sent + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += 1
+        answer = _read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert sent < len(body)
+
+
+def test_a_large_body_sent_with_its_head_in_one_piece_is_read_whole(bounded: Server) -> None:
+    fqdn, secret = bounded.new_host("cam")
+    # The head and 30 KiB of body arrive together: only the head counts against the
+    # head's bound, and the body reaches the endpoint intact.
+    body = f"host={fqdn}&password={secret}&ip=192.0.2.40&pad=".encode() + b"a" * 30000
+    request = (
+        b"POST /dvr/update HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    sock = _connect(bounded)
+    with sock:
+        sock.sendall(request)
+        answer = _read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.rstrip().endswith(b"ACT"), answer
+    assert bounded.dig(fqdn, "A").values("A") == ["192.0.2.40"]

@@ -5,10 +5,10 @@ pause: one that never finishes its first request stays open for ever and counts
 against `limit_concurrency`, and httptools buffers a request head of any size. This
 subclass adds, per connection:
 
-- a deadline for each request to arrive whole (head and body), armed at the first
-  byte and when the connection opens, answered 408 and closed;
-- a bound on the request head (request line and headers, in bytes and in headers),
-  checked before the bytes reach the parser, answered 431 and closed;
+- a deadline for each request to arrive whole (head and body), from the connection's
+  opening or the request's first byte, answered 408 and closed;
+- a bound on the request head (request line and headers), in bytes checked before
+  they reach the parser, and in fields, answered 431 and closed;
 - a cap of open connections per source (an IPv4 address, an IPv6 /56), refused with
   503 for that source alone; trusted proxies are exempt (they carry many clients);
 - a cap of open connections in all: at the cap the oldest connection without a
@@ -16,14 +16,14 @@ subclass adds, per connection:
 - a cap of requests in progress, which (unlike uvicorn's) does not count idle
   connections.
 
-Nothing here runs per request beyond a few attribute checks and one timer.
+The deadlines are plain numbers that one sweep a second looks at, so a connection
+costs no timer of its own; a request costs a few attribute checks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +32,10 @@ from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-log = logging.getLogger(__name__)
-
 MAX_HEAD = 16 * 1024  # request line and headers; dyndns2 requests are a few hundred bytes
 MAX_HEADERS = 100
 SOURCE_PREFIX_V6 = 56  # one subscriber's IPv6 allocation, as the store's throttle counts it
+SWEEP = 1.0  # seconds between looks at the deadlines: a deadline holds to within this
 
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
@@ -55,6 +54,7 @@ class ConnectionLimits:
     refused: dict[str, int] = field(default_factory=dict)  # why -> how often
     _sources: dict[str, int] = field(default_factory=dict)
     _open: dict[GuardedHttp, bool] = field(default_factory=dict)  # oldest first
+    _sweeping: bool = False
 
     def __post_init__(self) -> None:
         if self.request_timeout <= 0 or min(self.per_source, self.total, self.requests) < 1:
@@ -85,6 +85,22 @@ class ConnectionLimits:
     def count(self, why: str) -> None:
         self.refused[why] = self.refused.get(why, 0) + 1
 
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Sweep the deadlines while connections are open (started by the first one)."""
+        if not self._sweeping:
+            self._sweeping = True
+            loop.call_later(SWEEP, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        late = [c for c in self._open if c.deadline is not None and c.deadline <= now]
+        for connection in late:
+            connection.timed_out()
+        if self._open:
+            loop.call_later(SWEEP, self._sweep, loop)
+        else:
+            self._sweeping = False
+
 
 class GuardedHttp(HttpToolsProtocol):
     """HttpToolsProtocol with the deadlines and caps of ConnectionLimits."""
@@ -100,18 +116,20 @@ class GuardedHttp(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limit_concurrency = None  # ours counts requests, not idle connections
+        self.deadline: float | None = None  # for the request being received
         self._source: str | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._head: int | None = 0  # head bytes so far; None once the head is whole
-        self._headers = 0
-        self._refusal: tuple[int, bytes] | None = None
 
     # -- connection -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         limits = self.limits
-        source = limits.source_of(self.client[0]) if self.client else None
+        host = self.client[0] if self.client else None
+        if host is None or limits.exempt or ":" in host:
+            source = None if host is None else limits.source_of(host)
+        else:
+            source = host  # IPv4 without trusted proxies: the address is the key
         if source is not None and limits.connections_from(source) >= limits.per_source:
             limits.count("per_source")
             self._refuse(503, b"too many connections from your address\n")
@@ -124,7 +142,8 @@ class GuardedHttp(HttpToolsProtocol):
             self._source = source
             limits._sources[source] = limits._sources.get(source, 0) + 1
         limits._open[self] = True
-        self._arm()
+        self.deadline = self.loop.time() + limits.request_timeout
+        limits.watch(self.loop)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._count_out()
@@ -132,7 +151,7 @@ class GuardedHttp(HttpToolsProtocol):
 
     def _count_out(self) -> None:
         """Leave the counts (once: eviction counts a connection out before it is lost)."""
-        self._disarm()
+        self.deadline = None
         limits = self.limits
         if limits._open.pop(self, False) is False:
             return
@@ -156,8 +175,11 @@ class GuardedHttp(HttpToolsProtocol):
     # -- the request head and its deadline --------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self._timer is None and (self.cycle is None or self.cycle.response_complete):
-            self._arm()  # a new request begins (after a keep-alive pause)
+        if self.deadline is None:
+            cycle = self.cycle
+            if cycle is None or cycle.response_complete:
+                # A new request begins (after a keep-alive pause).
+                self.deadline = self.loop.time() + self.limits.request_timeout
         if self._head is not None:
             room = self.limits.max_head - self._head
             if len(data) > room:
@@ -176,22 +198,13 @@ class GuardedHttp(HttpToolsProtocol):
             self._head += len(data)
         super().data_received(data)
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._headers = 0
-        if self._timer is None:
-            self._arm()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers += 1
-        if self._headers > self.limits.max_headers:
-            self._refusal = (431, b"too many header fields\n")
-            raise _HeadTooLarge  # surfaces as a parser error: send_400_response below
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._head = None
         limits = self.limits
+        if len(self.headers) > limits.max_headers:
+            limits.count("headers")
+            self._refuse(431, b"too many header fields\n")
+            return
         if len(self.tasks) < limits.requests:
             super().on_headers_complete()
             return
@@ -202,35 +215,23 @@ class GuardedHttp(HttpToolsProtocol):
         finally:
             self.app = app
 
+    def on_body(self, body: bytes) -> None:
+        if self.cycle is not None and self.cycle.scope is self.scope:
+            super().on_body(body)  # else the head was refused: nothing to give the body to
+
     def on_message_complete(self) -> None:
-        self._disarm()
+        self.deadline = None
         self._head = 0  # what comes next is the next request's head
-        super().on_message_complete()
+        if self.cycle is not None and self.cycle.scope is self.scope:
+            super().on_message_complete()
 
-    def send_400_response(self, msg: str) -> None:
-        if self._refusal is not None:
-            self.limits.count("headers")
-            self._refuse(*self._refusal)
-            return
-        super().send_400_response(msg)
-
-    def _arm(self) -> None:
-        self._timer = self.loop.call_later(self.limits.request_timeout, self._timed_out)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _timed_out(self) -> None:
-        self._timer = None
+    def timed_out(self) -> None:
+        """The request did not arrive whole in time: 408, or close if an answer began."""
+        self.deadline = None
         if self.transport.is_closing():
             return
         self.limits.count("timeout")
-        if self.cycle is None or not self.cycle.response_started:
-            self._refuse(408, b"request not received in time\n")
-        else:
-            self.transport.close()
+        self._refuse(408, b"request not received in time\n")
 
     def _refuse(self, status: int, body: bytes) -> None:
         """Answer `status` and close, whatever the parser has seen so far."""
@@ -243,10 +244,6 @@ class GuardedHttp(HttpToolsProtocol):
             b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, reason, len(body), body)
         )
         self.transport.close()
-
-
-class _HeadTooLarge(Exception):
-    """Raised from a parser callback to stop parsing an oversized head."""
 
 
 _REASONS = {
