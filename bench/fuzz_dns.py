@@ -61,7 +61,14 @@ def _coverage() -> contextlib.AbstractContextManager[object]:
 with _coverage():
     from tests.fuzz.properties import check_tcp, check_udp
     from tests.fuzz.queries import mutate, seeds
-    from tests.fuzz.wire import ALLOWED_PEER, OTHER_PEER, BugLogged, WirePath, zone_state
+    from tests.fuzz.wire import (
+        ALLOWED_PEER,
+        OTHER_PEER,
+        BugLogged,
+        WirePath,
+        client_bytes,
+        zone_state,
+    )
 
 SHOWN = 20  # failures printed in full; the rest are counted by kind
 STATE_EVERY = 1000
@@ -138,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp, WirePath(Path(tmp)) as path:
-        pool = seeds(path.keyring)
+        pool = seeds(path.keyring, path.cookies, client_bytes(ALLOWED_PEER))
         deadline = started + args.seconds
         for n in range(args.count):
             if time.monotonic() >= deadline:
@@ -187,7 +194,7 @@ def run_atheris(args: argparse.Namespace) -> int:
     shutil.rmtree(store, ignore_errors=True)
     store.mkdir()
     path = WirePath(store).__enter__()
-    for i, wire in enumerate(seeds(path.keyring)):
+    for i, wire in enumerate(seeds(path.keyring, path.cookies, client_bytes(ALLOWED_PEER))):
         (corpus / f"seed-{i}").write_bytes(wire)
     findings = Findings()
 

@@ -22,9 +22,10 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
+from homing.dns.cookies import ServerCookies
 from tests.dns.zone import ZONE, name
 
-__all__ = ["MUTATIONS", "mutate", "plain_queries", "seeds"]
+__all__ = ["MUTATIONS", "cookie_queries", "mutate", "plain_queries", "seeds"]
 
 OWNERS = (
     "",
@@ -132,9 +133,35 @@ def special_queries(keyring: dict[dns.name.Name, dns.tsig.Key]) -> list[bytes]:
     return out
 
 
-def seeds(keyring: dict[dns.name.Name, dns.tsig.Key]) -> list[bytes]:
-    """Every valid message the mutations start from."""
-    return plain_queries() + special_queries(keyring)
+def cookie_queries(cookies: ServerCookies, client: bytes) -> list[bytes]:
+    """Queries with DNS Cookies: a client cookie alone, with the server cookie we gave
+    `client`, with one we did not, malformed lengths, and no question at all."""
+    mine = b"\x11" * 8
+    good = mine + cookies.make(mine, client)
+    datas = [mine, good, mine + bytes(16), mine + b"\x01" * 8, b"\x22" * 7, b"\x22" * 9]
+    datas += [mine + bytes(33), good + b"\x00"]
+    out = []
+    for owner, rtype in (("host", "A"), ("", "SOA"), ("many", "A"), ("nothing.here", "AAAA")):
+        for data in datas:
+            option = dns.edns.GenericOption(dns.edns.OptionType.COOKIE, data)
+            q = dns.message.make_query(name(owner), rtype, use_edns=0, options=[option])
+            out.append(_wire(q))
+    for data in (mine, good, b"\x22" * 9):
+        option = dns.edns.GenericOption(dns.edns.OptionType.COOKIE, data)
+        q = dns.message.Message()
+        q.use_edns(0, options=[option])
+        out.append(_wire(q))
+    return out
+
+
+def seeds(
+    keyring: dict[dns.name.Name, dns.tsig.Key],
+    cookies: ServerCookies | None = None,
+    client: bytes = b"",
+) -> list[bytes]:
+    """Every valid message the mutations start from (with cookies made for `client`)."""
+    out = plain_queries() + special_queries(keyring)
+    return out if cookies is None else out + cookie_queries(cookies, client)
 
 
 # --- mutations --------------------------------------------------------------------------------

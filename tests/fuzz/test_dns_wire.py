@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.properties import check_tcp, mac_verifies, same_replies
 from tests.fuzz.queries import mutate, plain_queries, seeds, special_queries
-from tests.fuzz.wire import ALLOWED_PEER, OTHER_PEER, WirePath, zone_state
+from tests.fuzz.wire import ALLOWED_PEER, OTHER_PEER, WirePath, client_bytes, zone_state
 
 peers = st.sampled_from((ALLOWED_PEER, OTHER_PEER))
 # Mutations draw from a Random seeded by hypothesis: drawing each of their thousands of
@@ -101,7 +101,7 @@ _SEEDS: dict[str, list[bytes]] = {}
 
 def _seeds(path: WirePath) -> list[bytes]:
     if "all" not in _SEEDS:
-        _SEEDS["all"] = seeds(path.keyring)
+        _SEEDS["all"] = seeds(path.keyring, path.cookies, client_bytes(ALLOWED_PEER))
     return _SEEDS["all"]
 
 

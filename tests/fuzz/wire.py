@@ -2,9 +2,10 @@
 
 `WirePath` owns a SQLite store holding the test zone (tests/dns/zone.py) with a journal
 behind it and a zone key, the zone index the journal follower built from it, and the
-Responder and Dispatcher the server would run. `udp()` takes a datagram in the order
-dns/udp.py does (the replies kept for the bytes after the ID, then the dispatcher for
-UPDATE, NOTIFY, transfers and signed queries, then the Responder); `tcp()` splits a
+Responder (with DNS Cookies) and Dispatcher the server would run. `udp()` takes a
+datagram in the order dns/udp.py does (the replies kept for the bytes after the ID, then
+the dispatcher for UPDATE, NOTIFY, transfers and signed queries, then the Responder);
+`slipped()` is what rate limiting sends one over its rate; `tcp()` splits a
 stream with StreamFramer and answers each message as dns/server.py does. Neither
 catches anything: an exception escaping is a crash, and so is a message our own code
 logged as its bug (the Responder and the Dispatcher answer SERVFAIL for those).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ import sqlalchemy as sa
 
 from homing.dns.access import AccessLoader
 from homing.dns.answer import Responder
+from homing.dns.cookies import ServerCookies
 from homing.dns.dispatch import Dispatcher, needs_dispatch
 from homing.dns.framing import CLOSED, NEED_DATA, FramingError, StreamFramer, frame
 from homing.dns.index import ZoneIndex
@@ -44,7 +47,8 @@ from tests.fuzz.properties import check_tcp, check_udp, same_replies
 __all__ = ["ALLOWED_PEER", "OTHER_PEER", "BugLogged", "WirePath", "ZONE"]
 
 ALLOWED_PEER = "127.0.0.1"  # on the zone's allow-transfer list
-OTHER_PEER = "192.0.2.77"  # on no list: transfers refused
+OTHER_PEER = "2001:db8::77"  # on no list: transfers refused
+COOKIE_SECRET = bytes(range(16))
 KEY_NAME = "fuzz-key"
 MOVES = ("192.0.2.2", "192.0.2.3", "192.0.2.1")  # journal entries for IXFR to walk
 TCP_REPLY_LIMIT = 64  # answers per TCP stream before the harness stops reading (an AXFR loop)
@@ -164,7 +168,8 @@ class WirePath:
         # min_reload_gap=0: a fuzzed unknown key name rereads keys without the rate limit's wait.
         self.access = AccessLoader(self.db, min_reload_gap=0)
         await self.access.reload()
-        self.responder = Responder(self.index)
+        self.cookies = ServerCookies(COOKIE_SECRET)
+        self.responder = Responder(self.index, cookies=self.cookies)
         self.dispatcher = Dispatcher(self.index, self.db, self.access, self.responder)
         self.store_before = await self.store_state()
         self.state = zone_state(self.index)
@@ -199,6 +204,7 @@ class WirePath:
 
     def udp(self, wire: bytes, peer: str = ALLOWED_PEER) -> list[bytes]:
         """The datagrams answering one datagram, as dns/udp.py would send them."""
+        client = client_bytes(peer)
         kept = self.responder.udp_replies().get(wire[2:])
         if kept is not None:
             replies = [wire[:2] + kept]
@@ -207,7 +213,7 @@ class WirePath:
                 self.loop.run_until_complete(self.dispatcher.handle(wire, peer, tcp=False))
             )
         else:
-            reply = self.responder.compute(wire, tcp=False)
+            reply = self.responder.compute(wire, tcp=False, client=client)
             replies = [] if reply is None else [reply]
         self.errors.raise_any(wire)
         return replies
@@ -217,7 +223,7 @@ class WirePath:
         if needs_dispatch(wire):
             replies = list(self.loop.run_until_complete(self._collect(wire, peer)))
         else:
-            reply = self.responder.answer(wire, tcp=True)
+            reply = self.responder.answer(wire, tcp=True, client=client_bytes(peer))
             replies = [] if reply is None else [reply]
         for reply in replies:
             frame(reply)  # raises ValueError for a message a 2-byte length cannot carry
@@ -254,31 +260,54 @@ class WirePath:
                 exchanges.append((message, self.tcp_message(message, peer)))
         return exchanges, "need data"
 
-    def reference(self, wire: bytes, *, tcp: bool) -> bytes | None:
+    def slipped(self, wire: bytes, peer: str = ALLOWED_PEER) -> list[bytes]:
+        """What a datagram over its source's rate gets, as dns/udp.py decides it: answered
+        as usual when it shows a server cookie we gave its address, else the truncated
+        answer rate limiting's slip sends (or nothing)."""
+        client = client_bytes(peer)
+        if self.responder.proven(wire, client):
+            return self.udp(wire, peer)
+        reply = self.responder.truncated(wire, client)
+        self.errors.raise_any(wire)
+        return [] if reply is None else [reply]
+
+    def reference(self, wire: bytes, peer: str, *, tcp: bool) -> bytes | None:
         """The answer of a Responder that has seen nothing before (no kept replies)."""
-        reply = Responder(self.index).compute(wire, tcp=tcp)
+        fresh = Responder(self.index, cookies=self.cookies)
+        reply = fresh.compute(wire, tcp=tcp, client=client_bytes(peer))
         self.errors.raise_any(wire)
         return reply
 
     def exercise(self, query: bytes, peer: str = ALLOWED_PEER, *, reference: bool = True) -> None:
-        """`query` over UDP and over TCP, every property checked (AssertionError if one
-        fails): the replies' form, ID and size, TSIG only after a verified MAC, the zone
-        index untouched, and (`reference`) a plain query's reply the same when asked again
-        and from a Responder that has seen nothing before."""
+        """`query` over UDP (answered, and held back by rate limiting) and over TCP, every
+        property checked (AssertionError if one fails): the replies' form, ID and size,
+        TSIG only after a verified MAC, TC on a slipped answer, the zone index untouched,
+        and (`reference`) a plain query's reply the same when asked again and from a
+        Responder that has seen nothing before (DNS Cookies with the same secret)."""
         udp = self.udp(query, peer)
         check_udp(query, udp, self.keyring)
+        slipped = self.slipped(query, peer)
+        check_udp(query, slipped, self.keyring)
+        if slipped and not self.responder.proven(query, client_bytes(peer)):
+            assert slipped[0][2] & 0x02, f"rate limiting's slip without TC: {query.hex()}"
         tcp = self.tcp_message(query, peer)
         check_tcp(query, tcp, self.keyring)
         assert zone_state(self.index) == self.state, f"the zone index changed: {query.hex()}"
         if not reference or needs_dispatch(query):
             return  # the dispatcher's answers carry TSIG times; they are not compared
         again = self.udp(query, peer)
-        assert again == udp, f"UDP reply changed when asked again: {query.hex()}"
-        fresh = self.reference(query, tcp=False)
+        assert same_replies(again, udp), f"UDP reply changed when asked again: {query.hex()}"
+        fresh = self.reference(query, peer, tcp=False)
         assert same_replies(udp, [] if fresh is None else [fresh]), (
             f"UDP reply differs from a fresh Responder's: {query.hex()} {udp} {fresh!r}"
         )
-        fresh = self.reference(query, tcp=True)
+        fresh = self.reference(query, peer, tcp=True)
         assert same_replies(tcp, [] if fresh is None else [fresh]), (
             f"TCP reply differs from a fresh Responder's: {query.hex()} {tcp} {fresh!r}"
         )
+
+
+def client_bytes(peer: str) -> bytes:
+    """The peer's address as the 4 or 16 bytes the transports hand DNS Cookies."""
+    family = socket.AF_INET6 if ":" in peer else socket.AF_INET
+    return socket.inet_pton(family, peer)
