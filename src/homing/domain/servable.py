@@ -10,7 +10,10 @@ makes the same dnspython calls.
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import Iterable
+from socket import inet_pton
 
 import dns.name
 import dns.rdata
@@ -24,6 +27,10 @@ from homing.domain.records import RRsetValue
 MAX_TTL = 2**31 - 1  # RFC 2181 8
 _MAX_RDATA = 65535
 _ADDRESS_TYPES = frozenset(("A", "AAAA"))
+# (family, first byte from which the special ranges start) of the address types.
+_FAST_ADDRESS = {"A": (socket.AF_INET, 224), "AAAA": (socket.AF_INET6, 0xFE)}
+# Labels of 1 to 63 characters that need no escaping: a store-form host name.
+_plain_name = re.compile(r"[a-z0-9_*-]{1,63}(?:\.[a-z0-9_*-]{1,63})*").fullmatch
 
 
 def _words(exc: Exception) -> str:
@@ -32,15 +39,8 @@ def _words(exc: Exception) -> str:
 
 
 def _name_problem(name: str) -> str | None:
-    labels = name.split(".")
-    if (
-        len(name) < 254
-        and name.isascii()
-        and "\\" not in name
-        and "" not in labels
-        and max(map(len, labels)) < 64
-    ):
-        return None  # plain dotted labels: what nearly every owner is
+    if len(name) < 254 and _plain_name(name) is not None:
+        return None  # lower-case host-name labels: what nearly every owner is
     try:
         dns.name.from_text(name)
     except Exception as exc:  # every way a name fails to parse is the value's fault
@@ -70,8 +70,15 @@ def _shape_problem(value: RRsetValue) -> str | None:
 def _values_problem(value: RRsetValue) -> str | None:
     """The rdatas: A and AAAA take the cheap address check; other types are parsed and
     rendered by dnspython, as the index will."""
-    if value.rtype in _ADDRESS_TYPES:
+    fast = _FAST_ADDRESS.get(value.rtype)
+    if fast is not None:
+        family, below = fast
         for text in value.rdatas:
+            try:
+                if 0 < inet_pton(family, text)[0] < below:
+                    continue  # unicast, and no special range starts below that first byte
+            except (OSError, ValueError, TypeError):
+                pass  # worded below
             problem = record_address_problem(value.rtype, text)
             if problem is not None:
                 return f"{value.name} {value.rtype} {text[:64]!r}: {problem}"
