@@ -87,6 +87,22 @@ def test_our_soa_and_apex_ns_are_never_pushed() -> None:
     assert update_messages(ZONE, values[:2]) == []
 
 
+def test_a_stored_value_dns_cannot_serve_is_pushed_as_a_delete() -> None:
+    # The index skips such a row; the external primary is told to hold what homing answers,
+    # and the rest of the push goes on.
+    values = [
+        RRsetValue(f"bad.{ZONE}", "AAAA", 60, ("fe80::1%eth0",)),
+        RRsetValue(f"{'x' * 64}.{ZONE}", "A", 60, ("192.0.2.7",)),  # no name: nothing sent
+        RRsetValue(f"cam.{ZONE}", "A", 60, ("192.0.2.1",)),
+    ]
+    [message] = update_messages(ZONE, values)
+    assert update_section(message) == [
+        (f"bad.{ZONE}.", "ANY", "AAAA", 0, []),
+        (f"cam.{ZONE}.", "ANY", "A", 0, []),
+        (f"cam.{ZONE}.", "IN", "A", 60, ["192.0.2.1"]),
+    ]
+
+
 def test_many_rrsets_are_split_over_messages() -> None:
     values = [RRsetValue(f"h{i}.{ZONE}", "A", 60, (f"192.0.2.{i}",)) for i in range(5)]
     messages = update_messages(ZONE, values, per_message=2)

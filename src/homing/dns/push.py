@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.dns.access import Access, AccessLoader, parse_target
 from homing.domain.records import JournalEntry, RRsetValue
+from homing.domain.servable import rrset_problem
 from homing.service.journal import entries_after, load_zone
 from homing.service.push import PushState, mark_pushed, push_state
 from homing.store.db import Database
@@ -68,16 +69,22 @@ def update_messages(
     zone: str, values: Sequence[RRsetValue], *, per_message: int = MAX_RRSETS_PER_MESSAGE
 ) -> list[dns.update.UpdateMessage]:
     """UPDATEs of `zone` that make each RRset in `values` what it is (replace, or delete
-    when it has no rdatas); no prerequisites: homing's data wins. Unsigned (the sender signs)."""
+    when it has no rdatas); no prerequisites: homing's data wins. Unsigned (the sender signs).
+
+    A stored RRset the index cannot serve (it skips such rows) is sent as a delete, so the
+    external primary holds what homing answers and the zone's pushes keep moving."""
     origin = dns.name.from_text(zone)
     wanted = [value for value in values if not _own(zone, value)]
     messages = []
     for start in range(0, len(wanted), per_message):
         message = dns.update.UpdateMessage(origin)
         for value in wanted[start : start + per_message]:
-            owner = dns.name.from_text(value.name)
+            try:
+                owner = dns.name.from_text(value.name)
+            except dns.exception.DNSException:
+                continue  # an owner no name server can hold: nothing to send for it
             rdtype = dns.rdatatype.from_text(value.rtype)
-            if value.rdatas:
+            if value.rdatas and rrset_problem(value) is None:
                 rdataset = dns.rdataset.from_text_list(
                     dns.rdataclass.IN, rdtype, value.ttl, list(value.rdatas)
                 )
