@@ -31,6 +31,10 @@ plans = sa.Table(
     sa.Column("is_default", sa.Boolean, nullable=False, default=False),
     # 0: only the operator unblocks a host blocked for abuse; N: its owner may, once every N days.
     sa.Column("self_unblock_days", sa.Integer, nullable=False, default=1, server_default="1"),
+    # ACME DNS-01: TXT values a host may hold at _acme-challenge.<host> at once, and how
+    # many changes of them an hour (set or delete, by any door).
+    sa.Column("acme_values", sa.Integer, nullable=False, default=4, server_default="4"),
+    sa.Column("acme_changes_per_hour", sa.Integer, nullable=False, default=60, server_default="60"),
 )
 
 accounts = sa.Table(
@@ -364,4 +368,20 @@ router_prefixes = sa.Table(
     ),
     sa.Column("prefix", sa.String(49), nullable=False),  # e.g. 2001:db8:1::/64
     sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+acmedns_registrations = sa.Table(
+    # An acme-dns compatible account: one TXT name under the operator's acme-dns zone. The
+    # password is stored as SHA-256 (it is 40 random characters); `txt` keeps the two most
+    # recent values, oldest first, one per line.
+    "acmedns_registrations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(36), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(64), nullable=False),
+    sa.Column("subdomain", sa.String(36), nullable=False, unique=True),
+    sa.Column("allowfrom", sa.Text, nullable=False, default=""),  # CIDR per line; empty: any
+    sa.Column("txt", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=True),
 )
