@@ -420,7 +420,8 @@ def create_api(homing: Homing) -> FastAPI:
         redoc_url=None,
     )
     api.state.homing = homing
-    router = APIRouter()
+    # Any operation that takes a token (or signs up) may meet the throttle: 429 THROTTLED.
+    router = APIRouter(responses={429: {"model": ErrorBody, "description": ERROR_TEXT[429]}})
     client_address = ClientAddress(homing.settings.trusted_proxies)
     api.state.client_address = client_address
 
