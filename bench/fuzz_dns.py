@@ -67,6 +67,7 @@ with _coverage():
         BugLogged,
         WirePath,
         client_bytes,
+        do_checked,
         zone_state,
     )
 
@@ -126,8 +127,9 @@ def one(path: WirePath, wire: bytes, peer: str, findings: Findings, *, reference
         if reference:
             path.exercise(wire, peer)
         else:
-            check_udp(wire, path.udp(wire, peer), path.keyring)
-            check_tcp(wire, path.tcp_message(wire, peer), path.keyring)
+            echo_do = do_checked(wire)
+            check_udp(wire, path.udp(wire, peer), path.keyring, echo_do=echo_do)
+            check_tcp(wire, path.tcp_message(wire, peer), path.keyring, echo_do=echo_do)
     except BugLogged as exc:
         findings.add("bug logged (answered SERVFAIL)", wire, str(exc))
     except AssertionError as exc:

@@ -13,6 +13,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.rcode
 import dns.tsig
 
 __all__ = ["Keyring", "check_tcp", "check_udp", "mac_verifies", "same_replies", "udp_limit"]
@@ -109,7 +110,9 @@ def udp_limit(query: bytes) -> int:
     return min(max(payload, MIN_UDP), OUR_UDP)
 
 
-def _check_reply(query: bytes, reply: bytes, keyring: Keyring | None) -> dns.message.Message:
+def _check_reply(
+    query: bytes, reply: bytes, keyring: Keyring | None, echo_do: bool
+) -> dns.message.Message:
     where = f"query {query.hex()} reply {reply.hex()}"
     assert len(reply) >= 12, f"reply shorter than a header: {where}"
     assert reply[:2] == query[:2], f"reply does not carry the query's ID: {where}"
@@ -121,7 +124,20 @@ def _check_reply(query: bytes, reply: bytes, keyring: Keyring | None) -> dns.mes
         raise AssertionError(f"dnspython cannot parse the reply ({exc!r}): {where}") from exc
     if keyring is not None and parsed.tsig is not None and parsed.tsig[0].mac:
         assert mac_verifies(query, keyring), f"a MAC on the answer to an unverified query: {where}"
+    if parsed.rcode() == dns.rcode.Rcode.NOTIMP:
+        assert not parsed.flags & dns.flags.CD, f"CD copied into NOTIMP: {where}"
+    if echo_do and parsed.edns >= 0 and _asks_dnssec(query):
+        assert parsed.ednsflags & dns.flags.DO, f"DO not echoed (RFC 3225): {where}"
     return parsed
+
+
+def _asks_dnssec(query: bytes) -> bool:
+    """Whether the query's OPT record (read by dnspython) has the DO bit."""
+    try:
+        message = dns.message.from_wire(query, keyring=False)
+    except Exception:
+        return False
+    return message.edns >= 0 and bool(message.ednsflags & dns.flags.DO)
 
 
 def _no_reply_due(query: bytes, replies: list[bytes]) -> bool:
@@ -132,14 +148,17 @@ def _no_reply_due(query: bytes, replies: list[bytes]) -> bool:
     return False
 
 
-def check_udp(query: bytes, replies: list[bytes], keyring: Keyring | None = None) -> None:
-    """At most one datagram, well-formed, with the query's ID, within the query's size,
-    signed only when the query's MAC verified with a key of `keyring`."""
+def check_udp(
+    query: bytes, replies: list[bytes], keyring: Keyring | None = None, *, echo_do: bool = True
+) -> None:
+    """At most one datagram, well-formed, with the query's ID and opcode, within the
+    query's size, signed only when the query's MAC verified with a key of `keyring`, no
+    CD in NOTIMP, the query's DO echoed in an OPT record (`echo_do`)."""
     if _no_reply_due(query, replies):
         return
     assert len(replies) <= 1, f"{len(replies)} datagrams for one query {query.hex()}"
     for reply in replies:
-        parsed = _check_reply(query, reply, keyring)
+        parsed = _check_reply(query, reply, keyring, echo_do)
         if len(reply) > MIN_UDP and not parsed.flags & dns.flags.TC:
             limit = udp_limit(query)
             assert len(reply) <= limit, (
@@ -148,13 +167,14 @@ def check_udp(query: bytes, replies: list[bytes], keyring: Keyring | None = None
             )
 
 
-def check_tcp(query: bytes, replies: list[bytes], keyring: Keyring | None = None) -> None:
-    """Well-formed messages with the query's ID that a 2-byte length can frame, signed
-    only when the query's MAC verified."""
+def check_tcp(
+    query: bytes, replies: list[bytes], keyring: Keyring | None = None, *, echo_do: bool = True
+) -> None:
+    """As check_udp, each message of any size a 2-byte length can frame."""
     if _no_reply_due(query, replies):
         return
     for reply in replies:
-        _check_reply(query, reply, keyring)
+        _check_reply(query, reply, keyring, echo_do)
         assert len(reply) <= 65535, f"TCP reply of {len(reply)} bytes to {query.hex()}"
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tests.fuzz.conftest import FUZZ
 from tests.fuzz.properties import check_tcp, mac_verifies, same_replies
 from tests.fuzz.queries import mutate, plain_queries, seeds, special_queries
-from tests.fuzz.wire import ALLOWED_PEER, OTHER_PEER, WirePath, client_bytes, zone_state
+from tests.fuzz.wire import ALLOWED_PEER, OTHER_PEER, WirePath, client_bytes, do_checked, zone_state
 
 peers = st.sampled_from((ALLOWED_PEER, OTHER_PEER))
 # Mutations draw from a Random seeded by hypothesis: drawing each of their thousands of
@@ -172,7 +172,7 @@ def test_tcp_streams(
     chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
     exchanges, _ = wire_path.tcp([chunk for chunk in chunks if chunk])
     for message, replies in exchanges:
-        check_tcp(message, replies, wire_path.keyring)
+        check_tcp(message, replies, wire_path.keyring, echo_do=do_checked(message))
     assert zone_state(wire_path.index) == wire_path.state
 
 

@@ -170,7 +170,8 @@ class Endpoints:
         homing = SimpleNamespace(settings=self.settings, db=None, throttle=None, push_waiter=None)
         # The policy as `homing serve` builds it from the settings.
         homing.policy = Homing.__dict__["policy"].func(homing)
-        self.endpoints = updates.UpdateEndpoints(homing, ClientAddress([]))  # type: ignore[arg-type]
+        stand_in: Any = homing
+        self.endpoints = updates.UpdateEndpoints(stand_in, ClientAddress([]))
         self.given: list[Any] = []
         self.params: list[_Read] = []
 
