@@ -219,3 +219,13 @@ async def test_a_reset_keeps_the_api_tokens_when_unticked(site: Portal, smtp: Ma
     created = await tokens.create_token(db, account, "backup", ["read"])
     await _reset(site, smtp)  # the box not sent: unticked
     assert await tokens.authenticate(db, created.secret) is not None
+
+
+async def test_the_admin_overview_says_when_public_url_is_missing(portal: Portal) -> None:
+    await accounts.create_account(
+        portal.homing.db, "root", "root@example.org", PASSWORD, role="admin"
+    )
+    await portal.log_in("root")
+    assert 'id="no-public-url"' in (await portal.client.get("/admin")).text
+    portal.homing.settings.public_url = "https://ddns.example.net"
+    assert 'id="no-public-url"' not in (await portal.client.get("/admin")).text

@@ -126,7 +126,10 @@ class AdminPages:
         figures = await admin.figures(self.db)
         meter = self.portal.homing.dns_meter
         dns = meter.rate() if meter is not None else admin.QueryRate(None, 0, 0.0)
-        return self.render(request, "admin/overview.html", {"figures": figures, "dns": dns})
+        # Without it no reset or verification mail goes out (links never follow Host).
+        no_public_url = not self.portal.homing.settings.public_url
+        context = {"figures": figures, "dns": dns, "no_public_url": no_public_url}
+        return self.render(request, "admin/overview.html", context)
 
     # -- zones ------------------------------------------------------------------------
 
