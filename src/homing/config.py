@@ -54,7 +54,11 @@ class Settings(BaseSettings):
     auth_remember_size: int = Field(default=4096, ge=0)  # verified passwords kept per process
 
     @field_validator(
-        "throttle_source", "throttle_account_source", "throttle_account", "throttle_signup"
+        "throttle_source",
+        "throttle_account_source",
+        "throttle_account",
+        "throttle_signup",
+        "throttle_acme_dns_register",
     )
     @classmethod
     def _throttle_windows(cls, value: str) -> str:
@@ -66,6 +70,12 @@ class Settings(BaseSettings):
     # rrl-ratelimit (0: off); every rrl_slip-th limited answer goes out truncated (0: none).
     rrl_rate: int = Field(default=200, ge=0)
     rrl_slip: int = Field(default=2, ge=0)
+    # ACME DNS-01: challenge TXT values are deleted this long after their last change, s;
+    # acme_dns_zone (a zone served here) turns on the acme-dns compatible API at the root.
+    acme_challenge_lifetime: int = Field(default=3600, ge=60, le=7 * 86400)
+    acme_expiry_interval: float = Field(default=60.0, gt=0)  # seconds between expiry passes
+    acme_dns_zone: str | None = None
+    throttle_acme_dns_register: str = "10/3600,50/86400"  # acme-dns registrations per prefix
     # hidden primary: how long an update waits for its push before answering dnserr
     push_wait: float = Field(default=3.0, gt=0, le=30)
 

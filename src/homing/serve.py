@@ -26,6 +26,7 @@ from homing.dns.rrl import RateLimiter
 from homing.dns.secondary import ForwardedNotify, Secondaries
 from homing.dns.server import parse_listen, query_count, start_dns
 from homing.service.admin import QueryMeter
+from homing.service.challenges import expire as expire_challenges
 from homing.service.context import Homing
 from homing.service.hosts import refresh_all_groups
 from homing.service.inactivity import get_policy, run_policy
@@ -101,6 +102,21 @@ async def _inactivity(homing: Homing) -> None:
         except Exception:
             log.exception("inactivity policy run failed; retrying")
         await asyncio.sleep(settings.inactivity_interval)  # a periodic job, like group ageing
+
+
+async def _expire_challenges(homing: Homing) -> None:
+    """ACME challenge TXT values left behind by a client go after their lifetime."""
+    settings = homing.settings
+    while True:
+        await asyncio.sleep(settings.acme_expiry_interval)  # a periodic job, like group ageing
+        try:
+            await expire_challenges(
+                homing.db,
+                settings.acme_challenge_lifetime,
+                acme_dns_zone=settings.acme_dns_zone,
+            )
+        except Exception:
+            log.exception("challenge expiry failed; retrying")
 
 
 async def _meter_queries(homing: Homing, run_dir: Path) -> None:
@@ -220,6 +236,7 @@ async def serve(homing: Homing) -> None:
         homing.db.on_commit.append(courier.wake)
         background.append(asyncio.create_task(courier.run(), name="notifications"))
         background.append(asyncio.create_task(_inactivity(homing), name="inactivity"))
+        background.append(asyncio.create_task(_expire_challenges(homing), name="acme-expiry"))
     print(f"READY dns={settings.dns_listen} http={settings.http_listen}", flush=True)
     log.info("serving DNS on %s, HTTP on %s", settings.dns_listen, settings.http_listen)
     if leader and not settings.public_url:

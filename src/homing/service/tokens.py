@@ -1,6 +1,6 @@
 """Personal API tokens: random, shown once, stored as SHA-256, scoped to actions and hosts.
 
-A token's scope is a set of actions (read, update, manage) and either all of the
+A token's scope is a set of actions (read, update, manage, acme) and either all of the
 account's hosts or a chosen few. `Grant.allows` is the one place that decides.
 """
 
@@ -21,11 +21,12 @@ from homing.service.secrets import hash_secret
 from homing.store.db import Database, Txn, as_utc, now
 from homing.store.schema import accounts, api_token_hosts, api_tokens, hosts
 
-ACTIONS = ("read", "update", "manage")
+ACTIONS = ("read", "update", "manage", "acme")
 ACTION_HELP = {
     "read": "list hosts, their addresses, status and history",
     "update": "set a host's address",
     "manage": "create and delete hosts, new secrets, tokens",
+    "acme": "set and delete a host's ACME challenge (_acme-challenge TXT) only",
 }
 PREFIX = "hom_"  # recognisable in logs and by secret scanners
 MAX_TOKENS = 50  # per account

@@ -161,7 +161,7 @@ DatabaseId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 HostId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A host's id, from GET /hosts")]
 GroupId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A group's id, from GET /groups")]
 TokenId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A token's id, from GET /tokens")]
-Action = Literal["read", "update", "manage"]
+Action = Literal["read", "update", "manage", "acme"]
 
 
 class ApiError(HomingError):
@@ -934,4 +934,7 @@ def create_api(homing: Homing) -> FastAPI:
         return Response(status_code=204)
 
     api.include_router(router)
+    from homing.web.challenges_api import challenge_routes  # it imports this module's edge
+
+    api.include_router(challenge_routes(homing), responses=router.responses)
     return api

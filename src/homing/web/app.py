@@ -12,6 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from homing.service.context import Homing
+from homing.web.acmedns import acmedns_routes
 from homing.web.api import create_api, error
 from homing.web.clientip import ClientAddress
 from homing.web.limits import RequestLimits
@@ -107,6 +108,7 @@ def create_app(homing: Homing) -> ASGIApp:
         Route("/myip", endpoints.myip, methods=["GET"]),
         Route("/checkip.json", endpoints.checkip_json, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
+        *acmedns_routes(homing),  # acme-dns's POST /register and /update, when its zone is set
         Mount("/api/v1", app=create_api(homing)),
         *portal_routes(homing),  # the web site: its own session, CSRF and header middleware
     ]

@@ -21,6 +21,7 @@ from homing.domain.outcomes import Outcome
 from homing.service.context import Homing
 from homing.service.push import confirm_pushed
 from homing.service.updates import HostResult, UpdateRequest, source_addresses, update
+from homing.web.challenge_params import challenge_answer, wants_challenge
 from homing.web.clientip import ClientAddress
 from homing.web.dyndns2params import address_set, hostnames_of, names_addresses, not_offered
 
@@ -102,6 +103,8 @@ class UpdateEndpoints:
         credentials = credentials_of(scope, params)
         if credentials is None:
             return 401, "badauth\n"
+        if wants_challenge(params):
+            return 200, await challenge_answer(self.homing, credentials, params, client_ip) + "\n"
         hostnames = hostnames_of(params)
         refused = Outcome.BAD_REQUEST if not_offered(params) is not None else None
         try:

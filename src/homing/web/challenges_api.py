@@ -1,0 +1,111 @@
+"""The API's ACME challenge endpoints: a host's `_acme-challenge` TXT values, set and deleted
+with a token that has the host's `acme` action (and may then do nothing else)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from homing.domain.errors import NotFound
+from homing.service import challenges
+from homing.service.context import Homing
+from homing.web.api import STATUS, ApiError, Authorized, errors
+
+# The codes of refused challenge changes, beside the API's others.
+STATUS.update({"ACME_VALUE_INVALID": 422, "ACME_VALUES_FULL": 409, "ACME_TOO_OFTEN": 429})
+
+HostName = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=300,
+        description="The host's name, or its challenge name _acme-challenge.<host>",
+        examples=["cam1.dyn.example.net"],
+    ),
+]
+
+
+class ChallengeIn(BaseModel):
+    value: str = Field(
+        min_length=1,
+        max_length=challenges.MAX_VALUE,
+        description="The TXT value the ACME server asked for (its key authorisation digest)",
+        examples=["LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"],
+    )
+
+
+class ChallengeOut(BaseModel):
+    host: str
+    name: str = Field(description="The TXT record's name, _acme-challenge.<host>")
+    values: list[str] = Field(description="The values now published, sorted")
+    changed: bool
+
+
+def challenge_routes(homing: Homing) -> APIRouter:
+    router = APIRouter(tags=["acme"])
+
+    async def host_of(name: str, grant: Authorized) -> int:
+        try:
+            host_id = await challenges.owned_host(homing.db, grant.account.id, name)
+        except NotFound as exc:
+            raise ApiError("HOST_NOT_FOUND", "No such host.") from exc
+        if not grant.allows("acme", host_id):
+            raise ApiError("TOKEN_SCOPE", f"This token may not acme host {host_id}.")
+        return host_id
+
+    def out(found: challenges.Challenge) -> ChallengeOut:
+        return ChallengeOut(
+            host=found.host, name=found.name, values=list(found.values), changed=found.changed
+        )
+
+    async def run(
+        name: str, grant: Authorized, add: str | None, remove: str | None, clear: bool
+    ) -> ChallengeOut:
+        host_id = await host_of(name, grant)
+        actor = f"token:{grant.token_id}"
+        try:
+            if add is not None:
+                return out(await challenges.set_value(homing.db, host_id, add, actor=actor))
+            if clear:
+                return out(await challenges.delete_value(homing.db, host_id, None, actor=actor))
+            return out(await challenges.delete_value(homing.db, host_id, remove, actor=actor))
+        except challenges.ChallengeRefused as exc:
+            raise ApiError(
+                exc.code, str(exc), "value" if "VALUE_INVALID" in exc.code else None
+            ) from exc
+
+    @router.get(
+        "/acme/{name}",
+        response_model=ChallengeOut,
+        responses=errors(401, 403, 404, 422, 503),
+        summary="The host's ACME challenge values",
+    )
+    async def get_challenge(name: HostName, grant: Authorized) -> ChallengeOut:
+        host_id = await host_of(name, grant)
+        return out(await challenges.values_of(homing.db, host_id))
+
+    @router.post(
+        "/acme/{name}",
+        response_model=ChallengeOut,
+        responses=errors(401, 403, 404, 409, 422, 503),
+        summary="Add a value to the host's ACME challenge (_acme-challenge TXT)",
+    )
+    async def add_challenge(name: HostName, body: ChallengeIn, grant: Authorized) -> ChallengeOut:
+        return await run(name, grant, body.value, None, False)
+
+    @router.delete(
+        "/acme/{name}",
+        response_model=ChallengeOut,
+        responses=errors(401, 403, 404, 409, 422, 503),
+        summary="Delete one value of the host's ACME challenge, or (no value) all of them",
+    )
+    async def delete_challenge(
+        name: HostName,
+        grant: Authorized,
+        value: Annotated[str | None, Query(max_length=challenges.MAX_VALUE)] = None,
+    ) -> ChallengeOut:
+        return await run(name, grant, None, value, value is None)
+
+    return router
