@@ -491,16 +491,20 @@ def _update_host(
 
     wanted: list[RRsetValue] = []
     ttl = row["ttl"]
-    for rtype, action in request.addresses.actions:  # a type with no action stays as it is
+    # The request's actions (AddressSet.actions), a type with none staying as it is: the
+    # addresses it sets (SetIPs of one address, the common update), then the others.
+    for rtype, text in request.addresses.by_type:
         current = batch.rrsets.get((name, rtype))
+        if current is None or current.ttl != ttl or current.rdatas != (text,):
+            wanted.append(RRsetValue(name, rtype, ttl, (text,)))
+    for rtype, action in request.addresses.others:
+        current = batch.rrsets.get((name, rtype))
+        rdatas = action.records(() if current is None else current.rdatas)
         if current is None:
-            rdatas = action.records(())
             if rdatas:
                 wanted.append(RRsetValue(name, rtype, ttl, rdatas))
-        else:
-            rdatas = action.records(current.rdatas)
-            if rdatas != current.rdatas or (rdatas and current.ttl != ttl):
-                wanted.append(RRsetValue(name, rtype, ttl, rdatas))
+        elif rdatas != current.rdatas or (rdatas and current.ttl != ttl):
+            wanted.append(RRsetValue(name, rtype, ttl, rdatas))
     prefix = request.addresses.prefix
     moves = [] if prefix is None else _prefix_moves(batch, row, prefix)
 

@@ -141,6 +141,13 @@ def address_set(params: Mapping[str, str], *, allow_local: bool = False) -> Addr
     """The actions of a request that names an address parameter (see the tables above);
     InvalidAddress when a value is not an address, network or keyword, or contradicts
     itself."""
+    raw = params.get("myip")
+    if raw is not None and _only_myip(params) and "," not in raw and "/" not in raw:
+        # The common update, `myip=ADDRESS` alone: that address's family is set and the
+        # other left alone, as the table reads it, without building the table's values.
+        text = raw.strip()
+        if text and text.lower() != PRESERVE:
+            return AddressSet.of(parse_address(text, allow_local=allow_local))
     values: dict[str, _Value] = {}
     chosen: dict[int, IPAddress | None] = {4: None, 6: None}
     others: list[tuple[str, FamilyAction]] = []
@@ -174,6 +181,11 @@ def address_set(params: Mapping[str, str], *, allow_local: bool = False) -> Addr
     assert not isinstance(ipv6, ipaddress.IPv4Address)
     assert not isinstance(prefix, ipaddress.IPv4Network)
     return AddressSet(ipv4, ipv6, tuple(others), prefix)
+
+
+def _only_myip(params: Mapping[str, str]) -> bool:
+    """True when `myip` is the request's only address parameter."""
+    return sum(name in ADDRESS_PARAMS for name in params) == 1
 
 
 def not_offered(params: Mapping[str, str]) -> str | None:
