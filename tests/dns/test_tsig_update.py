@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.opcode
@@ -17,6 +18,7 @@ import dns.update
 import pytest
 
 from homing.dns.dispatch import needs_dispatch
+from homing.dns.responses import response_to
 from homing.dns.tsig import Keyring, TsigRejected, check, rejection_wire
 from homing.dns.update import parse_update
 from homing.service.dnsupdate import Operation, Prerequisite, UpdateRefused
@@ -271,3 +273,17 @@ def test_needs_dispatch() -> None:
     notify.set_opcode(dns.opcode.Opcode.NOTIFY)
     assert needs_dispatch(notify.to_wire())  # for a secondary zone, from its primary
     assert not needs_dispatch(b"\x00" * 11)
+
+
+def test_answers_echo_the_do_bit() -> None:
+    """RFC 3225 3: the verified answer and the TSIG error answer both copy DO."""
+    update = dns.update.UpdateMessage(ZONE)
+    update.use_edns(0, dns.flags.DO, 1232)
+    update.use_tsig(dns.tsigkeyring.from_text({"zk": SECRET}), "zk")
+    wire = update.to_wire()
+    message, _ = check(wire, keyring())
+    assert response_to(message).ednsflags & dns.flags.DO
+    with pytest.raises(TsigRejected) as caught:
+        check(with_mac(wire, bytes(32)), keyring())
+    answer = dns.message.from_wire(rejection_wire(caught.value), keyring=False)
+    assert answer.ednsflags & dns.flags.DO

@@ -31,6 +31,7 @@ from homing.dns.answer import (
     resolve,
 )
 from homing.dns.index import ZoneData, ZoneIndex
+from homing.dns.responses import response_to
 from homing.dns.tsig import Checked, ScopedKey, TsigRejected, check, rejection_wire
 from homing.dns.update import handle_update
 from homing.dns.xfr import axfr_records, client_serial, ixfr_records, newer, render, soa_at
@@ -149,7 +150,7 @@ class Dispatcher:
         """A plain question asked with TSIG (secondaries sign their SOA checks): signed back."""
         question = query.question[0]
         resolution = resolve(self.index, question.name, question.rdtype, question.rdclass)
-        response = dns.message.make_response(query, our_payload=OUR_UDP_PAYLOAD)
+        response = response_to(query, our_payload=OUR_UDP_PAYLOAD)
         if resolution.authoritative:
             response.flags |= dns.flags.Flag.AA
         response.set_rcode(resolution.rcode)
@@ -165,7 +166,7 @@ class Dispatcher:
 
     def _notify(self, message: dns.message.Message, signer: ScopedKey | None, peer: str) -> bytes:
         """RFC 1996 3.7: a NOTIFY from a secondary zone's primary is a hint to check it now."""
-        response = dns.message.make_response(message)
+        response = response_to(message)
         if len(message.question) != 1 or message.question[0].rdtype != dns.rdatatype.SOA:
             response.set_rcode(dns.rcode.Rcode.FORMERR)
             return response.to_wire()
@@ -194,7 +195,7 @@ class Dispatcher:
     ) -> bytes:
         if signer is None:
             log.info("unsigned UPDATE from %s refused", peer)
-            response = dns.message.make_response(message)
+            response = response_to(message)
             response.set_rcode(dns.rcode.Rcode.REFUSED)
             return response.to_wire()
         response = await handle_update(
@@ -262,7 +263,7 @@ class Dispatcher:
 
 def _refusal(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
     """An error answer to a parsed query, signed when the query was."""
-    response = dns.message.make_response(query)
+    response = response_to(query)
     response.set_rcode(rcode)
     return response.to_wire()
 

@@ -30,6 +30,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
+from homing.dns.responses import response_to
 from homing.service.keys import LEGACY, TsigKey
 
 __all__ = [
@@ -158,7 +159,8 @@ def check(
     length (BADTRUNC); dns.exception.DNSException for what cannot be parsed, a MAC
     longer than the hash or shorter than RFC 8945 5.2.2.1 allows, and a request that
     carries a TSIG error (the client's FORMERR). A verified message is returned ready
-    to be answered: dns.message.make_response() signs its answers with the key.
+    to be answered: dns.message.make_response() (and response_to()) signs its answers
+    with the key.
     """
     message = dns.message.from_wire(wire, keyring=False, one_rr_per_rrset=one_rr_per_rrset)
     if message.tsig is None:
@@ -207,7 +209,7 @@ def rejection_wire(rejected: TsigRejected, *, now: float | None = None) -> bytes
     request = query.tsig[0]
     assert isinstance(request, dns.rdtypes.ANY.TSIG.TSIG)
     owner = query.tsig.name
-    response = dns.message.make_response(query)  # unsigned: check() never gave it the key
+    response = response_to(query)  # unsigned: check() never gave it the key
     response.set_rcode(dns.rcode.Rcode.NOTAUTH)
     unsigned = response.to_wire()
     clock = int(time.time() if now is None else now)

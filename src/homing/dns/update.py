@@ -19,6 +19,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.rrset
 
+from homing.dns.responses import response_to
 from homing.dns.tsig import ScopedKey
 from homing.domain.errors import HomingError, StoreUnavailable
 from homing.service.dnsupdate import (
@@ -162,7 +163,7 @@ async def handle_update(
 
     A copy of a message answered before gets that answer again and changes nothing.
     """
-    response = dns.message.make_response(query)
+    response = response_to(query)
     try:
         parsed = parse_update(query)
         scope = UpdateScope(signer.zone, signer.host)
