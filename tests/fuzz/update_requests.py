@@ -213,18 +213,35 @@ class Endpoints:
         return status, body, given, params
 
     def dvr(
-        self, query: bytes, headers: list[tuple[bytes, bytes]], source: str
+        self,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        source: str,
+        body: bytes | None = None,
     ) -> tuple[int, str, Any, _Read | None]:
-        request = Request(_scope(query, headers, source))
+        """GET, or POST with `body` (its Content-Type among `headers`)."""
+        scope = _scope(query, headers, source, "GET" if body is None else "POST")
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body or b"", "more_body": False}
+
+        request = Request(scope, receive)
         response, given, params = self._run(self.endpoints.dvr(request))
         return response.status_code, bytes(response.body).decode(), given, params
 
 
-def _scope(query: bytes, headers: list[tuple[bytes, bytes]], source: str) -> dict[str, Any]:
+def _scope(
+    query: bytes, headers: list[tuple[bytes, bytes]], source: str, method: str = "GET"
+) -> dict[str, Any]:
     return {
         "type": "http",
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": "/nic/update",
         "raw_path": b"/nic/update",
