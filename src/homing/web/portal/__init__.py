@@ -19,6 +19,7 @@ from homing.web.portal.groups import GroupPages
 from homing.web.portal.headers import SecurityHeaders
 from homing.web.portal.inactivity import InactivityPage
 from homing.web.portal.pages import Endpoint, Portal
+from homing.web.portal.prefixes import PrefixPage
 from homing.web.portal.resets import ResetPages
 from homing.web.portal.sessionkey import SessionKey
 from homing.web.portal.sessions import Sessions
@@ -72,6 +73,7 @@ def portal_routes(homing: Homing) -> list[BaseRoute]:
         page("/hosts/{host_id:int}/unblock", portal.host_unblock, post),
         page("/hosts/{host_id:int}/enable", portal.host_enable, post),
         page("/hosts/{host_id:int}/delete", portal.host_delete, both),
+        page("/hosts/{host_id:int}/prefix", PrefixPage(portal).page, both),
         page("/tokens", token_pages.tokens, both),
         page("/groups", group_pages.groups, both),
         page("/groups/{group_id:int}", group_pages.group_page),
