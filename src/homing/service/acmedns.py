@@ -92,13 +92,20 @@ def register_charge(throttle: Throttle, address: str, windows: tuple[Window, ...
     return Charge(f"acmedns:{throttle.prefix(address)}", windows)
 
 
-async def _zone(conn: AsyncConnection, zone_name: str) -> ZoneRef:
-    found = await conn.scalar(
-        sa.select(zones.c.id).where(zones.c.name == zone_name, zones.c.primary_target.is_(None))
+async def _zone(conn: AsyncConnection, acme_dns_zone: str) -> ZoneRef:
+    """The served zone holding the acme-dns names: the setting names a zone of its own, or a
+    name inside one (then a host's CNAME to it stays in one zone, answered whole)."""
+    labels = acme_dns_zone.split(".")
+    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    rows = await conn.execute(
+        sa.select(zones.c.id, zones.c.name).where(
+            zones.c.name.in_(candidates), zones.c.primary_target.is_(None)
+        )
     )
+    found = max(rows, key=lambda r: len(r.name), default=None)
     if found is None:
         raise AcmeDnsError(503, "internal_error")  # the operator named a zone not served here
-    return ZoneRef(int(found), zone_name)
+    return ZoneRef(int(found.id), str(found.name))
 
 
 async def register(

@@ -226,12 +226,12 @@ async def values_of(db: Database, host_id: int) -> Challenge:
 async def owned_host(db: Database, account_id: int, name: str) -> int:
     """The id of the account's host `name` (or of the host whose challenge name it is);
     NotFound for any other name, so a caller learns nothing of other accounts' hosts."""
+    if name.lower().startswith(f"{ACME_LABEL}."):
+        name = name[len(ACME_LABEL) + 1 :]
     try:
         host = normalize(name)
     except InvalidName as exc:
         raise NotFound("No such host.") from exc
-    if host.startswith(f"{ACME_LABEL}."):
-        host = host[len(ACME_LABEL) + 1 :]
     found = await db.read(
         lambda conn: conn.scalar(
             sa.select(hosts.c.id).where(hosts.c.name == host, hosts.c.owner_id == account_id)
@@ -277,7 +277,7 @@ async def expire(
     db: Database, lifetime: int, *, acme_dns_zone: str | None = None, now: datetime | None = None
 ) -> int:
     """Delete challenge TXT RRsets not changed for `lifetime` seconds: at
-    `_acme-challenge.*` in any zone, and every TXT in the acme-dns zone. Returns how many."""
+    `_acme-challenge.*` in any zone, and every TXT under the acme-dns zone. Returns how many."""
 
     if acme_dns_zone is not None:
         acme_dns_zone = acme_dns_zone.lower().rstrip(".")
@@ -286,7 +286,7 @@ async def expire(
         challenge = rrsets.c.name.startswith(f"{ACME_LABEL}.", autoescape=True)
         if acme_dns_zone is not None:
             challenge = sa.or_(
-                challenge, sa.and_(zones.c.name == acme_dns_zone, rrsets.c.name != zones.c.name)
+                challenge, rrsets.c.name.endswith(f".{acme_dns_zone}", autoescape=True)
             )
         rows = await conn.execute(
             sa.select(rrsets.c.zone_id, zones.c.name, rrsets.c.name)
