@@ -124,7 +124,8 @@ def _check_reply(
         raise AssertionError(f"dnspython cannot parse the reply ({exc!r}): {where}") from exc
     if keyring is not None and parsed.tsig is not None and parsed.tsig[0].mac:
         assert mac_verifies(query, keyring), f"a MAC on the answer to an unverified query: {where}"
-    if parsed.rcode() == dns.rcode.Rcode.NOTIMP:
+    if parsed.rcode() == dns.rcode.Rcode.NOTIMP and query[2] & 0x78:
+        # An opcode we do not implement: its header's other bits are not ours to echo.
         assert not parsed.flags & dns.flags.CD, f"CD copied into NOTIMP: {where}"
     if echo_do and parsed.edns >= 0 and _asks_dnssec(query):
         assert parsed.ednsflags & dns.flags.DO, f"DO not echoed (RFC 3225): {where}"
@@ -153,7 +154,7 @@ def check_udp(
 ) -> None:
     """At most one datagram, well-formed, with the query's ID and opcode, within the
     query's size, signed only when the query's MAC verified with a key of `keyring`, no
-    CD in NOTIMP, the query's DO echoed in an OPT record (`echo_do`)."""
+    CD in NOTIMP to another opcode, the query's DO echoed in an OPT record (`echo_do`)."""
     if _no_reply_due(query, replies):
         return
     assert len(replies) <= 1, f"{len(replies)} datagrams for one query {query.hex()}"
