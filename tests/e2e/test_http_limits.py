@@ -224,3 +224,18 @@ def test_a_large_body_sent_with_its_head_in_one_piece_is_read_whole(bounded: Ser
         answer = _read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.rstrip().endswith(b"ACT"), answer
     assert bounded.dig(fqdn, "A").values("A") == ["192.0.2.40"]
+
+
+def test_a_request_pipelined_behind_a_refused_one_is_not_run(bounded: Server) -> None:
+    fqdn, secret = bounded.new_host("cam")
+    fields = "".join(f"X-F{n}: v\r\n" for n in range(200))
+    update = (
+        f"GET /dvr/update?host={fqdn}&password={secret}&ip=192.0.2.50 HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    sock = _connect(bounded)
+    with sock:
+        sock.sendall(f"GET /checkip HTTP/1.1\r\nHost: x\r\n{fields}\r\n{update}".encode())
+        answer = _read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 431 ") and answer.count(b"HTTP/1.1") == 1, answer
+    response = _update(bounded, LOOPBACK, fqdn, secret, "192.0.2.50")
+    assert response.text == "good 192.0.2.50\n"  # the pipelined update changed nothing

@@ -201,6 +201,8 @@ class GuardedHttp(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head = None
         limits = self.limits
+        if self.transport.is_closing():
+            return  # a request pipelined behind a refused one is never run
         if len(self.headers) > limits.max_headers:
             limits.count("headers")
             self._refuse(431, b"too many header fields\n")
