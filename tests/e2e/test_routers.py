@@ -105,6 +105,7 @@ def aaaa(server: Server, name: str) -> list[str]:
     return server.dig(name, "AAAA").values("AAAA")
 
 
+@pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
 def test_fritzbox_updates_both_families_and_moves_its_prefix_hosts(server: Server) -> None:
     _, secret = server.new_host("router")
     server.cli("host", "add", PC, "--owner", "alice", "--prefix-of", ROUTER, "--iid", PC_IID)
