@@ -21,10 +21,11 @@ from homing.dns.index import ZoneIndex
 from homing.dns.server import DnsServer, start_dns
 from homing.service import zones
 from homing.service.dnsupdate import Operation, UpdateScope, apply_update
-from homing.service.journal import Follower
+from homing.service.journal import Follower, entries_after
 from homing.service.keys import add_key
 from homing.store.db import Database, Txn
 from homing.store.schema import journal
+from homing.store.schema import zones as zones_table
 
 ZONE = "xfr.example.net"
 MANY = 1200  # names: more than one 16 KiB message
@@ -196,3 +197,39 @@ async def test_ixfr_deletes_records_with_their_old_ttl(
     assert added[f"h5.{ZONE}."].ttl == 300
     assert added[f"h6.{ZONE}."].ttl == 900
     assert [r.to_text() for r in deleted[f"h6.{ZONE}."]] == ["10.0.0.6"]
+
+
+async def test_ixfr_across_an_unservable_journal_row_falls_back_to_axfr(
+    primary: tuple[DnsServer, ZoneIndex, dict[str, str]], db: Database
+) -> None:
+    # A row an older version stored (an address with a scope ID): the index skips it, and a
+    # difference that crosses it is answered with the zone as served instead of an error.
+    server, index, key = primary
+    secondary = await axfr(server, key)
+    before = secondary.get_soa().serial
+
+    async def poison(txn: Txn) -> int:
+        zone = (
+            await txn.conn.execute(sa.select(zones_table).where(zones_table.c.name == ZONE))
+        ).one()
+        serial = int(zone.serial) + 1
+        await txn.conn.execute(
+            sa.insert(journal).values(
+                zone_id=zone.id, serial=serial, name=f"h5.{ZONE}", rtype="AAAA", ttl=60, old="",
+                new="fe80::1%eth0", actor="old version", via="dyndns2", at=txn.now,
+            )
+        )  # fmt: skip
+        await txn.conn.execute(
+            sa.update(zones_table).where(zones_table.c.id == zone.id).values(serial=serial)
+        )
+        return int(zone.id)
+
+    zone_id = await db.write(poison)
+    await update(db, Operation("add", f"late.{ZONE}", "A", 60, "192.0.2.7"))
+    target = await db.read(
+        lambda conn: conn.scalar(sa.select(zones_table.c.serial).where(zones_table.c.id == zone_id))
+    )
+    entries = await db.read(lambda conn: entries_after(conn, zone_id, ZONE, before))
+    data = index.zone(ZONE)
+    assert data is not None
+    assert xfr.ixfr_records(data, before, int(target), entries) is None  # AXFR instead

@@ -77,11 +77,21 @@ def ixfr_records(
     """One condensed difference from serial `since` to `target` (RFC 1995 4).
 
     None when `entries` do not cover every serial in between (the journal does not
-    reach back that far): the caller answers with AXFR instead.
+    reach back that far), or when one of them cannot be rendered (a stored row the index
+    skipped): the caller answers with AXFR instead, which carries what is served.
     """
     wanted = [e for e in entries if since < e.serial <= target]
     if [e.serial for e in wanted] != list(range(since + 1, target + 1)):
         return None
+    try:
+        return _difference(zone, since, target, wanted)
+    except (dns.exception.DNSException, ValueError):
+        return None
+
+
+def _difference(
+    zone: ZoneData, since: int, target: int, wanted: list[JournalEntry]
+) -> list[dns.rrset.RRset]:
     touched: dict[tuple[str, str], list[JournalEntry]] = {}
     for entry in wanted:
         touched.setdefault((entry.name, entry.rtype), []).append(entry)
