@@ -1,0 +1,304 @@
+"""Certificates for a host and its wildcard from a real ACME CA (Debian's pebble, validating
+DNS-01 against homing's DNS port), by real clients with the host's own credentials:
+lego and certbot over RFC 2136 with the host's TSIG key, and lego's acme-dns provider
+against homing's acme-dns compatible API. The challenge records are gone afterwards."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests import peers
+from tests.e2e.conftest import (
+    _KEEP_ENV,
+    LOOPBACK,
+    ZONE,
+    Server,
+    _free_tcp_port,
+    free_dns_port,
+)
+from tests.e2e.test_rfc2136 import nsupdate, zone_key
+
+ACME_DNS = f"acme-dns.{ZONE}"  # inside the zone: a host's CNAME to it is answered whole
+CLIENT_TIMEOUT = 180.0
+READY_TIMEOUT = 30.0
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def homing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One `homing serve` for the module, with the acme-dns API on."""
+    base = tmp_path_factory.mktemp("homing")
+    (base / "data").mkdir()
+    (base / "logs").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMING_") or k in _KEEP_ENV}
+    dns_port, http_port = free_dns_port(), _free_tcp_port()
+    env.update(
+        HOMING_DATA_DIR=str(base / "data"),
+        HOMING_DNS_LISTEN=f"{LOOPBACK}:{dns_port}",
+        HOMING_HTTP_LISTEN=f"{LOOPBACK}:{http_port}",
+        HOMING_ALLOW_LOCAL_ADDRESSES="true",
+        HOMING_RRL_RATE="0",
+        HOMING_ACME_DNS_ZONE=ACME_DNS,
+        PYTHONUNBUFFERED="1",
+    )
+    server = Server(
+        data_dir=base / "data",
+        dns_port=dns_port,
+        http_port=http_port,
+        log_dir=base / "logs",
+        dig_path=peers.program("dig"),
+        env=env,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A CA and a localhost certificate it signed, for pebble's HTTPS listener."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "homing test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(__import__("ipaddress").ip_address(LOOPBACK)),
+                ]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_path, cert_path, key_path = (directory / n for n in ("ca.pem", "cert.pem", "key.pem"))
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ca_path, cert_path
+
+
+class Pebble:
+    def __init__(self, directory: str, ca: Path) -> None:
+        self.directory = directory
+        self.ca = ca
+
+
+@pytest.fixture(scope="module")
+def pebble(homing: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+    """Debian's pebble, resolving (and so validating DNS-01) at homing's DNS port only."""
+    program = peers.program("pebble")
+    base = tmp_path_factory.mktemp("pebble")
+    ca, cert = _self_signed(base)
+    port, management = _free_tcp_port(), _free_tcp_port()
+    config = base / "pebble.json"
+    config.write_text(
+        json.dumps(
+            {
+                "pebble": {
+                    "listenAddress": f"{LOOPBACK}:{port}",
+                    "managementListenAddress": f"{LOOPBACK}:{management}",
+                    "certificate": str(cert),
+                    "privateKey": str(base / "key.pem"),
+                    "httpPort": _free_tcp_port(),
+                    "tlsPort": _free_tcp_port(),
+                    "ocspResponderURL": "",
+                    "externalAccountBindingRequired": False,
+                }
+            }
+        )
+    )
+    env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_VA_ALWAYS_VALID="0")
+    log = (base / "pebble.log").open("wb")
+    process = subprocess.Popen(
+        [program, "-config", str(config), "-dnsserver", f"{LOOPBACK}:{homing.dns_port}"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:  # pebble prints no ready line of its own: its port answering is the event
+            assert process.poll() is None, (base / "pebble.log").read_text()
+            try:
+                socket.create_connection((LOOPBACK, port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "pebble did not listen"
+                time.sleep(0.1)
+        yield Pebble(f"https://{LOOPBACK}:{port}/dir", ca)
+    finally:
+        peers.stop(process, 10)
+        log.close()
+
+
+def names_of(pem: bytes) -> set[str]:
+    cert = x509.load_pem_x509_certificate(pem)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return set(san.get_values_for_type(x509.DNSName))
+
+
+def host_key(server: Server, fqdn: str, name: str) -> tuple[str, str, str]:
+    out = server.cli("key", "add", name, "--host", fqdn).stdout
+    algorithm, key_name, secret = out.strip().splitlines()[-1].split(":", 2)
+    return algorithm, key_name, secret
+
+
+def no_challenge_left(server: Server, fqdn: str) -> None:
+    assert server.dig(f"_acme-challenge.{fqdn}", "TXT").values("TXT") == []
+
+
+def lego(
+    pebble: Pebble, server: Server, base: Path, fqdn: str, provider: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    args = [
+        peers.program("lego"),
+        "--server", pebble.directory, "--accept-tos", "--email", "acme@example.org",
+        "--path", str(base), "--dns", provider, "--dns.disable-cp",
+        "--dns.resolvers", f"{LOOPBACK}:{server.dns_port}",
+        "--domains", fqdn, "--domains", f"*.{fqdn}", "run",
+    ]  # fmt: skip
+    return subprocess.run(
+        args,
+        env=dict(os.environ, LEGO_CA_CERTIFICATES=str(pebble.ca), **env),
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+    )
+
+
+def test_lego_rfc2136_with_the_hosts_own_key(
+    homing: Server, pebble: Pebble, tmp_path: Path
+) -> None:
+    fqdn, _ = homing.new_host("lego1")
+    algorithm, name, secret = host_key(homing, fqdn, "lego1-key")
+    done = lego(
+        pebble,
+        homing,
+        tmp_path,
+        fqdn,
+        "rfc2136",
+        {
+            "RFC2136_NAMESERVER": f"{LOOPBACK}:{homing.dns_port}",
+            "RFC2136_TSIG_ALGORITHM": f"{algorithm}.",
+            "RFC2136_TSIG_KEY": name,
+            "RFC2136_TSIG_SECRET": secret,
+            "RFC2136_POLLING_INTERVAL": "1",
+            "RFC2136_PROPAGATION_TIMEOUT": "30",
+            "RFC2136_TTL": "60",
+        },
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    issued = (tmp_path / "certificates" / f"{fqdn}.crt").read_bytes()
+    assert names_of(issued) == {fqdn, f"*.{fqdn}"}
+    no_challenge_left(homing, fqdn)
+
+
+def test_certbot_rfc2136_with_the_hosts_own_key(
+    homing: Server, pebble: Pebble, tmp_path: Path
+) -> None:
+    fqdn, _ = homing.new_host("certbot1")
+    algorithm, name, secret = host_key(homing, fqdn, "certbot1-key")
+    credentials = tmp_path / "rfc2136.ini"
+    credentials.write_text(
+        f"dns_rfc2136_server = {LOOPBACK}\n"
+        f"dns_rfc2136_port = {homing.dns_port}\n"
+        f"dns_rfc2136_name = {name}\n"
+        f"dns_rfc2136_secret = {secret}\n"
+        f"dns_rfc2136_algorithm = {algorithm.upper()}\n"
+    )
+    credentials.chmod(0o600)
+    args = [
+        peers.program("certbot"), "certonly", "--non-interactive", "--agree-tos",
+        "--register-unsafely-without-email", "--server", pebble.directory,
+        "--config-dir", str(tmp_path / "etc"), "--work-dir", str(tmp_path / "work"),
+        "--logs-dir", str(tmp_path / "logs"),
+        "--dns-rfc2136", "--dns-rfc2136-credentials", str(credentials),
+        "--dns-rfc2136-propagation-seconds", "1",
+        "--cert-name", "host", "-d", fqdn, "-d", f"*.{fqdn}",
+    ]  # fmt: skip
+    done = subprocess.run(
+        args,
+        env=dict(os.environ, REQUESTS_CA_BUNDLE=str(pebble.ca)),
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    issued = (tmp_path / "etc" / "live" / "host" / "cert.pem").read_bytes()
+    assert names_of(issued) == {fqdn, f"*.{fqdn}"}
+    no_challenge_left(homing, fqdn)
+
+
+def test_lego_acme_dns_through_homings_acme_dns_api(
+    homing: Server, pebble: Pebble, tmp_path: Path
+) -> None:
+    fqdn, _ = homing.new_host("acmedns1")
+    storage = tmp_path / "acme-dns.json"
+    env = {"ACME_DNS_API_BASE": homing.http_url, "ACME_DNS_STORAGE_PATH": str(storage)}
+    # The first run registers at POST /register and asks for the CNAME, as with acme-dns.
+    first = lego(pebble, homing, tmp_path, fqdn, "acme-dns", env)
+    assert first.returncode != 0
+    accounts = json.loads(storage.read_text())
+    fulldomain = accounts[fqdn]["fulldomain"]
+    assert fulldomain.endswith(f".{ACME_DNS}")
+    operator = zone_key(homing, "acme-ops")
+    done = nsupdate(homing, operator, [f"update add _acme-challenge.{fqdn} 60 CNAME {fulldomain}."])
+    assert done.returncode == 0, done.stderr
+    second = lego(pebble, homing, tmp_path, fqdn, "acme-dns", env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    issued = (tmp_path / "certificates" / f"{fqdn}.crt").read_bytes()
+    assert names_of(issued) == {fqdn, f"*.{fqdn}"}
+    # acme-dns keeps the two latest values (no delete in its API); homing's expiry removes
+    # them after their lifetime, as any challenge value.
+    answer = homing.dig(fulldomain, "TXT")
+    assert len(answer.values("TXT")) == 2
+    with httpx.Client() as client:
+        refused = client.post(
+            f"{homing.http_url}/update",
+            json={"subdomain": accounts[fqdn]["subdomain"], "txt": "x" * 43},
+            headers={"X-Api-User": accounts[fqdn]["username"], "X-Api-Key": "y" * 40},
+        )
+    assert refused.status_code == 401
