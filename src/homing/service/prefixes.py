@@ -9,8 +9,8 @@ and its prefix hosts have one owner; a prefix host is not itself a router.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -89,6 +89,30 @@ def follower_address(prefix: ipaddress.IPv6Network, iid: ipaddress.IPv6Address) 
         return str(with_iid(prefix, iid))
     except InvalidAddress:
         return None
+
+
+def moves(
+    prefix: ipaddress.IPv6Network,
+    followers: Iterable[Follower],
+    router: Mapping[str, Any],
+    rows: Mapping[str, Mapping[str, Any]],
+    rrsets: Mapping[tuple[str, str], RRsetValue],
+) -> list[RRsetValue]:
+    """The AAAA RRsets of a router's prefix hosts that `prefix` changes, given the update
+    batch's host rows and RRsets by name. Only active hosts of the router's owner move; one
+    whose interface id does not fit the prefix is left as it is."""
+    found = []
+    for follower in followers:
+        row = rows.get(follower.name)
+        if row is None or row["owner_id"] != router["owner_id"] or row["status"] != "active":
+            continue
+        address = follower_address(prefix, follower.iid)
+        if address is None:
+            continue
+        current = rrsets.get((follower.name, "AAAA"))
+        if current is None or current.rdatas != (address,) or current.ttl != row["ttl"]:
+            found.append(RRsetValue(follower.name, "AAAA", row["ttl"], (address,)))
+    return found
 
 
 async def _host(txn: Txn, name: str) -> sa.Row[tuple[int, str, int, int, int, str]]:

@@ -506,7 +506,10 @@ def _update_host(
         elif rdatas != current.rdatas or (rdatas and current.ttl != ttl):
             wanted.append(RRsetValue(name, rtype, ttl, rdatas))
     prefix = request.addresses.prefix
-    moves = [] if prefix is None else _prefix_moves(batch, row, prefix)
+    moves: list[RRsetValue] = []
+    if prefix is not None:  # a router's prefix: its prefix hosts move with its update
+        followers = batch.followers.get(row["id"], ())
+        moves = prefixes.moves(prefix, followers, row, batch.hosts, batch.rrsets)
 
     now = batch.txn.now
     seen = {
@@ -581,26 +584,6 @@ def _load_followers(batch: _Batch) -> None:
     batch.hosts.update(found)
     batch.stored.update(stored)
     batch.rrsets.update(stored)
-
-
-def _prefix_moves(batch: _Batch, row: dict[str, Any], prefix: IPv6Network) -> list[RRsetValue]:
-    """The AAAA RRsets of the router's active prefix hosts (of its owner) that `prefix`
-    changes; one whose interface id does not fit the prefix is left as it is."""
-    moves = []
-    for follower in batch.followers.get(row["id"], ()):
-        follower_row = batch.hosts.get(follower.name)
-        if follower_row is None or follower_row["owner_id"] != row["owner_id"]:
-            continue
-        if follower_row["status"] != "active":
-            continue
-        address = prefixes.follower_address(prefix, follower.iid)
-        if address is None:
-            continue
-        ttl = follower_row["ttl"]
-        current = batch.rrsets.get((follower.name, "AAAA"))
-        if current is None or current.rdatas != (address,) or current.ttl != ttl:
-            moves.append(RRsetValue(follower.name, "AAAA", ttl, (address,)))
-    return moves
 
 
 def _move_followers(
