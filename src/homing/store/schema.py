@@ -87,6 +87,8 @@ zones = sa.Table(
     sa.Column("last_transfer", sa.String(8), nullable=True),
     # The key our NOTIFYs for this zone are signed with (NULL: unsigned).
     sa.Column("notify_key", sa.String(253), nullable=True),
+    # A reverse zone whose PTRs follow the addresses of the hosts inside it.
+    sa.Column("auto_ptr", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 hosts = sa.Table(
@@ -183,6 +185,22 @@ tsig_keys = sa.Table(
     sa.Column("zone_id", sa.Integer, sa.ForeignKey("zones.id", ondelete="CASCADE"), nullable=True),
     sa.Column("host_id", sa.Integer, sa.ForeignKey("hosts.id", ondelete="CASCADE"), nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
+    # A zone key's update policy, one grant per line ("subdomain NAME TYPE..."); NULL: the
+    # whole zone, any type (but the SOA and apex NS).
+    sa.Column("policy", sa.Text, nullable=True),
+)
+
+tsig_key_zones = sa.Table(
+    # The further zones of a zone key (a DHCP server's one key for its forward and reverse
+    # zones); its first zone is tsig_keys.zone_id.
+    "tsig_key_zones",
+    metadata,
+    sa.Column(
+        "key_id", sa.Integer, sa.ForeignKey("tsig_keys.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "zone_id", sa.Integer, sa.ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True
+    ),
 )
 
 tsig_seen = sa.Table(
