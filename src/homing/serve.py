@@ -24,7 +24,7 @@ from homing.dns.notify import ChangeWatch, Notifier
 from homing.dns.push import Pusher, PushWatch
 from homing.dns.rrl import RateLimiter
 from homing.dns.secondary import ForwardedNotify, Secondaries
-from homing.dns.server import parse_listen, query_count, start_dns
+from homing.dns.server import limited_count, parse_listen, query_count, start_dns
 from homing.service.admin import QueryMeter
 from homing.service.challenges import expire as expire_challenges
 from homing.service.context import Homing
@@ -38,6 +38,7 @@ from homing.web.portal.sessions import trusted_networks
 from homing.workers import (
     COUNT_INTERVAL,
     SiblingWake,
+    answers_limited,
     publish_query_count,
     queries_answered,
     worker_index,
@@ -124,6 +125,7 @@ async def _meter_queries(homing: Homing, run_dir: Path) -> None:
     meter = homing.dns_meter = QueryMeter()
     while True:
         meter.add(time.time(), queries_answered(run_dir))
+        meter.limited = answers_limited(run_dir)
         await asyncio.sleep(COUNT_INTERVAL)  # a periodic reading: there is no event to wait for
 
 
@@ -225,7 +227,8 @@ async def serve(homing: Homing) -> None:
     if worker is not None:
         background.append(
             asyncio.create_task(
-                publish_query_count(settings.data_dir / "run", query_count), name="query-count"
+                publish_query_count(settings.data_dir / "run", query_count, limited_count),
+                name="query-count",
             )
         )
     if leader:  # once for all workers

@@ -5,8 +5,9 @@ one that dies, and stops them all on SIGTERM/SIGINT. Worker 0 also sends NOTIFYs
 ages groups, so that work is done once. After each commit a worker wakes the others'
 journal followers with a datagram on a Unix socket in `{data_dir}/run/`, so every
 worker answers a change within milliseconds instead of at its next poll. Each worker
-also writes how many DNS messages it answered to `{data_dir}/run/queries-PID` about
-once a second, so any of them can tell the total (`queries_answered`).
+also writes how many DNS messages it answered, and how many answers response rate
+limiting held back, to `{data_dir}/run/queries-PID` about once a second, so any of
+them can tell the totals (`queries_answered`, `answers_limited`).
 """
 
 from __future__ import annotations
@@ -116,22 +117,25 @@ def _count_path(run_dir: Path, pid: int) -> Path:
     return run_dir / f"queries-{pid}"
 
 
-async def publish_query_count(run_dir: Path, count: Callable[[], int]) -> None:
-    """Write `count()` to this worker's file every COUNT_INTERVAL until cancelled."""
+async def publish_query_count(
+    run_dir: Path, count: Callable[[], int], limited: Callable[[], int] = lambda: 0
+) -> None:
+    """Write `count()` and `limited()` to this worker's file every COUNT_INTERVAL until
+    cancelled."""
     path = _count_path(run_dir, os.getpid())
     try:
         while True:
             # A few bytes once a second: not worth a thread.
-            _write_count(path, count())
+            _write_count(path, f"{count()} {limited()}")
             await asyncio.sleep(COUNT_INTERVAL)  # a periodic job: there is no event to wait for
     finally:
         _remove_count(path)
 
 
-def _write_count(path: Path, value: int) -> None:
+def _write_count(path: Path, value: str) -> None:
     spare = path.with_name(path.name + ".new")
     path.parent.mkdir(parents=True, exist_ok=True)
-    spare.write_text(str(value))
+    spare.write_text(value)
     os.replace(spare, path)  # written aside and renamed: a reader never sees half a number
 
 
@@ -150,7 +154,20 @@ def queries_answered(run_dir: Path) -> int:
     """
     from homing.dns.server import query_count  # the DNS stack only when asked
 
-    total = query_count()
+    return query_count() + _others(run_dir, 0)
+
+
+def answers_limited(run_dir: Path) -> int:
+    """UDP answers response rate limiting dropped or truncated, in this process and (as
+    they last wrote it) in the other workers."""
+    from homing.dns.server import limited_count
+
+    return limited_count() + _others(run_dir, 1)
+
+
+def _others(run_dir: Path, field: int) -> int:
+    """The sum of one field of the other workers' count files that are fresh."""
+    total = 0
     now = time.time()
     for path in run_dir.glob("queries-*"):
         pid = path.name.removeprefix("queries-")
@@ -159,7 +176,8 @@ def queries_answered(run_dir: Path) -> int:
         try:
             if now - path.stat().st_mtime > COUNT_STALE:
                 continue
-            total += int(path.read_text() or 0)
+            fields = path.read_text().split()
+            total += int(fields[field]) if field < len(fields) else 0
         except (OSError, ValueError):
             continue  # its worker just went away, or wrote something we cannot read
     return total

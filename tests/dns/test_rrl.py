@@ -23,7 +23,7 @@ from homing.dns.udp import batch_receiver_available
 from tests.dns.test_server import TIMEOUT
 from tests.dns.zone import name
 
-A, B = b"\xc0\x00\x02", b"\xc6\x33\x64"  # two /24s
+A, B = prefix_of("192.0.2.1"), prefix_of("198.51.100.1")
 
 
 def test_answers_up_to_the_rate_then_every_other_slips() -> None:
@@ -48,23 +48,31 @@ def test_slip_zero_drops_all_and_one_slips_all(slip: int, limited: int) -> None:
 def test_the_table_stays_bounded_under_random_prefixes() -> None:
     limiter = RateLimiter(1, 2, table_size=64)
     for i in range(10_000):
-        assert limiter.check(i.to_bytes(3, "big"), i // 1000) == ANSWER
+        assert limiter.check(i, 7) == ANSWER
         assert len(limiter) <= 64
-    # A prefix over its rate is still held back after the table was rebuilt.
-    assert limiter.check(A, 99) == ANSWER
-    assert limiter.check(A, 99) == DROP
+    # A prefix over its rate is held back again as soon as it is over it again.
+    assert limiter.check(A, 7) == ANSWER
+    assert limiter.check(A, 7) == DROP
 
 
 @pytest.mark.parametrize(
     ("host", "prefix"),
     [
-        ("192.0.2.77", b"\xc0\x00\x02"),
-        ("2001:db8:1234:5678::1", bytes.fromhex("20010db8123456")),
-        ("2001:db8:1234:56ff:1::9", bytes.fromhex("20010db8123456")),  # the same /56
+        ("192.0.2.77", "192.0.2.1"),
+        ("2001:db8:1234:5678::1", "2001:db8:1234:5600::"),
+        ("2001:db8:1234:56ff:1::9", "2001:db8:1234:5600::"),  # the same /56
     ],
 )
-def test_prefixes(host: str, prefix: bytes) -> None:
-    assert prefix_of(host) == prefix
+def test_addresses_of_one_prefix_share_a_key(host: str, prefix: str) -> None:
+    assert prefix_of(host) == prefix_of(prefix)
+
+
+@pytest.mark.parametrize(
+    ("host", "other"),
+    [("192.0.2.77", "192.0.3.77"), ("2001:db8:1234:5678::1", "2001:db8:1234:5778::1")],
+)
+def test_addresses_of_other_prefixes_do_not(host: str, other: str) -> None:
+    assert prefix_of(host) != prefix_of(other)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import contextlib
 import hmac
 import os
 import secrets
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ __all__ = [
     "COOKIE_OPTION",
     "CookieError",
     "ServerCookies",
+    "address_bytes",
     "find_cookie",
     "load_secret",
     "split_cookie",
@@ -48,6 +50,16 @@ _STAMP = struct.Struct("!I")
 
 class CookieError(ValueError):
     """A COOKIE option of a length RFC 7873 5.2.2 calls malformed: the answer is FORMERR."""
+
+
+def address_bytes(host: str) -> bytes:
+    """A peer's address as the 4 or 16 bytes DNS Cookies hash; b"" when it is not one."""
+    try:
+        if ":" in host:
+            return socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+        return socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        return b""
 
 
 def split_cookie(data: bytes) -> tuple[bytes, bytes]:

@@ -22,20 +22,27 @@ ANSWER = 0
 SLIP = 1
 DROP = 2
 
-IPV4_PREFIX = 3  # bytes of the address that name its /24
-IPV6_PREFIX = 7  # ... and an IPv6 address's /56
-DEFAULT_TABLE = 65536  # prefixes remembered at once; past that, quiet ones are forgotten
+IPV4_MASK = (1 << 24) - 1  # a little-endian read of an address, down to its /24 ...
+IPV6_MASK = (1 << 56) - 1  # ... or of an IPv6 address's first 8 bytes, to its /56
+DEFAULT_TABLE = 65536  # prefixes counted in one second; past that, the count starts over
 
 
-def prefix_of(host: str) -> bytes:
-    """The prefix key of an address in text ("192.0.2.7" -> its /24's three bytes)."""
+def prefix_of(host: str) -> int:
+    """The prefix key of an address in text, as the UDP transport reads it from a
+    sockaddr: its first bytes read little-endian, masked to the /24 or /56."""
     if ":" in host:
-        return socket.inet_pton(socket.AF_INET6, host.partition("%")[0])[:IPV6_PREFIX]
-    return socket.inet_pton(socket.AF_INET, host)[:IPV4_PREFIX]
+        packed = socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+        return int.from_bytes(packed[:8], "little") & IPV6_MASK
+    return int.from_bytes(socket.inet_pton(socket.AF_INET, host), "little") & IPV4_MASK
 
 
 class RateLimiter:
-    """Answers per second per source prefix; counts what it held back."""
+    """Answers per second per source prefix; counts what it held back.
+
+    The counts of the current second are a plain dict the transport updates itself
+    (`window()`): a dictionary look, an add and a store per query. A new second, or a
+    table grown past `table_size` (a flood of spoofed prefixes), starts a fresh one.
+    """
 
     def __init__(self, rate: int, slip: int, *, table_size: int = DEFAULT_TABLE) -> None:
         if rate < 1:
@@ -49,28 +56,29 @@ class RateLimiter:
         self.table_size = table_size
         self.dropped = 0
         self.slipped = 0
-        # prefix -> [second, answers in it]; lists, so a busy prefix allocates nothing.
-        self._table: dict[bytes, list[int]] = {}
+        self._second = -1
+        self._table: dict[int, int] = {}  # prefix -> answers in this second
 
-    def check(self, prefix: bytes, second: int) -> int:
-        """ANSWER, SLIP (a truncated empty answer) or DROP for one more answer to `prefix`."""
-        entry = self._table.get(prefix)
-        if entry is None:
-            if len(self._table) >= self.table_size:
-                self._evict(second)
-            self._table[prefix] = [second, 1]
-            return ANSWER
-        if entry[0] != second:
-            entry[0] = second
-            entry[1] = 1
-            return ANSWER
-        count = entry[1] = entry[1] + 1
-        if count <= self.rate:
-            return ANSWER
+    def window(self, second: int) -> dict[int, int]:
+        """The counts for `second`: prefix -> answers so far. Ask again for every batch
+        of queries; the table may be replaced in between."""
+        if second != self._second or len(self._table) >= self.table_size:
+            self._second = second
+            self._table = {}
+        return self._table
+
+    def over(self, count: int) -> int:
+        """SLIP or DROP for a prefix's `count`-th answer of a second, `count` > rate."""
         # NSD's rrl-slip: 1 truncates every limited answer, 2 every other one, 0 none.
         if self.slip and (count - self.rate) % self.slip == 0:
             return SLIP
         return DROP
+
+    def check(self, prefix: int, second: int) -> int:
+        """ANSWER, SLIP (a truncated empty answer) or DROP for one more answer to `prefix`."""
+        table = self.window(second)
+        count = table[prefix] = table.get(prefix, 0) + 1
+        return ANSWER if count <= self.rate else self.over(count)
 
     def held(self, verdict: int) -> None:
         """Count a SLIP or DROP the transport carried out (a query that proved its
@@ -81,22 +89,10 @@ class RateLimiter:
             self.dropped += 1
 
     def __len__(self) -> int:
-        """Prefixes remembered now."""
+        """Prefixes counted in the current second."""
         return len(self._table)
 
     @property
     def limited(self) -> int:
         """Answers dropped or sent truncated so far."""
         return self.dropped + self.slipped
-
-    def _evict(self, second: int) -> None:
-        """Forget the prefixes not heard from this second; if that is not enough, all.
-
-        A flood of random spoofed prefixes then costs a table rebuild now and then, and
-        every prefix that is really over its rate is over it again within the second.
-        """
-        table = self._table
-        for prefix in [p for p, entry in table.items() if entry[0] != second]:
-            del table[prefix]
-        if len(table) >= self.table_size:
-            table.clear()

@@ -31,7 +31,7 @@ from typing import Any
 
 from homing.dns.answer import Responder
 from homing.dns.dispatch import Dispatcher, needs_dispatch
-from homing.dns.rrl import IPV4_PREFIX, IPV6_PREFIX, SLIP, RateLimiter
+from homing.dns.rrl import IPV4_MASK, IPV6_MASK, SLIP, RateLimiter
 
 __all__ = ["BATCH", "BatchReceiver", "DatagramBatch", "batch_receiver_available"]
 
@@ -122,12 +122,13 @@ class DatagramBatch:
         self._receive_hdr = _Memory(size * _HDR)
         self._send_hdr = _Memory(size * _HDR)
         self._namelen = 16 if sock.family == socket.AF_INET else 28
-        # Where a sockaddr holds the address, and how much of it names the source's
-        # prefix for rate limiting: sockaddr_in's 4 bytes at 4, sockaddr_in6's 16 at 8.
+        # Where a sockaddr holds the address (sockaddr_in's 4 bytes at 4, sockaddr_in6's
+        # 16 at 8), and how rate limiting reads its prefix: an integer, masked.
         ipv4 = sock.family == socket.AF_INET
-        self.address_map = self._addresses.map
-        self.address_span = (4, 4) if ipv4 else (8, 16)
-        self.prefix_span = (4, IPV4_PREFIX) if ipv4 else (8, IPV6_PREFIX)
+        self._address_span = (4, 4) if ipv4 else (8, 16)
+        self._prefix_format = "4xI120x" if ipv4 else "8xQ112x"
+        self.prefix_mask = IPV4_MASK if ipv4 else IPV6_MASK
+        self._prefix_layouts: dict[int, struct.Struct] = {}
         for i in range(size):
             struct.pack_into(
                 "<QQ",
@@ -199,8 +200,16 @@ class DatagramBatch:
 
     def client(self, slot: int) -> bytes:
         """The address the datagram in `slot` came from, as 4 or 16 bytes."""
-        start = slot * _ADDR + self.address_span[0]
-        return self.address_map[start : start + self.address_span[1]]
+        start = slot * _ADDR + self._address_span[0]
+        return self._addresses.map[start : start + self._address_span[1]]
+
+    def prefixes(self, count: int) -> tuple[int, ...]:
+        """The sources of the `count` datagrams just received, by slot, each an integer
+        whose bits under `prefix_mask` are its /24 or /56 (rrl.prefix_of), read at once."""
+        layout = self._prefix_layouts.get(count)
+        if layout is None:
+            layout = self._prefix_layouts[count] = struct.Struct("<" + self._prefix_format * count)
+        return layout.unpack_from(self._addresses.view)
 
     def queue(self, slot: int, reply: bytes) -> None:
         """Send `reply` to where slot's datagram came from, with the next send()."""
@@ -297,9 +306,11 @@ class BatchReceiver:
         kept = responder.udp_replies()
         dispatcher = self._dispatcher
         limiter = self._limiter
-        second = int(self._loop.time())  # rate limiting's window: one per callback will do
-        addresses = batch.address_map
-        prefix_at, prefix_length = batch.prefix_span
+        if limiter is not None:
+            # Rate limiting's counts: the second is read once per callback, which is short.
+            counts = limiter.window(int(self._loop.time()))
+            rate = limiter.rate
+            mask = batch.prefix_mask
         answered = 0
         for _ in range(ROUNDS):
             try:
@@ -309,12 +320,13 @@ class BatchReceiver:
                 break
             if not count:
                 break
+            prefixes = batch.prefixes(count) if limiter is not None else ()
             for slot, data in enumerate(batch.datagrams(count)):
                 try:
                     if limiter is not None:
-                        start = slot * _ADDR + prefix_at
-                        verdict = limiter.check(addresses[start : start + prefix_length], second)
-                        if verdict and self._held_back(slot, data, verdict, limiter):
+                        prefix = prefixes[slot] & mask
+                        seen = counts[prefix] = counts.get(prefix, 0) + 1
+                        if seen > rate and self._held_back(slot, data, limiter.over(seen), limiter):
                             continue
                     # A query seen before: its kept reply (only plain queries are kept, so
                     # nothing for the dispatcher is ever found here).

@@ -107,6 +107,7 @@ class QueryRate:
     per_second: float | None  # None: not measured (no DNS server in this process)
     answered: int  # responses since start, over every worker
     window: float  # seconds the rate spans (up to QUERY_WINDOW)
+    limited: int = 0  # UDP answers response rate limiting dropped or truncated since start
 
 
 @dataclass
@@ -115,6 +116,7 @@ class QueryMeter:
 
     window: float = QUERY_WINDOW
     readings: deque[tuple[float, int]] = field(default_factory=deque)
+    limited: int = 0  # the latest total of answers held back by rate limiting
 
     def add(self, at: float, total: int) -> None:
         if self.readings and total < self.readings[-1][1]:
@@ -131,7 +133,7 @@ class QueryMeter:
             return QueryRate(None, 0, 0.0)
         (t0, c0), (t1, c1) = self.readings[0], self.readings[-1]
         span = t1 - t0
-        return QueryRate((c1 - c0) / span if span > 0 else 0.0, c1, span)
+        return QueryRate((c1 - c0) / span if span > 0 else 0.0, c1, span, self.limited)
 
 
 # -- zones -------------------------------------------------------------------------

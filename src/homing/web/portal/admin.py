@@ -128,7 +128,13 @@ class AdminPages:
         dns = meter.rate() if meter is not None else admin.QueryRate(None, 0, 0.0)
         # Without it no reset or verification mail goes out (links never follow Host).
         no_public_url = not self.portal.homing.settings.public_url
-        context = {"figures": figures, "dns": dns, "no_public_url": no_public_url}
+        rrl_rate = self.portal.homing.settings.rrl_rate
+        context = {
+            "figures": figures,
+            "dns": dns,
+            "no_public_url": no_public_url,
+            "rrl_rate": rrl_rate,
+        }
         return self.render(request, "admin/overview.html", context)
 
     # -- zones ------------------------------------------------------------------------
