@@ -67,7 +67,6 @@ with _coverage():
         BugLogged,
         WirePath,
         client_bytes,
-        do_checked,
         zone_state,
     )
 
@@ -127,9 +126,8 @@ def one(path: WirePath, wire: bytes, peer: str, findings: Findings, *, reference
         if reference:
             path.exercise(wire, peer)
         else:
-            echo_do = do_checked(wire)
-            check_udp(wire, path.udp(wire, peer), path.keyring, echo_do=echo_do)
-            check_tcp(wire, path.tcp_message(wire, peer), path.keyring, echo_do=echo_do)
+            check_udp(wire, path.udp(wire, peer), path.keyring)
+            check_tcp(wire, path.tcp_message(wire, peer), path.keyring)
     except BugLogged as exc:
         findings.add("bug logged (answered SERVFAIL)", wire, str(exc))
     except AssertionError as exc:

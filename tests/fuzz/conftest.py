@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.fuzz.update_requests import Endpoints
 from tests.fuzz.wire import WirePath
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000"))
@@ -30,6 +31,17 @@ FUZZ = settings(
 def wire_path() -> Iterator[WirePath]:
     with WirePath() as path:
         yield path
+
+
+@pytest.fixture(scope="module")
+def endpoints() -> Iterator[Endpoints]:
+    """The update endpoints over no store (tests/fuzz/update_requests.py)."""
+    ends = Endpoints()
+    try:
+        with ends.patches():
+            yield ends
+    finally:
+        ends.close()
 
 
 # The update parsers are cheap to run but their requests are costly to generate: half

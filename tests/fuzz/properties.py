@@ -110,9 +110,7 @@ def udp_limit(query: bytes) -> int:
     return min(max(payload, MIN_UDP), OUR_UDP)
 
 
-def _check_reply(
-    query: bytes, reply: bytes, keyring: Keyring | None, echo_do: bool
-) -> dns.message.Message:
+def _check_reply(query: bytes, reply: bytes, keyring: Keyring | None) -> dns.message.Message:
     where = f"query {query.hex()} reply {reply.hex()}"
     assert len(reply) >= 12, f"reply shorter than a header: {where}"
     assert reply[:2] == query[:2], f"reply does not carry the query's ID: {where}"
@@ -127,7 +125,7 @@ def _check_reply(
     if parsed.rcode() == dns.rcode.Rcode.NOTIMP and query[2] & 0x78:
         # An opcode we do not implement: its header's other bits are not ours to echo.
         assert not parsed.flags & dns.flags.CD, f"CD copied into NOTIMP: {where}"
-    if echo_do and parsed.edns >= 0 and _asks_dnssec(query):
+    if parsed.edns >= 0 and _asks_dnssec(query):
         assert parsed.ednsflags & dns.flags.DO, f"DO not echoed (RFC 3225): {where}"
     return parsed
 
@@ -149,17 +147,15 @@ def _no_reply_due(query: bytes, replies: list[bytes]) -> bool:
     return False
 
 
-def check_udp(
-    query: bytes, replies: list[bytes], keyring: Keyring | None = None, *, echo_do: bool = True
-) -> None:
+def check_udp(query: bytes, replies: list[bytes], keyring: Keyring | None = None) -> None:
     """At most one datagram, well-formed, with the query's ID and opcode, within the
     query's size, signed only when the query's MAC verified with a key of `keyring`, no
-    CD in NOTIMP to another opcode, the query's DO echoed in an OPT record (`echo_do`)."""
+    CD in NOTIMP to another opcode, the query's DO echoed in an OPT record."""
     if _no_reply_due(query, replies):
         return
     assert len(replies) <= 1, f"{len(replies)} datagrams for one query {query.hex()}"
     for reply in replies:
-        parsed = _check_reply(query, reply, keyring, echo_do)
+        parsed = _check_reply(query, reply, keyring)
         if len(reply) > MIN_UDP and not parsed.flags & dns.flags.TC:
             limit = udp_limit(query)
             assert len(reply) <= limit, (
@@ -168,14 +164,12 @@ def check_udp(
             )
 
 
-def check_tcp(
-    query: bytes, replies: list[bytes], keyring: Keyring | None = None, *, echo_do: bool = True
-) -> None:
+def check_tcp(query: bytes, replies: list[bytes], keyring: Keyring | None = None) -> None:
     """As check_udp, each message of any size a 2-byte length can frame."""
     if _no_reply_due(query, replies):
         return
     for reply in replies:
-        _check_reply(query, reply, keyring, echo_do)
+        _check_reply(query, reply, keyring)
         assert len(reply) <= 65535, f"TCP reply of {len(reply)} bytes to {query.hex()}"
 
 

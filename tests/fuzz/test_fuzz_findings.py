@@ -11,10 +11,6 @@ that finds it, widened to the inputs the other targets leave out while it fails.
   leaves a file open until the garbage collector finds it (a ResourceWarning). The
   DVR door reads only text fields: `request.form(max_files=0)` would refuse file
   parts as a bad request before anything is spooled.
-- The dispatcher's answers (transfers refused, NOTIFY, UPDATE, signed queries) carry an
-  OPT record without the query's DO bit (RFC 3225 3: it MUST be copied); the Responder's
-  answers echo it. tests/fuzz/wire.py's DISPATCHER_ECHOES_DO turns the check on for the
-  other fuzz targets once they do.
 """
 
 from __future__ import annotations
@@ -22,34 +18,16 @@ from __future__ import annotations
 import base64
 import gc
 import warnings
-from collections.abc import Iterator
 
-import dns.flags
-import dns.message
-import dns.opcode
-import dns.update
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from homing.domain.errors import HomingError
 from homing.web.updates import credentials_of
 from tests.fuzz.conftest import FUZZ_REQUESTS
-from tests.fuzz.properties import check_tcp, check_udp
 from tests.fuzz.update_requests import SOURCE_V4, Endpoints
-from tests.fuzz.wire import ALLOWED_PEER, OTHER_PEER, ZONE, WirePath
 
 NON_ASCII_TOKEN = b"Basic \xe9"  # as the ASGI server hands the header over: latin-1 bytes
-
-
-@pytest.fixture(scope="module")
-def endpoints() -> Iterator[Endpoints]:
-    ends = Endpoints()
-    try:
-        with ends.patches():
-            yield ends
-    finally:
-        ends.close()
 
 
 def test_a_non_ascii_basic_token_is_no_credentials() -> None:
@@ -76,60 +54,6 @@ def test_any_basic_token_bytes(token: bytes) -> None:
     except HomingError:
         return
     assert credentials is None or all(isinstance(part, str) for part in credentials)
-
-
-def _with_do(message: dns.message.Message) -> dns.message.Message:
-    message.use_edns(0, dns.flags.DO, 1232)
-    return message
-
-
-def _dispatched(path: WirePath) -> dict[str, tuple[dns.message.Message, str, bool]]:
-    """(query, peer, over TCP) for each kind of answer the dispatcher gives."""
-    apex = ZONE + "."
-    notify = _with_do(dns.message.make_query(apex, "SOA"))
-    notify.set_opcode(dns.opcode.NOTIFY)
-    update = _with_do(dns.update.UpdateMessage(apex))
-    update.add("x", 60, "A", "192.0.2.1")
-    signed = _with_do(dns.message.make_query("host." + apex, "A"))
-    signed.use_tsig(path.keyring, path.key_name)
-    return {
-        "AXFR refused": (_with_do(dns.message.make_query(apex, "AXFR")), OTHER_PEER, True),
-        "AXFR over UDP": (_with_do(dns.message.make_query(apex, "AXFR")), ALLOWED_PEER, False),
-        "AXFR of no zone": (
-            _with_do(dns.message.make_query("x." + apex, "AXFR")),
-            OTHER_PEER,
-            True,
-        ),
-        "NOTIFY": (notify, ALLOWED_PEER, False),
-        "unsigned UPDATE": (update, ALLOWED_PEER, False),
-        "signed query": (signed, ALLOWED_PEER, False),
-    }
-
-
-DISPATCHED = (
-    "AXFR refused",
-    "AXFR over UDP",
-    "AXFR of no zone",
-    "NOTIFY",
-    "unsigned UPDATE",
-    "signed query",
-)
-
-
-@pytest.fixture(scope="module")
-def wire_path() -> Iterator[WirePath]:
-    with WirePath() as path:
-        yield path
-
-
-@pytest.mark.parametrize("kind", DISPATCHED)
-def test_the_dispatchers_answers_echo_do(wire_path: WirePath, kind: str) -> None:
-    query, peer, tcp = _dispatched(wire_path)[kind]
-    wire = query.to_wire()
-    if tcp:
-        check_tcp(wire, wire_path.tcp_message(wire, peer), wire_path.keyring)
-    else:
-        check_udp(wire, wire_path.udp(wire, peer), wire_path.keyring)
 
 
 def test_a_dvr_post_with_a_file_part_leaves_no_file_open(endpoints: Endpoints) -> None:

@@ -9,7 +9,6 @@ when an address parameter was given.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -59,16 +58,6 @@ HEADERS = st.lists(
     ),
     max_size=3,
 )
-
-
-@pytest.fixture(scope="module")
-def endpoints() -> Iterator[Endpoints]:
-    ends = Endpoints()
-    try:
-        with ends.patches():
-            yield ends
-    finally:
-        ends.close()
 
 
 @FUZZ

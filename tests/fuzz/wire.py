@@ -49,9 +49,6 @@ __all__ = ["ALLOWED_PEER", "OTHER_PEER", "BugLogged", "WirePath", "ZONE"]
 ALLOWED_PEER = "127.0.0.1"  # on the zone's allow-transfer list
 OTHER_PEER = "2001:db8::77"  # on no list: transfers refused
 COOKIE_SECRET = bytes(range(16))
-# The dispatcher's answers (UPDATE, NOTIFY, transfers, signed queries) do not echo the
-# DO bit yet: test_fuzz_findings.py shows it. True once they do, to fuzz them for it too.
-DISPATCHER_ECHOES_DO = False
 KEY_NAME = "fuzz-key"
 MOVES = ("192.0.2.2", "192.0.2.3", "192.0.2.1")  # journal entries for IXFR to walk
 TCP_REPLY_LIMIT = 64  # answers per TCP stream before the harness stops reading (an AXFR loop)
@@ -290,15 +287,14 @@ class WirePath:
         TSIG only after a verified MAC, TC on a slipped answer, the zone index untouched,
         and (`reference`) a plain query's reply the same when asked again and from a
         Responder that has seen nothing before (DNS Cookies with the same secret)."""
-        echo_do = do_checked(query)
         udp = self.udp(query, peer)
-        check_udp(query, udp, self.keyring, echo_do=echo_do)
+        check_udp(query, udp, self.keyring)
         slipped = self.slipped(query, peer)
         check_udp(query, slipped, self.keyring)
         if slipped and not self.responder.proven(query, client_bytes(peer)):
             assert slipped[0][2] & 0x02, f"rate limiting's slip without TC: {query.hex()}"
         tcp = self.tcp_message(query, peer)
-        check_tcp(query, tcp, self.keyring, echo_do=echo_do)
+        check_tcp(query, tcp, self.keyring)
         assert zone_state(self.index) == self.state, f"the zone index changed: {query.hex()}"
         if not reference or needs_dispatch(query):
             return  # the dispatcher's answers carry TSIG times; they are not compared
@@ -318,8 +314,3 @@ def client_bytes(peer: str) -> bytes:
     """The peer's address as the 4 or 16 bytes the transports hand DNS Cookies."""
     family = socket.AF_INET6 if ":" in peer else socket.AF_INET
     return socket.inet_pton(family, peer)
-
-
-def do_checked(query: bytes) -> bool:
-    """Whether the answers to `query` are checked for the DO bit (see DISPATCHER_ECHOES_DO)."""
-    return DISPATCHER_ECHOES_DO or not needs_dispatch(query)
