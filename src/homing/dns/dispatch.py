@@ -153,6 +153,9 @@ class Dispatcher:
         response = response_to(query, our_payload=OUR_UDP_PAYLOAD)
         if resolution.authoritative:
             response.flags |= dns.flags.Flag.AA
+        response.flags |= query.flags & dns.flags.Flag.CD  # as the fast path's answers
+        if query.edns == 0:
+            response.ednsflags |= query.ednsflags & dns.flags.EDNSFlag.DO  # RFC 3225 3
         response.set_rcode(resolution.rcode)
         response.answer.extend(resolution.answer)
         response.authority.extend(resolution.authority)
