@@ -11,6 +11,8 @@ that finds it, widened to the inputs the other targets leave out while it fails.
   leaves a file open until the garbage collector finds it (a ResourceWarning). The
   DVR door reads only text fields: `request.form(max_files=0)` would refuse file
   parts as a bad request before anything is spooled.
+- Transfer answers (dns/xfr.py's render) carry no OPT record when the query had one
+  (RFC 6891 7: a responder MUST include one), and so no DO bit either.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ import base64
 import gc
 import warnings
 
+import dns.flags
+import dns.message
+import dns.rrset
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,6 +32,7 @@ from homing.domain.errors import HomingError
 from homing.web.updates import credentials_of
 from tests.fuzz.conftest import FUZZ_REQUESTS
 from tests.fuzz.update_requests import SOURCE_V4, Endpoints
+from tests.fuzz.wire import ZONE, WirePath
 
 NON_ASCII_TOKEN = b"Basic \xe9"  # as the ASGI server hands the header over: latin-1 bytes
 
@@ -68,3 +75,26 @@ def test_a_dvr_post_with_a_file_part_leaves_no_file_open(endpoints: Endpoints) -
         gc.collect()
     assert status == 200 and request is None
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def _ixfr(serial: int) -> dns.message.Message:
+    query = dns.message.make_query(ZONE + ".", "IXFR", use_edns=0, want_dnssec=True)
+    soa = f"ns1.example.net. hostmaster.example.net. {serial} 1 1 1 1"
+    query.authority.append(dns.rrset.from_text(ZONE + ".", 0, "IN", "SOA", soa))
+    return query
+
+
+@pytest.mark.parametrize(
+    ("kind", "tcp"),
+    [("AXFR", True), ("IXFR from serial 2", True), ("IXFR up to date", False)],
+)
+def test_transfer_answers_carry_an_opt_record(wire_path: WirePath, kind: str, tcp: bool) -> None:
+    if kind == "AXFR":
+        query = dns.message.make_query(ZONE + ".", "AXFR", use_edns=0, want_dnssec=True)
+    else:
+        query = _ixfr(2 if "2" in kind else wire_path.index.by_text[ZONE].serial)
+    wire = query.to_wire()
+    replies = wire_path.tcp_message(wire) if tcp else wire_path.udp(wire)
+    assert replies
+    first = dns.message.from_wire(replies[0], keyring=False)
+    assert first.edns == 0 and first.ednsflags & dns.flags.DO, first
