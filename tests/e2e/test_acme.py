@@ -6,10 +6,13 @@ against homing's acme-dns compatible API. The challenge records are gone afterwa
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import os
+import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,7 +103,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
             x509.SubjectAlternativeName(
                 [
                     x509.DNSName("localhost"),
-                    x509.IPAddress(__import__("ipaddress").ip_address(LOOPBACK)),
+                    x509.IPAddress(ipaddress.ip_address(LOOPBACK)),
                 ]
             ),
             critical=False,
@@ -236,6 +239,15 @@ def test_lego_rfc2136_with_the_hosts_own_key(
     no_challenge_left(homing, fqdn)
 
 
+def debian_certbot() -> str:
+    """Debian's certbot, which has python3-certbot-dns-rfc2136 (the venv's has dns-multi)."""
+    found = shutil.which("certbot", path="/usr/bin")
+    if found is None:
+        peers.missing("certbot (Debian's, with python3-certbot-dns-rfc2136)")
+        raise AssertionError("unreachable")
+    return found
+
+
 def test_certbot_rfc2136_with_the_hosts_own_key(
     homing: Server, pebble: Pebble, tmp_path: Path
 ) -> None:
@@ -251,7 +263,7 @@ def test_certbot_rfc2136_with_the_hosts_own_key(
     )
     credentials.chmod(0o600)
     args = [
-        peers.program("certbot"), "certonly", "--non-interactive", "--agree-tos",
+        debian_certbot(), "certonly", "--non-interactive", "--agree-tos",
         "--register-unsafely-without-email", "--server", pebble.directory,
         "--config-dir", str(tmp_path / "etc"), "--work-dir", str(tmp_path / "work"),
         "--logs-dir", str(tmp_path / "logs"),
@@ -272,29 +284,87 @@ def test_certbot_rfc2136_with_the_hosts_own_key(
     no_challenge_left(homing, fqdn)
 
 
-def test_lego_acme_dns_through_homings_acme_dns_api(
+EXPIRE_LATER = """
+import asyncio, datetime, sys
+from homing.config import Settings
+from homing.service.challenges import expire
+from homing.service.context import Homing
+
+async def main() -> None:
+    homing = Homing.from_settings(Settings())
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=2)
+    print(await expire(homing.db, 3600, acme_dns_zone=sys.argv[1], now=later))
+    await homing.db.close()
+
+asyncio.run(main())
+"""
+
+
+def certbot_dns_multi(
+    pebble: Pebble, base: Path, fqdn: str, credentials: Path
+) -> subprocess.CompletedProcess[str]:
+    """The venv's certbot (PyPI) with certbot-dns-multi: lego's acme-dns provider."""
+    program = Path(sys.executable).parent / "certbot"
+    if not program.exists():
+        peers.missing("certbot with certbot-dns-multi in the venv (the dev extra)")
+    args = [
+        str(program), "certonly", "--non-interactive", "--agree-tos",
+        "--register-unsafely-without-email", "--server", pebble.directory,
+        "--config-dir", str(base / "etc"), "--work-dir", str(base / "work"),
+        "--logs-dir", str(base / "logs"),
+        "--authenticator", "dns-multi", "--dns-multi-credentials", str(credentials),
+        "--dns-multi-propagation-seconds", "1",
+        "--cert-name", "host", "-d", fqdn, "-d", f"*.{fqdn}",
+    ]  # fmt: skip
+    return subprocess.run(
+        args,
+        env=dict(os.environ, REQUESTS_CA_BUNDLE=str(pebble.ca)),
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+    )
+
+
+def test_acme_dns_client_through_homings_acme_dns_api(
     homing: Server, pebble: Pebble, tmp_path: Path
 ) -> None:
     fqdn, _ = homing.new_host("acmedns1")
     storage = tmp_path / "acme-dns.json"
-    env = {"ACME_DNS_API_BASE": homing.http_url, "ACME_DNS_STORAGE_PATH": str(storage)}
+    credentials = tmp_path / "multi.ini"
+    credentials.write_text(
+        "dns_multi_provider = acme-dns\n"
+        f"ACME_DNS_API_BASE = {homing.http_url}\n"
+        f"ACME_DNS_STORAGE_PATH = {storage}\n"
+    )
+    credentials.chmod(0o600)
     # The first run registers at POST /register and asks for the CNAME, as with acme-dns.
-    first = lego(pebble, homing, tmp_path, fqdn, "acme-dns", env)
-    assert first.returncode != 0
+    first = certbot_dns_multi(pebble, tmp_path, fqdn, credentials)
+    assert storage.exists(), first.stdout + first.stderr
     accounts = json.loads(storage.read_text())
     fulldomain = accounts[fqdn]["fulldomain"]
     assert fulldomain.endswith(f".{ACME_DNS}")
-    operator = zone_key(homing, "acme-ops")
-    done = nsupdate(homing, operator, [f"update add _acme-challenge.{fqdn} 60 CNAME {fulldomain}."])
-    assert done.returncode == 0, done.stderr
-    second = lego(pebble, homing, tmp_path, fqdn, "acme-dns", env)
-    assert second.returncode == 0, second.stdout + second.stderr
-    issued = (tmp_path / "certificates" / f"{fqdn}.crt").read_bytes()
+    if first.returncode != 0:
+        operator = zone_key(homing, "acme-ops")
+        cname = f"update add _acme-challenge.{fqdn} 60 CNAME {fulldomain}."
+        done = nsupdate(homing, operator, [cname])
+        assert done.returncode == 0, done.stderr
+        second = certbot_dns_multi(pebble, tmp_path, fqdn, credentials)
+        assert second.returncode == 0, second.stdout + second.stderr
+    issued = (tmp_path / "etc" / "live" / "host" / "cert.pem").read_bytes()
     assert names_of(issued) == {fqdn, f"*.{fqdn}"}
-    # acme-dns keeps the two latest values (no delete in its API); homing's expiry removes
-    # them after their lifetime, as any challenge value.
-    answer = homing.dig(fulldomain, "TXT")
-    assert len(answer.values("TXT")) == 2
+    # acme-dns keeps the two latest values (its API deletes nothing): a name and its
+    # wildcard validated together. homing's expiry removes them after their lifetime.
+    assert len(homing.dig(fulldomain, "TXT").values("TXT")) == 2
+    expired = subprocess.run(
+        [sys.executable, "-c", EXPIRE_LATER, ACME_DNS],
+        env=homing.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert expired.returncode == 0 and expired.stdout.strip() == "1", expired.stderr
+    homing.wait_dns(fulldomain, "TXT", lambda a: a.status == "NXDOMAIN")
+    # the registration's key sets its own name only
     with httpx.Client() as client:
         refused = client.post(
             f"{homing.http_url}/update",

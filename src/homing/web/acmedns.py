@@ -40,6 +40,8 @@ async def _json_object(request: Request, *, empty_ok: bool) -> dict[str, Any]:
         found = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise acmedns.AcmeDnsError(400, "malformed_json_payload") from exc
+    if found is None and empty_ok:
+        return {}  # what lego's client sends for a registration without allowfrom
     if not isinstance(found, dict):
         raise acmedns.AcmeDnsError(400, "malformed_json_payload")
     return {str(k).lower(): v for k, v in found.items()}
