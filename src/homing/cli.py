@@ -15,7 +15,17 @@ import typer
 from homing.client.cli import client_app
 from homing.config import Settings, load
 from homing.domain.errors import AccountError, HomingError
-from homing.service import accounts, admin, checks, hosts, imports, keys, prefixes, zones
+from homing.service import (
+    accounts,
+    admin,
+    checks,
+    hosts,
+    imports,
+    keys,
+    prefixes,
+    reverse,
+    zones,
+)
 from homing.service.context import Homing
 
 T = TypeVar("T")
@@ -155,8 +165,17 @@ def zone_add(
     primary_key: Annotated[
         str | None, typer.Option(help="The TSIG key (homing key add) of the transfers")
     ] = None,
+    auto_ptr: Annotated[
+        bool,
+        typer.Option(
+            "--auto-ptr", help="A reverse zone: every host address inside it gets a PTR to the host"
+        ),
+    ] = False,
 ) -> None:
-    """Add a zone served here (with --primary: a secondary zone, pulled, not edited here)."""
+    """Add a zone served here (with --primary: a secondary zone, pulled, not edited here).
+
+    Reverse zones: 2.0.192.in-addr.arpa, 0-63.2.0.192.in-addr.arpa (RFC 2317 classless),
+    8.b.d.0.1.0.0.2.ip6.arpa."""
     ref = run_with_store(
         lambda h: zones.add_zone(
             h.db,
@@ -172,6 +191,7 @@ def zone_add(
             push_key=push_key,
             primary=primary,
             primary_key=primary_key,
+            auto_ptr=auto_ptr,
         )
     )
     if primary is not None:
@@ -199,9 +219,25 @@ def zone_set(
     notify_key: Annotated[
         str | None, typer.Option(help="Sign this zone's NOTIFYs with this TSIG key")
     ] = None,
+    auto_ptr: Annotated[
+        str | None,
+        typer.Option(
+            "--auto-ptr",
+            help="on: PTRs follow the hosts' addresses (filled now); off: removes those PTRs",
+        ),
+    ] = None,
 ) -> None:
     """Change an existing zone's settings: where its changes are pushed, or where a
-    secondary zone comes from and with which key; the key its NOTIFYs are signed with."""
+    secondary zone comes from and with which key; the key its NOTIFYs are signed with;
+    whether a reverse zone's PTRs follow the hosts (--auto-ptr on|off)."""
+    if auto_ptr is not None:
+        if auto_ptr not in ("on", "off"):
+            fail("--auto-ptr takes on or off")
+        count = run_with_store(lambda h: reverse.set_auto_ptr(h.db, zone, auto_ptr == "on"))
+        done = "PTRs written" if auto_ptr == "on" else "PTRs removed"
+        typer.echo(f"zone {zone}: auto-ptr {auto_ptr}, {count} {done}")
+        if not (push or push_key or no_push or primary or primary_key or notify_key):
+            return
     pushing = no_push or push is not None or push_key is not None
     pulling = primary is not None or primary_key is not None or notify_key is not None
     if pushing == pulling:
@@ -361,28 +397,50 @@ def group_add(
 def key_add(
     name: str,
     zone: Annotated[
-        str | None, typer.Option(help="The zone this key may change and transfer")
+        list[str] | None,
+        typer.Option(
+            help="A zone this key may change (and, without --grant, transfer); repeatable"
+        ),
     ] = None,
     host: Annotated[str | None, typer.Option(help="The one host this key may change")] = None,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Update policy, repeatable: 'subdomain NAME [TYPE...]', 'name NAME [TYPE...]'"
+            " or 'self [TYPE...]'; the key may then change only that, and transfers nothing"
+        ),
+    ] = None,
     algorithm: Annotated[str, typer.Option(help="hmac-sha256, hmac-sha512, ...")] = "hmac-sha256",
     secret: Annotated[
         str | None,
         typer.Option(help="Base64 secret to use (the same key on another server), not a new one"),
     ] = None,
 ) -> None:
-    """Add a TSIG key; prints ALG:NAME:SECRET (the `nsupdate -y` form) on the last line."""
+    """Add a TSIG key; prints ALG:NAME:SECRET (the `nsupdate -y` form) on the last line.
+
+    A key covers one host (--host: what its update secret may change), or one or more zones
+    (--zone, repeatable: a DHCP server's forward and reverse zones under one key). A zone key
+    without --grant may change anything in its zones but the SOA and apex NS, and transfer
+    them; with --grant only the names and types granted, e.g.
+    --grant 'subdomain dhcp.example.net A DHCID' --grant 'subdomain 2.0.192.in-addr.arpa PTR DHCID'.
+    """
+    zone_names = zone or []
     key = run_with_store(
         lambda h: keys.add_key(
             h.db,
             name,
-            zone=zone,
+            zone=zone_names[0] if zone_names else None,
+            also=zone_names[1:],
+            grants=grant or [],
             host=host,
             algorithm=algorithm,
             allow_legacy=h.settings.tsig_allow_md5,
             secret=secret,
         )
     )
-    target = f"zone {key.zone}" if key.zone else f"host {key.host}"
+    target = f"zone {', '.join(key.zones)}" if key.zone else f"host {key.host}"
+    if key.policy is not None:
+        target += " (" + "; ".join(g.to_text() for g in key.policy) + ")"
     typer.echo(f"key {key.name} added for {target}; its secret (shown once):")
     typer.echo(key.nsupdate_form())
 

@@ -112,8 +112,8 @@ class Access:
 
     def may_transfer(self, zone: str, key: ScopedKey | None, address: str) -> bool:
         """A zone key of this zone, or an address on the zone's allow-transfer list."""
-        if key is not None and key.host is None and key.zone == zone:
-            return True
+        if key is not None and key.host is None and key.grants is None and zone in key.zones:
+            return True  # a zone key without an update policy (a policy key only updates)
         lists = self.zones.get(zone)
         if lists is None or not lists.allow_transfer:
             return False

@@ -31,6 +31,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
 from homing.dns.responses import response_to
+from homing.service.keypolicy import Grant
 from homing.service.keys import LEGACY, TsigKey
 
 __all__ = [
@@ -77,15 +78,21 @@ _ERROR_OTHER = struct.Struct("!HH")
 
 @dataclass(frozen=True)
 class ScopedKey:
-    """A usable key and what it may touch: one zone, or one host in that zone."""
+    """A usable key and what it may touch: its zones (under its grants), or one host."""
 
     key: dns.tsig.Key
     zone: str
     host: str | None  # None: a zone key
+    also: tuple[str, ...] = ()  # a zone key's further zones
+    grants: tuple[Grant, ...] | None = None  # None: anything in its zones
 
     @property
     def name(self) -> str:
         return str(self.key.name.to_text(omit_final_dot=True)).lower()
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return (self.zone, *self.also)
 
 
 class Keyring:
@@ -102,7 +109,7 @@ class Keyring:
                 continue  # the loader fills in a host key's zone; without one it is useless
             name = dns.name.from_text(k.name)
             key = dns.tsig.Key(name, k.secret, algorithm)
-            self._keys[name] = ScopedKey(key, zone, k.host)
+            self._keys[name] = ScopedKey(key, zone, k.host, k.also, k.policy)
 
     def __len__(self) -> int:
         return len(self._keys)

@@ -166,7 +166,7 @@ async def handle_update(
     response = response_to(query)
     try:
         parsed = parse_update(query)
-        scope = UpdateScope(signer.zone, signer.host)
+        scope = UpdateScope(signer.zone, signer.host, signer.also, signer.grants)
         changed = await apply_update(
             db,
             parsed.zone,

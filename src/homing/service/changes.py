@@ -15,6 +15,7 @@ from homing.store.schema import journal, rrsets, zones
 
 # Above this many RRsets, read the whole zone once instead of naming each RRset.
 _WHOLE_ZONE_READ = 500
+_ADDRESS_TYPES = frozenset({"A", "AAAA"})
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,10 @@ def current_rrset_sync(txn: SyncTxn, zone: ZoneRef, name: str, rtype: str) -> RR
     return RRsetValue(name, rtype, row.ttl, RRsetValue.decode_rdatas(row.rdatas))
 
 
-def _current_many(
+def current_many_sync(
     txn: SyncTxn, zone: ZoneRef, values: Sequence[RRsetValue]
 ) -> dict[tuple[str, str], RRsetValue]:
+    """The stored RRsets of `values`' names and types (others of those names too), by key."""
     if len(values) == 1:
         found = current_rrset_sync(txn, zone, values[0].name, values[0].rtype)
         return {} if found is None else {(found.name, found.rtype): found}
@@ -123,7 +125,7 @@ def apply_changes_sync(
     """
     actors = [actor] * len(values) if isinstance(actor, str) else list(actor)
     vias = [via] * len(values) if isinstance(via, str) else list(via)
-    current = _current_many(txn, zone, values) if stored is None else stored
+    current = current_many_sync(txn, zone, values) if stored is None else stored
     latest: dict[tuple[str, str], tuple[RRsetValue, str, str]] = {}
     for value, who, how in zip(values, actors, vias, strict=True):
         latest[(value.name, value.rtype)] = (value, who, how)  # the last value given wins
@@ -223,6 +225,9 @@ def apply_changes_sync(
     )
     for entry in entries:
         txn.emit(entry)
+    if not _ADDRESS_TYPES.isdisjoint(e.rtype for e in entries):
+        # Reverse zones with auto-ptr follow in this transaction (one zone query when none has it).
+        reverse.follow_sync(txn, entries)
     return entries
 
 
@@ -232,3 +237,7 @@ async def apply_change(
     """Set one RRset (empty rdatas delete it); the journal entry, or None if nothing changed."""
     entries = await apply_changes(txn, zone, [value], actor=actor, via=via)
     return entries[0] if entries else None
+
+
+# reverse.py builds on this module's writes; imported last so either module may load first.
+from homing.service import reverse  # noqa: E402

@@ -4,7 +4,8 @@ The DNS layer parses and authenticates the message and hands over plain values; 
 module decides with the store's data (not the in-memory index), so concurrent writers
 from other processes are seen, and every change goes through apply_change.
 
-A zone key may change anything in its zone but the SOA and the apex NS. A host key
+A zone key may change anything in its zones but the SOA and the apex NS, or with an
+update policy only what its grants allow (see `keypolicy`). A host key
 stands in for its host's update secret, so it gets no more than dyndns2 gives: A, AAAA
 and TXT at the host's own name and TXT at `_acme-challenge.<host>` (for ACME DNS-01),
 deletes that take only those types, the host's TTL whatever the request asks, and only
@@ -26,6 +27,7 @@ from homing.domain.names import in_zone
 from homing.domain.outcomes import Outcome
 from homing.domain.records import RRsetValue
 from homing.service.changes import ZoneRef, apply_change
+from homing.service.keypolicy import Grant, allowed_types
 from homing.service.replays import SignedRequest, claim, remember_refusal
 from homing.store.db import Database, Txn, as_utc
 from homing.store.schema import accounts, hosts, plans, rrsets, zones
@@ -72,16 +74,22 @@ class Operation:
 
 @dataclass(frozen=True)
 class UpdateScope:
-    """The signing key's reach: its zone, or (`host` set) what a host key may change."""
+    """The signing key's reach: its zones (under its grants), or (`host` set) what a host
+    key may change."""
 
     zone: str
     host: str | None = None
+    also: tuple[str, ...] = ()  # further zones of a zone key
+    grants: tuple[Grant, ...] | None = None  # None: anything in its zones
+
+    def covers(self, zone: str) -> bool:
+        return zone == self.zone or zone in self.also
 
     def types_at(self, name: str) -> frozenset[str] | None:
-        """The record types this key may change at `name`; None: any (a zone key)."""
+        """The record types this key may change at `name`; None: any."""
         host = self.host
         if host is None:
-            return None
+            return None if self.grants is None else allowed_types(self.grants, name)
         if name == host:
             return HOST_KEY_TYPES
         if name == f"{ACME_LABEL}.{host}":
@@ -134,7 +142,7 @@ async def _apply_update(
     signed: SignedRequest | None,
     allow_local: bool,
 ) -> int:
-    if scope.zone != zone_name:
+    if not scope.covers(zone_name):
         raise UpdateRefused(dns.rcode.Rcode.NOTAUTH, "key is not for this zone")
     names = {p.name for p in prerequisites} | {op.name for op in operations}
     for name in names:
@@ -200,6 +208,10 @@ def _check_scope(op: Operation, scope: UpdateScope) -> None:
     if types is None:
         return  # a zone key
     if not types:
+        if scope.host is None:
+            raise UpdateRefused(
+                dns.rcode.Rcode.REFUSED, f"this key's policy grants nothing at {op.name}"
+            )
         raise UpdateRefused(dns.rcode.Rcode.REFUSED, f"this key may only change {scope.host}")
     if op.kind != "delete_name" and op.rtype not in types:
         # A delete_name is allowed, and takes only these types (see _apply).

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from homing.domain.errors import Conflict, HomingError, NotFound
 from homing.domain.names import normalize
 from homing.domain.records import RRsetValue, ZoneMeta
+from homing.service import reverse
 from homing.service.changes import ZoneRef, apply_change
 from homing.store.db import Database, Txn
 from homing.store.schema import tsig_keys, zones
@@ -52,8 +53,11 @@ async def add_zone(
     primary: str | None = None,
     primary_key: str | None = None,
     notify_key: str | None = None,
+    auto_ptr: bool = False,
 ) -> ZoneRef:
     """Create a zone with its NS RRset at the apex (journal serial 1).
+
+    `auto_ptr`: a reverse zone whose PTRs follow the hosts' addresses (see `reverse`).
 
     `push` and `push_key` make it a hidden primary's zone (see `set_push`); `primary`
     (and `primary_key`) a secondary zone, empty until its first transfer (see
@@ -75,6 +79,10 @@ async def add_zone(
         raise HomingError("a secondary zone (--primary) is not pushed anywhere (--push)")
     primary_key_name = None if primary_key is None else normalize(primary_key)
     notify_key_name = None if notify_key is None else normalize(notify_key)
+    if auto_ptr:
+        reverse.check_reverse(zone_name)
+        if primary_target is not None:
+            raise HomingError("a secondary zone's PTRs come from its primary (no --auto-ptr)")
 
     async def unit(txn: Txn) -> ZoneRef:
         existing = await txn.conn.scalar(sa.select(zones.c.id).where(zones.c.name == zone_name))
@@ -111,6 +119,7 @@ async def add_zone(
                     push_key=push_key_name,
                     pushed_serial=None,
                     primary_target=primary_target,
+                    auto_ptr=auto_ptr,
                     created_at=txn.now,
                 )
                 .returning(zones.c.id)
@@ -121,6 +130,9 @@ async def add_zone(
             return zone  # its records, NS included, come from the primary
         ns_value = RRsetValue(zone_name, "NS", 3600, tuple(n + "." for n in nameservers))
         await apply_change(txn, zone, ns_value, actor="operator", via="cli")
+        found = reverse.reverse_zone(zone) if auto_ptr else None
+        if found is not None:
+            await txn.run_sync(lambda sync_txn: reverse.fill_or_clear_sync(sync_txn, found, True))
         return zone
 
     return await db.write(unit)
