@@ -74,14 +74,14 @@ class _Value:
     """One address parameter's value, read once: empty, `preserve`, or addresses and
     networks by IP version."""
 
-    __slots__ = ("empty", "networks", "preserve", "texts")
+    __slots__ = ("addresses", "empty", "networks", "preserve")
 
     def __init__(self, raw: str, allow_local: bool) -> None:
         items = [item.strip() for item in raw.split(",")]
         items = [item for item in items if item]
         self.empty = not items
         self.preserve = False
-        self.texts: dict[int, list[IPAddress]] = {}
+        self.addresses: dict[int, list[IPAddress]] = {}
         self.networks: dict[int, list[Network]] = {}
         for item in items:
             if item.lower() == PRESERVE:
@@ -91,7 +91,7 @@ class _Value:
                 self.networks.setdefault(network.version, []).append(network)
             else:
                 address = parse_address(item, allow_local=allow_local)
-                self.texts.setdefault(address.version, []).append(address)
+                self.addresses.setdefault(address.version, []).append(address)
         if self.preserve and len(items) > 1:
             raise InvalidAddress(f"{PRESERVE!r} cannot come with addresses in one parameter")
 
@@ -102,7 +102,7 @@ class _Value:
             return SetIPs(), None
         if self.preserve:
             return PreserveIPs(), None
-        addresses = set(self.texts.get(version, ()))
+        addresses = set(self.addresses.get(version, ()))
         networks = set(self.networks.get(version, ()))
         if len(addresses) > 1:
             raise InvalidAddress(f"more than one IPv{version} address")
@@ -164,7 +164,7 @@ def address_set(params: Mapping[str, str], *, allow_local: bool = False) -> Addr
             if action is None:
                 continue
             if isinstance(action, SetIPs) and action.texts:
-                chosen[version] = ipaddress.ip_address(action.texts[0])
+                chosen[version] = value.addresses[version][0]  # the one, as parsed
             elif not isinstance(action, PreserveIPs):
                 others.append((rtype, action))
             if version == 6:
