@@ -121,3 +121,44 @@ async def test_registrations_are_throttled_per_source(db: Database) -> None:
 async def test_off_without_a_zone(db: Database) -> None:
     async with client_for(Homing(Settings(), db)) as client:
         assert (await client.post("/register")).status_code in (404, 405)
+
+
+async def test_a_hosts_token_delegates_its_challenge_to_a_registration(homing: Homing) -> None:
+    from homing.service import accounts, hosts, tokens
+
+    db = homing.db
+    await accounts.create_account(db, "alice", "alice@example.org", "correct horse battery")
+    host = await hosts.add_host(db, f"cam.{ZONE}", "alice")
+    alice = await accounts.authenticate(db, "alice", "correct horse battery")
+    assert alice is not None
+    made = await tokens.create_token(db, alice, "acme", ["acme"], [host.id])
+    auth = {"Authorization": f"Bearer {made.secret}"}
+    url = f"/api/v1/acme/cam.{ZONE}/delegation"
+    async with client_for(homing) as client:
+        reg = (await client.post("/register")).json()
+        entries = await journal_rows(db)
+        for target in (
+            f"{'0' * 8}-0000-4000-8000-{'0' * 12}.{ACME}",  # not registered here
+            f"www.{ZONE}",  # not under the acme-dns zone
+            "elsewhere.example.org",
+        ):
+            refused = await client.put(url, json={"fulldomain": target}, headers=auth)
+            assert refused.status_code == 422, target
+            assert refused.json()["code"] == "ACME_DELEGATION_INVALID"
+        assert await journal_rows(db) == entries
+        done = await client.put(url, json={"fulldomain": reg["fulldomain"]}, headers=auth)
+        assert done.status_code == 200, done.text
+        assert done.json() == {"name": f"_acme-challenge.cam.{ZONE}", "target": reg["fulldomain"]}
+        async with db.engine.connect() as conn:
+            cname = await conn.scalar(
+                sa.select(rrsets.c.rdatas).where(
+                    rrsets.c.name == f"_acme-challenge.cam.{ZONE}", rrsets.c.rtype == "CNAME"
+                )
+            )
+        assert cname == f"{reg['fulldomain']}."
+        # a TXT value beside the CNAME could not be served: refused
+        beside = await client.post(f"/api/v1/acme/cam.{ZONE}", json={"value": V1}, headers=auth)
+        assert beside.status_code == 409 and beside.json()["code"] == "ACME_DELEGATED"
+        removed = await client.delete(url, headers=auth)
+        assert removed.json()["target"] is None
+    assert await txt(db, f"_acme-challenge.cam.{ZONE}") is None

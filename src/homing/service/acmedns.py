@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from homing.domain.errors import HomingError
 from homing.domain.records import RRsetValue
 from homing.domain.windows import Window
-from homing.service.challenges import changes_within, txt_rdata
+from homing.service.challenges import challenge_name, changes_within, txt_rdata
 from homing.service.changes import ZoneRef, apply_change
 from homing.service.secrets import hash_secret, secret_matches
 from homing.service.throttle import Charge, Throttle
 from homing.store.db import Database, Txn
 from homing.store.schema import acmedns_registrations as registrations
-from homing.store.schema import rrsets, zones
+from homing.store.schema import hosts, rrsets, zones
 
 VIA = "acme-dns"
 MAX_ALLOWFROM = 16  # networks per registration
@@ -201,3 +201,46 @@ async def update(
 
     await db.write(unit)
     return txt
+
+
+async def delegate(
+    db: Database, host_id: int, fulldomain: str | None, acme_dns_zone: str, *, actor: str
+) -> str | None:
+    """Point the host's `_acme-challenge` at a registration's name by CNAME (None: remove the
+    CNAME); only to a name registered here, and not while challenge TXT values are there."""
+    target = None
+    if fulldomain is not None:
+        target = fulldomain.strip().lower().rstrip(".")
+        subdomain, _, under = target.partition(".")
+        if under != acme_dns_zone or not _UUID.match(subdomain):
+            raise AcmeDnsError(422, f"not a name under {acme_dns_zone}")
+
+    async def unit(txn: Txn) -> str | None:
+        if target is not None:
+            known = await txn.conn.scalar(
+                sa.select(registrations.c.id).where(registrations.c.subdomain == subdomain)
+            )
+            if known is None:
+                raise AcmeDnsError(422, f"{target} is not registered here")
+        host = (
+            await txn.conn.execute(
+                sa.select(hosts.c.name, hosts.c.ttl, zones.c.id, zones.c.name.label("zone"))
+                .join(zones, zones.c.id == hosts.c.zone_id)
+                .where(hosts.c.id == host_id)
+            )
+        ).one()
+        zone = ZoneRef(int(host.id), str(host.zone))
+        name = challenge_name(host.name)
+        txt = await txn.conn.scalar(
+            sa.select(rrsets.c.id).where(
+                rrsets.c.zone_id == zone.id, rrsets.c.name == name, rrsets.c.rtype == "TXT"
+            )
+        )
+        if txt is not None and target is not None:
+            raise AcmeDnsError(409, f"{name} holds challenge values; delete them first")
+        rdatas = () if target is None else (f"{target}.",)
+        value = RRsetValue(name, "CNAME", int(host.ttl), rdatas)
+        await apply_change(txn, zone, value, actor=actor, via=VIA)
+        return target
+
+    return await db.write(unit)

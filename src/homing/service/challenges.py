@@ -130,10 +130,12 @@ async def _host(conn: AsyncConnection, host_id: int) -> _Host:
     )
 
 
-async def _current(conn: AsyncConnection, zone: ZoneRef, name: str) -> tuple[str, ...]:
+async def _current(
+    conn: AsyncConnection, zone: ZoneRef, name: str, rtype: str = "TXT"
+) -> tuple[str, ...]:
     stored = await conn.scalar(
         sa.select(rrsets.c.rdatas).where(
-            rrsets.c.zone_id == zone.id, rrsets.c.name == name, rrsets.c.rtype == "TXT"
+            rrsets.c.zone_id == zone.id, rrsets.c.name == name, rrsets.c.rtype == rtype
         )
     )
     return RRsetValue.decode_rdatas(stored) if stored else ()
@@ -169,6 +171,11 @@ async def _change(
                 "HOST_BLOCKED" if host.status == "blocked" else "HOST_DISABLED",
                 f"Host {host.name} is {host.status}: its challenge cannot change.",
                 outcome,
+            )
+        if add is not None and await _current(txn.conn, host.zone, name, "CNAME"):
+            raise ChallengeRefused(
+                "ACME_DELEGATED",
+                f"{name} is delegated to acme-dns by a CNAME; remove the delegation first.",
             )
         values = set(current)
         if clear:

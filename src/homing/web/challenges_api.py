@@ -9,12 +9,21 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from homing.domain.errors import NotFound
-from homing.service import challenges
+from homing.service import acmedns, challenges
 from homing.service.context import Homing
 from homing.web.api import STATUS, ApiError, Authorized, errors
 
 # The codes of refused challenge changes, beside the API's others.
-STATUS.update({"ACME_VALUE_INVALID": 422, "ACME_VALUES_FULL": 409, "ACME_TOO_OFTEN": 429})
+STATUS.update(
+    {
+        "ACME_VALUE_INVALID": 422,
+        "ACME_VALUES_FULL": 409,
+        "ACME_TOO_OFTEN": 429,
+        "ACME_DELEGATED": 409,
+        "ACME_DELEGATION_INVALID": 422,
+        "ACME_DELEGATION_CONFLICT": 409,
+    }
+)
 
 HostName = Annotated[
     str,
@@ -34,6 +43,19 @@ class ChallengeIn(BaseModel):
         description="The TXT value the ACME server asked for (its key authorisation digest)",
         examples=["LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"],
     )
+
+
+class DelegationIn(BaseModel):
+    fulldomain: str = Field(
+        min_length=1,
+        max_length=253,
+        description="An acme-dns registration's fulldomain (from POST /register)",
+    )
+
+
+class DelegationOut(BaseModel):
+    name: str = Field(description="_acme-challenge.<host>")
+    target: str | None = Field(description="Where its CNAME points; null: no delegation")
 
 
 class ChallengeOut(BaseModel):
@@ -107,5 +129,44 @@ def challenge_routes(homing: Homing) -> APIRouter:
         value: Annotated[str | None, Query(max_length=challenges.MAX_VALUE)] = None,
     ) -> ChallengeOut:
         return await run(name, grant, None, value, value is None)
+
+    async def delegation(name: str, grant: Authorized, fulldomain: str | None) -> DelegationOut:
+        zone = homing.settings.acme_dns_zone
+        if not zone:
+            raise ApiError("NOT_FOUND", "This service offers no acme-dns API.")
+        host_id = await host_of(name, grant)
+        try:
+            target = await acmedns.delegate(
+                homing.db,
+                host_id,
+                fulldomain,
+                zone.lower().rstrip("."),
+                actor=f"token:{grant.token_id}",
+            )
+        except acmedns.AcmeDnsError as exc:
+            code = "ACME_DELEGATION_CONFLICT" if exc.status == 409 else "ACME_DELEGATION_INVALID"
+            raise ApiError(code, str(exc), "fulldomain" if exc.status == 422 else None) from exc
+        host = await challenges.values_of(homing.db, host_id)
+        return DelegationOut(name=host.name, target=target)
+
+    @router.put(
+        "/acme/{name}/delegation",
+        response_model=DelegationOut,
+        responses=errors(401, 403, 404, 409, 422, 503),
+        summary="Delegate the host's ACME challenge to an acme-dns registration (CNAME)",
+    )
+    async def put_delegation(
+        name: HostName, body: DelegationIn, grant: Authorized
+    ) -> DelegationOut:
+        return await delegation(name, grant, body.fulldomain)
+
+    @router.delete(
+        "/acme/{name}/delegation",
+        response_model=DelegationOut,
+        responses=errors(401, 403, 404, 503),
+        summary="Remove the host's acme-dns delegation",
+    )
+    async def delete_delegation(name: HostName, grant: Authorized) -> DelegationOut:
+        return await delegation(name, grant, None)
 
     return router
