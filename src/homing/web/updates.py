@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import html
 import logging
 from collections.abc import Mapping
@@ -57,7 +56,7 @@ def credentials_of(scope: Scope, params: Mapping[str, str]) -> tuple[str, str] |
     if scheme.lower() == "basic" and token:
         try:
             decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text
             return None
         user, sep, password = decoded.partition(":")
         return (user, password) if sep else None
@@ -128,7 +127,7 @@ class UpdateEndpoints:
         values = query_of(request.scope)
         if request.method == "POST":
             try:
-                form = await request.form()
+                form = await request.form(max_files=0)  # a file part is no DVR request
             except (MultiPartException, HTTPException, UnicodeDecodeError, ValueError):
                 return _dvr(Outcome.BAD_REQUEST)  # a malformed body is the client's fault
             values.update({k: v for k, v in form.items() if isinstance(v, str)})
