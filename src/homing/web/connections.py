@@ -25,12 +25,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
 
-from uvicorn.config import Config
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.server import ServerState
 
 MAX_HEAD = 16 * 1024  # request line and headers; dyndns2 requests are a few hundred bytes
 MAX_HEADERS = 100
@@ -79,9 +76,6 @@ class ConnectionLimits:
             return str(ipaddress.ip_network(f"{address}/{SOURCE_PREFIX_V6}", strict=False))
         return host
 
-    def connections_from(self, source: str) -> int:
-        return self._sources.get(source, 0)
-
     def count(self, why: str) -> None:
         self.refused[why] = self.refused.get(why, 0) + 1
 
@@ -102,35 +96,31 @@ class ConnectionLimits:
             self._sweeping = False
 
 
+_Base = HttpToolsProtocol  # called directly, not through super(): this runs per request
+
+
 class GuardedHttp(HttpToolsProtocol):
     """HttpToolsProtocol with the deadlines and caps of ConnectionLimits."""
 
     limits: ConnectionLimits = ConnectionLimits()
-
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self.limit_concurrency = None  # ours counts requests, not idle connections
-        self.deadline: float | None = None  # for the request being received
-        self._source: str | None = None
-        self._head: int | None = 0  # head bytes so far; None once the head is whole
+    # Per-connection state, set on the instance as it changes (no __init__ of our own:
+    # one less call per connection). uvicorn's own limit_concurrency stays unset: it
+    # would count idle connections.
+    deadline: float | None = None  # for the request being received
+    _source: str | None = None
+    _head: int | None = 0  # head bytes so far; None once the head is whole
 
     # -- connection -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        _Base.connection_made(self, transport)
         limits = self.limits
         host = self.client[0] if self.client else None
         if host is None or limits.exempt or ":" in host:
             source = None if host is None else limits.source_of(host)
         else:
             source = host  # IPv4 without trusted proxies: the address is the key
-        if source is not None and limits.connections_from(source) >= limits.per_source:
+        if source is not None and limits._sources.get(source, 0) >= limits.per_source:
             limits.count("per_source")
             self._refuse(503, b"too many connections from your address\n")
             return
@@ -143,11 +133,12 @@ class GuardedHttp(HttpToolsProtocol):
             limits._sources[source] = limits._sources.get(source, 0) + 1
         limits._open[self] = True
         self.deadline = self.loop.time() + limits.request_timeout
-        limits.watch(self.loop)
+        if not limits._sweeping:
+            limits.watch(self.loop)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._count_out()
-        super().connection_lost(exc)
+        _Base.connection_lost(self, exc)
 
     def _count_out(self) -> None:
         """Leave the counts (once: eviction counts a connection out before it is lost)."""
@@ -186,7 +177,7 @@ class GuardedHttp(HttpToolsProtocol):
                 # Only as much as the head may still take goes to the parser: the rest
                 # is either the body or an oversized head, refused unparsed.
                 self._head += room
-                super().data_received(data[:room])
+                _Base.data_received(self, data[:room])
                 if self._head is not None and self.limits.max_head <= self._head:
                     if not self.transport.is_closing():
                         self.limits.count("head")
@@ -196,7 +187,7 @@ class GuardedHttp(HttpToolsProtocol):
                     self.data_received(data[room:])
                 return
             self._head += len(data)
-        super().data_received(data)
+        _Base.data_received(self, data)
 
     def on_headers_complete(self) -> None:
         self._head = None
@@ -208,24 +199,24 @@ class GuardedHttp(HttpToolsProtocol):
             self._refuse(431, b"too many header fields\n")
             return
         if len(self.tasks) < limits.requests:
-            super().on_headers_complete()
+            _Base.on_headers_complete(self)
             return
         limits.count("requests")
         app, self.app = self.app, service_unavailable
         try:
-            super().on_headers_complete()
+            _Base.on_headers_complete(self)
         finally:
             self.app = app
 
     def on_body(self, body: bytes) -> None:
         if self.cycle is not None and self.cycle.scope is self.scope:
-            super().on_body(body)  # else the head was refused: nothing to give the body to
+            _Base.on_body(self, body)  # else the head was refused: nothing to give the body to
 
     def on_message_complete(self) -> None:
         self.deadline = None
         self._head = 0  # what comes next is the next request's head
         if self.cycle is not None and self.cycle.scope is self.scope:
-            super().on_message_complete()
+            _Base.on_message_complete(self)
 
     def timed_out(self) -> None:
         """The request did not arrive whole in time: 408, or close if an answer began."""
