@@ -225,3 +225,14 @@ async def test_challenges_expire_through_the_journal(site: Site) -> None:
     # the host's own TXT (not a challenge) never expires
     await site.client.get("/nic/update", auth=site.auth())
     assert await challenges.expire(db, 3600, now=later + timedelta(days=1)) == 0
+
+
+async def test_the_hosts_history_shows_its_challenge_changes(site: Site) -> None:
+    from homing.service import hostcare
+
+    await site.client.get("/nic/update", params={"txt": VALUE}, auth=site.auth())
+    await site.client.get("/nic/update", params={"clear": "true"}, auth=site.auth())
+    hid = (await ids(site))[HOST]
+    found = await hostcare.history(site.homing.db, await account(site), hid)
+    challenge = [(e.rtype, e.old, e.new) for e in found.entries if e.challenge]
+    assert challenge == [("TXT", (f'"{VALUE}"',), ()), ("TXT", (), (f'"{VALUE}"',))]

@@ -217,6 +217,7 @@ class HistoryEntry:
     new: tuple[str, ...]
     actor: str
     via: str
+    challenge: bool = False  # at the host's _acme-challenge name (an ACME client's TXT)
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ async def history(db: Database, account: Account, host_id: int, page: int = 1) -
                 sa.select(journal)
                 .where(
                     journal.c.zone_id == row.zone_id,
-                    journal.c.name == row.name,
+                    journal.c.name.in_((row.name, f"_acme-challenge.{row.name}")),
                     journal.c.at >= row.created_at,
                 )
                 .order_by(journal.c.id.desc())
@@ -258,6 +259,7 @@ async def history(db: Database, account: Account, host_id: int, page: int = 1) -
                 RRsetValue.decode_rdatas(r.new),
                 r.actor,
                 r.via,
+                r.name != row.name,
             )
             for r in rows[:HISTORY_PAGE]
         ]
