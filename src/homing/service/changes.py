@@ -104,6 +104,12 @@ _SERIAL_MOVE = (
     .values(serial=zones.c.serial + sa.bindparam("b_count", type_=sa.BigInteger))
     .returning(zones.c.serial)
 )
+# When addresses change, the same statement says whether any reverse zone follows them:
+# the check costs no round trip of its own.
+_AUTO_PTR_ZONES = zones.alias("auto_ptr_zones")
+_SERIAL_MOVE_ADDRESSES = _SERIAL_MOVE.returning(
+    sa.exists().where(_AUTO_PTR_ZONES.c.auto_ptr.is_(True))
+)
 
 
 def apply_changes_sync(
@@ -182,7 +188,12 @@ def apply_changes_sync(
     # The row lock this takes orders concurrent writers of one zone, across processes too.
     # A secondary zone's serial is its primary's: no write of ours goes there (the whole
     # transaction is rolled back).
-    moved = fetch_all(conn, _SERIAL_MOVE, {"b_zone_id": zone.id, "b_count": len(changed)})[1]
+    addresses = not _ADDRESS_TYPES.isdisjoint(new.rtype for _, new, _, _ in changed)
+    moved = fetch_all(
+        conn,
+        _SERIAL_MOVE_ADDRESSES if addresses else _SERIAL_MOVE,
+        {"b_zone_id": zone.id, "b_count": len(changed)},
+    )[1]
     last = moved[0][0] if moved else None
     if last is None:
         raise SecondaryZone(f"zone {zone.name} is a secondary zone: change it at its primary")
@@ -225,9 +236,8 @@ def apply_changes_sync(
     )
     for entry in entries:
         txn.emit(entry)
-    if not _ADDRESS_TYPES.isdisjoint(e.rtype for e in entries):
-        # Reverse zones with auto-ptr follow in this transaction (one zone query when none has it).
-        reverse.follow_sync(txn, entries)
+    if addresses and moved[0][1]:
+        reverse.follow_sync(txn, entries)  # reverse zones with auto-ptr, in this transaction
     return entries
 
 
