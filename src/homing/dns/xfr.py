@@ -39,6 +39,8 @@ __all__ = [
 MESSAGE_SIZE = 16384
 # A TSIG record: key and algorithm names (255 bytes each at most), a 64-byte MAC, fixed fields.
 _TSIG_RESERVE = 640
+_OPT_SIZE = 11  # an OPT record without options
+_DO = int(dns.flags.EDNSFlag.DO)
 _FLAGS = int(dns.flags.Flag.QR | dns.flags.Flag.AA)
 
 
@@ -164,7 +166,8 @@ def _start(
     query: dns.message.Message, question: dns.rrset.RRset | None, size: int
 ) -> dns.renderer.Renderer:
     renderer = dns.renderer.Renderer(query.id, _FLAGS, size)  # type: ignore[no-untyped-call]
-    renderer.reserve(_TSIG_RESERVE)  # the records stop short of the size, so the TSIG fits
+    # The records stop short of the size, so the OPT and the TSIG fit after them.
+    renderer.reserve(_TSIG_RESERVE + _OPT_SIZE)
     if question is not None:
         renderer.add_question(question.name, question.rdtype, question.rdclass)  # type: ignore[no-untyped-call]
     return renderer
@@ -177,8 +180,10 @@ def _finish(
     ctx: object,
     request_mac: bytes,
 ) -> tuple[bytes, object]:
-    renderer.write_header()  # type: ignore[no-untyped-call]
     renderer.release_reserved()
+    if query.edns >= 0:  # RFC 6891 7: an answer to a query with OPT carries one (DO echoed)
+        renderer.add_edns(0, query.ednsflags & _DO, 1232)  # type: ignore[no-untyped-call]
+    renderer.write_header()  # type: ignore[no-untyped-call]
     if key is not None:
         ctx = renderer.add_multi_tsig(  # type: ignore[no-untyped-call]
             ctx, key.name, key, 300, query.id, 0, b"", request_mac, key.algorithm
