@@ -11,13 +11,11 @@ import httpx
 import pytest
 
 from homing.service.courier import (
-    TESTS_PER_WINDOW,
     WEBHOOK_NOT_PUBLIC,
     Courier,
     CourierPolicy,
     DeliveryError,
     Notification,
-    TooManyTests,
 )
 from homing.service.webhooktarget import TargetRefused, refusal, webhook_target
 from homing.store.db import Database
@@ -130,23 +128,3 @@ async def test_rebinding_over_real_sockets_reaches_the_first_address(
     assert received.headers["host"] == f"hook.example.net:{_port(receiver)}"
     assert received.path == "/hook"
     assert len(resolve.asked) == 1
-
-
-async def test_the_sixth_test_send_in_ten_minutes_is_refused(
-    db: Database, receiver: Receiver
-) -> None:
-    from homing.service import accounts, alerts
-
-    account = await accounts.create_account(db, "alice", "a@example.org", "correct horse battery")
-    await alerts.save_settings(db, account, email_on=False, webhook=receiver.url, events=[])
-    now = [1000.0]
-    courier = Courier(db, NoMail(), CourierPolicy(webhook_allow_private=True), clock=lambda: now[0])
-    for _ in range(TESTS_PER_WINDOW):
-        await courier.send_test(account, "webhook")
-    with pytest.raises(TooManyTests) as refused:
-        await courier.send_test(account, "webhook")
-    assert refused.value.retry_after == pytest.approx(600.0)
-    assert len(receiver.requests) == TESTS_PER_WINDOW  # the refused one sent nothing
-    now[0] += 601
-    await courier.send_test(account, "webhook")
-    assert len(receiver.requests) == TESTS_PER_WINDOW + 1

@@ -10,10 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 import urllib.parse
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -65,8 +62,6 @@ WEBHOOK_NOT_PUBLIC = (
 WEBHOOK_REDIRECT = (
     "The receiver answered with a redirect, and redirects are not followed: enter the final URL."
 )
-TESTS_PER_WINDOW = 5  # "Send a test" per account ...
-TEST_WINDOW = 600.0  # ... within these seconds
 
 
 class DeliveryError(Exception):
@@ -76,38 +71,6 @@ class DeliveryError(Exception):
     def __init__(self, detail: str, public: str | None = None) -> None:
         super().__init__(detail)
         self.public = detail if public is None else public
-
-
-class TooManyTests(DeliveryError):
-    """The account sent its tests for now; `retry_after` seconds until the next one."""
-
-    def __init__(self, retry_after: float) -> None:
-        minutes = max(1, round(retry_after / 60))
-        super().__init__(
-            f"You sent {TESTS_PER_WINDOW} tests in the last {TEST_WINDOW / 60:g} minutes; "
-            f"try again in {minutes} minute{'s' if minutes != 1 else ''}."
-        )
-        self.retry_after = retry_after
-
-
-class RecentTests:
-    """Test sends per account in a sliding window (per process, like the page it guards)."""
-
-    def __init__(self, limit: int = TESTS_PER_WINDOW, window: float = TEST_WINDOW) -> None:
-        self.limit = limit
-        self.window = window
-        self._sent: dict[int, deque[float]] = {}
-
-    def take(self, account_id: int, at: float) -> None:
-        """Count one test send, or raise TooManyTests (counting nothing)."""
-        for key in [k for k, times in self._sent.items() if times[-1] <= at - self.window]:
-            del self._sent[key]  # whole accounts age out: the map stays as small as the use
-        times = self._sent.setdefault(account_id, deque())
-        while times and times[0] <= at - self.window:
-            times.popleft()
-        if len(times) >= self.limit:
-            raise TooManyTests(times[0] + self.window - at)
-        times.append(at)
 
 
 @dataclass(frozen=True)
@@ -137,15 +100,12 @@ class Courier:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         resolve: Resolver = system_resolver,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.mailer = mailer
         self.policy = policy or CourierPolicy()
         self._transport = transport
         self._resolve = resolve
-        self._clock = clock
-        self._tests = RecentTests()
         self._wake = asyncio.Event()
 
     def wake(self, _items: object = None) -> None:
@@ -316,9 +276,8 @@ class Courier:
         """Send a test through one channel at once; a sentence saying what happened.
 
         DeliveryError says what failed (`public` for the page, the exact reason for the
-        log); TooManyTests when the account sent TESTS_PER_WINDOW already.
+        log). The page limits how often an account may ask.
         """
-        self._tests.take(account.id, self._clock())
         row = await self.db.read(lambda conn: settings_row(conn, account.id))
         note = Notification(TEST.name, "", account.user_id, now(), {"channel": channel})
         if channel == "email":

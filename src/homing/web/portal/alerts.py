@@ -9,12 +9,17 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from homing.domain.notifications import CHOICES, SIGNATURE_HEADER
+from homing.domain.windows import Window
 from homing.service import alerts
 from homing.service import portal as service
 from homing.service.accounts import Account
-from homing.service.courier import DeliveryError, TooManyTests
+from homing.service.courier import DeliveryError
+from homing.service.throttle import Charge, Throttled
 from homing.web.portal.pages import FieldError, Portal, form_text
 
+# "Send a test" per account: 5 within 10 minutes (then one every 2), so the page cannot
+# be a tool for flooding a receiver or a mailbox.
+TEST_SENDS = (Window(5, 600),)
 ALERT_LABELS = {"WEBHOOK_URL_INVALID": "WEBHOOK URL invalid", "EVENT_INVALID": "EVENT invalid"}
 
 
@@ -67,11 +72,16 @@ class AlertPages:
         if channel not in alerts.CHANNELS:
             channel = "email"
         try:
-            message = await self.courier.send_test(account, channel)
-        except TooManyTests as exc:
-            result = {"channel": channel, "ok": False, "message": exc.public}
+            # Counted in the store, so the limit holds across workers and nodes.
+            await self.portal.throttle.reserve([Charge(f"notify-test:{account.id}", TEST_SENDS)])
+        except Throttled as exc:
+            minutes = max(1, math.ceil(exc.retry_after / 60))
+            message = f"Too many tests; try again in {minutes} minute{'s' if minutes != 1 else ''}."
+            result = {"channel": channel, "ok": False, "message": message}
             retry = {"Retry-After": str(math.ceil(exc.retry_after))}
             return await self._render(request, account, test=result, status=429, headers=retry)
+        try:
+            message = await self.courier.send_test(account, channel)
         except DeliveryError as exc:  # the exact reason is the operator's: the courier logs it
             result = {"channel": channel, "ok": False, "message": exc.public}
             return await self._render(request, account, test=result, status=502)
