@@ -1,4 +1,4 @@
-"""Reverse zones kept in step with hosts (auto_ptr); TSIG keys over several zones with an update policy
+"""Reverse zones kept in step with hosts (auto_ptr); zone keys over several zones, with a policy
 
 Revision ID: 0017
 Revises: 0016
