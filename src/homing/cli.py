@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -24,6 +22,7 @@ from homing.service import (
     keys,
     prefixes,
     reverse,
+    zoneoptions,
     zones,
 )
 from homing.service.context import Homing
@@ -35,6 +34,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 zone_app = typer.Typer(help="Zones offered to users.", no_args_is_help=True)
 user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
@@ -94,10 +94,10 @@ def serve(
     from homing.serve import run
     from homing.workers import supervise, worker_index
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from homing.logs import configure
+
     config = settings()
+    configure(config.log_format)
     if workers > 1 and worker_index() is None:
         run_with_store(lambda h: h.db.migrate())  # once, before the workers start
         ready = f"READY dns={config.dns_listen} http={config.http_listen} workers={workers}"
@@ -137,15 +137,32 @@ def check() -> None:
 @zone_app.command("add")
 def zone_add(
     zone: str,
-    ns: Annotated[list[str] | None, typer.Option("--ns", help="Name server (repeatable)")] = None,
-    notify: Annotated[list[str] | None, typer.Option(help="Secondary to NOTIFY, HOST:PORT")] = None,
+    ns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ns",
+            metavar="NAME[=ADDRESS]",
+            help="Name server (repeatable); one inside the zone needs its ADDRESS",
+        ),
+    ] = None,
+    glue: Annotated[
+        list[str] | None,
+        typer.Option(metavar="NAME=ADDRESS", help="Address of an in-zone name server (repeatable)"),
+    ] = None,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(metavar="ADDRESS:PORT", help="Secondary to NOTIFY (repeatable)"),
+    ] = None,
     allow_transfer: Annotated[
-        list[str] | None, typer.Option(help="Address or CIDR allowed to transfer")
+        list[str] | None,
+        typer.Option(metavar="CIDR", help="Address or network allowed to transfer (repeatable)"),
     ] = None,
     rname: Annotated[
         str | None, typer.Option(help="SOA contact, e.g. hostmaster.example.net")
     ] = None,
-    ttl: Annotated[int, typer.Option(help="Default TTL and negative-caching TTL")] = 60,
+    ttl: Annotated[
+        int | None, typer.Option(help="Default TTL and negative-caching TTL [default: 60]")
+    ] = None,
     private: Annotated[
         bool, typer.Option("--private", help="Not offered to sign-up users")
     ] = False,
@@ -176,15 +193,25 @@ def zone_add(
 
     Reverse zones: 2.0.192.in-addr.arpa, 0-63.2.0.192.in-addr.arpa (RFC 2317 classless),
     8.b.d.0.1.0.0.2.ip6.arpa."""
+    options = cli_manage.zone_options(ns, glue, notify, allow_transfer)
+    cli_manage.check_glue(zone, options)
+    if exist_ok:
+        fixed = {"--rname": rname, "--ttl": ttl, "--push": push, "--primary": primary}
+        fixed.update({"--auto-ptr": auto_ptr, "--private": private})
+        existing = cli_manage.update_existing(zone, options, fixed)
+        if existing is not None:
+            typer.echo(f"zone {existing} ready")
+            cli_manage.warn_unaddressed(existing)
+            return
     ref = run_with_store(
         lambda h: zones.add_zone(
             h.db,
             zone,
-            ns=ns,
+            ns=options.ns,
             rname=rname or h.settings.soa_rname,
             notify=notify,
             allow_transfer=allow_transfer,
-            ttl=ttl,
+            ttl=ttl or h.settings.default_ttl,
             public=not private,
             exist_ok=exist_ok,
             push=push,
@@ -194,15 +221,44 @@ def zone_add(
             auto_ptr=auto_ptr,
         )
     )
+    if options.glue:
+        cli_manage.set_options(ref.name, zoneoptions.ZoneOptions(glue=options.glue))
     if primary is not None:
         typer.echo(f"zone {ref.name} ready: a secondary of {primary}")
     else:
         typer.echo(f"zone {ref.name} ready")
+        cli_manage.warn_unaddressed(ref.name)
 
 
 @zone_app.command("set")
 def zone_set(
     zone: str,
+    ns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ns", metavar="NAME[=ADDRESS]", help="The name servers, all of them (repeatable)"
+        ),
+    ] = None,
+    glue: Annotated[
+        list[str] | None,
+        typer.Option(metavar="NAME=ADDRESS", help="Address of an in-zone name server (repeatable)"),
+    ] = None,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(metavar="ADDRESS:PORT", help="The secondaries to NOTIFY, all of them"),
+    ] = None,
+    no_notify: Annotated[bool, typer.Option("--no-notify", help="Notify no secondary")] = False,
+    allow_transfer: Annotated[
+        list[str] | None,
+        typer.Option(metavar="CIDR", help="Who may transfer without a key, all of them"),
+    ] = None,
+    no_allow_transfer: Annotated[
+        bool, typer.Option("--no-allow-transfer", help="Transfers only with a key")
+    ] = False,
+    offered: Annotated[
+        bool | None,
+        typer.Option("--offered/--private", help="Offered to sign-up users, or not"),
+    ] = None,
     push: Annotated[
         str | None, typer.Option(help="Hidden primary: push changes to this HOST:PORT")
     ] = None,
@@ -229,13 +285,26 @@ def zone_set(
 ) -> None:
     """Change an existing zone's settings: where its changes are pushed, or where a
     secondary zone comes from and with which key; the key its NOTIFYs are signed with;
-    whether a reverse zone's PTRs follow the hosts (--auto-ptr on|off)."""
+    whether a reverse zone's PTRs follow the hosts (--auto-ptr on|off); its name servers
+    and their addresses, the secondaries it notifies, who may transfer it, whether it is
+    offered. A repeatable option replaces the whole list."""
+    options = cli_manage.zone_options(
+        ns, glue, notify, allow_transfer, public=offered,
+        no_notify=no_notify, no_allow_transfer=no_allow_transfer,
+    )  # fmt: skip
+    if not options.empty():
+        cli_manage.check_glue(zone, options)
+        name = cli_manage.set_options(zone, options)
+        typer.echo(f"zone {name}: options changed")
+        cli_manage.warn_unaddressed(name)
+        if not (push or push_key or no_push or primary or primary_key or notify_key or auto_ptr):
+            return
     if auto_ptr is not None:
         if auto_ptr not in ("on", "off"):
             fail("--auto-ptr takes on or off")
-        count = run_with_store(lambda h: reverse.set_auto_ptr(h.db, zone, auto_ptr == "on"))
+        name, count = run_with_store(lambda h: reverse.set_auto_ptr(h.db, zone, auto_ptr == "on"))
         done = "PTRs written" if auto_ptr == "on" else "PTRs removed"
-        typer.echo(f"zone {zone}: auto-ptr {auto_ptr}, {count} {done}")
+        typer.echo(f"zone {name}: auto-ptr {auto_ptr}, {count} {done}")
         if not (push or push_key or no_push or primary or primary_key or notify_key):
             return
     pushing = no_push or push is not None or push_key is not None
@@ -243,7 +312,8 @@ def zone_set(
     if pushing == pulling:
         fail(
             "give --push HOST:PORT with --push-key NAME, or --no-push;"
-            " or --primary HOST:PORT [--primary-key NAME]; or --notify-key NAME"
+            " or --primary HOST:PORT [--primary-key NAME]; or --notify-key NAME;"
+            " or --ns, --glue, --notify, --allow-transfer, --offered/--private"
         )
     if pulling:
         ref = run_with_store(
@@ -333,10 +403,8 @@ def user_add(
     ] = False,
     admin: Annotated[bool, typer.Option("--admin", help="Make an operator account")] = False,
 ) -> None:
-    """Add an account."""
-    if not password_stdin:
-        fail("give the password on standard input with --password-stdin")
-    password = sys.stdin.readline().rstrip("\r\n")
+    """Add an account; its password is asked twice at a terminal, or read with --password-stdin."""
+    password = cli_manage.read_password(password_stdin)
     account = run_with_store(
         lambda h: accounts.create_account(
             h.db, user, email, password, role="admin" if admin else "user"
@@ -387,7 +455,14 @@ def group_add(
 ) -> None:
     """Add a group of hosts; prints its update secret alone on the last line (shown once)."""
     created = run_with_store(
-        lambda h: hosts.add_group(h.db, name, owner, host or [], enforce_quota=False)
+        lambda h: hosts.add_group(
+            h.db,
+            name,
+            owner,
+            host or [],
+            enforce_quota=False,
+            max_age=h.settings.group_member_max_age,
+        )
     )
     typer.echo(f"group {created.name} added; its update secret (shown once):")
     typer.echo(created.secret)
@@ -446,4 +521,10 @@ def key_add(
 
 
 def main() -> None:
-    app()
+    command = typer.main.get_command(app)
+    cli_manage.plain_metavars(command)
+    command()
+
+
+# The list, delete and passwd commands live beside this module and register on its apps.
+from homing import cli_manage  # noqa: E402

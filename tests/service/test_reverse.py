@@ -151,13 +151,16 @@ async def test_auto_ptr_on_fills_and_off_removes(db: Database) -> None:
     await publish(db, f"a.{ZONE}", "A", "192.0.2.1", "192.0.2.2")
     await publish(db, f"b.{ZONE}", "AAAA", "2001:db8::b")
     assert await ptr(db, REV, "1.2.0.192.in-addr.arpa") == ()
-    assert await reverse.set_auto_ptr(db, REV, True) == 2
+    assert await reverse.set_auto_ptr(db, REV, True) == (REV, 2)
     assert await ptr(db, REV, "1.2.0.192.in-addr.arpa") == (f"a.{ZONE}.",)
     assert await ptr(db, REV, "2.2.0.192.in-addr.arpa") == (f"a.{ZONE}.",)
     v6 = ipaddress.ip_address("2001:db8::b").reverse_pointer
-    assert await reverse.set_auto_ptr(db, "8.b.d.0.1.0.0.2.ip6.arpa", True) == 1
+    assert await reverse.set_auto_ptr(db, "8.b.d.0.1.0.0.2.ip6.arpa", True) == (
+        "8.b.d.0.1.0.0.2.ip6.arpa",
+        1,
+    )
     assert await ptr(db, "8.b.d.0.1.0.0.2.ip6.arpa", v6) == (f"b.{ZONE}.",)
-    assert await reverse.set_auto_ptr(db, REV, False) == 2
+    assert await reverse.set_auto_ptr(db, REV, False) == (REV, 2)
     assert await ptr(db, REV, "1.2.0.192.in-addr.arpa") == ()
     # Off: no longer followed.
     await publish(db, f"a.{ZONE}", "A", "192.0.2.3")

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.domain.errors import Conflict, HomingError, InvalidName, NotFound
+from homing.service import reverse
 from homing.service import zones as zone_service
 from homing.service.hosts import groups_of_host, refresh_group
 from homing.service.portal import Plan, plan_from_row
@@ -147,6 +148,8 @@ class ZoneRow:
     serial: int
     hosts: int
     created_at: datetime | None
+    auto_ptr: bool = False
+    reverse: bool = False  # a reverse zone (in-addr.arpa, ip6.arpa): auto-ptr may be on
 
 
 async def list_zones(db: Database) -> list[ZoneRow]:
@@ -162,7 +165,16 @@ async def list_zones(db: Database) -> list[ZoneRow]:
             .order_by(zones.c.name)
         )
         return [
-            ZoneRow(r.id, r.name, bool(r.public), r.serial, r.host_count, as_utc(r.created_at))
+            ZoneRow(
+                r.id,
+                r.name,
+                bool(r.public),
+                r.serial,
+                r.host_count,
+                as_utc(r.created_at),
+                bool(r.auto_ptr),
+                reverse.reverse_network(r.name) is not None,
+            )
             for r in rows
         ]
 

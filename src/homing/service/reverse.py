@@ -212,20 +212,21 @@ def fill_or_clear_sync(txn: SyncTxn, zone: ReverseZone, on: bool) -> int:
     return _write(txn, zone.ref, wanted)
 
 
-async def set_auto_ptr(db: Database, name: str, on: bool) -> int:
+async def set_auto_ptr(db: Database, name: str | int, on: bool) -> tuple[str, int]:
     """Turn a reverse zone's auto-ptr on (filling the PTRs of existing hosts) or off
-    (removing the PTRs that name a host at its own address). Returns how many PTRs
-    that concerned."""
-    zone_name = normalize(name)
+    (removing the PTRs that name a host at its own address). `name`: the zone's name or
+    id. Returns the zone's name and how many PTRs changed."""
+    where = zones.c.id == name if isinstance(name, int) else zones.c.name == normalize(name)
 
-    async def unit(txn: Txn) -> int:
+    async def unit(txn: Txn) -> tuple[str, int]:
         row = (
             await txn.conn.execute(
-                sa.select(zones.c.id, zones.c.primary_target).where(zones.c.name == zone_name)
+                sa.select(zones.c.id, zones.c.name, zones.c.primary_target).where(where)
             )
         ).first()
         if row is None:
-            raise NotFound(f"no zone {zone_name}")
+            raise NotFound(f"no zone {name}")
+        zone_name = str(row.name)
         zone = reverse_zone(ZoneRef(row.id, zone_name))
         if zone is None:
             raise HomingError(f"{zone_name} is not a reverse zone (in-addr.arpa or ip6.arpa)")
@@ -234,7 +235,8 @@ async def set_auto_ptr(db: Database, name: str, on: bool) -> int:
                 f"zone {zone_name} is a secondary zone: its PTRs come from its primary"
             )
         await txn.conn.execute(sa.update(zones).where(zones.c.id == row.id).values(auto_ptr=on))
-        return await txn.run_sync(lambda sync_txn: fill_or_clear_sync(sync_txn, zone, on))
+        count = await txn.run_sync(lambda sync_txn: fill_or_clear_sync(sync_txn, zone, on))
+        return zone_name, count
 
     return await db.write(unit)
 

@@ -86,6 +86,7 @@ def portal_routes(homing: Homing) -> list[BaseRoute]:
         admin_page("/admin", admin.overview),
         admin_page("/admin/zones", admin.zones, both),
         admin_page("/admin/zones/{zone_id:int}/public", admin.zone_public, post),
+        admin_page("/admin/zones/{zone_id:int}/auto-ptr", admin.zone_auto_ptr, post),
         admin_page("/admin/plans", admin.plans, both),
         admin_page("/admin/plans/{plan_id:int}", admin.plan_edit, both),
         admin_page("/admin/plans/{plan_id:int}/default", admin.plan_default, post),

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from homing.domain.errors import NotFound
-from homing.service import admin
+from homing.service import admin, reverse
 from homing.service.accounts import Account
 from homing.web.portal.pages import MAX_FIELD, FieldError, Portal, form_text
 
@@ -176,6 +176,19 @@ class AdminPages:
             return await self.portal.not_found(request)
         state = "is offered to users" if public else "is no longer offered to new hosts"
         return self.done(request, f"{name} {state}.", "/admin/zones")
+
+    async def zone_auto_ptr(self, request: Request, _account: Account) -> Response:
+        form = await request.form()
+        on = form_text(form, "auto_ptr") == "1"
+        try:
+            name, count = await reverse.set_auto_ptr(
+                self.db, int(request.path_params["zone_id"]), on
+            )
+        except NotFound:
+            return await self.portal.not_found(request)
+        done = f"{count} PTRs written" if on else f"{count} PTRs removed"
+        state = "follow the hosts' addresses" if on else "no longer follow the hosts"
+        return self.done(request, f"{name}: PTRs {state} ({done}).", "/admin/zones")
 
     # -- plans ------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from homing.domain.errors import AccountError, HomingError, NotFound, StoreUnavailable
-from homing.service import accounts, hostcare, verification
+from homing.service import accounts, hostcare, reverse, verification
 from homing.service import portal as service
 from homing.service.accounts import Account
 from homing.service.context import Homing
@@ -420,9 +420,11 @@ class Portal:
             ipv4 = next((a for a in detail.host.addresses if ":" not in a), "")
             ipv6 = next((a for a in detail.host.addresses if ":" in a), "")
             values = {"ipv4": ipv4, "ipv6": ipv6}
+        ptrs = await reverse.host_ptrs(self.db, detail.host.name, detail.host.addresses)
         context = {
             "detail": detail,
             "host": detail.host,
+            "ptrs": ptrs,
             "history": history,
             "values": values,
             "errors": errors or {},
