@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     http_connections_per_source: int = Field(default=32, ge=1)  # an IPv4 address, an IPv6 /56
     http_max_connections: int = Field(default=4096, ge=1)  # the oldest idle one makes room
     http_max_requests: int = Field(default=2048, ge=1)  # in progress; more answer 503
+    # HTTPS served directly (both or neither); the files are read again when they change.
+    tls_cert_file: Path | None = None  # PEM certificate chain
+    tls_key_file: Path | None = None  # PEM private key
+    tls_reload_interval: float = Field(default=60.0, gt=0)  # seconds between mtime checks
+    # /metrics: from these client networks, or anywhere with "Authorization: Bearer TOKEN"
+    metrics_allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    metrics_token: SecretStr | None = None
+    log_format: str = Field(default="text", pattern="^(text|json)$")  # json: one object a line
 
     # dyndns2 and abuse rules
     max_hosts_per_request: int = 20
@@ -116,6 +124,8 @@ class Settings(BaseSettings):
     def _mail_settings_agree(self) -> Settings:
         if self.smtp_starttls and self.smtp_tls:
             raise ValueError("smtp_starttls and smtp_tls exclude each other: choose one")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
         if (self.smtp_user is None) != (self.smtp_password is None):
             raise ValueError("smtp_user and smtp_password go together")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):

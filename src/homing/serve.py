@@ -31,10 +31,14 @@ from homing.service.context import Homing
 from homing.service.hosts import refresh_all_groups
 from homing.service.inactivity import get_policy, run_policy
 from homing.service.journal import Follower
+from homing.service.meters import publish as publish_meters
 from homing.store.db import now
+from homing.store.notify import JournalListener
+from homing.web import metrics
 from homing.web.app import create_app
 from homing.web.connections import ConnectionLimits, guarded_protocol
 from homing.web.portal.sessions import trusted_networks
+from homing.web.tls import CertificateReloader
 from homing.workers import (
     COUNT_INTERVAL,
     SiblingWake,
@@ -213,7 +217,10 @@ async def serve(homing: Homing) -> None:
         server_header=False,
         # X-Forwarded-For is ours to judge (trusted_proxies), not uvicorn's.
         proxy_headers=False,
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
+    config.load()  # builds the SSLContext the reloader swaps certificates in
     http_server = _HttpServer(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -231,6 +238,27 @@ async def serve(homing: Homing) -> None:
                 name="query-count",
             )
         )
+        background.append(
+            asyncio.create_task(publish_meters(settings.data_dir / "run"), name="meters")
+        )
+    listener = None
+    if not homing.db.is_sqlite:
+        # Other nodes' commits wake the follower at once; its poll stays the fallback.
+        listener = JournalListener(homing.db.url, homing.db.schema, follower.wake)
+        background.append(asyncio.create_task(listener.run(), name="journal-listener"))
+    if config.ssl is not None and settings.tls_cert_file and settings.tls_key_file:
+        reloader = CertificateReloader(
+            config.ssl, settings.tls_cert_file, settings.tls_key_file, settings.tls_reload_interval
+        )
+        background.append(asyncio.create_task(reloader.run(), name="tls-reload"))
+    metrics.NODE = metrics.NodeState(
+        index=index,
+        follower=follower,
+        run_dir=settings.data_dir / "run" if worker is not None else None,
+        listener=listener,
+        queries=lambda: queries_answered(settings.data_dir / "run"),
+        limited=lambda: answers_limited(settings.data_dir / "run"),
+    )
     if leader:  # once for all workers
         background.append(asyncio.create_task(_age_groups(homing), name="group-ageing"))
         # Notifications: the outbox is delivered from here, looked at after each local

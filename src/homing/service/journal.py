@@ -127,7 +127,8 @@ async def entries_after(
 
 
 class Follower:
-    """Keeps a sink at the store's serials: direct after local commits, polling for the rest."""
+    """Keeps a sink at the store's serials: direct after local commits; others' commits by
+    `wake()` (sibling workers, PostgreSQL notifications) and by polling as the fallback."""
 
     def __init__(
         self, db: Database, sink: Sink, interval: float = 0.5, *, secondaries: bool = False
@@ -142,6 +143,7 @@ class Follower:
         # Zones that could not be followed, by name: the stored serial they failed at. They
         # are tried again when that serial moves, not on every pass (the log says it once).
         self._failed: dict[str, int] = {}
+        self.errors = 0  # passes that failed (the store unreachable), for /metrics
         db.on_commit.append(self.committed)
 
     def committed(self, emitted: list[object]) -> None:
@@ -216,4 +218,5 @@ class Follower:
             try:
                 await self.sync()
             except Exception:
+                self.errors += 1
                 log.exception("journal follow failed; retrying")

@@ -16,6 +16,7 @@ from homing.web.acmedns import acmedns_routes
 from homing.web.api import create_api, error
 from homing.web.clientip import ClientAddress
 from homing.web.limits import RequestLimits
+from homing.web.metrics import HttpTimer, metrics_endpoints
 from homing.web.portal import portal_routes
 from homing.web.updates import CHALLENGE, TEXT, UpdateEndpoints
 
@@ -100,7 +101,9 @@ def _update_route(
 
 
 def create_app(homing: Homing) -> ASGIApp:
-    endpoints = UpdateEndpoints(homing, ClientAddress(homing.settings.trusted_proxies))
+    client = ClientAddress(homing.settings.trusted_proxies)
+    endpoints = UpdateEndpoints(homing, client)
+    metrics, ready = metrics_endpoints(homing, client)
     routes = [
         *(_update_route(path, endpoints.dyndns2, ["GET"]) for path in DYNDNS2_PATHS),
         _update_route("/dvr/update", endpoints.dvr, ["GET", "POST"]),
@@ -108,9 +111,11 @@ def create_app(homing: Homing) -> ASGIApp:
         Route("/myip", endpoints.myip, methods=["GET"]),
         Route("/checkip.json", endpoints.checkip_json, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
+        Route("/readyz", ready, methods=["GET"]),  # zones loaded and the store reachable
+        Route("/metrics", metrics, methods=["GET"]),  # Prometheus; metrics_allow or its token
         *acmedns_routes(homing),  # acme-dns's POST /register and /update, when its zone is set
         Mount("/api/v1", app=create_api(homing)),
         *portal_routes(homing),  # the web site: its own session, CSRF and header middleware
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found})
-    return RequestLimits(UpdateFront(app, endpoints.dyndns2_answer, DYNDNS2_PATHS))
+    return HttpTimer(RequestLimits(UpdateFront(app, endpoints.dyndns2_answer, DYNDNS2_PATHS)))

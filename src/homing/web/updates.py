@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import logging
+import time
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
@@ -18,6 +19,7 @@ from homing.domain.addresses import AddressSet
 from homing.domain.errors import HomingError, InvalidAddress
 from homing.domain.outcomes import Outcome
 from homing.service.context import Homing
+from homing.service.meters import METERS
 from homing.service.push import confirm_pushed
 from homing.service.updates import HostResult, UpdateRequest, source_addresses, update
 from homing.web.challenge_params import challenge_answer, wants_challenge
@@ -167,18 +169,21 @@ class UpdateEndpoints:
             client_ip=client_ip,
             agent=agent,
         )
+        started = time.perf_counter()
         try:
             results = await update(
                 self.homing.db, update_request, self.homing.policy, self.homing.throttle
             )
         except HomingError as exc:
             log.warning("update failed: %s", exc)
+            METERS.update(via, [Outcome.INTERNAL.dyndns2], time.perf_counter() - started)
             return None
         waiter = self.homing.push_waiter
-        if waiter is None:
-            return results
-        # Committed here; `good` only once the zone's external primary has it too.
-        return await confirm_pushed(results, waiter, self.homing.settings.push_wait)
+        if waiter is not None:
+            # Committed here; `good` only once the zone's external primary has it too.
+            results = await confirm_pushed(results, waiter, self.homing.settings.push_wait)
+        METERS.update(via, [r.outcome.dyndns2 for r in results], time.perf_counter() - started)
+        return results
 
     async def checkip(self, request: Request) -> Response:
         """The caller's address as ddclient and inadyn parse it."""

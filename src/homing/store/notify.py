@@ -1,0 +1,102 @@
+"""PostgreSQL LISTEN on the journal channel: other nodes' commits wake this node's follower.
+
+A trigger (migration 0018) sends `pg_notify(CHANNEL, 'SCHEMA ZONE_ID')` in the transaction
+that moves a zone's serial, so the notification arrives once the change is visible. One
+dedicated connection per process listens; when it is lost it is opened again, and the
+follower is woken after each (re)connect, since notifications sent meanwhile are gone.
+The follower's poll stays as the fallback for whatever a lost connection hides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "homing_journal"
+RETRY_FIRST = 0.5  # seconds before the first reconnect; doubled up to RETRY_MAX
+RETRY_MAX = 15.0
+CONNECT_TIMEOUT = 10.0
+
+
+def asyncpg_dsn(url: sa.URL) -> str:
+    """The SQLAlchemy URL as a DSN asyncpg takes (without the +asyncpg driver name)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class JournalListener:
+    """Calls `on_change` when a zone in `schema` moved on another connection (any node)."""
+
+    def __init__(self, url: sa.URL, schema: str | None, on_change: Callable[[], None]) -> None:
+        self.dsn = asyncpg_dsn(url)
+        self.schema = schema or "public"
+        self.on_change = on_change
+        self.connected = False
+        self.notifications = 0  # received for our schema
+        self.reconnects = 0
+        self.errors = 0  # connections lost or refused
+
+    def _received(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        schema, _, _zone = payload.rpartition(" ")
+        if schema != self.schema:
+            return  # another store in the same database
+        self.notifications += 1
+        self.on_change()
+
+    async def run(self) -> None:
+        """Listen forever; each lost connection is opened again after a growing pause."""
+        delay = RETRY_FIRST
+        while True:
+            lost = asyncio.get_running_loop().create_future()
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT)
+                conn.add_termination_listener(functools.partial(_ended, lost))
+                await conn.add_listener(CHANNEL, self._received)
+                if self.reconnects or self.errors:
+                    log.info("listening for journal notifications again")
+                self.connected = True
+                delay = RETRY_FIRST
+                self.on_change()  # what was committed while we were not listening
+                await self._watch(conn, lost)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.errors += 1
+                log.warning(
+                    "journal notifications: %s; polling until reconnected in %.1f s",
+                    exc.__class__.__name__,
+                    delay,
+                )
+            finally:
+                self.connected = False
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 2.0)
+            await asyncio.sleep(delay)  # the pause before a reconnect: nothing to wait for
+            delay = min(delay * 2, RETRY_MAX)
+            self.reconnects += 1
+
+    async def _watch(self, conn: asyncpg.Connection, lost: asyncio.Future[None]) -> None:
+        """Return when the connection is gone. A dead peer (a pulled cable, a killed
+        server host) is found by a small query every few seconds, not by TCP alone."""
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(lost), 5.0)
+            except TimeoutError:
+                await asyncio.wait_for(conn.fetchval("SELECT 1"), 5.0)
+                continue
+            raise ConnectionError("listener connection closed")
+
+
+def _ended(lost: asyncio.Future[None], _conn: object) -> None:
+    if not lost.done():
+        lost.set_result(None)
