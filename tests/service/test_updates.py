@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from homing.domain.addresses import AddressSet
-from homing.domain.errors import AccountError, Conflict, NotFound
+from homing.domain.errors import AccountError, Conflict, InvalidAddress, NotFound
 from homing.domain.outcomes import Outcome
 from homing.service import accounts, hosts, updates, zones
 from homing.service.changes import current_rrset
@@ -166,7 +166,12 @@ async def test_duplicates_are_refused(db: Database) -> None:
 
 
 def test_source_address() -> None:
-    assert updates.source_addresses("::1").ipv6 == ipaddress.IPv6Address("::1")
+    assert updates.source_addresses("2001:db8::1").ipv6 == ipaddress.IPv6Address("2001:db8::1")
+    assert updates.source_addresses("192.0.2.1").ipv4 == ipaddress.IPv4Address("192.0.2.1")
+    # A loopback source is most often a proxy: published only when the operator allows it.
+    with pytest.raises(InvalidAddress):
+        updates.source_addresses("::1")
+    assert updates.source_addresses("::1", allow_local=True).ipv6 == ipaddress.IPv6Address("::1")
 
 
 async def test_changes_faster_than_the_plan_allows_are_refused(db: Database) -> None:
