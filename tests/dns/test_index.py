@@ -14,7 +14,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from homing.dns.answer import Responder, _Question
+from homing.dns.answer import _OUR_OPT, Responder, _Question
 from homing.dns.index import ZoneIndex, name_wire
 from homing.domain.records import JournalEntry, RRsetValue, ZoneMeta
 
@@ -322,8 +322,9 @@ def test_written_answers_match_what_dnspython_renders_from_resolve(
     name_end = wire.index(0, 12) + 1
     question = wire[12 : name_end + 4]
     lowered = question[: name_end - 12].lower()
-    parsed = _Question(query.id, query.flags, question, name_end - 12, 1232 if use_edns else None)
-    prepared, _ = responder._prepare(lowered, parsed, edns=use_edns)
+    payload, opt = (1232, _OUR_OPT) if use_edns else (None, b"")
+    parsed = _Question(query.id, query.flags, question, name_end - 12, payload, opt)
+    prepared, _ = responder._prepare(lowered, parsed)
     rendered = prepared.render(parsed, 1232 if use_edns else 512)
     ours, theirs = dns.message.from_wire(direct), dns.message.from_wire(rendered)
     assert ours == theirs

@@ -13,8 +13,12 @@ flags, case and EDNS options) are answered with one dictionary lookup and the ne
 as PowerDNS's packet cache does. A kept reply is filed under its owner's name and
 forgotten when the journal changes that owner, so it is never staler than the index.
 
+The OPT record of an answer echoes the query's DO bit (RFC 3225). A query carrying a
+DNS cookie gets its answer with a fresh server cookie (homing.dns.cookies); such an
+answer is this client's alone and is never kept.
+
 The rest (the apex, CNAME chains, ANY, other classes, meta types) is resolved with
-dnspython objects made from the index, rendered by dnspython, and cached until the zone
+dnspython objects made from the index (homing.dns.resolution), rendered by dnspython, and cached until the zone
 changes; anything unusual on the wire goes through dnspython's parser and the error
 ladder of dnspython's tests/nanonameserver.py.
 """
@@ -25,7 +29,7 @@ import itertools
 import logging
 import struct
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar, cast
 
 import dns.edns
@@ -41,7 +45,8 @@ import dns.rdtypes.nsbase
 import dns.rrset
 
 from homing.dns.cookies import CookieError, ServerCookies, find_cookie, split_cookie, with_option
-from homing.dns.index import Node, ZoneData, ZoneIndex, node_rrsets
+from homing.dns.index import Node, ZoneData, ZoneIndex
+from homing.dns.resolution import METATYPE_RCODES, Resolution, resolve
 
 __all__ = [
     "MAX_TCP_MESSAGE",
@@ -58,7 +63,6 @@ logger = logging.getLogger(__name__)
 OUR_UDP_PAYLOAD = 1232  # the DNS Flag Day 2020 size: no IP fragmentation on common paths
 MIN_UDP_PAYLOAD = 512  # RFC 1035, and the floor for smaller EDNS payloads (RFC 6891 6.2.5)
 MAX_TCP_MESSAGE = 65535
-CNAME_CHAIN_LIMIT = 8  # bounds the work a CNAME loop or long chain inside a zone can cause
 # Prepared answers kept; at about 400 bytes each this bounds the cache near 160 MB even
 # under a flood of random names. A zone's whole query mix should fit (see benchmarks).
 DEFAULT_CACHE_SIZE = 400_000
@@ -96,20 +100,6 @@ _OPCODE_RCODES: dict[int, dns.rcode.Rcode] = {
     dns.opcode.Opcode.NOTIFY: dns.rcode.Rcode.NOTIMP,  # without a dispatcher: no secondary zones
 }
 
-# Meta query types (RFC 6895 3.1) other than ANY, answered before looking at zones.
-_METATYPE_RCODES: dict[int, dns.rcode.Rcode] = {
-    dns.rdatatype.RdataType.AXFR: dns.rcode.Rcode.REFUSED,  # transfers come later, behind TSIG
-    dns.rdatatype.RdataType.IXFR: dns.rcode.Rcode.REFUSED,
-    dns.rdatatype.RdataType.OPT: dns.rcode.Rcode.FORMERR,  # not a type one can ask for
-    dns.rdatatype.RdataType.TSIG: dns.rcode.Rcode.FORMERR,
-    dns.rdatatype.RdataType.TKEY: dns.rcode.Rcode.NOTIMP,
-    dns.rdatatype.RdataType.MAILA: dns.rcode.Rcode.NOTIMP,
-    dns.rdatatype.RdataType.MAILB: dns.rcode.Rcode.NOTIMP,
-}
-
-_ANSWERABLE_CLASSES = frozenset({dns.rdataclass.RdataClass.IN, dns.rdataclass.RdataClass.ANY})
-
-
 # One responder (and its cache) per index, so answer() stays a plain function.
 _responders: weakref.WeakKeyDictionary[ZoneIndex, Responder] = weakref.WeakKeyDictionary()
 
@@ -127,17 +117,6 @@ def _opt_for(edns: int, ednsflags: int) -> bytes:
     if edns < 0:
         return b""
     return _OUR_OPT_DO if ednsflags & _DO else _OUR_OPT
-
-
-@dataclass
-class Resolution:
-    """What the zones say about one question, before it becomes wire format."""
-
-    rcode: dns.rcode.Rcode
-    authoritative: bool = False
-    answer: list[dns.rrset.RRset] = field(default_factory=list)
-    authority: list[dns.rrset.RRset] = field(default_factory=list)
-    zone: dns.name.Name | None = None
 
 
 class _Question(NamedTuple):
@@ -515,7 +494,7 @@ _NOERROR = int(dns.rcode.Rcode.NOERROR)
 _NXDOMAIN = int(dns.rcode.Rcode.NXDOMAIN)
 _REFUSED = int(dns.rcode.Rcode.REFUSED)
 # Types the hot path leaves to resolve(): ANY (RFC 8482) and the meta types with their rcodes.
-_SLOW_TYPES = frozenset({int(dns.rdatatype.RdataType.ANY), *map(int, _METATYPE_RCODES)})
+_SLOW_TYPES = frozenset({int(dns.rdatatype.RdataType.ANY), *map(int, METATYPE_RCODES)})
 _COUNTS = struct.Struct("!HHHH")
 _POINTER = struct.Struct("!H")
 
@@ -584,105 +563,6 @@ def _truncated(ident: int, flags: int, question: bytes, opt: bytes) -> bytes:
     """The question alone with TC, so the client retries over TCP."""
     counts = _COUNTS.pack(1, 0, 0, 1 if opt else 0)
     return _ID_FLAGS.pack(ident, flags | _TC) + counts + question + opt
-
-
-def resolve(
-    index: ZoneIndex,
-    qname: dns.name.Name,
-    qtype: dns.rdatatype.RdataType,
-    qclass: dns.rdataclass.RdataClass,
-) -> Resolution:
-    """Look one question up in the zones (RFC 1034 4.3.2 without delegations)."""
-    if qclass not in _ANSWERABLE_CLASSES:
-        return Resolution(dns.rcode.Rcode.REFUSED)
-    zone = index.find(qname)
-    if zone is None:
-        return Resolution(dns.rcode.Rcode.REFUSED)  # not ours, and we are not a resolver
-    if zone.meta.expired:
-        return Resolution(dns.rcode.Rcode.SERVFAIL, zone=zone.origin)  # a secondary without a copy
-    meta_rcode = _METATYPE_RCODES.get(qtype)
-    if meta_rcode is not None:
-        return Resolution(meta_rcode)
-    result = Resolution(dns.rcode.Rcode.NOERROR, authoritative=True, zone=zone.origin)
-    name = qname
-    seen = {qname}
-    for _ in range(CNAME_CHAIN_LIMIT):
-        node = _node(zone, name)
-        if node is None:
-            result.rcode = dns.rcode.Rcode.NXDOMAIN  # RFC 6604: the rcode of the last name
-            result.authority.append(_negative_soa(zone))
-            return result
-        if qtype == dns.rdatatype.RdataType.ANY:
-            chosen = _minimal_any(node)
-            if chosen is None:
-                result.authority.append(_negative_soa(zone))
-            else:
-                result.answer.append(chosen)
-            return result
-        rrset = node.get(qtype)
-        if rrset is not None:
-            result.answer.append(rrset)
-            return result
-        cname = node.get(dns.rdatatype.RdataType.CNAME)
-        if cname is None:
-            result.authority.append(_negative_soa(zone))  # NODATA
-            return result
-        result.answer.append(cname)
-        target = _cname_target(cname)
-        if target in seen or not target.is_subdomain(zone.origin):
-            # A loop, or another zone's name: the client's resolver carries on from here.
-            return result
-        seen.add(target)
-        name = target
-    return result
-
-
-def _node(
-    zone: ZoneData, name: dns.name.Name
-) -> dict[dns.rdatatype.RdataType, dns.rrset.RRset] | None:
-    """The RRsets at `name` (empty for an empty non-terminal), or None when it does not exist.
-
-    Empty non-terminals answer NODATA rather than NXDOMAIN (RFC 8020) and stop wildcards
-    below them (RFC 4592); a wildcard's RRsets come owned by `name`.
-    """
-    if name == zone.origin:
-        apex = zone.node(name) or {}
-        apex[dns.rdatatype.RdataType.SOA] = zone.soa()  # the serial lives outside the nodes
-        return apex
-    key = zone.key_of(name)
-    if key is None:
-        raise ValueError(f"{name} is not in zone {zone.origin}")  # callers check; our bug
-    node = zone.owners.get(key)
-    if node is None:
-        if zone.exists(key):
-            return {}
-        node = zone.wildcard(key)  # RFC 4592: at the closest encloser
-        if node is None:
-            return None
-    return node_rrsets(node, name)
-
-
-def _minimal_any(
-    node: dict[dns.rdatatype.RdataType, dns.rrset.RRset],
-) -> dns.rrset.RRset | None:
-    """RFC 8482: ANY gets one RRset, the one with the lowest type number (stable)."""
-    if not node:
-        return None
-    return node[min(node)]
-
-
-def _cname_target(cname: dns.rrset.RRset) -> dns.name.Name:
-    rdata = next(iter(cname))
-    if not isinstance(rdata, dns.rdtypes.nsbase.NSBase):
-        raise TypeError(f"CNAME rdata of unexpected class {type(rdata).__name__}")
-    return rdata.target
-
-
-def _negative_soa(zone: ZoneData) -> dns.rrset.RRset:
-    """The zone's SOA for the authority section of NXDOMAIN and NODATA (RFC 2308 3)."""
-    soa = zone.soa()
-    soa.ttl = zone.negative_ttl()
-    return soa
 
 
 def _size_limit(edns_payload: int | None, *, tcp: bool) -> int:
