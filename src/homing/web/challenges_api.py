@@ -25,11 +25,13 @@ STATUS.update(
     }
 )
 
+VALUE = r"^[!#-\[\]-~]+$"  # printable ASCII but space, quote and backslash (as txt_rdata)
 HostName = Annotated[
     str,
     Path(
         min_length=1,
-        max_length=300,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9._-]+$",
         description="The host's name, or its challenge name _acme-challenge.<host>",
         examples=["cam1.dyn.example.net"],
     ),
@@ -111,7 +113,7 @@ def challenge_routes(homing: Homing) -> APIRouter:
     @router.post(
         "/acme/{name}",
         response_model=ChallengeOut,
-        responses=errors(401, 403, 404, 409, 422, 503),
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
         summary="Add a value to the host's ACME challenge (_acme-challenge TXT)",
     )
     async def add_challenge(name: HostName, body: ChallengeIn, grant: Authorized) -> ChallengeOut:
@@ -120,13 +122,15 @@ def challenge_routes(homing: Homing) -> APIRouter:
     @router.delete(
         "/acme/{name}",
         response_model=ChallengeOut,
-        responses=errors(401, 403, 404, 409, 422, 503),
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
         summary="Delete one value of the host's ACME challenge, or (no value) all of them",
     )
     async def delete_challenge(
         name: HostName,
         grant: Authorized,
-        value: Annotated[str | None, Query(max_length=challenges.MAX_VALUE)] = None,
+        value: Annotated[
+            str | None, Query(min_length=1, max_length=challenges.MAX_VALUE, pattern=VALUE)
+        ] = None,
     ) -> ChallengeOut:
         return await run(name, grant, None, value, value is None)
 
@@ -152,7 +156,7 @@ def challenge_routes(homing: Homing) -> APIRouter:
     @router.put(
         "/acme/{name}/delegation",
         response_model=DelegationOut,
-        responses=errors(401, 403, 404, 409, 422, 503),
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
         summary="Delegate the host's ACME challenge to an acme-dns registration (CNAME)",
     )
     async def put_delegation(
