@@ -282,3 +282,19 @@ async def test_a_cookie_over_the_wire_is_for_its_sender(
     assert r.answer
     loopback = ipaddress.ip_address(LOCALHOST).packed
     assert ServerCookies(load_secret(tmp_path)).valid(CLIENT, cookie_of(r).server, loopback)
+
+
+async def test_a_cookie_over_ipv6_is_for_its_sender(index: ZoneIndex, tmp_path: Path) -> None:
+    try:
+        server = await start_dns(index, "::1", 0, cookies=ServerCookies(load_secret(tmp_path)))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        q = dns.message.make_query(name("host"), "A", use_edns=0)
+        q.use_edns(0, options=[dns.edns.CookieOption(CLIENT, b"")])
+        r = await dns.asyncquery.udp(q, "::1", port=server.port, timeout=10)
+        assert r.answer
+        loopback = ipaddress.ip_address("::1").packed
+        assert ServerCookies(load_secret(tmp_path)).valid(CLIENT, cookie_of(r).server, loopback)
+    finally:
+        await server.close()

@@ -196,3 +196,24 @@ async def test_tcp_is_never_limited(limited: tuple[DnsServer, RateLimiter]) -> N
         r = await dns.asyncquery.tcp(q, server.host, port=server.port, timeout=TIMEOUT)
         assert r.answer
     assert limiter.limited == 0
+
+
+async def test_ipv6_sources_are_limited_by_their_prefix(index: ZoneIndex) -> None:
+    limiter = RateLimiter(RATE, 1)
+    try:
+        server = await start_dns(index, "::1", 0, rrl=limiter)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.bind(("::1", 0))
+    sock.setblocking(False)
+    try:
+        for ident in range(RATE * 3):
+            sock.sendto(query(ident), (server.host, server.port))
+        replies = await replies_until(sock, RATE * 3 - 1)  # slip 1: every query is answered
+        truncated = [r for r in replies if r.flags & dns.flags.Flag.TC]
+        assert len(replies) == RATE * 3
+        assert len(truncated) == limiter.slipped >= RATE
+    finally:
+        sock.close()
+        await server.close()

@@ -125,7 +125,8 @@ class DatagramBatch:
         # Where a sockaddr holds the address (sockaddr_in's 4 bytes at 4, sockaddr_in6's
         # 16 at 8), and how rate limiting reads its prefix: an integer, masked.
         ipv4 = sock.family == socket.AF_INET
-        self._address_span = (4, 4) if ipv4 else (8, 16)
+        self._client_format = "4x4s120x" if ipv4 else "8x16s104x"
+        self._client_layouts: dict[int, struct.Struct] = {}
         self._prefix_format = "4xI120x" if ipv4 else "8xQ112x"
         self.prefix_mask = IPV4_MASK if ipv4 else IPV6_MASK
         self._prefix_layouts: dict[int, struct.Struct] = {}
@@ -198,10 +199,12 @@ class DatagramBatch:
             return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
         return socket.inet_ntop(socket.AF_INET6, raw[8:24]), port
 
-    def client(self, slot: int) -> bytes:
-        """The address the datagram in `slot` came from, as 4 or 16 bytes."""
-        start = slot * _ADDR + self._address_span[0]
-        return self._addresses.map[start : start + self._address_span[1]]
+    def clients(self, count: int) -> tuple[bytes, ...]:
+        """The addresses of the `count` datagrams just received, by slot, read at once."""
+        layout = self._client_layouts.get(count)
+        if layout is None:
+            layout = self._client_layouts[count] = struct.Struct("<" + self._client_format * count)
+        return layout.unpack_from(self._addresses.view)
 
     def prefixes(self, count: int) -> tuple[int, ...]:
         """The sources of the `count` datagrams just received, by slot, each an integer
@@ -293,6 +296,7 @@ class BatchReceiver:
         self._dispatcher = dispatcher
         self._on_answered = on_answered
         self._batch = DatagramBatch(sock)
+        self._no_clients = (b"",) * self._batch.size
         self._dispatches: set[asyncio.Task[None]] = set()
         self._closed = False
         self._loop.add_reader(sock.fileno(), self._readable)
@@ -321,12 +325,15 @@ class BatchReceiver:
             if not count:
                 break
             prefixes = batch.prefixes(count) if limiter is not None else ()
+            # DNS Cookies hash the client's address; an empty one turns them off.
+            clients = batch.clients(count) if cookies else self._no_clients
             for slot, data in enumerate(batch.datagrams(count)):
                 try:
                     if limiter is not None:
                         prefix = prefixes[slot] & mask
                         seen = counts[prefix] = counts.get(prefix, 0) + 1
-                        if seen > rate and self._held_back(slot, data, limiter.over(seen), limiter):
+                        verdict = limiter.over(seen) if seen > rate else 0
+                        if verdict and self._held_back(slot, data, clients[slot], verdict, limiter):
                             continue
                     # A query seen before: its kept reply (only plain queries are kept, so
                     # nothing for the dispatcher is ever found here).
@@ -337,7 +344,7 @@ class BatchReceiver:
                     if dispatcher is not None and needs_dispatch(data):
                         self._dispatch_later(dispatcher, data, batch.address(slot))
                         continue
-                    reply = compute(data, tcp=False, client=batch.client(slot) if cookies else b"")
+                    reply = compute(data, tcp=False, client=clients[slot])
                     if reply is not None:
                         batch.queue(slot, reply)
                 except Exception:
@@ -350,11 +357,12 @@ class BatchReceiver:
         if answered:
             self._on_answered(answered)
 
-    def _held_back(self, slot: int, data: bytes, verdict: int, limiter: RateLimiter) -> bool:
+    def _held_back(
+        self, slot: int, data: bytes, client: bytes, verdict: int, limiter: RateLimiter
+    ) -> bool:
         """Over its prefix's rate: send the truncated answer or nothing, unless the query
         shows a server cookie we gave its address (then False: answer it as usual)."""
-        client = self._batch.client(slot)
-        if self._responder.proven(data, client):
+        if client and self._responder.proven(data, client):
             return False
         limiter.held(verdict)
         if verdict == SLIP:
