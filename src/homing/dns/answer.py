@@ -18,9 +18,9 @@ DNS cookie gets its answer with a fresh server cookie (homing.dns.cookies); such
 answer is this client's alone and is never kept.
 
 The rest (the apex, CNAME chains, ANY, other classes, meta types) is resolved with
-dnspython objects made from the index (homing.dns.resolution), rendered by dnspython, and cached until the zone
-changes; anything unusual on the wire goes through dnspython's parser and the error
-ladder of dnspython's tests/nanonameserver.py.
+dnspython objects made from the index (homing.dns.resolution), rendered by dnspython,
+and cached until the zone changes; anything unusual on the wire goes through
+dnspython's parser and the error ladder of dnspython's tests/nanonameserver.py.
 """
 
 from __future__ import annotations

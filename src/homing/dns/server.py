@@ -19,7 +19,7 @@ from homing.dns.answer import Responder
 from homing.dns.cookies import ServerCookies, address_bytes
 from homing.dns.dispatch import Dispatcher, needs_dispatch
 from homing.dns.index import ZoneIndex
-from homing.dns.rrl import SLIP, RateLimiter, prefix_of
+from homing.dns.rrl import DROP, SLIP, RateLimiter, prefix_of
 from homing.dns.tcp import Clients, TcpConnection, TcpLimits
 from homing.dns.udp import MAX_UDP_DISPATCHES, BatchReceiver, batch_receiver_available
 
@@ -253,10 +253,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             if verdict:
                 client = address_bytes(addr[0])
                 if not self._responder.proven(data, client):
-                    self._limiter.held(verdict)
                     reply = self._responder.truncated(data, client) if verdict == SLIP else None
                     if reply is not None and self._transport is not None:
                         self._transport.sendto(reply, addr)
+                    self._limiter.held(SLIP if reply is not None else DROP)
                     return
         if self._dispatcher is not None and needs_dispatch(data):
             if len(self._dispatches) < MAX_UDP_DISPATCHES:

@@ -31,7 +31,7 @@ from typing import Any
 
 from homing.dns.answer import Responder
 from homing.dns.dispatch import Dispatcher, needs_dispatch
-from homing.dns.rrl import IPV4_MASK, IPV6_MASK, SLIP, RateLimiter
+from homing.dns.rrl import DROP, IPV4_MASK, IPV6_MASK, SLIP, RateLimiter
 
 __all__ = ["BATCH", "BatchReceiver", "DatagramBatch", "batch_receiver_available"]
 
@@ -364,11 +364,10 @@ class BatchReceiver:
         shows a server cookie we gave its address (then False: answer it as usual)."""
         if client and self._responder.proven(data, client):
             return False
-        limiter.held(verdict)
-        if verdict == SLIP:
-            reply = self._responder.truncated(data, client)
-            if reply is not None:
-                self._batch.queue(slot, reply)
+        reply = self._responder.truncated(data, client) if verdict == SLIP else None
+        if reply is not None:
+            self._batch.queue(slot, reply)
+        limiter.held(SLIP if reply is not None else DROP)  # what was done, not what was due
         return True
 
     def _dispatch_later(self, dispatcher: Dispatcher, data: bytes, addr: tuple[str, int]) -> None:
