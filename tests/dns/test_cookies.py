@@ -298,3 +298,11 @@ async def test_a_cookie_over_ipv6_is_for_its_sender(index: ZoneIndex, tmp_path: 
         assert ServerCookies(load_secret(tmp_path)).valid(CLIENT, cookie_of(r).server, loopback)
     finally:
         await server.close()
+
+
+def test_a_cookie_query_answered_without_an_address_is_not_kept(responder: Responder) -> None:
+    q = dns.message.make_query(name("host"), "A", use_edns=0)
+    q.use_edns(0, options=[dns.edns.CookieOption(CLIENT, b"")])
+    assert responder.answer(q.to_wire(), tcp=False) is not None  # no address known
+    r = ask(responder, dns.edns.CookieOption(CLIENT, b""))  # the same bytes, from HERE
+    assert cookies().valid(CLIENT, cookie_of(r).server, HERE)

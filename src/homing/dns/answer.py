@@ -246,10 +246,14 @@ class Responder:
             if scanned is None:
                 return self._answer_unusual(wire, tcp=tcp, client=client)
             end, payload, opt, options = scanned
-            if options and self.cookies is not None and client:
+            if options and self.cookies is not None:
                 cookie = find_cookie(wire, options)
                 if cookie is not None:
-                    return self._with_cookie(wire, end, payload, opt, cookie, tcp, client)
+                    if client:
+                        return self._with_cookie(wire, end, payload, opt, cookie, tcp, client)
+                    # No address to make a cookie for: answered, and never kept, so
+                    # the same bytes from a client whose address we know get theirs.
+                    return self._plain(wire, end, payload, opt, tcp=tcp)
             return self._plain(wire, end, payload, opt, tcp=tcp, keep=not tcp)
         except Exception:
             # Our bug, not the client's: say so with SERVFAIL, keep serving.
