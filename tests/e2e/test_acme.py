@@ -33,7 +33,7 @@ from tests.e2e.conftest import (
     _free_tcp_port,
     free_dns_port,
 )
-from tests.e2e.test_rfc2136 import nsupdate, zone_key
+from tests.e2e.test_rfc2136 import nsupdate, serial, zone_key
 
 ACME_DNS = f"acme-dns.{ZONE}"  # inside the zone: a host's CNAME to it is answered whole
 CLIENT_TIMEOUT = 180.0
@@ -372,3 +372,24 @@ def test_acme_dns_client_through_homings_acme_dns_api(
             headers={"X-Api-User": accounts[fqdn]["username"], "X-Api-Key": "y" * 40},
         )
     assert refused.status_code == 401
+
+
+def test_the_hosts_key_sets_only_its_own_challenge(homing: Server) -> None:
+    """What certbot and lego send, aimed elsewhere: refused, the zone unchanged."""
+    fqdn, _ = homing.new_host("scope1")
+    other, _ = homing.new_host("scope2")
+    algorithm, name, secret = host_key(homing, fqdn, "scope1-key")
+    key = f"{algorithm}:{name}:{secret}"
+    before = serial(homing)
+    for commands in (
+        [f'update add _acme-challenge.{other} 60 TXT "x"'],  # another host's challenge
+        [f'update add _acme-challenge.www.{fqdn} 60 TXT "x"'],  # a name below its own
+        [f'update add _acme.{fqdn} 60 TXT "x"'],  # outside _acme-challenge
+        [f'update add www.{fqdn} 60 TXT "x"'],
+        [f"update add _acme-challenge.{fqdn} 60 CNAME evil.example.org."],  # another type
+        [f"update delete _acme-challenge.{other} TXT"],
+    ):
+        done = nsupdate(homing, key, commands)
+        assert done.returncode != 0, commands
+        assert "REFUSED" in done.stdout + done.stderr, commands
+    assert serial(homing) == before
