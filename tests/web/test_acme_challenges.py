@@ -236,3 +236,22 @@ async def test_the_hosts_history_shows_its_challenge_changes(site: Site) -> None
     found = await hostcare.history(site.homing.db, await account(site), hid)
     challenge = [(e.rtype, e.old, e.new) for e in found.entries if e.challenge]
     assert challenge == [("TXT", (f'"{VALUE}"',), ()), ("TXT", (), (f'"{VALUE}"',))]
+
+
+async def test_wrong_secrets_for_txt_lock_the_source_out(db: Database) -> None:
+    from homing.config import Settings
+    from homing.service import zones
+    from homing.service.context import Homing
+    from tests.web.conftest import client_for
+
+    await zones.add_zone(db, "dyn.example.net")
+    await accounts.create_account(db, "alice", "alice@example.org", PASSWORD)
+    created = await hosts.add_host(db, HOST, "alice")
+    homing = Homing(Settings(throttle_source="3/3600"), db)
+    async with client_for(homing) as client:
+        for _ in range(3):
+            answer = await client.get("/nic/update", params={"txt": VALUE}, auth=(HOST, "guess"))
+            assert answer.text == "badauth\n"
+        answer = await client.get("/nic/update", params={"txt": VALUE}, auth=(HOST, created.secret))
+        assert answer.text == "badauth\n"
+    assert (f"_acme-challenge.{HOST}", "TXT") not in await records(db)

@@ -162,3 +162,19 @@ async def test_a_hosts_token_delegates_its_challenge_to_a_registration(homing: H
         removed = await client.delete(url, headers=auth)
         assert removed.json()["target"] is None
     assert await txt(db, f"_acme-challenge.cam.{ZONE}") is None
+
+
+async def test_wrong_keys_lock_the_source_out(db: Database) -> None:
+    await zones.add_zone(db, ZONE)
+    homing = Homing(Settings(acme_dns_zone=ACME, throttle_source="3/3600"), db)
+    async with client_for(homing) as client:
+        reg = (await client.post("/register")).json()
+        body = {"subdomain": reg["subdomain"], "txt": V1}
+        guess = {"X-Api-User": reg["username"], "X-Api-Key": "g" * 40}
+        for _ in range(3):
+            assert (await client.post("/update", json=body, headers=guess)).status_code == 401
+        right = {"X-Api-User": reg["username"], "X-Api-Key": reg["password"]}
+        locked = await client.post("/update", json=body, headers=right)
+        assert locked.status_code == 401  # refused before the key is looked at
+    async with client_for(homing, source="198.51.100.7") as client:
+        assert (await client.post("/update", json=body, headers=right)).status_code == 200
