@@ -255,3 +255,15 @@ async def test_wrong_secrets_for_txt_lock_the_source_out(db: Database) -> None:
         answer = await client.get("/nic/update", params={"txt": VALUE}, auth=(HOST, created.secret))
         assert answer.text == "badauth\n"
     assert (f"_acme-challenge.{HOST}", "TXT") not in await records(db)
+
+
+async def test_the_apis_history_marks_challenge_changes(site: Site) -> None:
+    await site.client.get("/nic/update", params={"txt": VALUE}, auth=site.auth())
+    hid = (await ids(site))[HOST]
+    headers = await bearer(site, ("read",), [hid])
+    found = (await site.client.get(f"/api/v1/hosts/{hid}/history", headers=headers)).json()
+    assert [(e["rtype"], e["new"], e["challenge"]) for e in found["entries"]][0] == (
+        "TXT",
+        [f'"{VALUE}"'],
+        True,
+    )

@@ -316,6 +316,9 @@ class HistoryEntryOut(BaseModel):
     new: list[str]
     actor: str
     via: str
+    challenge: bool = Field(
+        default=False, description="At the host's _acme-challenge name, not the host's own"
+    )
 
 
 class HistoryOut(BaseModel):
@@ -789,6 +792,7 @@ def create_api(homing: Homing) -> FastAPI:
                 new=list(e.new),
                 actor=e.actor,
                 via=e.via,
+                challenge=e.challenge,
             )
             for e in found.entries
         ]
