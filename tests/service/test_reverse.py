@@ -190,3 +190,20 @@ async def test_auto_ptr_refused_on_a_forward_zone(db: Database) -> None:
         await reverse.set_auto_ptr(db, ZONE, True)
     with pytest.raises(HomingError, match="not a reverse zone"):
         await zones.add_zone(db, "other.example.net", auto_ptr=True)
+
+
+async def test_cname_at_the_ptr_name_is_left_alone(db: Database) -> None:
+    """An RFC 2317 parent's CNAME where the PTR would go: no PTR beside it, no error."""
+    await setup(db, "a")
+    rev = await zones.add_zone(db, REV, auto_ptr=True)
+    owner = "5.2.0.192.in-addr.arpa"
+    cname = RRsetValue(owner, "CNAME", 60, ("5.0-63.2.0.192.in-addr.arpa.",))
+    await db.write(lambda txn: apply_changes(txn, rev, [cname], actor="test", via="test"))
+    await publish(db, f"a.{ZONE}", "A", "192.0.2.5")
+    assert await ptr(db, REV, owner) == ()
+
+    async def read(conn: sa.ext.asyncio.AsyncConnection) -> tuple[str, ...]:
+        value = await current_rrset(Txn(conn, None), rev, owner, "CNAME")  # type: ignore[arg-type]
+        return value.rdatas if value else ()
+
+    assert await db.read(read) == ("5.0-63.2.0.192.in-addr.arpa.",)

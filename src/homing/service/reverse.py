@@ -134,7 +134,8 @@ def follow_sync(txn: SyncTxn, entries: Sequence[JournalEntry]) -> None:
         return
     names = sorted({e.name for e in moved})
     host_names = set(txn.conn.scalars(sa.select(hosts.c.name).where(hosts.c.name.in_(names))))
-    # (zone id) -> {ptr owner: host name or None (remove if it still names `gone`)}
+    # zone id -> {PTR owner: (the host to name, or None: remove the PTR if it names
+    # `host`; host; TTL)}
     plans: dict[int, dict[str, tuple[str | None, str, int]]] = {}
     by_id = {z.ref.id: z for z in auto}
     for entry in moved:
@@ -160,11 +161,14 @@ def follow_sync(txn: SyncTxn, entries: Sequence[JournalEntry]) -> None:
 
 def _write(txn: SyncTxn, zone: ZoneRef, wanted: dict[str, tuple[str | None, str, int]]) -> int:
     """Set or remove the PTRs `wanted` asks for; how many changed."""
-    probes = [RRsetValue(owner, "PTR", 0) for owner in wanted]
+    # Two probes per name: every RRset at those names is read (a CNAME there matters).
+    probes = [RRsetValue(owner, t, 0) for owner in wanted for t in ("PTR", "CNAME")]
     current = current_many_sync(txn, zone, probes)
     values = []
     for owner, (target, host, ttl) in sorted(wanted.items()):
         stored = current.get((owner, "PTR"))
+        if (owner, "CNAME") in current:
+            continue  # an RFC 2317 parent's CNAME (or an operator's): no data beside it
         if target is None:
             if stored is not None and stored.rdatas == (f"{host}.",):
                 values.append(RRsetValue(owner, "PTR", stored.ttl, ()))
