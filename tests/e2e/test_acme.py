@@ -33,6 +33,7 @@ from tests.e2e.conftest import (
     _free_tcp_port,
     free_dns_port,
 )
+from tests.e2e.secondaries import Nsd
 from tests.e2e.test_rfc2136 import nsupdate, serial, zone_key
 
 ACME_DNS = f"acme-dns.{ZONE}"  # inside the zone: a host's CNAME to it is answered whole
@@ -393,3 +394,44 @@ def test_the_hosts_key_sets_only_its_own_challenge(homing: Server) -> None:
         assert done.returncode != 0, commands
         assert "REFUSED" in done.stdout + done.stderr, commands
     assert serial(homing) == before
+
+
+SECONDARY_ZONE = "sec-acme.example.org"
+FRESH_TIMEOUT = 10.0  # NOTIFY, SOA check, IXFR and reload
+
+
+def test_challenge_values_reach_a_secondary_by_notify_and_ixfr(
+    homing: Server, tmp_path: Path
+) -> None:
+    """A CA may ask any of the zone's servers: NSD, fed by homing, answers the value."""
+    nsd = Nsd(directory=tmp_path)
+    nsd.version()
+    homing.cli(
+        "zone", "add", SECONDARY_ZONE, "--ns", "ns1.example.org",
+        "--notify", f"{LOOPBACK}:{nsd.port}", "--allow-transfer", f"{LOOPBACK}/32",
+    )  # fmt: skip
+    homing.ensure_user()
+    fqdn = f"cam.{SECONDARY_ZONE}"
+    secret = homing.cli("host", "add", fqdn, "--owner", "alice").stdout.strip().splitlines()[-1]
+    homing.wait_dns(SECONDARY_ZONE, "SOA", lambda a: a.status == "NOERROR", timeout=10)
+    nsd.configure(SECONDARY_ZONE, homing.dns_port)
+    nsd.start()
+    try:
+        nsd.wait_for("the first transfer", lambda: nsd.serial(SECONDARY_ZONE) is not None, 30)
+
+        def challenge() -> list[str]:
+            answer = nsd.query(f"_acme-challenge.{fqdn}", "TXT")
+            if answer is None:
+                return []
+            return sorted(r.to_text() for rrset in answer.answer for r in rrset)
+
+        value = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"
+        url = f"{homing.http_url}/nic/update"
+        set_it = httpx.get(url, params={"txt": value}, auth=(fqdn, secret), timeout=10)
+        assert set_it.text == "good\n"
+        nsd.wait_for("the challenge", lambda: challenge() == [f'"{value}"'], FRESH_TIMEOUT)
+        cleared = httpx.get(url, params={"clear": "true"}, auth=(fqdn, secret), timeout=10)
+        assert cleared.text == "good\n"
+        nsd.wait_for("the challenge's removal", lambda: challenge() == [], FRESH_TIMEOUT)
+    finally:
+        nsd.stop()
