@@ -91,10 +91,9 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve DNS and HTTP (migrates the store first)."""
+    from homing.logs import configure
     from homing.serve import run
     from homing.workers import supervise, worker_index
-
-    from homing.logs import configure
 
     config = settings()
     configure(config.log_format)
@@ -527,4 +526,5 @@ def main() -> None:
 
 
 # The list, delete and passwd commands live beside this module and register on its apps.
-from homing import cli_manage  # noqa: E402
+# backup and restore likewise.
+from homing import cli_backup, cli_manage  # noqa: E402, F401
