@@ -43,6 +43,7 @@ class JournalListener:
         self.notifications = 0  # received for our schema
         self.reconnects = 0
         self.errors = 0  # connections lost or refused
+        self.backend_pid: int | None = None  # the listening connection's server process
 
     def _received(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         schema, _, _zone = payload.rpartition(" ")
@@ -63,6 +64,7 @@ class JournalListener:
                 await conn.add_listener(CHANNEL, self._received)
                 if self.reconnects or self.errors:
                     log.info("listening for journal notifications again")
+                self.backend_pid = conn.get_server_pid()
                 self.connected = True
                 delay = RETRY_FIRST
                 self.on_change()  # what was committed while we were not listening
