@@ -84,3 +84,15 @@ async def test_metrics_refused_outside_metrics_allow_unless_token(server: Server
     assert code == 403
     code, body = curl(server, "/metrics", "Authorization: Bearer s3cret-scrape-token")
     assert code == 200 and "homing_store_up 1.0" in body
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+async def test_metrics_behind_a_trusted_proxy_judge_the_forwarded_client(server: Server) -> None:
+    """A proxy on loopback must not open /metrics to everyone it forwards."""
+    server.stop()
+    server.env["HOMING_TRUSTED_PROXIES"] = '["127.0.0.1/32"]'
+    server.start()
+    code, body = curl(server, "/metrics", "X-Forwarded-For: 203.0.113.5")
+    assert code == 403 and "homing_" not in body
+    code, body = curl(server, "/metrics", "X-Forwarded-For: 127.0.0.1")
+    assert code == 200 and "homing_store_up" in body
