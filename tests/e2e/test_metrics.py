@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import subprocess
 
+import dns.query
+import dns.rcode
+import dns.tsigkeyring
+import dns.update
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -96,3 +100,27 @@ async def test_metrics_behind_a_trusted_proxy_judge_the_forwarded_client(server:
     assert code == 403 and "homing_" not in body
     code, body = curl(server, "/metrics", "X-Forwarded-For: 127.0.0.1")
     assert code == 200 and "homing_store_up" in body
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+async def test_metrics_count_rfc2136_updates_and_secondary_serials(server: Server) -> None:
+    zone = "xfr.example.net"
+    server.cli("zone", "add", zone, "--ns", f"ns1.{zone}", "--allow-transfer", "127.0.0.1/32")
+    algorithm, name, secret = (
+        server.cli("key", "add", "upd", "--zone", zone).stdout.strip().splitlines()[-1].split(":")
+    )
+    server.restart()  # the zone's transfer list as loaded at start
+    keyring = dns.tsigkeyring.from_text({name: (algorithm, secret)})
+    update = dns.update.UpdateMessage(zone, keyring=keyring, keyalgorithm=algorithm)
+    update.replace("www", 60, "A", "192.0.2.44")
+    reply = dns.query.tcp(update, "127.0.0.1", port=server.dns_port, timeout=5)
+    assert reply.rcode() == dns.rcode.NOERROR
+    transfer = server.dig(zone, "AXFR", tcp=True)
+    assert transfer.status == "NOERROR"
+    serial = int(server.dig(zone, "SOA").values("SOA")[0].split()[2])
+
+    code, text = curl(server, "/metrics")
+    assert code == 200
+    found = samples(text)
+    assert found["homing_updates_total"][(("answer", "noerror"), ("protocol", "rfc2136"))] == 1
+    assert found["homing_secondary_serial"][(("secondary", "127.0.0.1"), ("zone", zone))] == serial

@@ -10,6 +10,7 @@ TSIG error; our bug: SERVFAIL.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 import dns.exception
@@ -37,6 +38,7 @@ from homing.dns.update import handle_update
 from homing.dns.xfr import axfr_records, client_serial, ixfr_records, newer, render, soa_at
 from homing.domain.records import JournalEntry
 from homing.service.journal import entries_after
+from homing.service.meters import METERS
 from homing.service.zones import get_zone
 from homing.store.db import Database
 
@@ -201,9 +203,12 @@ class Dispatcher:
             response = response_to(message)
             response.set_rcode(dns.rcode.Rcode.REFUSED)
             return response.to_wire()
+        started = time.perf_counter()
         response = await handle_update(
             message, signer, self.db, allow_local=self.allow_local_addresses
         )
+        answer = dns.rcode.to_text(response.rcode()).lower()
+        METERS.update("rfc2136", [answer], time.perf_counter() - started)
         return response.to_wire()
 
     async def _transfer(
@@ -232,7 +237,9 @@ class Dispatcher:
         if not tcp or since == target or newer(since, target):
             # Up to date (or ahead): the SOA alone says so. Over UDP the SOA alone also
             # tells a client that is behind to come back over TCP (RFC 1995 2).
+            METERS.secondary(zone_name, peer, since)
             return render(query, [soa_at(zone, target)], key)
+        METERS.secondary(zone_name, peer, target)  # what it has once this transfer is in
         entries = await self._journal(zone_name, since, target)
         records = None if entries is None else ixfr_records(zone, since, target, entries)
         if records is None:
@@ -250,6 +257,7 @@ class Dispatcher:
     ) -> Iterator[bytes]:
         # The records are taken now, in one step: a consistent zone at one serial.
         records = axfr_records(zone)
+        METERS.secondary(str(zone.origin.to_text(omit_final_dot=True)), peer, zone.serial)
         log.info("AXFR of %s at %d to %s (%d RRsets)", zone.origin, zone.serial, peer, len(records))
         return render(query, records, key)
 

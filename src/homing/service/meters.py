@@ -1,4 +1,5 @@
-"""Counters an operator graphs: updates by protocol and answer, their latency, HTTP latency.
+"""Counters an operator graphs: updates by protocol and answer, their latency, HTTP latency,
+and the serial each secondary last asked a transfer from.
 
 Each process counts in plain dicts (a few hundred nanoseconds per update, no lock: one
 event loop) and, as one of several workers, writes them to `{data_dir}/run/meters-PID`
@@ -49,6 +50,9 @@ class Meters:
         self.updates: dict[tuple[str, str], int] = {}  # (protocol, answer) -> count
         self.update_latency: dict[str, Histogram] = {}  # protocol -> latency
         self.http_latency: dict[str, Histogram] = {}  # route group -> latency
+        # (zone, secondary's address) -> the serial it has, as its last transfer request
+        # showed (only for peers allowed to transfer: a bounded set)
+        self.secondaries: dict[tuple[str, str], int] = {}
 
     def update(self, protocol: str, answers: list[str], seconds: float) -> None:
         """One update request answered (one answer per host it named)."""
@@ -67,8 +71,12 @@ class Meters:
             histogram = self.http_latency[group] = Histogram()
         histogram.observe(seconds)
 
+    def secondary(self, zone: str, peer: str, serial: int) -> None:
+        self.secondaries[(zone, peer)] = serial
+
     def snapshot(self) -> dict[str, Any]:
         return {
+            "secondaries": [[z, p, n] for (z, p), n in self.secondaries.items()],
             "updates": [[p, a, n] for (p, a), n in self.updates.items()],
             "update_latency": {k: [h.counts, h.total] for k, h in self.update_latency.items()},
             "http_latency": {k: [h.counts, h.total] for k, h in self.http_latency.items()},
@@ -79,6 +87,9 @@ class Meters:
         for protocol, answer, count in snapshot.get("updates", []):
             key = (str(protocol), str(answer))
             self.updates[key] = self.updates.get(key, 0) + int(count)
+        for zone, peer, serial in snapshot.get("secondaries", []):
+            key = (str(zone), str(peer))
+            self.secondaries[key] = max(self.secondaries.get(key, 0), int(serial))
         for field in ("update_latency", "http_latency"):
             mine: dict[str, Histogram] = getattr(self, field)
             for key, (counts, total) in snapshot.get(field, {}).items():

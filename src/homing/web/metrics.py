@@ -104,6 +104,14 @@ def families(node: NodeState | None, stored: dict[str, int] | None) -> list[Metr
             total.http_latency,
         )
     )
+    secondaries = GaugeMetricFamily(
+        "homing_secondary_serial",
+        "The serial a secondary has, as its last transfer request showed",
+        labels=["zone", "secondary"],
+    )
+    for (zone, peer), known in sorted(total.secondaries.items()):
+        secondaries.add_metric([zone, peer], known)
+    out.append(secondaries)
     if node is None:
         return out
     if node.queries is not None:
