@@ -117,11 +117,12 @@ async def add_group(
     *,
     ttl: int = DEFAULT_HOST_TTL,
     enforce_quota: bool = True,
+    max_age: int = 3600,
 ) -> Created:
     """A group of the owner's hosts with its own secret.
 
-    A group named inside one of our zones is published: its name answers with the
-    addresses of its live members.
+    A group named inside one of our zones is published at once: its name answers with
+    the addresses of its members updated within `max_age` seconds.
     """
     group_name = normalize(name)
     member_names = [normalize(m) for m in members or []]
@@ -160,6 +161,8 @@ async def add_group(
             await txn.conn.execute(
                 sa.insert(group_members).values(group_id=group_id, host_id=host_id)
             )
+        if zone_name is not None:
+            await refresh_group(txn, group_id, max_age)
         return Created(group_id, group_name, secret)
 
     return await db.write(unit)
