@@ -57,10 +57,14 @@ def fail(message: str) -> None:
 
 
 def settings() -> Settings:
+    from homing import settingscheck
+
     try:
-        return load()
-    except Exception as exc:  # pydantic's message is long; the first line says it
-        fail(f"bad settings: {str(exc).splitlines()[0]}")
+        loaded = load()
+        settingscheck.check(loaded)
+        return loaded
+    except Exception as exc:  # pydantic's message is long: name each setting and value
+        fail(f"bad settings: {settingscheck.describe(exc)}")
         raise
 
 
@@ -107,7 +111,9 @@ def serve(
     except HomingError as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot listen: {exc}")
+        from homing.settingscheck import listen_failure
+
+        fail(listen_failure(exc, config))
 
 
 @app.command()
