@@ -88,6 +88,7 @@ class _Grant:
 
     allowed: frozenset[int]
     default_names: tuple[str, ...]
+    group: str | None = None  # a group's secret: its own name stands for its members
 
 
 UNKNOWN_NAME = _Grant(frozenset(), ())  # the user name is a host name we do not know
@@ -135,7 +136,9 @@ async def _resolve_credentials(
                 .order_by(hosts.c.name)
             )
             members = rows.all()
-            return _Grant(frozenset(m.id for m in members), tuple(m.name for m in members))
+            return _Grant(
+                frozenset(m.id for m in members), tuple(m.name for m in members), group=name
+            )
         return None if group is None else _WRONG_SECRET
 
     grant = await db.read(by_secret)
@@ -213,6 +216,18 @@ async def update(
     results = await db.write_batched_sync(_BATCHER, _Item(request, grant, policy))
     assert results is not None
     return results
+
+
+def _members_for_group(requested: list[str], grant: _Grant) -> list[str]:
+    """The group's name in `hostname=` (what a client told the group's name sends) as its
+    members, in place, each name once."""
+    names: dict[str, None] = {}
+    for name in requested:
+        # A group of no hosts stays its own name, answered nohost.
+        group = _host_name(name) == grant.group and grant.default_names
+        for one in grant.default_names if group else (name,):
+            names[one] = None
+    return list(names)
 
 
 def _answered(request: UpdateRequest, outcome: Outcome) -> list[HostResult]:
@@ -311,6 +326,8 @@ class _UpdateBatcher:
                 return [HostResult(n, Outcome.BADAUTH) for n in names]
             grant = _Grant(frozenset({row["id"]}), (row["name"],))
         requested = request.hostnames
+        if requested and grant.group is not None:
+            requested = _members_for_group(requested, grant)
         if requested is None:
             if not grant.default_names:
                 return [HostResult(request.username, Outcome.NOTFQDN)]
