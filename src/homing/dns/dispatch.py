@@ -209,6 +209,9 @@ class Dispatcher:
         )
         answer = dns.rcode.to_text(response.rcode()).lower()
         METERS.update("rfc2136", [answer], time.perf_counter() - started)
+        if response.rcode() != dns.rcode.Rcode.NOERROR:
+            zone = message.question[0].name if message.question else "-"
+            log.info("UPDATE of %s with key %s from %s: %s", zone, signer.key.name, peer, answer)
         return response.to_wire()
 
     async def _transfer(
@@ -218,6 +221,7 @@ class Dispatcher:
         kind = dns.rdatatype.to_text(question.rdtype)
         zone = self.index.zones.get(question.name)
         if zone is None:
+            log.info("%s of %s from %s refused: not a zone here", kind, question.name, peer)
             return (_refusal(query, dns.rcode.Rcode.NOTAUTH),)
         if zone.meta.expired:
             return (_refusal(query, dns.rcode.Rcode.SERVFAIL),)  # a secondary without a copy

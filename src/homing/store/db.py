@@ -169,6 +169,9 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (creating the PostgreSQL schema if asked)."""
+        # Alembic's plugin set-up lines (logged as it loads) say nothing to an operator;
+        # its upgrades do.
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
         from alembic import command
         from alembic.config import Config
 

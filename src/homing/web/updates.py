@@ -182,7 +182,16 @@ class UpdateEndpoints:
         if waiter is not None:
             # Committed here; `good` only once the zone's external primary has it too.
             results = await confirm_pushed(results, waiter, self.homing.settings.push_wait)
-        METERS.update(via, [r.outcome.dyndns2 for r in results], time.perf_counter() - started)
+        answers = [r.outcome.dyndns2 for r in results]
+        METERS.update(via, answers, time.perf_counter() - started)
+        # One line per request for the operator: which hosts, what they were answered.
+        log.info(
+            "update %s: %s via %s from %s",
+            ",".join(r.hostname for r in results),
+            ",".join(answers),
+            via,
+            client_ip,
+        )
         return results
 
     async def checkip(self, request: Request) -> Response:
