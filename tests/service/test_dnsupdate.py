@@ -236,6 +236,29 @@ async def test_host_key_keeps_the_plans_minimum_interval(db: Database) -> None:
     await update(db, [], again)  # a zone key is the operator's: no plan applies
 
 
+async def test_host_key_keeps_the_plans_challenge_limits(db: Database) -> None:
+    scope = await host(db)
+    acme = f"_acme-challenge.{scope.host}"
+
+    async def small_plan(txn: Txn) -> None:
+        conn = txn.conn
+        plan = await conn.scalar(
+            sa.insert(plans)
+            .values(name="small", acme_values=2, acme_changes_per_hour=3)
+            .returning(plans.c.id)
+        )
+        await conn.execute(sa.update(accounts_table).values(plan_id=plan))
+
+    await db.write(small_plan)
+    three = [Operation("add", acme, "TXT", 60, f'"v{i}"') for i in range(3)]
+    assert await refused(db, three, scope) == dns.rcode.Rcode.REFUSED  # more values than 2
+    await update(db, [], three[:2], scope)  # change 1
+    await update(db, [], [Operation("delete_name", acme)], scope)  # change 2
+    await update(db, [], three[:1], scope)  # change 3
+    assert await refused(db, [Operation("delete_name", acme)], scope) == dns.rcode.Rcode.REFUSED
+    assert await rdatas(db, acme, "TXT") == ('"v0"',)
+
+
 @pytest.mark.parametrize(
     ("rtype", "value"),
     [

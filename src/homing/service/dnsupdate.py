@@ -26,6 +26,9 @@ from homing.domain.errors import HomingError
 from homing.domain.names import in_zone
 from homing.domain.outcomes import Outcome
 from homing.domain.records import RRsetValue
+from homing.service.challenges import DEFAULT_CHANGES_PER_HOUR as ACME_PER_HOUR
+from homing.service.challenges import DEFAULT_VALUES as ACME_VALUES
+from homing.service.challenges import changes_within as challenges_changed
 from homing.service.changes import ZoneRef, apply_change
 from homing.service.keypolicy import Grant, allowed_types
 from homing.service.replays import SignedRequest, claim, remember_refusal
@@ -192,6 +195,8 @@ async def _apply_update(
             # The host's own records only: an ACME client sets and clears its challenge
             # TXT within seconds, whatever the plan's pace for addresses.
             terms.check_interval(txn.now)
+        if terms is not None:
+            await terms.check_challenges(txn, zone, moves)
         changed = 0
         for after in moves:
             if await apply_change(txn, zone, after, actor=actor, via="rfc2136"):
@@ -234,6 +239,27 @@ class _HostTerms:
     ttl: int
     min_interval: int  # seconds between changes; 0: no limit
     last_change_at: datetime | None
+    acme_values: int  # challenge TXT values held at once
+    acme_per_hour: int  # challenge changes within an hour
+
+    async def check_challenges(self, txn: Txn, zone: ZoneRef, moves: list[RRsetValue]) -> None:
+        """The plan's challenge limits, as the other doors apply them: values held at once
+        and changes within the hour."""
+        name = f"{ACME_LABEL}.{self.host}"
+        for value in moves:
+            if value.name != name or value.rtype != "TXT":
+                continue
+            if len(value.rdatas) > self.acme_values:
+                raise UpdateRefused(
+                    dns.rcode.Rcode.REFUSED,
+                    f"{name} may hold {self.acme_values} values (the plan's limit)",
+                )
+            since = txn.now - timedelta(hours=1)
+            if await challenges_changed(txn.conn, zone.id, name, since) >= self.acme_per_hour:
+                raise UpdateRefused(
+                    dns.rcode.Rcode.REFUSED,
+                    f"{name} changed {self.acme_per_hour} times within the hour (the plan's limit)",
+                )
 
     def check_interval(self, now: datetime) -> None:
         last = as_utc(self.last_change_at)
@@ -251,7 +277,14 @@ async def _host_terms(txn: Txn, host: str) -> _HostTerms:
     suspended, disabled or inactive host takes no update)."""
     row = (
         await txn.conn.execute(
-            sa.select(hosts.c.status, hosts.c.ttl, hosts.c.last_change_at, plans.c.min_interval)
+            sa.select(
+                hosts.c.status,
+                hosts.c.ttl,
+                hosts.c.last_change_at,
+                plans.c.min_interval,
+                plans.c.acme_values,
+                plans.c.acme_changes_per_hour,
+            )
             .select_from(
                 hosts.join(accounts, accounts.c.id == hosts.c.owner_id).outerjoin(
                     plans, plans.c.id == accounts.c.plan_id
@@ -264,7 +297,14 @@ async def _host_terms(txn: Txn, host: str) -> _HostTerms:
         raise UpdateRefused(dns.rcode.Rcode.REFUSED, f"no host {host}")
     if row.status != "active":
         raise UpdateRefused(dns.rcode.Rcode.REFUSED, f"host {host} is {row.status}")
-    return _HostTerms(host, int(row.ttl), int(row.min_interval or 0), row.last_change_at)
+    return _HostTerms(
+        host,
+        int(row.ttl),
+        int(row.min_interval or 0),
+        row.last_change_at,
+        ACME_VALUES if row.acme_values is None else int(row.acme_values),
+        ACME_PER_HOUR if row.acme_changes_per_hour is None else int(row.acme_changes_per_hour),
+    )
 
 
 async def _load(txn: Txn, zone: ZoneRef, names: set[str]) -> dict[tuple[str, str], RRsetValue]:
