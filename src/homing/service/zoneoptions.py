@@ -156,3 +156,62 @@ async def nameservers_without_address(db: Database, name: str) -> list[str]:
         return [s for s in servers if in_zone(s, zone_name) and s not in addressed]
 
     return await db.read(unit)
+
+
+@dataclass(frozen=True)
+class ZoneOptionsView:
+    """A zone's options as the admin page shows them, one entry per line."""
+
+    id: int
+    name: str
+    nameservers: list[str]  # NAME, or NAME=ADDRESS for each address of an in-zone one
+    notify: list[str]
+    allow_transfer: list[str]
+    secondary: bool
+
+
+async def read_options(db: Database, zone_id: int) -> ZoneOptionsView:
+    async def query(conn: AsyncConnection) -> ZoneOptionsView:
+        zone = (await conn.execute(sa.select(zones).where(zones.c.id == zone_id))).first()
+        if zone is None:
+            raise NotFound("no such zone")
+        found = await conn.execute(
+            sa.select(rrsets.c.name, rrsets.c.rtype, rrsets.c.rdatas).where(
+                rrsets.c.zone_id == zone_id, rrsets.c.rtype.in_(("NS", "A", "AAAA"))
+            )
+        )
+        servers: list[str] = []
+        addresses: dict[str, list[str]] = {}
+        for row in found:
+            values = list(RRsetValue.decode_rdatas(row.rdatas))
+            if row.rtype == "NS" and row.name == zone.name:
+                servers = [v.rstrip(".").lower() for v in values]
+            elif row.rtype != "NS":
+                addresses.setdefault(row.name, []).extend(values)
+        lines = []
+        for server in servers:
+            own = addresses.get(server, []) if in_zone(server, zone.name) else []
+            lines.extend([f"{server}={a}" for a in sorted(own)] or [server])
+        return ZoneOptionsView(
+            zone.id,
+            zone.name,
+            lines,
+            [line for line in (zone.notify or "").split("\n") if line],
+            [line for line in (zone.allow_transfer or "").split("\n") if line],
+            zone.primary_target is not None,
+        )
+
+    return await db.read(query)
+
+
+def options_from_lines(ns: list[str], notify: list[str], allow_transfer: list[str]) -> ZoneOptions:
+    """The admin form's lists (a line each) as options; HomingError names a bad line."""
+    names, addresses = split_nameservers(ns, [])
+    if not names:
+        raise HomingError("a zone needs at least one name server")
+    return ZoneOptions(
+        ns=names,
+        glue=addresses or None,
+        notify=[_hostport(n) for n in notify],
+        allow_transfer=[_cidr(c) for c in allow_transfer],
+    )

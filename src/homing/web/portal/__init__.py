@@ -26,6 +26,7 @@ from homing.web.portal.sessions import Sessions
 from homing.web.portal.templating import STATIC
 from homing.web.portal.tokens import TokenPages
 from homing.web.portal.verify import VerifyPage
+from homing.web.portal.zoneoptions import ZoneOptionsPage
 
 __all__ = ["Portal", "portal_routes"]
 
@@ -87,6 +88,7 @@ def portal_routes(homing: Homing) -> list[BaseRoute]:
         admin_page("/admin/zones", admin.zones, both),
         admin_page("/admin/zones/{zone_id:int}/public", admin.zone_public, post),
         admin_page("/admin/zones/{zone_id:int}/auto-ptr", admin.zone_auto_ptr, post),
+        admin_page("/admin/zones/{zone_id:int}/options", ZoneOptionsPage(admin).page, both),
         admin_page("/admin/plans", admin.plans, both),
         admin_page("/admin/plans/{plan_id:int}", admin.plan_edit, both),
         admin_page("/admin/plans/{plan_id:int}/default", admin.plan_default, post),

@@ -1,0 +1,67 @@
+"""The admin page for a zone's options: name servers with their addresses, secondaries
+notified, who may transfer; bad lines change nothing and are said in words."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from homing.service import zoneoptions
+from homing.store.schema import zones
+from tests.portal.conftest import ZONE, Portal
+from tests.portal.test_admin import as_admin
+
+
+async def zone_id(portal: Portal) -> int:
+    async def read(conn: AsyncConnection) -> int:
+        return int(await conn.scalar(sa.select(zones.c.id).where(zones.c.name == ZONE)))
+
+    return await portal.homing.db.read(read)
+
+
+async def test_options_page_changes_the_zone(portal: Portal) -> None:
+    await as_admin(portal)
+    listing = await portal.client.get("/admin/zones")
+    number = await zone_id(portal)
+    assert f'href="/admin/zones/{number}/options"' in listing.text
+    path = f"/admin/zones/{number}/options"
+    page = await portal.client.get(path)
+    assert page.status_code == 200
+    assert f"ns1.{ZONE}</code> is inside the zone and has no address" in page.text
+    saved = await portal.post_form(
+        path,
+        {
+            "ns": f"ns1.{ZONE}=192.0.2.53\nns2.example.org",
+            "notify": "192.0.2.53:53\n[2001:db8::53]:53",
+            "allow_transfer": "192.0.2.0/24",
+        },
+    )
+    assert saved.status_code == 303
+    view = await zoneoptions.read_options(portal.homing.db, number)
+    assert view.nameservers == [f"ns1.{ZONE}=192.0.2.53", "ns2.example.org"]
+    assert view.notify == ["192.0.2.53:53", "[2001:db8::53]:53"]
+    assert view.allow_transfer == ["192.0.2.0/24"]
+    page = await portal.client.get(path)
+    assert "has no address" not in page.text
+    assert "192.0.2.0/24" in page.text
+
+
+async def test_a_bad_line_changes_nothing(portal: Portal) -> None:
+    await as_admin(portal)
+    number = await zone_id(portal)
+    path = f"/admin/zones/{number}/options"
+    before = await zoneoptions.read_options(portal.homing.db, number)
+    refused = await portal.post_form(
+        path, {"ns": "ns.example.org", "notify": "192.0.2.53", "allow_transfer": "10.0.0.0/8"}
+    )
+    assert refused.status_code == 422
+    alert = re.search(r'id="form-error"[^>]*>(.*?)</p>', refused.text, re.S)
+    assert alert is not None
+    assert "The options were not saved" in alert.group(1) and "ADDRESS:PORT" in alert.group(1)
+    assert await zoneoptions.read_options(portal.homing.db, number) == before
+    refused = await portal.post_form(path, {"ns": "", "notify": "", "allow_transfer": ""})
+    assert refused.status_code == 422 and "at least one name server" in refused.text
+    missing = await portal.client.get("/admin/zones/999/options")
+    assert missing.status_code == 404
