@@ -223,3 +223,10 @@ def test_help_names_values_in_words(env: dict[str, str], command: list[str]) -> 
     args = command if command[-1:] == ["--help"] else [*command, "--help"]
     text = ok(homing(env, *args))
     assert "<bool>" not in text and "<str>" not in text and "<int>" not in text, text
+
+
+def test_zone_list_as_json(env: dict[str, str]) -> None:
+    ok(homing(env, "zone", "add", ZONE, "--ns", "ns.example.org", "--private"))
+    assert json.loads(ok(homing(env, "zone", "list", "--json"))) == [
+        {"zone": ZONE, "serial": 1, "hosts": 0, "offered": False}
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -352,9 +353,18 @@ def _write_secrets(result: imports.ImportResult, secrets_out: Path | None) -> No
 
 
 @zone_app.command("list")
-def zone_list() -> None:
+def zone_list(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON array instead of a table")
+    ] = False,
+) -> None:
     """The zones served here: name, serial, hosts, and whether users may add hosts in it."""
     rows = run_with_store(lambda h: admin.list_zones(h.db))
+    if as_json:
+        listed = [{"zone": r.name, "serial": r.serial, "hosts": r.hosts, "offered": r.public}
+                  for r in rows]  # fmt: skip
+        typer.echo(json.dumps(listed, indent=2))
+        return
     typer.echo("zone\tserial\thosts\toffered")
     for row in rows:
         typer.echo(f"{row.name}\t{row.serial}\t{row.hosts}\t{'yes' if row.public else 'no'}")
