@@ -32,7 +32,7 @@ def client_settings(base_url: str, fqdn: str, secret: str) -> list[Snippet]:
                     "protocol=dyndns2",
                     f"ssl={'yes' if tls else 'no'}",
                     f"server={hostport}",
-                    f"use=web, web={base}/checkip",
+                    f"usev4=webv4, webv4={base}/checkip",
                     f"login={fqdn}",
                     f"password='{secret}'",
                     fqdn,
