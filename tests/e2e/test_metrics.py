@@ -3,7 +3,10 @@ prometheus_client's own text parser."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
+import time
 
 import dns.query
 import dns.rcode
@@ -124,3 +127,45 @@ async def test_metrics_count_rfc2136_updates_and_secondary_serials(server: Serve
     found = samples(text)
     assert found["homing_updates_total"][(("answer", "noerror"), ("protocol", "rfc2136"))] == 1
     assert found["homing_secondary_serial"][(("secondary", "127.0.0.1"), ("zone", zone))] == serial
+
+
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
+async def test_metrics_add_up_the_workers(server: Server) -> None:
+    """With --workers 2, whichever worker a scrape reaches reports both workers' updates."""
+    fqdn, secret = server.new_host("spread")
+    server.stop()
+    server.args = ("--workers", "2")
+    server.start()
+    updates = 12
+    for i in range(updates):
+        # A new connection each time: the kernel hands them to either worker.
+        async with httpx.AsyncClient(auth=(fqdn, secret), timeout=10) as client:
+            response = await client.get(
+                f"{server.http_url}/nic/update",
+                params={"hostname": fqdn, "myip": f"192.0.2.{i + 1}"},
+            )
+        assert response.text.strip() == f"good 192.0.2.{i + 1}"
+    # Each worker publishes its counters once a second: no event marks it, so poll.
+    deadline = time.monotonic() + 15
+    while True:
+        code, text = curl(server, "/metrics")
+        assert code == 200
+        found = samples(text)
+        total = found["homing_updates_total"].get((("answer", "good"), ("protocol", "dyndns2")))
+        if total == updates:
+            break
+        assert time.monotonic() < deadline, text
+        await asyncio.sleep(0.1)
+    # Both workers took some of them (all 12 to one: a chance of 1 in 2048): their own
+    # files, once both were rewritten after the last update, say so.
+    while True:
+        published = [
+            json.loads(path.read_text()) for path in (server.data_dir / "run").glob("meters-*")
+        ]
+        assert len(published) == 2
+        shares = [sum(n for _p, a, n in one["updates"] if a == "good") for one in published]
+        if sum(shares) == updates:
+            break
+        assert time.monotonic() < deadline, shares
+        await asyncio.sleep(0.1)
+    assert all(shares), shares

@@ -125,7 +125,7 @@ async def publish(run_dir: Path) -> None:
     path = _path(run_dir, os.getpid())
     try:
         while True:
-            temporary = path.with_suffix(".tmp")
+            temporary = path.with_name(f".{path.name}.tmp")  # not matched by "meters-*"
             temporary.write_text(json.dumps(METERS.snapshot()))
             temporary.replace(path)  # readers see the old file or the new, never half
             await asyncio.sleep(PUBLISH_INTERVAL)  # a periodic job: no event to wait for
