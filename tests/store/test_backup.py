@@ -105,6 +105,8 @@ async def test_backup_restores_into_the_other_database_and_back(
     summary = await backup(db, first)
     assert summary.rows["journal"] >= 3 * len(NAMES)
     assert summary.rows["hosts"] == len(NAMES)
+    assert first.stat().st_mode & 0o777 == 0o600  # TSIG secrets, password hashes
+    assert not first.with_name(first.name + ".partial").exists()
     header = json.loads(first.read_text().splitlines()[0])
     assert header["format"] == "homing-backup" and header["revision"] == summary.revision
 

@@ -87,6 +87,13 @@ def _dump(conn: sa.Connection, out: IO[str]) -> Summary:
     return Summary(revision, counts)
 
 
+def _private(path: Path) -> IO[str]:
+    """A new file only its owner may read: a backup holds TSIG secrets and password hashes."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return open(descriptor, "w", encoding="utf-8")
+
+
 async def backup(db: Database, path: Path) -> Summary:
     """Write the whole store to `path` (replaced only once complete)."""
     temporary = path.with_name(path.name + ".partial")
@@ -94,7 +101,7 @@ async def backup(db: Database, path: Path) -> Summary:
     async def read(conn: Any) -> Summary:
         if not db.is_sqlite:
             await conn.execution_options(isolation_level="REPEATABLE READ")
-        with temporary.open("w", encoding="utf-8") as out:
+        with _private(temporary) as out:
             summary: Summary = await conn.run_sync(lambda sync: _dump(sync, out))
             out.flush()
             os.fsync(out.fileno())

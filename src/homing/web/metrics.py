@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from homing.domain.errors import StoreUnavailable
 from homing.service import meters
 from homing.service.context import Homing
 from homing.store.schema import zones
@@ -55,6 +56,8 @@ class NodeState:
     limited: Any = None  # () -> int: UDP answers RRL dropped or truncated
     started: float = field(default_factory=time.time)
 
+
+READY_CACHE = 1.0  # seconds a readiness answer about the store is reused
 
 # Set by `homing serve` once the zones are loaded: until then the node is not ready.
 NODE: NodeState | None = None
@@ -180,7 +183,7 @@ async def _stored_serials(homing: Homing) -> dict[str, int] | None:
 
     try:
         return await homing.db.read(read)
-    except Exception:
+    except StoreUnavailable:
         return None
 
 
@@ -224,10 +227,16 @@ def metrics_endpoints(homing: Homing, client: ClientAddress) -> tuple[Any, Any]:
         body = render(families(NODE, stored))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    checked = [0.0, False]  # when the store last answered a readiness check, and if it did
+
     async def ready(_request: Request) -> Response:
         if NODE is None:
             return PlainTextResponse("zones loading\n", status_code=503)
-        if await _stored_serials(homing) is None:
+        # Anyone may ask: the store is asked at most once a second, whatever the rate.
+        now = time.monotonic()
+        if now - checked[0] >= READY_CACHE:
+            checked[:] = [now, await _stored_serials(homing) is not None]
+        if not checked[1]:
             return PlainTextResponse("store unreachable\n", status_code=503)
         return PlainTextResponse("ready\n")
 
