@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Route, compile_path
 
 from homing.domain.errors import (
     AccountError,
@@ -431,6 +431,10 @@ def create_api(homing: Homing) -> FastAPI:
     @api.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            response = error("BAD_REQUEST", "The body is not JSON.")
+            response.status_code = 400
+            return response
         location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query")]
         return error(
             "INVALID_REQUEST", str(first.get("msg", "invalid request")), ".".join(location) or None
@@ -453,8 +457,16 @@ def create_api(homing: Homing) -> FastAPI:
         methods: set[str] = set()
         for route in api.router.routes:
             match, _ = route.matches({**request.scope, "method": "GET"})
-            if match != Match.NONE and isinstance(route, APIRoute):
+            if match != Match.NONE and isinstance(route, (APIRoute, Route)):
                 methods |= route.methods or set()
+        # Included routers are not flat routes: their operations are the schema's.
+        root = request.scope.get("root_path", "")
+        path = request.scope["path"].removeprefix(root) if root else request.scope["path"]
+        for template, operations in api.openapi().get("paths", {}).items():
+            if compile_path(template)[0].match(path):
+                methods |= {m.upper() for m in operations}
+        if "GET" in methods:
+            methods.add("HEAD")
         return sorted(methods)
 
     @api.exception_handler(StoreUnavailable)
