@@ -31,6 +31,10 @@ def host_status(host: HostConfig, state: HostState, now: float) -> tuple[str, li
     elif last is None:
         word = "NEW"
         lines.append("  status   NEW  not updated yet")
+    elif last.status.startswith("ERR") and not state.failures:
+        # Its stop was lifted by a changed configuration, which has not been tried yet.
+        word = "NEW"
+        lines.append(f"  status   NEW  not updated since its configuration changed ({last.code})")
     elif state.failures and state.retry_at is not None:
         word = "RETRY"
         lines.append(f"  status   RETRY  {last.code}: {last.meaning}")
