@@ -45,6 +45,8 @@ SYNC_TIMEOUT = 30.0
 POLL = 0.001
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "cross_node.jsonl"
 
+pytestmark = pytest.mark.timeout(300)  # three servers, NSD and a few hundred updates
+
 
 @pytest.fixture
 def nodes(tmp_path: Path, dig_path: str) -> Iterator[list[Server]]:
