@@ -282,6 +282,11 @@ class Courier:
         note = Notification(TEST.name, "", account.user_id, now(), {"channel": channel})
         if channel == "email":
             await self.send_mail(account.email, note)
+            if getattr(self.mailer, "server", True) is None:  # the Mailer of no smtp_host
+                return (
+                    f"This service has no mail server set up: the test mail to {account.email}"
+                    " went to the service's log, not to you. Ask the operator to set one up."
+                )
             return f"A test mail to {account.email} was accepted by the mail server."
         if channel == "webhook":
             if row is None or not row.webhook_url:
