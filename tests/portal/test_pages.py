@@ -239,7 +239,7 @@ async def test_host_name_checks(portal: Portal) -> None:
     assert duplicate.status_code == 409
     assert (field_error(duplicate, "label") or "").startswith("HOST NAME duplicate")
     assert input_value(duplicate, "label") == "HOME"
-    for label, code in [("ns1", "HOST NAME duplicate"), ("a.b", "HOST NAME invalid"),
+    for label, code in [("ns1", "HOST NAME reserved"), ("a.b", "HOST NAME invalid"),
                         ("-x", "HOST NAME invalid"), ("", "HOST NAME invalid")]:  # fmt: skip
         page = await portal.create_host(label)
         assert (field_error(page, "label") or "").startswith(code), (label, page.text[:200])
@@ -339,3 +339,14 @@ async def test_other_users_hosts_are_invisible(portal: Portal, tmp_path: Path) -
         assert post.status_code == 404
         assert f"mine.{ZONE}" not in (await mallory.client.get("/dashboard")).text
     assert f"mine.{ZONE}" in (await portal.client.get("/dashboard")).text
+
+
+async def test_a_reserved_name_is_said_to_be_reserved(portal: Portal) -> None:
+    await portal.sign_up("alice")
+    page = await portal.create_host("www")
+    assert page.status_code == 409
+    shown = field_error(page, "label") or ""
+    assert shown.startswith("HOST NAME reserved") and "reserved for the service" in shown, shown
+    assert "duplicate" not in shown
+    check = await portal.client.get("/hosts/availability", params={"label": "www", "zone": ZONE})
+    assert check.json()["code"] == "HOST_NAME_RESERVED"

@@ -246,7 +246,11 @@ def host_name(label: str, zone: str) -> str:
             "HOST_LABEL_INVALID", "Enter one name without dots; choose the zone below.", "label"
         )
     if ascii_label in RESERVED_LABELS:
-        raise PortalError("HOST_NAME_DUPLICATE", "That name is reserved.", "label")
+        raise PortalError(
+            "HOST_NAME_RESERVED",
+            f"{ascii_label} is reserved for the service itself; choose another name.",
+            "label",
+        )
     try:
         zone_name = normalize(zone)
     except InvalidName as exc:
