@@ -244,7 +244,12 @@ async def serve(homing: Homing) -> None:
     listener = None
     if not homing.db.is_sqlite:
         # Other nodes' commits wake the follower at once; its poll stays the fallback.
-        listener = JournalListener(homing.db.url, homing.db.schema, follower.wake)
+        listener = JournalListener(
+            homing.db.url,
+            homing.db.schema,
+            follower.wake,
+            known=lambda zone, serial: (index.serial_of(zone) or -1) >= serial,
+        )
         background.append(asyncio.create_task(listener.run(), name="journal-listener"))
     if config.ssl is not None and settings.tls_cert_file and settings.tls_key_file:
         reloader = CertificateReloader(

@@ -1,7 +1,9 @@
 """PostgreSQL LISTEN on the journal channel: other nodes' commits wake this node's follower.
 
-A trigger (migration 0018) sends `pg_notify(CHANNEL, 'SCHEMA ZONE_ID')` in the transaction
-that moves a zone's serial, so the notification arrives once the change is visible. One
+A trigger (migration 0018) sends `pg_notify(CHANNEL, 'SCHEMA ZONE SERIAL')` in the
+transaction that moves a zone's serial, so the notification arrives once the change is
+visible; one this process already answers with (its own commits, applied directly) is
+not passed on, so a busy node does not read the store again after each of its own. One
 dedicated connection per process listens; when it is lost it is opened again, and the
 follower is woken after each (re)connect, since notifications sent meanwhile are gone.
 The follower's poll stays as the fallback for whatever a lost connection hides.
@@ -33,23 +35,35 @@ def asyncpg_dsn(url: sa.URL) -> str:
 
 
 class JournalListener:
-    """Calls `on_change` when a zone in `schema` moved on another connection (any node)."""
+    """Calls `on_change` when a zone in `schema` moved on another connection (any node),
+    unless `known(zone, serial)` says this process answers with that serial already."""
 
-    def __init__(self, url: sa.URL, schema: str | None, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        url: sa.URL,
+        schema: str | None,
+        on_change: Callable[[], None],
+        known: Callable[[str, int], bool] = lambda _zone, _serial: False,
+    ) -> None:
         self.dsn = asyncpg_dsn(url)
         self.schema = schema or "public"
         self.on_change = on_change
+        self.known = known
         self.connected = False
         self.notifications = 0  # received for our schema
+        self.skipped = 0  # of those, serials this process had already
         self.reconnects = 0
         self.errors = 0  # connections lost or refused
         self.backend_pid: int | None = None  # the listening connection's server process
 
     def _received(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        schema, _, _zone = payload.rpartition(" ")
+        schema, zone, serial = (payload.split(" ") + ["", ""])[:3]
         if schema != self.schema:
             return  # another store in the same database
         self.notifications += 1
+        if serial.isdigit() and self.known(zone, int(serial)):
+            self.skipped += 1
+            return
         self.on_change()
 
     async def run(self) -> None:

@@ -15,12 +15,13 @@ depends_on = None
 
 # The notification is sent by the transaction that moves the serial, so a listener hears
 # of it exactly when the change is visible to it; PostgreSQL folds the same payload sent
-# twice in one transaction into one. The payload is "SCHEMA ZONE_ID": stores in other
-# schemas of the same database share the channel (homing.store.notify.CHANNEL).
+# twice in one transaction into one. The payload is "SCHEMA ZONE SERIAL": stores in
+# other schemas of the same database share the channel (homing.store.notify.CHANNEL),
+# and a process that already answers with that serial (its own commit) need not look.
 _FUNCTION = """
 CREATE OR REPLACE FUNCTION homing_journal_notify() RETURNS trigger AS $$
 BEGIN
-    PERFORM pg_notify('homing_journal', TG_TABLE_SCHEMA || ' ' || NEW.id::text);
+    PERFORM pg_notify('homing_journal', TG_TABLE_SCHEMA || ' ' || NEW.name || ' ' || NEW.serial);
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql
