@@ -207,6 +207,8 @@ async def serve(homing: Homing) -> None:
     config = uvicorn.Config(
         create_app(homing),
         log_level="warning",
+        # JSON logs: uvicorn's records go to the root logger's JSON handler, not its own.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         access_log=False,
         lifespan="off",
         # httptools with our deadlines and caps (web/connections.py); no WebSocket upgrades.
