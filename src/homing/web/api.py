@@ -38,6 +38,7 @@ from homing.service import (
 )
 from homing.service.context import Homing
 from homing.service.throttle import Throttled
+from homing.web.apidocs import add_docs
 from homing.web.clientip import ClientAddress
 
 # The HTTP status of each stable error code.
@@ -420,9 +421,10 @@ def create_api(homing: Homing) -> FastAPI:
         title="homing API",
         version="1",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
+    add_docs(api)  # Swagger UI from the package, no CDN
     api.state.homing = homing
     # Any operation that takes a token (or signs up) may meet the throttle: 429 THROTTLED.
     router = APIRouter(responses={429: {"model": ErrorBody, "description": ERROR_TEXT[429]}})
