@@ -17,6 +17,8 @@ from starlette.responses import RedirectResponse, Response
 from homing.domain.errors import NotFound
 from homing.service import admin, reverse
 from homing.service.accounts import Account
+from homing.service.activity import address_changes_by_hour
+from homing.web.portal.charts import bar_chart
 from homing.web.portal.pages import MAX_FIELD, FieldError, Portal, form_text
 
 log = logging.getLogger(__name__)
@@ -129,7 +131,11 @@ class AdminPages:
         # Without it no reset or verification mail goes out (links never follow Host).
         no_public_url = not self.portal.homing.settings.public_url
         rrl_rate = self.portal.homing.settings.rrl_rate
+        hourly = await address_changes_by_hour(self.db, figures.at)
         context = {
+            "changes_chart": bar_chart(
+                hourly.starts, hourly.counts, label="Address changes per hour, last 24 hours"
+            ),
             "figures": figures,
             "dns": dns,
             "no_public_url": no_public_url,
