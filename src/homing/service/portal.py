@@ -94,8 +94,9 @@ class Availability:
     message: str
 
 
-def status_of(status: str, last_result: str | None) -> Status:
-    """ACT or ERR with its meaning; a blocked or disabled host says so whatever came last."""
+def status_of(status: str, last_result: str | None, updated: bool = False) -> Status:
+    """ACT or ERR with its meaning; a blocked or disabled host says so whatever came last.
+    `updated`: the host has had updates (an unblock or re-enable clears the last answer)."""
     if status == "blocked":
         outcome: Outcome | None = Outcome.ABUSE
     elif status == "inactive":  # the operator's inactivity policy (service/inactivity.py)
@@ -105,7 +106,8 @@ def status_of(status: str, last_result: str | None) -> Status:
     else:
         outcome = Outcome.__members__.get(last_result or "")
     if outcome is None:
-        return Status("—", "waiting for the first update", None)
+        waiting = "waiting for its next update" if updated else "waiting for the first update"
+        return Status("—", waiting, None)
     return Status(outcome.dvr, outcome.description, outcome.dvr == "ACT")
 
 
@@ -194,7 +196,9 @@ async def _host_views(conn: AsyncConnection, where: sa.ColumnElement[bool]) -> l
                 last_client_ip=r["last_client_ip"],
                 last_via=r["last_via"],
                 last_agent=r["last_agent"],
-                display=status_of(r["status"], r["last_result"]),
+                display=status_of(
+                    r["status"], r["last_result"], r["last_update_at"] is not None
+                ),
             )
         )
     return views
