@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DEMO_ZONE ?= demo.homing.test
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench clean screenshots
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ serve: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/pytest -q
+
+# Renew docs/screenshots/ from the browser tests (commit the pictures that changed).
+screenshots: $(BIN)/.installed
+	HOMING_SCREENSHOTS=1 $(BIN)/pytest -q tests/portal/test_browser.py tests/portal/test_browser_groups.py tests/portal/test_browser_reset.py tests/portal/test_browser_notifications.py tests/portal/test_browser_phone.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests
