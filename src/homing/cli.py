@@ -383,7 +383,11 @@ def zone_import(
 ) -> None:
     """Load a zone file, creating the zone if absent."""
     result = run_with_store(lambda h: imports.import_zone(h.db, zone, file, owner=owner))
-    typer.echo(f"zone {zone}: {result.rrsets} rrsets changed, {result.hosts} hosts added", err=True)
+    typer.echo(
+        f"zone {zone}: {result.rrsets} rrsets changed, {result.delegations} delegations,"
+        f" {result.hosts} hosts added",
+        err=True,
+    )
     _write_secrets(result, secrets_out)
 
 
@@ -542,5 +546,5 @@ def main() -> None:
 
 
 # The list, delete and passwd commands live beside this module and register on its apps.
-# backup and restore likewise.
-from homing import cli_backup, cli_manage  # noqa: E402, F401
+# backup and restore likewise, and zone delegate/undelegate.
+from homing import cli_backup, cli_delegate, cli_manage  # noqa: E402, F401

@@ -342,9 +342,14 @@ class Responder:
                 if not length:  # not ours, and we are not a resolver
                     return _respond(wire, end, payload, opt, _REFUSED, 0, 0, b"", tcp=tcp)
                 apex += length + 1
-            # The apex itself (SOA, NS, the serial) takes the slow path, and so does a
-            # secondary zone without a usable copy (SERVFAIL, in resolve()).
-            if apex and not zone.meta.expired:
+            # The apex itself (SOA, NS, the serial) takes the slow path, and so do a
+            # secondary zone without a usable copy (SERVFAIL, in resolve()) and names at
+            # or below a zone cut (referrals, in resolve(), kept with the zone's answers).
+            if (
+                apex
+                and not zone.meta.expired
+                and not (zone.cuts and zone.cut_of(name[:apex]) is not None)
+            ):
                 key = name[:apex]
                 node = zone.owners.get(key)
                 if node is not None:
@@ -392,7 +397,7 @@ class Responder:
         origins: set[bytes] = set()
         names: list[bytes] = []  # owners' full names: how the replies are filed
         for origin, owner in changes:
-            if owner is None:  # a zone came or went
+            if owner is None:  # a zone came or went, or a zone cut did
                 self._forget_all()
                 return
             origins.add(origin)
@@ -421,6 +426,7 @@ class Responder:
         message.question.append(dns.rrset.RRset(qname, qclass, qtype))
         message.answer.extend(resolution.answer)
         message.authority.extend(resolution.authority)
+        message.additional.extend(resolution.additional)
         if q.opt:
             message.use_edns(0, _DO if q.opt is _OUR_OPT_DO else 0, OUR_UDP_PAYLOAD)
         question_end = 12 + len(q.question)

@@ -161,6 +161,7 @@ class Dispatcher:
         response.set_rcode(resolution.rcode)
         response.answer.extend(resolution.answer)
         response.authority.extend(resolution.authority)
+        response.additional.extend(resolution.additional)
         if tcp:
             limit = MAX_TCP_MESSAGE
         elif query.edns >= 0:

@@ -49,6 +49,7 @@ _IN = int(dns.rdataclass.RdataClass.IN)
 _A = int(dns.rdatatype.RdataType.A)
 _AAAA = int(dns.rdatatype.RdataType.AAAA)
 _SOA = int(dns.rdatatype.RdataType.SOA)
+_NS = int(dns.rdatatype.RdataType.NS)
 _WILD = b"\x01*"
 _FAMILIES = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
 _LENGTH = [bytes((n,)) for n in range(64)]  # a label's length byte
@@ -147,6 +148,10 @@ class ZoneData:
     below: dict[bytes, int] = field(default_factory=dict)
     # Owners outside the zone (a bad import, say): kept for AXFR, never answered.
     outside: dict[bytes, Node] = field(default_factory=dict)
+    # Keys of owners below the apex with NS: zone cuts (RFC 1034 4.3.2). Kept as names
+    # are put, so a query to a zone without delegations pays one truthiness test.
+    cuts: set[bytes] = field(default_factory=set)
+    cut_changes: int = 0  # bumped when a cut comes or goes: every answer may change
     wire: bytes = b""  # the apex's lower-cased wire name
     text: str = ""  # the apex as lower-case text without the final dot (the store's form)
     _negative: tuple[int, ZoneMeta, bytes] | None = None  # (serial, meta, SOA record sans owner)
@@ -214,6 +219,13 @@ class ZoneData:
         elif key in store:
             del store[key]
             self._count(key, -1, store)
+        if rdtype == _NS and key and store is self.owners:
+            if rdatas and key not in self.cuts:
+                self.cuts.add(key)
+                self.cut_changes += 1
+            elif not rdatas and key in self.cuts:
+                self.cuts.discard(key)
+                self.cut_changes += 1
         return key if store is self.owners else None
 
     def load(self, rows: Iterable[StoredRRset]) -> None:
@@ -306,6 +318,17 @@ class ZoneData:
     def exists(self, key: bytes) -> bool:
         """True when the name exists: the apex, an owner, or an empty non-terminal."""
         return not key or key in self.owners or key in self.below
+
+    def cut_of(self, key: bytes) -> bytes | None:
+        """The topmost zone cut at or above the name `key`, None when it is our data."""
+        cuts = self.cuts
+        found = None
+        pos = 0
+        while pos < len(key):  # from the name up to the apex: the last match is topmost
+            if key[pos:] in cuts:
+                found = key[pos:]
+            pos += key[pos] + 1
+        return found
 
     def wildcard(self, key: bytes) -> Node | None:
         """RFC 4592: the wildcard at the closest encloser of a name that does not exist."""
@@ -456,9 +479,12 @@ class ZoneIndex:
         zone = self.zone(zone_name)
         if zone is None:
             return None
+        cut_changes = zone.cut_changes
         for value in values:
             owner = zone.put_or_skip(value.name, value.rtype, value.ttl, value.rdatas, "RRset")
             self._changed(zone.wire, owner)
+        if zone.cut_changes != cut_changes:
+            self._changed(zone.wire, None)  # answers kept for names below it are now referrals
         if meta is not None:
             zone.meta = meta
         zone.serial = serial
@@ -501,8 +527,11 @@ class ZoneIndex:
         if entry.serial != zone.serial + 1:
             return False
         zone.serial = entry.serial  # before the put: a skipped entry is logged at its serial
+        cut_changes = zone.cut_changes
         owner = zone.put_or_skip(entry.name, entry.rtype, entry.ttl, entry.new, "journal entry")
         self._changed(zone.wire, owner)
+        if zone.cut_changes != cut_changes:
+            self._changed(zone.wire, None)  # answers kept for names below it are now referrals
         return True
 
     def find(self, qname: dns.name.Name) -> ZoneData | None:

@@ -1,4 +1,4 @@
-"""What the zones say about one question (RFC 1034 4.3.2 without delegations), as
+"""What the zones say about one question (RFC 1034 4.3.2, zone cuts included), as
 dnspython objects: the slow path's answers, rendered by dnspython and cached, and the
 dispatcher's signed answers."""
 
@@ -13,6 +13,7 @@ import dns.rdatatype
 import dns.rdtypes.nsbase
 import dns.rrset
 
+from homing.dns.delegation import referral
 from homing.dns.index import ZoneData, ZoneIndex, node_rrsets
 
 __all__ = ["CNAME_CHAIN_LIMIT", "METATYPE_RCODES", "Resolution", "resolve"]
@@ -41,6 +42,7 @@ class Resolution:
     authoritative: bool = False
     answer: list[dns.rrset.RRset] = field(default_factory=list)
     authority: list[dns.rrset.RRset] = field(default_factory=list)
+    additional: list[dns.rrset.RRset] = field(default_factory=list)
     zone: dns.name.Name | None = None
 
 
@@ -50,7 +52,7 @@ def resolve(
     qtype: dns.rdatatype.RdataType,
     qclass: dns.rdataclass.RdataClass,
 ) -> Resolution:
-    """Look one question up in the zones (RFC 1034 4.3.2 without delegations)."""
+    """Look one question up in the zones (RFC 1034 4.3.2)."""
     if qclass not in _ANSWERABLE_CLASSES:
         return Resolution(dns.rcode.Rcode.REFUSED)
     zone = index.find(qname)
@@ -65,6 +67,17 @@ def resolve(
     name = qname
     seen = {qname}
     for _ in range(CNAME_CHAIN_LIMIT):
+        if zone.cuts and name != zone.origin:
+            key = zone.key_of(name)
+            cut = None if key is None else zone.cut_of(key)
+            # DS at the cut is the parent's own data (RFC 4035 3.1.4.1); the rest is the child's.
+            if cut is not None and not (cut == key and qtype == dns.rdatatype.RdataType.DS):
+                ns, glue = referral(zone, cut)
+                # A CNAME leading here stays authoritative; the referral alone does not.
+                result.authoritative = bool(result.answer)
+                result.authority.append(ns)
+                result.additional.extend(glue)
+                return result
         node = _node(zone, name)
         if node is None:
             result.rcode = dns.rcode.Rcode.NXDOMAIN  # RFC 6604: the rcode of the last name

@@ -15,6 +15,7 @@ import dns.zone
 import sqlalchemy as sa
 
 from homing.domain.addresses import parse_address
+from homing.domain.delegations import check_cuts, topmost_cut
 from homing.domain.errors import HomingError, InvalidAddress, InvalidName, NotFound
 from homing.domain.names import is_fqdn, normalize, zone_for
 from homing.domain.records import DEFAULT_HOST_TTL, RRsetValue
@@ -32,6 +33,7 @@ HOST_TYPES = ("A", "AAAA")
 class ImportResult:
     rrsets: int = 0
     hosts: int = 0
+    delegations: int = 0  # zone cuts (NS below the apex) in a zone file
     secrets: list[tuple[str, str]] = field(default_factory=list)  # (host, new secret), shown once
 
 
@@ -67,6 +69,7 @@ async def import_zone(
     """Load a zone file, creating the zone if absent; with `owner`, A/AAAA names become hosts."""
     name = normalize(zone_name)
     parsed, values = read_zone_file(name, path)
+    cuts = check_cuts(name, values)  # before anything is stored: a refusal changes nothing
     soa = parsed.get_rdataset(parsed.origin, dns.rdatatype.SOA) if parsed.origin else None
 
     async def unit(txn: Txn) -> ImportResult:
@@ -93,11 +96,17 @@ async def import_zone(
                 )
             ).scalar_one()
         zone = ZoneRef(zone_id, name)
-        result = ImportResult()
+        result = ImportResult(delegations=len(cuts))
         result.rrsets = len(await apply_changes(txn, zone, values, actor="import", via="import"))
         if owner is not None:
             host_names = sorted(
-                {v.name for v in values if v.rtype in HOST_TYPES and v.name != name}
+                {
+                    v.name
+                    for v in values
+                    if v.rtype in HOST_TYPES
+                    and v.name != name
+                    and topmost_cut(v.name, name, cuts) is None  # glue is no user's host
+                }
             )
             ttls = {v.name: v.ttl for v in values if v.rtype in HOST_TYPES}
             await _insert_hosts(txn, owner, zone, host_names, ttls, result)

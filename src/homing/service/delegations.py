@@ -1,0 +1,138 @@
+"""The operator delegates a subzone to other name servers (a customer's own, or another
+homing zone): the NS at the cut and the glue of servers inside the zone, set and removed
+through apply_changes, so they are journaled and reach the secondaries."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from homing.domain.errors import HomingError, NotFound
+from homing.domain.names import in_zone, normalize
+from homing.domain.records import RRsetValue
+from homing.service.changes import ZoneRef, apply_changes
+from homing.service.zoneoptions import NS_TTL, split_nameservers
+from homing.store.db import Database, Txn
+from homing.store.schema import groups, hosts, rrsets, zones
+
+__all__ = ["Delegated", "delegate", "undelegate"]
+
+
+@dataclass(frozen=True)
+class Delegated:
+    zone: str
+    child: str
+    servers: tuple[str, ...]
+    changed: int  # RRsets changed
+
+
+async def _own_zone(txn: Txn, zone_name: str) -> ZoneRef:
+    row = (
+        await txn.conn.execute(
+            sa.select(zones.c.id, zones.c.primary_target).where(zones.c.name == zone_name)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no zone {zone_name}")
+    if row.primary_target is not None:
+        raise HomingError(f"zone {zone_name} is a secondary zone: its records are its primary's")
+    return ZoneRef(row.id, zone_name)
+
+
+def _subtree(column: sa.ColumnElement[str], child: str) -> sa.ColumnElement[bool]:
+    """`column` is `child` or a name below it."""
+    pattern = "%." + child.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.or_(column == child, column.like(pattern, escape="\\"))
+
+
+def _child_of(zone_name: str, child: str) -> str:
+    name = normalize(child)
+    if name == zone_name or not in_zone(name, zone_name):
+        raise HomingError(f"{name} is not a name below zone {zone_name}")
+    return name
+
+
+async def delegate(db: Database, zone: str, child: str, ns: Sequence[str]) -> Delegated:
+    """Hand `child` and every name below it to the servers `ns` (NAME or NAME=ADDRESS).
+
+    A server at or below `child` needs an address (glue, RFC 9471); one inside the zone
+    may have one; a user's host or group, or other records, at or below `child` refuse it.
+    """
+    zone_name = normalize(zone)
+    name = _child_of(zone_name, child)
+    servers, addresses = split_nameservers(ns, ())
+    if not servers:
+        raise HomingError("give at least one name server with --ns NAME[=ADDRESS]")
+    for server in servers:
+        if in_zone(server, name) and not addresses.get(server):
+            raise HomingError(
+                f"{server} lies inside the delegation {name}: give its address (--ns NAME=ADDRESS)"
+            )
+    for server in addresses:
+        if not in_zone(server, zone_name) or server == zone_name:
+            raise HomingError(
+                f"{server} is not a name inside zone {zone_name}: it needs no address here"
+            )
+
+    async def unit(txn: Txn) -> Delegated:
+        ref = await _own_zone(txn, zone_name)
+        for table, what in ((hosts, "host"), (groups, "group")):
+            taken = await txn.conn.scalar(
+                sa.select(table.c.name).where(_subtree(table.c.name, name)).limit(1)
+            )
+            if taken is not None:
+                raise HomingError(f"{taken} is a user's {what} at or below {name}: not delegated")
+        glue_names = set(addresses)
+        other = (
+            await txn.conn.execute(
+                sa.select(rrsets.c.name, rrsets.c.rtype)
+                .where(rrsets.c.zone_id == ref.id, _subtree(rrsets.c.name, name))
+                .order_by(rrsets.c.name, rrsets.c.rtype)
+            )
+        ).all()
+        for row in other:
+            at_cut = row.name == name and row.rtype in ("NS", "DS")
+            glue = row.name in glue_names and row.rtype in ("A", "AAAA")
+            if not (at_cut or glue):
+                raise HomingError(
+                    f"{row.name} {row.rtype} lies at or below {name}: remove it before delegating"
+                )
+        values = [RRsetValue(name, "NS", NS_TTL, tuple(s + "." for s in servers))]
+        for server, given in addresses.items():
+            for rtype, version in (("A", 4), ("AAAA", 6)):
+                family = {a for a in given if ipaddress.ip_address(a).version == version}
+                values.append(RRsetValue(server, rtype, NS_TTL, tuple(sorted(family))))
+        entries = await apply_changes(txn, ref, values, actor="operator", via="cli")
+        return Delegated(zone_name, name, tuple(servers), len(entries))
+
+    return await db.write(unit)
+
+
+async def undelegate(db: Database, zone: str, child: str) -> Delegated:
+    """Remove the delegation of `child`: its NS and DS, and the glue at or below it."""
+    zone_name = normalize(zone)
+    name = _child_of(zone_name, child)
+
+    async def unit(txn: Txn) -> Delegated:
+        ref = await _own_zone(txn, zone_name)
+        rows = (
+            await txn.conn.execute(
+                sa.select(rrsets.c.name, rrsets.c.rtype, rrsets.c.rdatas).where(
+                    rrsets.c.zone_id == ref.id, _subtree(rrsets.c.name, name)
+                )
+            )
+        ).all()
+        ns = next((r for r in rows if r.name == name and r.rtype == "NS"), None)
+        if ns is None:
+            raise NotFound(f"{name} is not delegated in zone {zone_name}")
+        servers = RRsetValue.decode_rdatas(ns.rdatas)
+        # What a delegation may hold (domain/delegations.py): the rest is below it only
+        # as glue, and goes with it; a name below it is our data again afterwards.
+        values = [RRsetValue(r.name, r.rtype, NS_TTL, ()) for r in rows]
+        entries = await apply_changes(txn, ref, values, actor="operator", via="cli")
+        return Delegated(zone_name, name, tuple(s.rstrip(".") for s in servers), len(entries))
+
+    return await db.write(unit)
