@@ -184,3 +184,16 @@ async def test_a_host_key_cannot_delegate(db: Database, below: bool) -> None:
         )
     assert await journal_size(db) == before
     assert (name, "NS") not in await contents(db)
+
+
+@pytest.mark.parametrize("label", ["child", "www.child"])
+async def test_no_host_or_group_in_a_delegated_subzone(db: Database, label: str) -> None:
+    """Names there are answered by other servers: a user's host would never be seen."""
+    await zones.add_zone(db, ZONE)
+    await accounts.create_account(db, "alice", "alice@example.org", "correct horse battery")
+    await delegations.delegate(db, ZONE, f"child.{ZONE}", ["ns.example.org"])
+    with pytest.raises(HomingError, match=f"lies in child.{ZONE}"):
+        await hosts.add_host(db, f"{label}.{ZONE}", "alice")
+    with pytest.raises(HomingError, match=f"lies in child.{ZONE}"):
+        await hosts.add_group(db, f"{label}.{ZONE}", "alice")
+    assert (await hosts.add_host(db, f"cam.{ZONE}", "alice")).name == f"cam.{ZONE}"

@@ -16,7 +16,7 @@ from homing.service.changes import ZoneRef, apply_changes_sync, current_rrset_sy
 from homing.service.secrets import hash_secret, new_secret
 from homing.service.zones import zone_refs
 from homing.store.db import Database, SyncTxn, Txn, as_utc
-from homing.store.schema import group_members, groups, hosts, plans, zones
+from homing.store.schema import group_members, groups, hosts, plans, rrsets, zones
 
 ADDRESS_TYPES = ("A", "AAAA")
 
@@ -57,6 +57,19 @@ async def _name_taken(txn: Txn, name: str) -> bool:
     return False
 
 
+async def _delegated(txn: Txn, name: str) -> str | None:
+    """The zone cut `name` lies at or below (NS below a zone's apex), None when there is none:
+    such a name is answered by other servers, so a host or group there would never be seen."""
+    labels = name.split(".")
+    ancestors = [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    return await txn.conn.scalar(
+        sa.select(rrsets.c.name)
+        .join(zones, zones.c.id == rrsets.c.zone_id)
+        .where(rrsets.c.rtype == "NS", rrsets.c.name.in_(ancestors), rrsets.c.name != zones.c.name)
+        .limit(1)
+    )
+
+
 async def _check_quota(
     txn: Txn, table: sa.Table, owner_id: int, allowed: int | None, what: str
 ) -> None:
@@ -86,6 +99,8 @@ async def add_host(
         owner_id, max_hosts, _ = await _owner_with_plan(txn, owner)
         if await _name_taken(txn, name):
             raise Conflict(f"{name} is taken")
+        if cut := await _delegated(txn, name):
+            raise Conflict(f"{name} lies in {cut}, which is delegated to other name servers")
         if enforce_quota:
             await _check_quota(txn, hosts, owner_id, max_hosts, "hosts")
         host_id = (
@@ -136,6 +151,8 @@ async def add_group(
             raise Conflict(f"{group_name} is a zone apex")
         if await _name_taken(txn, group_name):
             raise Conflict(f"{group_name} is taken")
+        if cut := await _delegated(txn, group_name):
+            raise Conflict(f"{group_name} lies in {cut}, which is delegated to other name servers")
         if enforce_quota:
             await _check_quota(txn, groups, owner_id, max_groups, "groups")
         group_id = (
