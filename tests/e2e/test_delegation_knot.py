@@ -1,7 +1,7 @@
 """Zone cuts answered as a real Knot answers them: the same zone file imported into homing
 and served by a Knot primary of ours, the same questions asked of both, and rcode, flags,
 answer, authority and additional compared. Then `zone delegate`/`undelegate` on the
-running server."""
+running server, and a delegation reaching an NSD secondary by IXFR."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 
 from tests import peers
 from tests.e2e.conftest import LOOPBACK, Server
-from tests.e2e.secondaries import Secondary, version_line
+from tests.e2e.secondaries import Nsd, Secondary, version_line
 
 ZONE = "parent.example"
 DIGEST = "ab" * 32
@@ -193,3 +193,31 @@ def test_import_refuses_data_below_a_cut_in_one_line(server: Server, tmp_path: P
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and f"www.child.{ZONE} A" in lines[0], out.stderr
     assert ZONE not in server.cli("zone", "list").stdout  # nothing created
+
+
+def test_a_delegation_reaches_a_secondary_by_ixfr(server: Server, tmp_path: Path) -> None:
+    directory = tmp_path / "nsd"
+    directory.mkdir()
+    nsd = Nsd(directory)
+    nsd.version()
+    server.cli("zone", "add", ZONE, "--ns", "ns1.example.org", "--notify", f"{LOOPBACK}:{nsd.port}",
+               "--allow-transfer", f"{LOOPBACK}/32")  # fmt: skip
+    server.wait_dns(ZONE, "SOA", lambda a: a.status == "NOERROR", timeout=10)
+    nsd.configure(ZONE, server.dns_port)
+    nsd.start()
+    try:
+        nsd.wait_for("the first transfer", lambda: nsd.serial(ZONE) is not None, 30.0)
+        server.cli(
+            "zone", "delegate", ZONE, f"child.{ZONE}",
+            "--ns", f"ns1.child.{ZONE}=192.0.2.10", "--ns", "ns.example.org",
+        )  # fmt: skip
+        server.wait_dns(f"www.child.{ZONE}", "A", lambda a: not a.aa)
+        serial = int(server.dig(ZONE, "SOA").values("SOA")[0].split()[2])
+        nsd.wait_for(f"serial {serial}", lambda: nsd.serial(ZONE) == serial, 10.0)
+        for qname, rdtype in ((f"www.child.{ZONE}.", "A"), (f"child.{ZONE}.", "NS")):
+            ours = shape(ask(server.dns_port, qname, rdtype))
+            assert ours["authority"] and not ours["answer"]
+            assert ours == shape(ask(nsd.port, qname, rdtype)), nsd.version()
+        assert "IXFR of" in server.stderr_text()
+    finally:
+        nsd.stop()
