@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.domain.errors import HomingError, NotFound
 from homing.domain.names import in_zone, normalize
@@ -18,7 +19,7 @@ from homing.service.zoneoptions import NS_TTL, split_nameservers
 from homing.store.db import Database, Txn
 from homing.store.schema import groups, hosts, rrsets, zones
 
-__all__ = ["Delegated", "delegate", "undelegate"]
+__all__ = ["Delegated", "Delegations", "delegate", "list_delegations", "undelegate"]
 
 
 @dataclass(frozen=True)
@@ -136,3 +137,46 @@ async def undelegate(db: Database, zone: str, child: str) -> Delegated:
         return Delegated(zone_name, name, tuple(s.rstrip(".") for s in servers), len(entries))
 
     return await db.write(unit)
+
+
+@dataclass(frozen=True)
+class Delegations:
+    """A zone's delegations as the admin page shows them."""
+
+    zone_id: int
+    zone: str
+    secondary: bool
+    # (child, its name servers as NAME or NAME=ADDRESS, one entry per address of a glued one)
+    cuts: list[tuple[str, list[str]]]
+
+
+async def list_delegations(db: Database, zone_id: int) -> Delegations:
+    """The zone's delegations and their servers; NotFound for no such zone."""
+
+    async def query(conn: AsyncConnection) -> Delegations:
+        zone = (await conn.execute(sa.select(zones).where(zones.c.id == zone_id))).first()
+        if zone is None:
+            raise NotFound("no such zone")
+        rows = await conn.execute(
+            sa.select(rrsets.c.name, rrsets.c.rtype, rrsets.c.rdatas).where(
+                rrsets.c.zone_id == zone_id, rrsets.c.rtype.in_(("NS", "A", "AAAA"))
+            )
+        )
+        servers: dict[str, list[str]] = {}
+        addresses: dict[str, list[str]] = {}
+        for row in rows:
+            values = list(RRsetValue.decode_rdatas(row.rdatas))
+            if row.rtype == "NS" and row.name != zone.name:
+                servers[row.name] = [v.rstrip(".").lower() for v in values]
+            elif row.rtype != "NS":
+                addresses.setdefault(row.name, []).extend(values)
+        cuts = []
+        for child in sorted(servers):
+            lines = []
+            for server in servers[child]:
+                own = sorted(addresses.get(server, [])) if in_zone(server, zone.name) else []
+                lines.extend([f"{server}={a}" for a in own] or [server])
+            cuts.append((child, lines))
+        return Delegations(zone.id, zone.name, zone.primary_target is not None, cuts)
+
+    return await db.read(query)

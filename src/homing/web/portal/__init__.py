@@ -15,6 +15,7 @@ from homing.service.context import Homing
 from homing.web.portal.admin import AdminEndpoint, AdminPages
 from homing.web.portal.alerts import AlertPages
 from homing.web.portal.csrf import CSRFProtection
+from homing.web.portal.delegations import DelegationsPage
 from homing.web.portal.groups import GroupPages
 from homing.web.portal.headers import SecurityHeaders
 from homing.web.portal.inactivity import InactivityPage
@@ -39,6 +40,7 @@ def portal_routes(homing: Homing) -> list[BaseRoute]:
     reset_pages = ResetPages(portal)
     alert_pages = AlertPages(portal)
     inactivity_page = InactivityPage(admin)
+    delegation_pages = DelegationsPage(admin)
     key = SessionKey(homing.settings.data_dir / "session.key")
     stack = [
         Middleware(SecurityHeaders),
@@ -89,6 +91,8 @@ def portal_routes(homing: Homing) -> list[BaseRoute]:
         admin_page("/admin/zones/{zone_id:int}/public", admin.zone_public, post),
         admin_page("/admin/zones/{zone_id:int}/auto-ptr", admin.zone_auto_ptr, post),
         admin_page("/admin/zones/{zone_id:int}/options", ZoneOptionsPage(admin).page, both),
+        admin_page("/admin/zones/{zone_id:int}/delegations", delegation_pages.page, both),
+        admin_page("/admin/zones/{zone_id:int}/delegations/remove", delegation_pages.remove, post),
         admin_page("/admin/plans", admin.plans, both),
         admin_page("/admin/plans/{plan_id:int}", admin.plan_edit, both),
         admin_page("/admin/plans/{plan_id:int}/default", admin.plan_default, post),
