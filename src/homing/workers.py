@@ -3,8 +3,10 @@
 The parent starts the workers, prints READY once all of them are listening, restarts
 one that dies, and stops them all on SIGTERM/SIGINT. Worker 0 also sends NOTIFYs and
 ages groups, so that work is done once. After each commit a worker wakes the others'
-journal followers with a datagram on a Unix socket in `{data_dir}/run/`, so every
-worker answers a change within milliseconds instead of at its next poll. Each worker
+journal followers with a datagram on a Unix socket, so every worker answers a change
+within milliseconds instead of at its next poll. The sockets live in Linux's abstract
+namespace (a file path is limited to 107 bytes, which a deep data directory exceeds);
+each worker lists its socket's name in `{data_dir}/run/worker-PID.sock` for the others. Each worker
 also writes how many DNS messages it answered, and how many answers response rate
 limiting held back, to `{data_dir}/run/queries-PID` about once a second, so any of
 them can tell the totals (`queries_answered`, `answers_limited`).
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import queue
@@ -60,19 +63,22 @@ class SiblingWake(asyncio.DatagramProtocol):
         self.run_dir = run_dir
         self.on_wake = on_wake
         self.on_notify = on_notify
-        self.path = run_dir / f"worker-{os.getpid()}.sock"
+        self.path = run_dir / f"worker-{os.getpid()}.sock"  # holds the socket's name
         self._transport: asyncio.DatagramTransport | None = None
         self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sender.setblocking(False)
 
     async def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        # A socket of our own: uvloop takes no Unix path as a local address.
+        # A socket of our own: uvloop takes no Unix address as a local address.
+        digest = hashlib.sha256(str(self.path.resolve()).encode()).hexdigest()[:32]
+        address = b"\0homing-" + digest.encode()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(str(self.path))
+        sock.bind(address)
         sock.setblocking(False)
+        partial = self.path.with_suffix(".partial")
+        partial.write_bytes(address)
+        partial.replace(self.path)  # whole, or not there
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
         self._transport = transport
@@ -98,12 +104,12 @@ class SiblingWake(asyncio.DatagramProtocol):
             if path == self.path:
                 continue
             try:
-                self._sender.sendto(message, str(path))
-            except (ConnectionRefusedError, FileNotFoundError):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()  # its worker is gone
+                self._sender.sendto(message, path.read_bytes())
             except BlockingIOError:
                 pass  # its queue is full: it has a wake-up pending already
+            except OSError:  # refused, or gone, or a socket file an older version left
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # its worker is gone
 
     def close(self) -> None:
         if self._transport is not None:
