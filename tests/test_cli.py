@@ -135,7 +135,7 @@ def test_key_add_prints_nsupdate_form(env: dict[str, str]) -> None:
     )
     refused(homing(env, "key", "add", "xfr-key", "--zone", "dyn.example.net"), "exists")
     refused(homing(env, "key", "add", "k2", "--zone", "nope.example"), "no zone")
-    refused(homing(env, "key", "add", "k3"), "exactly one")
+    refused(homing(env, "key", "add", "k3"), "needs what it covers")
 
 
 def test_imports(env: dict[str, str], tmp_path: Path) -> None:

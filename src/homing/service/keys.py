@@ -76,7 +76,9 @@ async def add_key(
         raise HomingError(f"unknown algorithm {algorithm}; use one of {', '.join(ALGORITHMS)}")
     if algorithm in LEGACY and not allow_legacy:
         raise HomingError(f"{algorithm} is disabled; set tsig_allow_md5 to use it")
-    if (zone is None) == (host is None):
+    if zone is None and host is None:
+        raise HomingError("a key needs what it covers: zones (--zone) or one host (--host)")
+    if zone is not None and host is not None:
         raise HomingError("a key belongs to zones (--zone) or to one host (--host), not both")
     if host is not None and (also or grants):
         raise HomingError(
