@@ -50,7 +50,7 @@ async def test_the_address_form_refuses_naming_the_rule(
     )
     assert refused.status_code == 422
     shown = html.unescape(field_error(refused, field) or "")
-    assert shown.startswith("ADDRESS invalid") and rule in shown, shown
+    assert shown.startswith("Address not accepted") and rule in shown, shown
     assert await stored(portal) == before
 
 

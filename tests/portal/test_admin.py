@@ -129,10 +129,10 @@ async def test_create_zone_and_offer_it(portal: Portal) -> None:
 
     duplicate = await portal.post_form("/admin/zones", {"name": "home.example.org", "public": "on"})
     assert duplicate.status_code == 409
-    assert (field_error(duplicate, "name") or "").startswith("ZONE duplicate")
+    assert (field_error(duplicate, "name") or "").startswith("Zone exists already")
     invalid = await portal.post_form("/admin/zones", {"name": "bad..name", "public": "on"})
     assert invalid.status_code == 422
-    assert (field_error(invalid, "name") or "").startswith("ZONE invalid")
+    assert (field_error(invalid, "name") or "").startswith("Zone not accepted")
     bad_ns = await portal.post_form("/admin/zones", {"name": "z.example.org", "ns": "-x-.."})
     assert bad_ns.status_code == 422 and field_error(bad_ns, "ns") is not None
 
@@ -146,7 +146,7 @@ async def test_create_and_edit_a_plan_and_make_it_the_default(portal: Portal) ->
 
     duplicate = await portal.post_form("/admin/plans", {**PLAN, "name": "plus"})
     assert duplicate.status_code == 409
-    assert (field_error(duplicate, "name") or "").startswith("PLAN duplicate")
+    assert (field_error(duplicate, "name") or "").startswith("Plan name taken")
     for field, value in [
         ("price", "3.999"),
         ("price", "-1"),
@@ -160,7 +160,7 @@ async def test_create_and_edit_a_plan_and_make_it_the_default(portal: Portal) ->
     ]:
         refused = await portal.post_form("/admin/plans", {**PLAN, "name": "Other", field: value})
         assert refused.status_code == 422, field
-        assert (field_error(refused, field) or "").startswith("PLAN invalid"), field
+        assert (field_error(refused, field) or "").startswith("Plan not saved"), field
         assert 'value="Other"' in refused.text or field == "name"  # what was typed stays
 
     page = await portal.client.get("/admin/plans")
@@ -266,7 +266,7 @@ async def test_accounts_search_disable_enable_plan_and_role(portal: Portal) -> N
         f"/admin/accounts/{alice}", {"action": "plan", "plan_id": "x"}, "/admin/accounts"
     )
     page = await portal.client.get(bad_plan.headers["location"])
-    assert "PLAN invalid" in page.text
+    assert "Plan not saved" in page.text
 
     made = await portal.post_form(
         f"/admin/accounts/{alice}", {"action": "make_admin"}, "/admin/accounts"

@@ -249,12 +249,12 @@ async def test_sign_up_log_in_create_host_update_and_see_it(chromium: Path, serv
         # Sign-up: the live check as the user types, then the server's answer per field.
         await page.goto("/signup")
         await page.fill("#user_id", "Taken")
-        await expect(page.locator("#user_id-status")).to_contain_text("USER ID duplicate")
+        await expect(page.locator("#user_id-status")).to_contain_text("User ID taken")
         await page.fill("#email", "someone@example.org")
         await page.fill("#password", PASSWORD)
         await page.fill("#password_confirm", PASSWORD)
         await page.click("button[value=create]")
-        await expect(page.locator("#user_id-error")).to_contain_text("USER ID duplicate")
+        await expect(page.locator("#user_id-error")).to_contain_text("User ID taken")
         await expect(page.locator("#user_id")).to_have_value("Taken")
         await expect(page.locator("#email")).to_have_value("someone@example.org")
         await expect(page.locator("#password")).to_have_value("")
@@ -268,7 +268,7 @@ async def test_sign_up_log_in_create_host_update_and_see_it(chromium: Path, serv
         await page.fill("#password", PASSWORD)
         await page.fill("#password_confirm", PASSWORD)
         await page.click("button[value=create]")
-        await expect(page.locator("#email-error")).to_contain_text("USER EMAIL duplicate")
+        await expect(page.locator("#email-error")).to_contain_text("Email address already used")
         await expect(page.locator("#user_id-error")).to_have_count(0)
 
         await page.fill("#email", "alice@example.org")

@@ -87,7 +87,7 @@ async def test_forgot_password_in_the_browser(
         await page.fill("#password", NEW)
         await page.fill("#password_confirm", NEW + " typo")
         await page.click("#reset-form button[type=submit]")
-        await expect(page.locator("#password_confirm-error")).to_contain_text("PASSWORD mismatch")
+        await expect(page.locator("#password_confirm-error")).to_contain_text("Passwords differ")
         await page.fill("#password", NEW)
         await page.fill("#password_confirm", NEW)
         await _photograph(page, "reset-password")
@@ -107,7 +107,7 @@ async def test_forgot_password_in_the_browser(
 
         # The used link does not work twice.
         await page.goto(link)
-        await expect(page.locator("#form-error")).to_contain_text("RESET LINK invalid")
+        await expect(page.locator("#form-error")).to_contain_text("Link no longer valid")
         await expect(page.locator("#reset-form")).to_have_count(0)
         await _photograph(page, "reset-link-invalid")
 
@@ -115,6 +115,6 @@ async def test_forgot_password_in_the_browser(
         expiring = await ask_for_link("taken@example.org")
         await _expire_links(tmp_path / "data")
         await page.goto(expiring)
-        await expect(page.locator("#form-error")).to_contain_text("RESET LINK invalid")
+        await expect(page.locator("#form-error")).to_contain_text("Link no longer valid")
 
     assert problems == []

@@ -124,7 +124,7 @@ async def test_group_form_errors(portal: Portal) -> None:
     assert ok.status_code == 201
     assert (await portal.post_form("/groups", {"label": "two", "zone": ZONE})).status_code == 201
     quota = await portal.post_form("/groups", {"label": "three", "zone": ZONE})  # free plan: 2
-    assert quota.status_code == 422 and "GROUP LIMIT" in quota.text
+    assert quota.status_code == 422 and "Group limit reached" in quota.text
 
 
 async def test_other_users_group_is_not_found(portal: Portal) -> None:

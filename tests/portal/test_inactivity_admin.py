@@ -43,7 +43,7 @@ async def test_save_refuse_and_run(portal: Portal) -> None:
     bad = await portal.post_form("/admin/inactivity", {**POLICY, "delete_days": "45"})
     assert bad.status_code == 422
     assert field_error(bad, "delete_days") == (
-        "POLICY invalid Delete after more days than disable (or 0: never)."
+        "Policy not saved Delete after more days than disable (or 0: never)."
     )
     assert 'value="45"' in bad.text  # what was typed stays; nothing was saved
     assert (await inactivity.get_policy(db, settings))[0].delete_days == 90
@@ -79,6 +79,6 @@ async def test_the_owner_enables_a_host_disabled_for_inactivity(portal: Portal) 
     assert "Disabled for inactivity" not in after.text
     again = await portal.post_form(f"/hosts/{host_id}/enable", {}, f"/hosts/{host_id}")
     assert again.status_code == 409
-    assert "<strong>HOST not inactive</strong> This host was not disabled for inactivity." in (
+    assert "<strong>Nothing to enable</strong> This host was not disabled for inactivity." in (
         again.text
     )

@@ -126,7 +126,7 @@ async def test_a_bad_url_is_refused_next_to_its_field_and_changes_nothing(portal
     )
     assert refused.status_code == 422
     assert field_error(refused, "webhook_url") == (
-        "WEBHOOK URL invalid Only http:// and https:// URLs can receive webhooks."
+        "Webhook URL not accepted Only http:// and https:// URLs can receive webhooks."
     )
     assert 'value="ftp://example.net/x"' in refused.text  # what was typed stays
     kept = await portal.client.get("/notifications")

@@ -70,7 +70,7 @@ async def test_sign_up_taken_id_and_email(portal: Portal) -> None:
     assert field_error(
         taken_id,
         "user_id",
-    ).startswith("USER ID duplicate")  # type: ignore[union-attr]
+    ).startswith("User ID taken")  # type: ignore[union-attr]
     assert field_error(taken_id, "email") is None
     assert input_value(taken_id, "user_id") == "ALICE"
     assert input_value(taken_id, "email") == "other@example.org"
@@ -78,17 +78,17 @@ async def test_sign_up_taken_id_and_email(portal: Portal) -> None:
     taken_email = await portal.sign_up("alice2", "Alice@Example.org")
     assert taken_email.status_code == 409
     message = field_error(taken_email, "email")
-    assert message is not None and message.startswith("USER EMAIL duplicate")
+    assert message is not None and message.startswith("Email address already used")
     assert "exists already" in message
     assert field_error(taken_email, "user_id") is None
 
 
 async def test_sign_up_validation_messages(portal: Portal) -> None:
     cases = [
-        ({"user_id": "a b"}, "user_id", "USER ID invalid"),
-        ({"email": "not-an-email"}, "email", "USER EMAIL invalid"),
-        ({"password": "short", "password_confirm": "short"}, "password", "PASSWORD too weak"),
-        ({"password_confirm": "something else"}, "password_confirm", "PASSWORD mismatch"),
+        ({"user_id": "a b"}, "user_id", "User ID not allowed"),
+        ({"email": "not-an-email"}, "email", "Not an email address"),
+        ({"password": "short", "password_confirm": "short"}, "password", "Password too weak"),
+        ({"password_confirm": "something else"}, "password_confirm", "Passwords differ"),
     ]
     for override, field, label in cases:
         data = {
@@ -114,9 +114,9 @@ async def test_check_availability_button_without_javascript(portal: Portal) -> N
     assert free.status_code == 200
     assert "zed is available." in free.text
     taken = await portal.post_form("/signup", {"user_id": "Alice", "action": "check"})
-    assert (field_error(taken, "user_id") or "").startswith("USER ID duplicate")
+    assert (field_error(taken, "user_id") or "").startswith("User ID taken")
     invalid = await portal.post_form("/signup", {"user_id": "x", "action": "check"})
-    assert (field_error(invalid, "user_id") or "").startswith("USER ID invalid")
+    assert (field_error(invalid, "user_id") or "").startswith("User ID not allowed")
 
 
 async def test_store_down_keeps_what_the_user_typed(tmp_path: Path) -> None:
@@ -140,14 +140,14 @@ async def test_store_down_keeps_what_the_user_typed(tmp_path: Path) -> None:
             )
             assert page.status_code == 503
             assert 'id="form-error" data-code="INTERNAL_ERROR"' in page.text
-            assert "INTERNAL ERROR" in page.text and "nothing was saved" in page.text
+            assert "Nothing saved" in page.text and "nothing was saved" in page.text
             assert input_value(page, "user_id") == "bob"
             assert input_value(page, "email") == "bob@example.org"
             assert PASSWORD not in page.text
             login = await client.post(
                 "/login", data={"csrf_token": csrf_of(page), "user_id": "bob", "password": "x"}
             )
-            assert login.status_code == 503 and "INTERNAL ERROR" in login.text
+            assert login.status_code == 503 and "Nothing saved" in login.text
             home = await client.get("/")
             assert home.status_code == 503 and "Internal error" in home.text
     finally:
@@ -237,20 +237,20 @@ async def test_host_name_checks(portal: Portal) -> None:
     await portal.create_host("home")
     duplicate = await portal.create_host("HOME")
     assert duplicate.status_code == 409
-    assert (field_error(duplicate, "label") or "").startswith("HOST NAME duplicate")
+    assert (field_error(duplicate, "label") or "").startswith("Host name taken")
     assert input_value(duplicate, "label") == "HOME"
-    for label, code in [("ns1", "HOST NAME reserved"), ("a.b", "HOST NAME invalid"),
-                        ("-x", "HOST NAME invalid"), ("", "HOST NAME invalid")]:  # fmt: skip
+    bad = "Host name not allowed"
+    for label, code in [("ns1", "Host name reserved"), ("a.b", bad), ("-x", bad), ("", bad)]:
         page = await portal.create_host(label)
         assert (field_error(page, "label") or "").startswith(code), (label, page.text[:200])
     other_zone = await portal.create_host("fine", zone="example.com")
-    assert (field_error(other_zone, "zone") or "").startswith("ZONE invalid")
+    assert (field_error(other_zone, "zone") or "").startswith("Zone not accepted")
 
     check = await portal.client.get("/hosts/availability", params={"label": "home", "zone": ZONE})
     assert check.json() == {
         "name": f"home.{ZONE}",
         "available": False,
-        "message": f"HOST NAME duplicate: home.{ZONE} is already taken.",
+        "message": f"Host name taken: home.{ZONE} is already taken.",
     }
     free = await portal.client.get("/hosts/availability", params={"label": "cam2", "zone": ZONE})
     assert free.json()["available"] is True
@@ -280,7 +280,7 @@ async def test_plan_host_limit(portal: Portal) -> None:
     )
     assert refused.status_code == 422
     assert (
-        "<strong>HOST LIMIT reached</strong> Your plan&#39;s host limit is reached" in refused.text
+        "<strong>Host limit reached</strong> Your plan&#39;s host limit is reached" in refused.text
     )
 
 
@@ -346,7 +346,7 @@ async def test_a_reserved_name_is_said_to_be_reserved(portal: Portal) -> None:
     page = await portal.create_host("www")
     assert page.status_code == 409
     shown = field_error(page, "label") or ""
-    assert shown.startswith("HOST NAME reserved") and "reserved for the service" in shown, shown
+    assert shown.startswith("Host name reserved") and "reserved for the service" in shown, shown
     assert "duplicate" not in shown
     check = await portal.client.get("/hosts/availability", params={"label": "www", "zone": ZONE})
     assert check.json()["code"] == "HOST_NAME_RESERVED"

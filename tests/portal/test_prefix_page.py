@@ -31,7 +31,7 @@ async def test_follow_a_router_and_move_with_its_prefix(portal: Portal) -> None:
     form = f"/hosts/{pc}/prefix"
     refused = await portal.post_form(form, {"action": "save", "router": ROUTER, "iid": "1::1"})
     assert refused.status_code == 422
-    assert (field_error(refused, "iid") or "").startswith("PREFIX HOST invalid")
+    assert (field_error(refused, "iid") or "").startswith("Prefix host not accepted")
     done = await portal.post_form(
         form, {"action": "save", "router": ROUTER, "iid": "::1234:56ff:fe78:9abc"}
     )

@@ -35,12 +35,12 @@ PLAN_FIELDS = (
     "self_unblock_days",
 )
 ADMIN_LABELS = {
-    "ZONE_INVALID": "ZONE invalid",
-    "ZONE_DUPLICATE": "ZONE duplicate",
-    "PLAN_INVALID": "PLAN invalid",
-    "PLAN_DUPLICATE": "PLAN duplicate",
-    "ACCOUNT_SELF": "NOT ALLOWED",
-    "ROLE_INVALID": "ROLE invalid",
+    "ZONE_INVALID": "Zone not accepted",
+    "ZONE_DUPLICATE": "Zone exists already",
+    "PLAN_INVALID": "Plan not saved",
+    "PLAN_DUPLICATE": "Plan name taken",
+    "ACCOUNT_SELF": "Not allowed",
+    "ROLE_INVALID": "Role not known",
 }
 
 

@@ -20,7 +20,10 @@ from homing.web.portal.pages import FieldError, Portal, form_text
 # "Send a test" per account: 5 within 10 minutes (then one every 2), so the page cannot
 # be a tool for flooding a receiver or a mailbox.
 TEST_SENDS = (Window(5, 600),)
-ALERT_LABELS = {"WEBHOOK_URL_INVALID": "WEBHOOK URL invalid", "EVENT_INVALID": "EVENT invalid"}
+ALERT_LABELS = {
+    "WEBHOOK_URL_INVALID": "Webhook URL not accepted",
+    "EVENT_INVALID": "Event not known",
+}
 
 
 class AlertPages:

@@ -12,10 +12,10 @@ from homing.service.accounts import Account
 from homing.web.portal.pages import FieldError, Portal, form_text
 
 GROUP_LABELS = {
-    "GROUP_NAME_INVALID": "GROUP NAME invalid",
-    "GROUP_NAME_DUPLICATE": "GROUP NAME duplicate",
-    "GROUP_MEMBER_INVALID": "MEMBER invalid",
-    "GROUP_QUOTA": "GROUP LIMIT reached",
+    "GROUP_NAME_INVALID": "Group name not allowed",
+    "GROUP_NAME_DUPLICATE": "Group name taken",
+    "GROUP_MEMBER_INVALID": "Member not accepted",
+    "GROUP_QUOTA": "Group limit reached",
 }
 
 

@@ -32,7 +32,7 @@ class InactivityPage:
                 await inactivity.save_policy(self.db, inactivity.policy_input(values))
             except admin.AdminError as exc:
                 error = FieldError(exc.code, str(exc))
-                error.label = "POLICY invalid"
+                error.label = "Policy not saved"
                 errors = {exc.field or "form": error}
                 status = 422
             else:

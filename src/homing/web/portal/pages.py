@@ -28,31 +28,31 @@ log = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
-# How each stable error code reads next to its field: the code in words, then a sentence.
+# How each stable error code reads next to its field: a heading in words, then a sentence.
 ERROR_LABELS = {
-    "USER_ID_DUPLICATE": "USER ID duplicate",
-    "USER_EMAIL_DUPLICATE": "USER EMAIL duplicate",
-    "USER_ID_INVALID": "USER ID invalid",
-    "USER_EMAIL_INVALID": "USER EMAIL invalid",
-    "PASSWORD_MISMATCH": "PASSWORD mismatch",
-    "PASSWORD_WEAK": "PASSWORD too weak",
-    "HOST_LABEL_INVALID": "HOST NAME invalid",
-    "HOST_NAME_DUPLICATE": "HOST NAME duplicate",
-    "HOST_NAME_RESERVED": "HOST NAME reserved",
-    "HOST_QUOTA": "HOST LIMIT reached",
-    "ZONE_INVALID": "ZONE invalid",
-    "ADDRESS_INVALID": "ADDRESS invalid",
-    "TOO_SOON": "TOO SOON",
-    "HOST_BLOCKED": "HOST blocked",
-    "HOST_DISABLED": "HOST disabled",
-    "HOST_NOT_BLOCKED": "HOST not blocked",
-    "UNBLOCK_NOT_ALLOWED": "UNBLOCK not allowed",
-    "UNBLOCK_TOO_SOON": "UNBLOCK too soon",
-    "HOST_NOT_INACTIVE": "HOST not inactive",
-    "RESET_LINK_INVALID": "RESET LINK invalid",
-    "RESET_THROTTLED": "TOO MANY requests",
-    "SIGNUP_THROTTLED": "TOO MANY sign-ups",
-    "LOGIN_MISSING": "USER ID or EMAIL missing",
+    "USER_ID_DUPLICATE": "User ID taken",
+    "USER_EMAIL_DUPLICATE": "Email address already used",
+    "USER_ID_INVALID": "User ID not allowed",
+    "USER_EMAIL_INVALID": "Not an email address",
+    "PASSWORD_MISMATCH": "Passwords differ",
+    "PASSWORD_WEAK": "Password too weak",
+    "HOST_LABEL_INVALID": "Host name not allowed",
+    "HOST_NAME_DUPLICATE": "Host name taken",
+    "HOST_NAME_RESERVED": "Host name reserved",
+    "HOST_QUOTA": "Host limit reached",
+    "ZONE_INVALID": "Zone not accepted",
+    "ADDRESS_INVALID": "Address not accepted",
+    "TOO_SOON": "Too soon",
+    "HOST_BLOCKED": "Host blocked",
+    "HOST_DISABLED": "Host disabled",
+    "HOST_NOT_BLOCKED": "Host not blocked",
+    "UNBLOCK_NOT_ALLOWED": "Unblocking not allowed",
+    "UNBLOCK_TOO_SOON": "Unblocked too recently",
+    "HOST_NOT_INACTIVE": "Nothing to enable",
+    "RESET_LINK_INVALID": "Link no longer valid",
+    "RESET_THROTTLED": "Too many requests",
+    "SIGNUP_THROTTLED": "Too many sign-ups",
+    "LOGIN_MISSING": "User ID or email missing",
 }
 ERROR_HINTS = {
     "USER_ID_DUPLICATE": "Someone already signed up with that user ID; choose another one.",
@@ -73,7 +73,7 @@ ERROR_STATUS = {
     "TOO_SOON": 429,
 }
 INTERNAL_ERROR = (
-    "INTERNAL ERROR: the service cannot store this right now, so nothing was saved. "
+    "Nothing saved: the service cannot store this right now, so nothing was saved. "
     "Please try again in a moment."
 )
 SIGNUP_FIELDS = ("user_id", "email")
@@ -88,7 +88,7 @@ class FieldError:
 
     def __init__(self, code: str, message: str) -> None:
         self.code = code
-        self.label = ERROR_LABELS.get(code, code.replace("_", " "))
+        self.label = ERROR_LABELS.get(code, code.replace("_", " ").capitalize())
         self.message = ERROR_HINTS.get(code, message)
 
     def __str__(self) -> str:

@@ -52,7 +52,7 @@ class PrefixPage:
                 )
             except (InvalidAddress, NotFound, Conflict, InvalidName) as exc:
                 error = FieldError(CODE, str(exc))
-                error.label = "PREFIX HOST invalid"
+                error.label = "Prefix host not accepted"
                 errors = {"iid" if isinstance(exc, InvalidAddress) else "router": error}
             else:
                 where = f" and points to {made.address}" if made.address else ""

@@ -12,10 +12,10 @@ from homing.service.accounts import Account
 from homing.web.portal.pages import FieldError, Portal, form_text
 
 TOKEN_LABELS = {
-    "TOKEN_NAME_INVALID": "TOKEN NAME invalid",
-    "TOKEN_ACTION_INVALID": "ACTIONS invalid",
-    "TOKEN_HOSTS_INVALID": "HOSTS invalid",
-    "TOKEN_QUOTA": "TOKEN LIMIT reached",
+    "TOKEN_NAME_INVALID": "Token name not allowed",
+    "TOKEN_ACTION_INVALID": "Actions not allowed",
+    "TOKEN_HOSTS_INVALID": "Hosts not allowed",
+    "TOKEN_QUOTA": "Token limit reached",
 }
 
 

@@ -74,9 +74,9 @@
         if (response.ok) {
           return body.available
             ? ["ok", value + " is available."]
-            : ["taken", "USER ID duplicate: " + value + " is already taken; choose another one."];
+            : ["taken", "User ID taken: " + value + " is already taken; choose another one."];
         }
-        if (body.code === "USER_ID_INVALID") return ["invalid", "USER ID invalid: " + body.message];
+        if (body.code === "USER_ID_INVALID") return ["invalid", "User ID not allowed: " + body.message];
         return ["error", "Could not check right now; the server checks again when you sign up."];
       }
     );
