@@ -83,6 +83,25 @@ SIGNUP_MAILED = (
 MAX_FIELD = 1024
 
 
+def signup_errors(
+    values: dict[str, str], password: str, confirmation: str
+) -> dict[str, FieldError]:
+    """Every field's own mistake in a sign-up form, by field (the rules that need no store)."""
+    checks = (
+        lambda: accounts.check_user_id(values["user_id"]),
+        lambda: accounts.check_email(values["email"]),
+        lambda: accounts.check_password(password, None, values["user_id"]),
+        lambda: accounts.check_password(password, confirmation, ""),
+    )
+    errors: dict[str, FieldError] = {}
+    for check in checks:
+        try:
+            check()
+        except AccountError as exc:
+            errors.setdefault(exc.field or "form", FieldError(exc.code, str(exc)))
+    return errors
+
+
 class FieldError:
     """One message shown next to a form field (or above the form when `field` is "form")."""
 
@@ -200,6 +219,11 @@ class Portal:
         values = {name: form_text(form, name).strip() for name in SIGNUP_FIELDS}
         if form_text(form, "action") == "check":
             return await self._signup_check(request, values)
+        found = signup_errors(
+            values, form_text(form, "password"), form_text(form, "password_confirm")
+        )
+        if found:  # every mistake at once, before the store is asked
+            return self._signup_page(request, values, found, 422)
         try:
             account = await accounts.create_account(
                 self.db,
