@@ -87,7 +87,7 @@ def signup_errors(
     values: dict[str, str], password: str, confirmation: str
 ) -> dict[str, FieldError]:
     """Every field's own mistake in a sign-up form, by field (the rules that need no store)."""
-    checks = (
+    checks: tuple[Callable[[], None], ...] = (
         lambda: accounts.check_user_id(values["user_id"]),
         lambda: accounts.check_email(values["email"]),
         lambda: accounts.check_password(password, None, values["user_id"]),
