@@ -196,9 +196,7 @@ async def _host_views(conn: AsyncConnection, where: sa.ColumnElement[bool]) -> l
                 last_client_ip=r["last_client_ip"],
                 last_via=r["last_via"],
                 last_agent=r["last_agent"],
-                display=status_of(
-                    r["status"], r["last_result"], r["last_update_at"] is not None
-                ),
+                display=status_of(r["status"], r["last_result"], r["last_update_at"] is not None),
             )
         )
     return views
