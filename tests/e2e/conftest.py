@@ -9,6 +9,7 @@ to the report as its own section.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -490,6 +491,38 @@ def server(request: pytest.FixtureRequest, tmp_path: Path, dig_path: str) -> Ite
         srv.stop()
         if schema is not None:
             _drop_schema(schema)
+
+
+@contextlib.contextmanager
+def module_server(base: Path, **settings: str) -> Iterator[Server]:
+    """A `homing serve` in `base` (its data and logs there) for a module's tests, with the
+    test defaults and `settings` (HOMING_* variables) on top; stopped by PID afterwards."""
+    (base / "data").mkdir()
+    (base / "logs").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMING_") or k in _KEEP_ENV}
+    dns_port, http_port = free_dns_port(), _free_tcp_port()
+    env.update(
+        HOMING_DATA_DIR=str(base / "data"),
+        HOMING_DNS_LISTEN=f"{LOOPBACK}:{dns_port}",
+        HOMING_HTTP_LISTEN=f"{LOOPBACK}:{http_port}",
+        HOMING_ALLOW_LOCAL_ADDRESSES="true",
+        HOMING_RRL_RATE="0",
+        PYTHONUNBUFFERED="1",
+        **settings,
+    )
+    server = Server(
+        data_dir=base / "data",
+        dns_port=dns_port,
+        http_port=http_port,
+        log_dir=base / "logs",
+        dig_path=peers.program("dig"),
+        env=env,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _drop_schema(schema: str) -> None:

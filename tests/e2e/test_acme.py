@@ -26,12 +26,11 @@ from cryptography.x509.oid import NameOID
 
 from tests import peers
 from tests.e2e.conftest import (
-    _KEEP_ENV,
     LOOPBACK,
     ZONE,
     Server,
     _free_tcp_port,
-    free_dns_port,
+    module_server,
 )
 from tests.e2e.secondaries import Nsd
 from tests.e2e.test_rfc2136 import nsupdate, serial, zone_key
@@ -46,33 +45,8 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def homing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One `homing serve` for the module, with the acme-dns API on."""
-    base = tmp_path_factory.mktemp("homing")
-    (base / "data").mkdir()
-    (base / "logs").mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMING_") or k in _KEEP_ENV}
-    dns_port, http_port = free_dns_port(), _free_tcp_port()
-    env.update(
-        HOMING_DATA_DIR=str(base / "data"),
-        HOMING_DNS_LISTEN=f"{LOOPBACK}:{dns_port}",
-        HOMING_HTTP_LISTEN=f"{LOOPBACK}:{http_port}",
-        HOMING_ALLOW_LOCAL_ADDRESSES="true",
-        HOMING_RRL_RATE="0",
-        HOMING_ACME_DNS_ZONE=ACME_DNS,
-        PYTHONUNBUFFERED="1",
-    )
-    server = Server(
-        data_dir=base / "data",
-        dns_port=dns_port,
-        http_port=http_port,
-        log_dir=base / "logs",
-        dig_path=peers.program("dig"),
-        env=env,
-    )
-    server.start()
-    try:
+    with module_server(tmp_path_factory.mktemp("homing"), HOMING_ACME_DNS_ZONE=ACME_DNS) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:

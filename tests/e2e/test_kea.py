@@ -27,11 +27,10 @@ import pytest
 
 from tests import peers
 from tests.e2e.conftest import (
-    _KEEP_ENV,
     LOOPBACK,
     Server,
-    _free_tcp_port,
     free_dns_port,
+    module_server,
 )
 
 FORWARD = "lan.example.net"
@@ -209,31 +208,8 @@ def kea_configs(directory: Path, interface: str, d2_port: int, dns_port: int, se
 
 @pytest.fixture(scope="module")
 def homing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("homing")
-    (base / "data").mkdir()
-    (base / "logs").mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMING_") or k in _KEEP_ENV}
-    dns_port, http_port = free_dns_port(), _free_tcp_port()
-    env.update(
-        HOMING_DATA_DIR=str(base / "data"),
-        HOMING_DNS_LISTEN=f"{LOOPBACK}:{dns_port}",
-        HOMING_HTTP_LISTEN=f"{LOOPBACK}:{http_port}",
-        HOMING_RRL_RATE="0",
-        PYTHONUNBUFFERED="1",
-    )
-    server = Server(
-        data_dir=base / "data",
-        dns_port=dns_port,
-        http_port=http_port,
-        log_dir=base / "logs",
-        dig_path=peers.program("dig"),
-        env=env,
-    )
-    server.start()
-    try:
+    with module_server(tmp_path_factory.mktemp("homing")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

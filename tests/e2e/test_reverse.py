@@ -6,7 +6,6 @@ NSD secondary right after a dyndns2 update."""
 from __future__ import annotations
 
 import ipaddress
-import os
 import subprocess
 from collections.abc import Iterator
 
@@ -15,12 +14,10 @@ import pytest
 
 from tests import peers
 from tests.e2e.conftest import (
-    _KEEP_ENV,
     LOOPBACK,
     ZONE,
     Server,
-    _free_tcp_port,
-    free_dns_port,
+    module_server,
 )
 from tests.e2e.secondaries import Nsd
 from tests.e2e.test_rfc2136 import NSUPDATE_TIMEOUT
@@ -36,33 +33,9 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def homing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One `homing serve` for the module, with the forward zone and a zone key."""
-    base = tmp_path_factory.mktemp("homing")
-    (base / "data").mkdir()
-    (base / "logs").mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMING_") or k in _KEEP_ENV}
-    dns_port, http_port = free_dns_port(), _free_tcp_port()
-    env.update(
-        HOMING_DATA_DIR=str(base / "data"),
-        HOMING_DNS_LISTEN=f"{LOOPBACK}:{dns_port}",
-        HOMING_HTTP_LISTEN=f"{LOOPBACK}:{http_port}",
-        HOMING_ALLOW_LOCAL_ADDRESSES="true",
-        HOMING_RRL_RATE="0",
-        PYTHONUNBUFFERED="1",
-    )
-    server = Server(
-        data_dir=base / "data",
-        dns_port=dns_port,
-        http_port=http_port,
-        log_dir=base / "logs",
-        dig_path=peers.program("dig"),
-        env=env,
-    )
-    server.start()
-    try:
+    with module_server(tmp_path_factory.mktemp("homing")) as server:
         add_zone(server, ZONE, "--ns", f"ns1.{ZONE}")
         yield server
-    finally:
-        server.stop()
 
 
 def add_zone(server: Server, zone: str, *args: str) -> None:
