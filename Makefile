@@ -16,8 +16,10 @@ serve: $(BIN)/.installed
 	$(BIN)/homing zone add $(DEMO_ZONE) --exist-ok
 	$(BIN)/homing serve
 
+# Three processes on two cores: most tests wait on real peers and servers. A module's tests
+# stay on one process (--dist loadfile), so its module-scoped peers start once.
 test: $(BIN)/.installed
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3 --dist loadfile
 
 # Renew docs/screenshots/ from the browser tests (commit the pictures that changed).
 screenshots: $(BIN)/.installed
