@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -156,6 +157,25 @@ async def changes_within(conn: AsyncConnection, zone_id: int, name: str, since: 
     return int(count or 0)
 
 
+async def limit_reached(
+    conn: AsyncConnection,
+    zone_id: int,
+    name: str,
+    held: int,
+    max_values: int,
+    per_hour: int,
+    now: datetime,
+) -> Literal["values", "often"] | None:
+    """Which of a plan's challenge limits a change to `held` values at `name` would pass:
+    more values than `max_values`, or a change past `per_hour` within the hour; None: none.
+    Every door that sets challenges (dyndns2, the API, RFC 2136) asks this one rule."""
+    if held > max_values:
+        return "values"
+    if await changes_within(conn, zone_id, name, now - timedelta(hours=1)) >= per_hour:
+        return "often"
+    return None
+
+
 async def _change(
     db: Database, host_id: int, add: str | None, remove: str | None, clear: bool, actor: str
 ) -> Challenge:
@@ -186,14 +206,22 @@ async def _change(
             values.add(add)
         if values == set(current):
             return Challenge(host.name, name, tuple(value_of(v) for v in current), False)
-        if len(values) > host.max_values:
+        limit = await limit_reached(
+            txn.conn,
+            host.zone.id,
+            name,
+            len(values),
+            host.max_values,
+            host.changes_per_hour,
+            txn.now,
+        )
+        if limit == "values":
             raise ChallengeRefused(
                 "ACME_VALUES_FULL",
                 f"{name} holds {len(current)} values, as many as the plan allows "
                 f"({host.max_values}); delete one first.",
             )
-        since = txn.now - timedelta(hours=1)
-        if await changes_within(txn.conn, host.zone.id, name, since) >= host.changes_per_hour:
+        if limit == "often":
             raise ChallengeRefused(
                 "ACME_TOO_OFTEN",
                 f"{name} changed {host.changes_per_hour} times within the hour, "

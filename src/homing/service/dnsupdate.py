@@ -28,7 +28,7 @@ from homing.domain.outcomes import Outcome
 from homing.domain.records import RRsetValue
 from homing.service.challenges import DEFAULT_CHANGES_PER_HOUR as ACME_PER_HOUR
 from homing.service.challenges import DEFAULT_VALUES as ACME_VALUES
-from homing.service.challenges import changes_within as challenges_changed
+from homing.service.challenges import limit_reached
 from homing.service.changes import ZoneRef, apply_change
 from homing.service.keypolicy import Grant, allowed_types
 from homing.service.replays import SignedRequest, claim, remember_refusal
@@ -249,13 +249,21 @@ class _HostTerms:
         for value in moves:
             if value.name != name or value.rtype != "TXT":
                 continue
-            if len(value.rdatas) > self.acme_values:
+            limit = await limit_reached(
+                txn.conn,
+                zone.id,
+                name,
+                len(value.rdatas),
+                self.acme_values,
+                self.acme_per_hour,
+                txn.now,
+            )
+            if limit == "values":
                 raise UpdateRefused(
                     dns.rcode.Rcode.REFUSED,
                     f"{name} may hold {self.acme_values} values (the plan's limit)",
                 )
-            since = txn.now - timedelta(hours=1)
-            if await challenges_changed(txn.conn, zone.id, name, since) >= self.acme_per_hour:
+            if limit == "often":
                 raise UpdateRefused(
                     dns.rcode.Rcode.REFUSED,
                     f"{name} changed {self.acme_per_hour} times within the hour (the plan's limit)",
