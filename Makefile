@@ -23,7 +23,7 @@ test: $(BIN)/.installed
 
 # Renew docs/screenshots/ from the browser tests (commit the pictures that changed).
 screenshots: $(BIN)/.installed
-	HOMING_SCREENSHOTS=1 $(BIN)/pytest -q tests/portal/test_browser.py tests/portal/test_browser_groups.py tests/portal/test_browser_reset.py tests/portal/test_browser_notifications.py tests/portal/test_browser_phone.py
+	HOMING_SCREENSHOTS=1 $(BIN)/pytest -q tests/web/portal/test_browser.py tests/web/portal/test_browser_groups.py tests/web/portal/test_browser_reset.py tests/web/portal/test_browser_notifications.py tests/web/portal/test_browser_phone.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from homing.service.accounts import find_account
-from tests.portal.conftest import Portal, field_error
+from tests.web.portal.conftest import Portal, field_error
 
 
 async def test_every_field_error_at_once(portal: Portal) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.portal.conftest import Portal
+from tests.web.portal.conftest import Portal
 
 TOKEN_RE = re.compile(r'<code id="secret" class="secret-value">(hom_[^<]+)</code>')
 

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.service import zoneoptions
 from homing.store.schema import zones
-from tests.portal.conftest import ZONE, Portal
-from tests.portal.test_admin import as_admin
+from tests.web.portal.conftest import ZONE, Portal
+from tests.web.portal.test_admin import as_admin
 
 
 async def zone_id(portal: Portal) -> int:

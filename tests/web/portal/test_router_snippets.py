@@ -7,7 +7,7 @@ import re
 
 from homing.web.portal.snippets import router_settings
 from tests.e2e.test_routers import FRITZBOX_NSUPDATE, ROUTER_URLS
-from tests.portal.conftest import ZONE, Portal, browser
+from tests.web.portal.conftest import ZONE, Portal, browser
 
 SECRET_RE = re.compile(r'<code id="secret" class="secret-value">([^<]+)</code>')
 

@@ -13,7 +13,7 @@ from homing.store.db import Txn
 from homing.store.schema import accounts as accounts_table
 from homing.store.schema import hosts as hosts_table
 from homing.store.schema import plans
-from tests.portal.conftest import PASSWORD, ZONE, Portal, browser, csrf_of, field_error
+from tests.web.portal.conftest import PASSWORD, ZONE, Portal, browser, csrf_of, field_error
 
 ADMIN_PAGES = ["/admin", "/admin/zones", "/admin/plans", "/admin/accounts", "/admin/hosts"]
 PLAN = {

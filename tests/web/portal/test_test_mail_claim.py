@@ -4,8 +4,8 @@ mail server accepted it."""
 from __future__ import annotations
 
 from homing.service.accounts import find_account
-from tests.portal.conftest import Portal
-from tests.portal.test_notifications import result_of
+from tests.web.portal.conftest import Portal
+from tests.web.portal.test_notifications import result_of
 
 
 async def test_no_mail_server_is_said(portal: Portal) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import html
 import re
 
-from tests.portal.conftest import ZONE, Portal
-from tests.portal.test_admin import as_admin
+from tests.web.portal.conftest import ZONE, Portal
+from tests.web.portal.test_admin import as_admin
 
 
 def words(page_text: str) -> str:

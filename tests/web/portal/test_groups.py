@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from homing.service import hosts
 from homing.store.schema import journal, rrsets
-from tests.portal.conftest import ZONE, Portal
+from tests.web.portal.conftest import ZONE, Portal
 
 SECRET_RE = re.compile(r'<code id="secret" class="secret-value">([^<]+)</code>')
 

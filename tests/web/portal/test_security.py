@@ -12,7 +12,7 @@ from homing.service import secrets
 from homing.service.context import Homing
 from homing.store.db import Database
 from homing.web.portal.sessionkey import load_or_create
-from tests.portal.conftest import PASSWORD, Portal, browser, csrf_of, settings_for
+from tests.web.portal.conftest import PASSWORD, Portal, browser, csrf_of, settings_for
 
 PAGES = ["/", "/pricing", "/signup", "/login"]
 

@@ -17,7 +17,7 @@ from homing.service import zones
 from homing.service.context import Homing
 from homing.service.courier import WEBHOOK_FAILED
 from homing.store.db import Database
-from tests.portal.conftest import ZONE, Portal, browser, csrf_of, field_error
+from tests.web.portal.conftest import ZONE, Portal, browser, csrf_of, field_error
 from tests.webhooks import Receiver, webhook_receiver
 
 SECRET_RE = re.compile(r'<code id="secret" class="secret-value">([^<]+)</code>')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.portal.conftest import ZONE, Portal, browser, field_error
+from tests.web.portal.conftest import ZONE, Portal, browser, field_error
 
 SECRET_RE = re.compile(r'<code id="secret" class="secret-value">([^<]+)</code>')
 ROUTER = f"router.{ZONE}"

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from homing.store.schema import hosts as hosts_table
 from homing.store.schema import journal, rrsets
-from tests.portal.conftest import Portal, field_error
-from tests.portal.test_host_care import NAME, _host
+from tests.web.portal.conftest import Portal, field_error
+from tests.web.portal.test_host_care import NAME, _host
 
 
 async def stored(portal: Portal) -> tuple[list[tuple[str, str]], int]:

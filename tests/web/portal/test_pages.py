@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from homing.service.context import Homing
 from homing.store.db import Database, Txn
 from homing.store.schema import hosts, journal, plans, rrsets
-from tests.portal.conftest import (
+from tests.web.portal.conftest import (
     PASSWORD,
     ZONE,
     Portal,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from homing.service import accounts, admin, hosts, zones
-from tests.portal.conftest import PASSWORD, ZONE, Portal, browser, csrf_of
+from tests.web.portal.conftest import PASSWORD, ZONE, Portal, browser, csrf_of
 
 REV = "2.0.192.in-addr.arpa"
 

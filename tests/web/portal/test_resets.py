@@ -13,7 +13,7 @@ from homing.service import accounts, tokens
 from homing.service.mail import Mailer
 from homing.web.portal.sessions import COOKIE
 from tests.mailserver import MailServer
-from tests.portal.conftest import PASSWORD, Portal, browser, csrf_of, field_error
+from tests.web.portal.conftest import PASSWORD, Portal, browser, csrf_of, field_error
 
 NEW = "a brand new passphrase"
 LINK = re.compile(r"(https?://\S+/reset/(\S+))")

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.portal.test_browser import (  # noqa: F401  (served and chromium are fixtures)
+from tests.web.portal.test_browser import (  # noqa: F401  (served and chromium are fixtures)
     UI_TIMEOUT,
     ZONE,
     Served,

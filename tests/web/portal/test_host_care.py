@@ -13,7 +13,7 @@ from homing.service import hostcare, hosts
 from homing.store.db import Txn
 from homing.store.schema import hosts as hosts_table
 from homing.store.schema import journal, plans
-from tests.portal.conftest import ZONE, Portal, browser, field_error
+from tests.web.portal.conftest import ZONE, Portal, browser, field_error
 
 SECRET_RE = re.compile(r'<code id="secret" class="secret-value">([^<]+)</code>')
 NAME = f"cam.{ZONE}"

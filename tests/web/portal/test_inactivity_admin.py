@@ -6,8 +6,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from homing.service import hosts, inactivity
-from tests.portal.conftest import ZONE, Portal, csrf_of, field_error
-from tests.portal.test_admin import as_admin
+from tests.web.portal.conftest import ZONE, Portal, csrf_of, field_error
+from tests.web.portal.test_admin import as_admin
 
 POLICY = {"warn_days": "30", "disable_days": "60", "delete_days": "90", "notice_days": "7"}
 

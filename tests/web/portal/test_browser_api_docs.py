@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.portal.test_browser import (  # noqa: F401  (served and chromium are fixtures)
+from tests.web.portal.test_browser import (  # noqa: F401  (served and chromium are fixtures)
     Served,
     browser_page,
     chromium,

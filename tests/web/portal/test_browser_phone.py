@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.portal.test_browser import (  # noqa: F401  (served and chromium are fixtures)
+from tests.web.portal.test_browser import (  # noqa: F401  (served and chromium are fixtures)
     PASSWORD,
     Served,
     _photograph,

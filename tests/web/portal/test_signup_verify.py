@@ -13,7 +13,7 @@ from homing.config import Settings
 from homing.service.mail import Mailer
 from homing.store.schema import accounts
 from tests.mailserver import MailServer
-from tests.portal.conftest import Portal, csrf_of
+from tests.web.portal.conftest import Portal, csrf_of
 
 LINK = re.compile(r"(https?://\S+/verify/(\S+))")
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from homing.store.db import Database, Txn
 from homing.store.schema import password_resets
 from tests.mailserver import MailServer
-from tests.portal.test_browser import (  # noqa: F401  (served and chromium are fixtures)
+from tests.web.portal.test_browser import (  # noqa: F401  (served and chromium are fixtures)
     PASSWORD,
     UI_TIMEOUT,
     Served,

@@ -11,8 +11,8 @@ from homing.service import hosts
 from homing.service.activity import address_changes_by_hour
 from homing.store.db import as_utc, now
 from homing.store.schema import journal
-from tests.portal.conftest import ZONE, Portal, browser
-from tests.portal.test_admin import as_admin
+from tests.web.portal.conftest import ZONE, Portal, browser
+from tests.web.portal.test_admin import as_admin
 
 
 async def test_overview_draws_changes_per_hour(portal: Portal) -> None:

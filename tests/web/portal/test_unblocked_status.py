@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from tests.portal.conftest import Portal
-from tests.portal.test_host_care import NAME, _block, _host, _set_plan, _update
+from tests.web.portal.conftest import Portal
+from tests.web.portal.test_host_care import NAME, _block, _host, _set_plan, _update
 
 
 def status_text(page: str) -> str:
