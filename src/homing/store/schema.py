@@ -403,3 +403,28 @@ acmedns_registrations = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=True),
 )
+
+
+dnssec_keys = sa.Table(
+    # A signed zone's keys: no row, an unsigned zone. The private key (PKCS#8 PEM) is as
+    # sensitive as the database, like the TSIG secrets. role: csk, ksk or zsk; state:
+    # published (in the DNSKEY RRset, not signing yet), active (signing), retired (still
+    # published, no longer signing); changed_at: when the state last changed (the rolls
+    # count from it).
+    "dnssec_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "zone_id",
+        sa.Integer,
+        sa.ForeignKey("zones.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("role", sa.String(8), nullable=False),
+    sa.Column("algorithm", sa.Integer, nullable=False),  # DNSSEC algorithm number (13, 15)
+    sa.Column("private_key", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("changed_at", Timestamp, nullable=False),
+)
