@@ -183,7 +183,12 @@ def main() -> None:
             raise SystemExit("no update results yet: run bench/updates.py first")
         print(plot_updates(rows, root / "docs" / "benchmarks-updates.png"))
     else:
-        runs = latest(results / "freshness.jsonl", lambda r: r.get("backend"))
+        # The newest complete run, SQLite first: a record without delays has nothing to draw.
+        runs = latest(
+            results / "freshness.jsonl", lambda r: (r.get("backend"), "nsd_delays_ms" in r)
+        )
+        runs = [r for r in runs if "nsd_delays_ms" in r]
+        runs.sort(key=lambda r: r.get("backend") != "sqlite")
         if not runs:
             raise SystemExit("no freshness results yet: run bench/freshness.py first")
         print(plot_freshness(runs[0], root / "docs" / "benchmarks-freshness.png"))
