@@ -430,7 +430,7 @@ def test_an_internal_error_is_servfail_and_logged(
         raise RuntimeError("bug")
 
     monkeypatch.setattr(homing.dns.answer, "resolve", broken)  # the slow path
-    monkeypatch.setattr(homing.dns.answer, "_respond", broken)  # the hot path
+    monkeypatch.setattr(homing.dns.answer, "respond", broken)  # the hot path
     q = query(name("host"))
     with caplog.at_level(logging.ERROR, logger="homing.dns.answer"):
         r = respond(index, q.to_wire())

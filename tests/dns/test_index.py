@@ -14,8 +14,9 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from homing.dns.answer import _OUR_OPT, Responder, _Question
+from homing.dns.answer import Responder
 from homing.dns.index import ZoneIndex, name_wire
+from homing.dns.wire import OUR_OPT, Question
 from homing.domain.records import JournalEntry, RRsetValue, ZoneMeta
 
 ZONE = "dyn.example.net"
@@ -122,12 +123,12 @@ def test_the_hot_path_keeps_positive_replies_and_the_slow_path_forgets_its_zone(
     responder = Responder(index)
     for name, rdtype in ((f"a.{ZONE}", "A"), (f"nobody.{ZONE}", "A"), (f"b.{ZONE}", "TXT")):
         ask(responder, name, rdtype)
-    assert responder._prepared.entries == {}  # answered straight from the index
+    assert responder._kept.prepared.entries == {}  # answered straight from the index
     # Only the positive reply is kept whole: a negative one carries the zone's serial.
     [kept] = responder.udp_replies()
     assert name_wire(f"a.{ZONE}") in kept
     soa = ask(responder, ZONE, "SOA")  # the apex goes through dnspython, and is cached
-    assert len(responder._prepared.entries) == 1 and soa.answer[0][0].serial == 1
+    assert len(responder._kept.prepared.entries) == 1 and soa.answer[0][0].serial == 1
     index.apply(entry(index, f"a.{ZONE}", "192.0.2.10"))
     assert ask(responder, ZONE, "SOA").answer[0][0].serial == 2
 
@@ -148,7 +149,7 @@ def test_full_cache_evicts_the_oldest_and_stays_bounded() -> None:
     responder = Responder(index, cache_size=8)
     for i in range(40):  # ANY takes the cached slow path
         assert ask(responder, f"n{i}.{ZONE}", "ANY").rcode() == dns.rcode.NXDOMAIN
-        assert len(responder._prepared.entries) <= 8
+        assert len(responder._kept.prepared.entries) <= 8
     assert ask(responder, f"a.{ZONE}", "ANY").answer[0][0].address == "192.0.2.1"
     index.apply(entry(index, f"a.{ZONE}", "192.0.2.11"))
     assert ask(responder, f"a.{ZONE}", "ANY").answer[0][0].address == "192.0.2.11"
@@ -317,13 +318,13 @@ def test_written_answers_match_what_dnspython_renders_from_resolve(
     wire = query.to_wire()
     responder = Responder(index)
     direct = responder.answer(wire, tcp=False)
-    assert direct is not None and responder._prepared.entries == {}  # the hot path answered
+    assert direct is not None and responder._kept.prepared.entries == {}  # the hot path answered
     # The same question through resolve() and dnspython's renderer.
     name_end = wire.index(0, 12) + 1
     question = wire[12 : name_end + 4]
     lowered = question[: name_end - 12].lower()
-    payload, opt = (1232, _OUR_OPT) if use_edns else (None, b"")
-    parsed = _Question(query.id, query.flags, question, name_end - 12, payload, opt)
+    payload, opt = (1232, OUR_OPT) if use_edns else (None, b"")
+    parsed = Question(query.id, query.flags, question, name_end - 12, payload, opt)
     prepared, _ = responder._prepare(lowered, parsed)
     rendered = prepared.render(parsed, 1232 if use_edns else 512)
     ours, theirs = dns.message.from_wire(direct), dns.message.from_wire(rendered)
