@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dns_serving import summarise_profile  # noqa: E402
 from harness import (  # noqa: E402
     RESULTS,
     Server,
@@ -418,6 +417,8 @@ def main() -> None:
             if spy is not None:
                 spy.wait(timeout=args.seconds + 60)
                 raw = tmp / raw_name
+                from dns_serving import summarise_profile  # matplotlib: only when profiling
+
                 figures.update(summarise_profile(raw) if raw.exists() else {"profile": "none"})
                 if raw.exists():
                     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -25,9 +25,10 @@ from homing.dns.push import Pusher, PushWatch
 from homing.dns.rrl import RateLimiter
 from homing.dns.secondary import ForwardedNotify, Secondaries
 from homing.dns.server import limited_count, parse_listen, query_count, start_dns
-from homing.service.admin import QueryMeter
+from homing.service import owncert
 from homing.service.challenges import expire as expire_challenges
 from homing.service.context import Homing
+from homing.service.figures import QueryMeter
 from homing.service.hosts import refresh_all_groups
 from homing.service.inactivity import get_policy, run_policy
 from homing.service.journal import Follower
@@ -163,6 +164,8 @@ async def serve(homing: Homing) -> None:
     secondaries = None
     if leader:
         secondaries = Secondaries(index, homing.db, access, on_transfer=notifier.changed)
+    # The follower keeps the index at the store: this process's commits (every update's
+    # batch) through Follower.committed, a db.on_commit hook; others' by wake and poll.
     follower = Follower(homing.db, sink, settings.follow_interval, secondaries=not leader)
     await follower.sync()
     if secondaries is not None:
@@ -203,6 +206,9 @@ async def serve(homing: Homing) -> None:
         cookies=ServerCookies(load_secret(settings.data_dir)),
     )
     notifier.release()  # secondaries told of the loaded serials can now ask us back
+    own_cert = owncert.Plan.from_settings(settings)
+    if own_cert is not None:
+        owncert.ensure_placeholder(own_cert)  # HTTPS listens before the first certificate
     http_sock = _http_socket(settings.http_listen, reuse_port=worker is not None)
     config = uvicorn.Config(
         create_app(homing),
@@ -275,6 +281,9 @@ async def serve(homing: Homing) -> None:
         background.append(asyncio.create_task(courier.run(), name="notifications"))
         background.append(asyncio.create_task(_inactivity(homing), name="inactivity"))
         background.append(asyncio.create_task(_expire_challenges(homing), name="acme-expiry"))
+        if own_cert is not None:
+            own = owncert.run(homing.db, own_cert)
+            background.append(asyncio.create_task(own, name="own-certificate"))
     print(f"READY dns={settings.dns_listen} http={settings.http_listen}", flush=True)
     log.info("serving DNS on %s, HTTP on %s", settings.dns_listen, settings.http_listen)
     if leader and not settings.public_url:

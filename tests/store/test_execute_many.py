@@ -1,4 +1,4 @@
-"""store.db.execute_many and fetch_all: the update path's statements, on both stores."""
+"""store.statements.execute_many and fetch_all: the update path's statements, on both stores."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sqlalchemy as sa
 
 from homing.domain.errors import StoreUnavailable
 from homing.service.zones import add_zone
-from homing.store.db import Database, SyncTxn, as_utc, execute_many, fetch_all
+from homing.store.db import Database, SyncTxn, as_utc
 from homing.store.schema import journal, plans, rrsets, zones
+from homing.store.statements import execute_many, fetch_all
 
 
 async def _zone(db: Database) -> int:
@@ -167,8 +168,8 @@ def test_the_update_read_goes_to_the_driver() -> None:
     # carries as constants; were it refused, the read would quietly take SQLAlchemy's path.
     from sqlalchemy.dialects import sqlite
 
-    from homing.service.updates import _hosts_named
-    from homing.store.db import _plan
+    from homing.service.updatebatch import _hosts_named
+    from homing.store.statements import _plan
 
     names = tuple(f"n{i}" for i in range(4))
     plan = _plan(_hosts_named(4), names, sqlite.dialect())

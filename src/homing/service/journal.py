@@ -46,6 +46,8 @@ class Sink(Protocol):
 
     def apply(self, entry: JournalEntry) -> bool: ...
 
+    def drop_zone(self, name: str) -> None: ...
+
 
 def _entry(row: sa.Row[tuple[object, ...]], zone_name: str) -> JournalEntry:
     r = row._mapping
@@ -144,10 +146,15 @@ class Follower:
         # are tried again when that serial moves, not on every pass (the log says it once).
         self._failed: dict[str, int] = {}
         self.errors = 0  # passes that failed (the store unreachable), for /metrics
+        self._known: dict[str, int] = {}  # zones in the store at the last pass: name -> id
         db.on_commit.append(self.committed)
 
     def committed(self, emitted: list[object]) -> None:
-        """Called after each local commit with its journal entries."""
+        """Apply a local commit's journal entries to the sink (the zone index).
+
+        A `Database.on_commit` hook: the writer calls it after each durable commit and
+        before the committing callers (an update's `good`) hear of it. Entries are the
+        ones `changes.apply_changes_sync` emitted in that transaction."""
         for item in emitted:
             if not isinstance(item, JournalEntry):
                 continue
@@ -174,6 +181,7 @@ class Follower:
                     sa.select(zones.c.id, zones.c.name, zones.c.serial, zones.c.primary_target)
                 )
             ).all()
+            self._forget_deleted(states)
             for state in states:
                 if self._failed.get(state.name) == state.serial:
                     continue
@@ -193,6 +201,17 @@ class Follower:
 
         await self.db.read(read)
 
+    def _forget_deleted(self, states: Sequence[Any]) -> None:
+        """Stop serving zones deleted from the store (or deleted and made again: the new
+        one is loaded afresh)."""
+        now = {state.name: state.id for state in states}
+        for name, zone_id in self._known.items():
+            if now.get(name) != zone_id:
+                self.sink.drop_zone(name)
+                self._failed.pop(name, None)
+                log.info("zone %s deleted from the store: no longer served", name)
+        self._known = now
+
     async def _catch_up(self, conn: AsyncConnection, state: Any) -> None:
         """Bring one zone (a row of id, name, serial, primary_target) to its stored serial."""
         loaded = self.sink.serial_of(state.name)
@@ -208,6 +227,11 @@ class Follower:
                 if not self.sink.apply(entry):
                     await stream_zone(conn, state.id, self.sink)
                     break
+            else:
+                if (self.sink.serial_of(state.name) or 0) < state.serial:
+                    # The serial moved with no journal entry (the SOA's values changed,
+                    # zoneoptions.set_zone_options): the store holds the zone as it is now.
+                    await stream_zone(conn, state.id, self.sink)
 
     async def run(self) -> None:
         """Poll (or wake on a gap) forever; errors are logged and retried."""

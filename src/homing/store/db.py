@@ -7,10 +7,8 @@ import collections
 import contextlib
 import functools
 import logging
-import operator
 import queue
 import re
-import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from homing.domain.errors import HomingError, StoreUnavailable
+from homing.store.statements import execute_many, fetch_all  # noqa: F401  (their old home)
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +75,8 @@ class Batcher(Protocol[Item, T]):
 class SyncBatcher(Protocol[Item, T]):
     """A Batcher whose work is synchronous: on SQLite the whole batch, commit included, is
     one call on the writer thread's own connection instead of one await per statement
-    (each await through aiosqlite is several hops to its thread: about 2 ms of CPU per
-    batch saved, docs/benchmarks.md). On PostgreSQL it runs through run_sync."""
+    (each await through aiosqlite is several hops to its thread). On PostgreSQL it runs
+    through run_sync."""
 
     def run_sync(self, txn: SyncTxn, items: list[Item]) -> list[T]: ...
 
@@ -309,8 +308,7 @@ class Database:
     def _run_sync_transaction(self, groups: list[list[_Job]]) -> tuple[list[Any], list[Any]]:
         """On the writer thread: the whole batch and its durable commit, no hop in between."""
         assert self._sync_engine is not None
-        # One connection for the thread's life: checking one out of the pool and resetting
-        # it on return cost about 50 us per batch (docs/benchmarks.md).
+        # One connection for the thread's life: no pool check-out and reset per batch.
         conn = self._sync_conn
         if conn is None:
             conn = self._sync_conn = self._sync_engine.connect()
@@ -368,8 +366,7 @@ class _WriterThread:
     """The thread SQLite's sync batches run on, one call at a time, in order.
 
     Lighter than run_in_executor: one asyncio future, settled from the thread, instead of
-    a concurrent future, its asyncio wrapper and their callbacks (a round trip cost 49 us
-    of CPU through an executor and 22 us here, on one core; docs/benchmarks.md)."""
+    a concurrent future, its asyncio wrapper and their callbacks."""
 
     def __init__(self) -> None:
         self._calls: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
@@ -410,188 +407,6 @@ class _WriterThread:
 
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             future.get_loop().call_soon_threadsafe(settle)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """A statement compiled for SQLite: its SQL, how a parameter dict becomes the SQL's
-    parameters, and how the driver's result values become SQLAlchemy's."""
-
-    sql: str
-    take: Callable[[dict[str, Any]], Any]  # the row's values in the SQL's order (itemgetter)
-    convert: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, bind processor)
-    columns: tuple[str, ...] = ()  # result column names
-    results: tuple[tuple[int, Callable[[Any], Any]], ...] = ()  # (position, result processor)
-
-    def parameters(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return _processed(self.take(row), self.convert)
-
-    def result(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return _processed(row, self.results)
-
-
-def _processed(
-    values: tuple[Any, ...], processors: tuple[tuple[int, Callable[[Any], Any]], ...]
-) -> tuple[Any, ...]:
-    """`values` with each processor applied at its position (the same tuple if none)."""
-    if not processors:
-        return values
-    converted = list(values)
-    for position, process in processors:
-        converted[position] = process(converted[position])
-    return tuple(converted)
-
-
-# (statement, parameter names) -> the statement and its plan (None: run it the usual way).
-_PLANS: dict[tuple[int, tuple[str, ...]], tuple[sa.Executable, _Plan | None]] = {}
-
-
-def execute_many(conn: sa.Connection, statement: sa.Executable, rows: list[dict[str, Any]]) -> None:
-    """Run `statement` once for each row (all with the same keys), as one executemany.
-
-    On SQLite the statement is compiled once and the rows go to the driver as tuples,
-    without SQLAlchemy's parameter processing for each row (the update batch writes three
-    such statements); on the writer thread's pysqlite connection, straight to the driver.
-    Elsewhere, and for statements with Python-side defaults, it is plain conn.execute.
-    """
-    if not rows:
-        return
-    plan = _plan_for(conn, statement, tuple(rows[0]))
-    if plan is None:
-        conn.execute(statement, rows)
-        return
-    parameters = [plan.parameters(row) for row in rows]
-    if conn.dialect.driver != "pysqlite":
-        conn.exec_driver_sql(plan.sql, parameters)
-        return
-    try:
-        conn.connection.driver_connection.executemany(plan.sql, parameters)  # type: ignore[union-attr]
-    except sqlite3.Error as exc:
-        raise _store_error(plan.sql, exc) from exc
-
-
-def fetch_all(
-    conn: sa.Connection, statement: sa.Executable, parameters: dict[str, Any]
-) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """Run a statement that returns rows (a SELECT, or DML with RETURNING): its column
-    names and all its rows, values as SQLAlchemy would give them.
-
-    On the writer thread's pysqlite connection the statement, compiled once, goes
-    straight to the driver (the update batch's read and serial move). The statement's
-    parameters must be plain ones (no expanding IN lists: build one statement per count).
-    """
-    plan = (
-        _plan_for(conn, statement, tuple(parameters)) if conn.dialect.driver == "pysqlite" else None
-    )
-    if plan is None or not plan.columns:
-        result = conn.execute(statement, parameters)
-        return tuple(result.keys()), [tuple(row) for row in result.all()]
-    try:
-        cursor = conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-            plan.sql, plan.parameters(parameters)
-        )
-        rows = cursor.fetchall()
-    except sqlite3.Error as exc:
-        raise _store_error(plan.sql, exc) from exc
-    return plan.columns, [plan.result(row) for row in rows]
-
-
-def _store_error(sql: str, exc: sqlite3.Error) -> Exception:
-    """A driver error as SQLAlchemy's (IntegrityError and so on), as callers expect.
-    (A plain try at each call: a context manager cost a dozen calls per statement.)"""
-    return sa.exc.DBAPIError.instance(sql, None, exc, sqlite3.Error)
-
-
-def _plan_for(conn: sa.Connection, statement: sa.Executable, keys: tuple[str, ...]) -> _Plan | None:
-    if conn.dialect.name != "sqlite":
-        return None
-    cache_key = (id(statement), keys)
-    cached = _PLANS.get(cache_key)
-    if cached is None or cached[0] is not statement:
-        cached = _PLANS[cache_key] = (statement, _plan(statement, keys, conn.dialect))
-    return cached[1]
-
-
-def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) -> _Plan | None:
-    compiled = cast(Any, statement).compile(dialect=dialect, column_keys=list(keys))
-    names = compiled.positiontup
-    if compiled.insert_prefetch or compiled.update_prefetch or not names:
-        return None  # defaults computed in Python, or not a positional paramstyle
-    if any(bind.expanding for bind in compiled.binds.values()):
-        return None  # a list
-    # Values the statement carries itself (a literal compared with, say).
-    constants = {}
-    for name in names:
-        if name not in keys:
-            bind = compiled.binds[name]
-            if bind.callable is not None or bind.value is None:
-                return None  # a parameter the rows do not carry (a default, say)
-            constants[name] = bind.value
-    convert = []
-    for position, name in enumerate(names):
-        implementation = dialect.type_descriptor(compiled.binds[name].type)
-        process = implementation.bind_processor(dialect)
-        if process is not None:
-            if isinstance(implementation, sa.DateTime):
-                process = _datetime_bind(dialect, implementation, process)
-            convert.append((position, process))
-    columns = []
-    results = []
-    for position, entry in enumerate(compiled._result_columns):
-        columns.append(entry.keyname)
-        process = dialect.type_descriptor(entry.type).result_processor(dialect, None)
-        if process is not None:
-            results.append((position, process))
-    return _Plan(
-        compiled.string, _taker(names, constants), tuple(convert), tuple(columns), tuple(results)
-    )
-
-
-# One remembering processor per datetime format, shared by every plan's datetime binds.
-_DATETIME_BINDS: dict[tuple[str, str, str], _LastValue] = {}
-
-
-def _datetime_bind(
-    dialect: sa.Dialect, implementation: Any, process: Callable[[Any], Any]
-) -> _LastValue:
-    """A batch binds one clock reading (`txn.now`) in many rows of several statements, and
-    SQLite's datetime formatting costs microseconds each: it is done once per batch."""
-    key = (dialect.name, dialect.driver, repr(implementation))  # repr: the format's options
-    found = _DATETIME_BINDS.get(key)
-    if found is None:
-        found = _DATETIME_BINDS[key] = _LastValue(process)
-    return found
-
-
-class _LastValue:
-    """A bind processor that remembers its last value and what it made of it."""
-
-    __slots__ = ("process", "last")
-
-    def __init__(self, process: Callable[[Any], Any]) -> None:
-        self.process = process
-        self.last: tuple[Any, Any] = (None, None)  # (value, processed): one object, so a
-        # thread reading it while another replaces it sees one pair or the other
-
-    def __call__(self, value: Any) -> Any:
-        last = self.last
-        if value is last[0] and value is not None:
-            return last[1]
-        processed = self.process(value)
-        self.last = (value, processed)
-        return processed
-
-
-def _taker(
-    names: tuple[str, ...], constants: dict[str, Any]
-) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """A function giving a parameter dict's values in the SQL's order, constants in place."""
-    if constants:
-        return lambda row: tuple(constants[n] if n in constants else row[n] for n in names)
-    if len(names) == 1:
-        single = names[0]
-        return lambda row: (row[single],)
-    return operator.itemgetter(*names)
 
 
 def _run_sync_group(group: list[_Job], txn: SyncTxn) -> list[Any]:
