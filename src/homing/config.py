@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     tls_cert_file: Path | None = None  # PEM certificate chain
     tls_key_file: Path | None = None  # PEM private key
     tls_reload_interval: float = Field(default=60.0, gt=0)  # seconds between mtime checks
+    # The certificate by ACME DNS-01 for tls_names (in zones served here), into the files above.
+    acme_directory: str | None = None  # the CA's directory URL; unset: the files are yours
+    acme_email: str | None = None
+    acme_ca_file: Path | None = None  # PEM bundle trusted for the directory's HTTPS
+    tls_names: list[str] = Field(default_factory=list, max_length=100)
+    acme_renew_before: int = Field(default=30 * 86400, ge=0)  # seconds before expiry
+    acme_check_interval: float = Field(default=43200.0, gt=0, le=86400)  # seconds
+    acme_dns_wait: float = Field(default=60.0, gt=0, le=3600)  # for our DNS to serve the TXT
     # /metrics: from these client networks, or anywhere with "Authorization: Bearer TOKEN"
     metrics_allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     metrics_token: SecretStr | None = None
@@ -126,6 +134,8 @@ class Settings(BaseSettings):
             raise ValueError("smtp_starttls and smtp_tls exclude each other: choose one")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.acme_directory and (self.tls_cert_file is None or not self.tls_names):
+            raise ValueError("acme_directory needs tls_cert_file, tls_key_file and tls_names")
         if (self.smtp_user is None) != (self.smtp_password is None):
             raise ValueError("smtp_user and smtp_password go together")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):

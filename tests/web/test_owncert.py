@@ -1,0 +1,176 @@
+"""The service's own HTTPS certificate by ACME: `homing serve` with HOMING_ACME_DIRECTORY
+gets it from a real CA (Debian's pebble, validating DNS-01 against homing's own DNS),
+serves it, and renews it when it is near expiry, the reloader serving the new one."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import ssl
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from homing.config import Settings
+from homing.service import owncert
+from tests import peers
+from tests.e2e.conftest import LOOPBACK, ZONE, Server, _free_tcp_port, module_server
+from tests.e2e.test_acme import _self_signed
+
+NAME = f"ddns.{ZONE}"
+WAIT = 120.0  # seconds for an issuance (or a renewal) to be served, on a loaded machine
+
+pytestmark = pytest.mark.timeout(400)
+
+
+def _pebble(
+    base: Path, cert: Path, port: int, management: int, dns_port: int
+) -> subprocess.Popen[bytes]:
+    """Debian's pebble on `port`, resolving (so validating DNS-01) at homing's DNS only."""
+    program = peers.program("pebble")
+    config = base / "pebble.json"
+    config.write_text(
+        json.dumps(
+            {
+                "pebble": {
+                    "listenAddress": f"{LOOPBACK}:{port}",
+                    "managementListenAddress": f"{LOOPBACK}:{management}",
+                    "certificate": str(cert),
+                    "privateKey": str(base / "key.pem"),
+                    "httpPort": _free_tcp_port(),
+                    "tlsPort": _free_tcp_port(),
+                    "ocspResponderURL": "",
+                    "externalAccountBindingRequired": False,
+                }
+            }
+        )
+    )
+    with (base / "pebble.log").open("wb") as log:
+        return subprocess.Popen(
+            [program, "-config", str(config), "-dnsserver", f"{LOOPBACK}:{dns_port}"],
+            env=dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_VA_ALWAYS_VALID="0"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path, bytes]]:
+    """homing with its own certificate from pebble (renewed at every check: "near expiry"
+    is anything under ten years), pebble, and pebble's root certificate."""
+    base = tmp_path_factory.mktemp("owncert")
+    (base / "pebble").mkdir()
+    (base / "homing").mkdir()
+    ca, pebble_cert = _self_signed(base / "pebble")  # pebble's HTTPS, trusted by homing
+    port, management = _free_tcp_port(), _free_tcp_port()
+    tls = base / "tls"
+    tls.mkdir()
+    settings = {
+        "HOMING_ACME_DIRECTORY": f"https://{LOOPBACK}:{port}/dir",
+        "HOMING_ACME_EMAIL": "operator@example.org",
+        "HOMING_ACME_CA_FILE": str(ca),
+        "HOMING_TLS_NAMES": json.dumps([NAME]),
+        "HOMING_TLS_CERT_FILE": str(tls / "cert.pem"),
+        "HOMING_TLS_KEY_FILE": str(tls / "key.pem"),
+        "HOMING_TLS_RELOAD_INTERVAL": "0.2",
+        "HOMING_ACME_CHECK_INTERVAL": "1",
+        "HOMING_ACME_RENEW_BEFORE": str(10 * 365 * 86400),
+    }
+    with module_server(base / "homing", **settings) as server:
+        pebble = _pebble(base / "pebble", pebble_cert, port, management, server.dns_port)
+        try:
+            server.ensure_zone(ZONE)  # until the name's zone exists, attempts fail and retry
+            deadline = time.monotonic() + 30
+            while True:  # pebble prints no ready line: its management port answering is the event
+                assert pebble.poll() is None, (base / "pebble" / "pebble.log").read_text()
+                try:
+                    root = httpx.get(
+                        f"https://{LOOPBACK}:{management}/roots/0",
+                        verify=ssl.create_default_context(cafile=ca),
+                    )
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "pebble did not listen"
+                    time.sleep(0.1)
+            yield server, tls, root.content
+        finally:
+            peers.stop(pebble, 10)
+
+
+def _served_certificate(server: Server, root: bytes) -> x509.Certificate | None:
+    """The certificate homing's HTTPS port presents for NAME, if it verifies against
+    pebble's root (None while the placeholder is served)."""
+    context = ssl.create_default_context(cadata=root.decode())
+    try:
+        with (
+            socket.create_connection((LOOPBACK, server.http_port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=NAME) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except ssl.SSLCertVerificationError:
+        return None
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def _await_served(
+    server: Server, root: bytes, unlike: x509.Certificate | None = None
+) -> x509.Certificate:
+    """Until HTTPS serves a certificate from pebble (other than `unlike`), bounded."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        cert = _served_certificate(server, root)
+        if cert is not None and (unlike is None or cert.serial_number != unlike.serial_number):
+            return cert
+        assert server.running, server.stderr_text()
+        assert time.monotonic() < deadline, server.stderr_text()[-3000:]
+        time.sleep(0.2)  # issuance happens in homing and pebble: no event reaches the test
+
+
+def test_serve_gets_its_certificate_and_renews_it(served: tuple[Server, Path, bytes]) -> None:
+    server, tls, root = served
+    first = _await_served(server, root)
+    san = first.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [NAME]
+    assert stat.S_IMODE((tls / "key.pem").stat().st_mode) == 0o600
+    # The service answers over it, verified against pebble's root for its name.
+    verify = ssl.create_default_context(cadata=root.decode())
+    with httpx.Client(verify=verify) as client:
+        url = f"https://{LOOPBACK}:{server.http_port}/checkip"
+        answer = client.request("GET", url, extensions={"sni_hostname": NAME})
+    assert answer.status_code == 200 and f"Current IP Address: {LOOPBACK}<" in answer.text
+    # Renewal: the next check finds it "near expiry", a new one replaces the files and
+    # the reloader serves it, with no restart.
+    second = _await_served(server, root, unlike=first)
+    assert second.issuer == first.issuer  # pebble's intermediate, not a placeholder
+    assert server.running
+
+
+def test_placeholder_then_renewal_reasons(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        acme_directory="https://ca.invalid/dir",
+        tls_names=[NAME],
+        tls_cert_file=tmp_path / "cert.pem",
+        tls_key_file=tmp_path / "key.pem",
+    )
+    plan = owncert.Plan.from_settings(settings)
+    assert plan is not None
+    now = datetime.datetime.now(datetime.UTC)
+    assert owncert.renewal_reason(plan, now) is not None  # no file
+    assert owncert.ensure_placeholder(plan) is True
+    assert owncert.ensure_placeholder(plan) is False  # a pair is there: kept
+    assert stat.S_IMODE(plan.key.stat().st_mode) == 0o600
+    assert owncert.renewal_reason(plan, now) == "the placeholder is served"
+    key = serialization.load_pem_private_key(plan.key.read_bytes(), password=None)
+    cert = x509.load_pem_x509_certificate(plan.cert.read_bytes())
+    assert cert.public_key() == key.public_key()
