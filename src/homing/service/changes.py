@@ -145,6 +145,8 @@ def apply_changes_sync(
     # Nothing DNS could not serve is committed: such a row would stop the zone's followers
     # and every later change behind it. Addresses cost an inet_pton; other types a render.
     check_servable(new for _, new, _, _ in changed)
+    # A signed zone's RRSIGs, NSEC3 chain and SOA signature go with the change.
+    changed = signing.sign_changes(txn, zone.id, zone.name, changed)
     conn = txn.conn
     deleted = [new for _, new, _, _ in changed if not new.rdatas]
     inserted = [new for old, new, _, _ in changed if old is None]
@@ -251,3 +253,4 @@ async def apply_change(
 
 # reverse.py builds on this module's writes; imported last so either module may load first.
 from homing.service import reverse  # noqa: E402
+from homing.dnssec import changes as signing  # noqa: E402

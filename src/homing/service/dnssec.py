@@ -1,0 +1,227 @@
+"""DNSSEC use cases: signing on and off, DS for the parent, signatures renewed before expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from homing.dnssec import changes
+from homing.dnssec.keys import (
+    ACTIVE,
+    DEFAULT_ALGORITHM,
+    DnssecError,
+    ZoneKey,
+    add_key_sync,
+    algorithm_number,
+    dnskey_texts,
+    ds_texts,
+    zone_keys_sync,
+)
+from homing.dnssec.signer import NSEC3PARAM, OWN_TYPES, RESIGN_BEFORE, Signer, covered, expiration
+from homing.domain.names import normalize
+from homing.domain.records import RRsetValue
+from homing.service.changes import ZoneRef, apply_changes_sync
+from homing.service.zones import own_records, zone_row
+from homing.store.db import Database, SyncTxn, Txn
+from homing.store.schema import dnssec_keys, rrsets, zones
+
+log = logging.getLogger(__name__)
+
+# The types signing adds to a zone, removed again when it is turned off.
+SIGNING_TYPES = frozenset({*OWN_TYPES, "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY"})
+# Owners re-signed per transaction by the periodic job: a large zone's refresh is spread
+# over several short transactions, never one long one.
+RESIGN_BATCH = 1000
+DNSKEY_TTL = 3600
+_MAX_BATCHES = 10_000  # a bound on one pass: ten million owners
+
+
+@dataclass(frozen=True)
+class Signing:
+    """What turning signing on or off did."""
+
+    zone: str
+    keys: int
+    changed: int  # RRsets written (signatures, NSEC3 records, DNSKEY...)
+
+
+async def enable(
+    db: Database, name: str, *, algorithm: str = DEFAULT_ALGORITHM, split: bool = False
+) -> Signing:
+    """Sign the zone: new keys (a CSK, or a KSK and a ZSK with `split`), then every RRset
+    signed and the NSEC3 chain built, in one transaction."""
+    zone_name = normalize(name)
+    number = algorithm_number(algorithm)
+
+    async def unit(txn: Txn) -> Signing:
+        ref = own_records(await zone_row(txn.conn, zone_name), "signatures")
+        return await txn.run_sync(lambda sync: _enable(sync, ref, number, split))
+
+    return await db.write(unit)
+
+
+def _enable(txn: SyncTxn, ref: ZoneRef, algorithm: int, split: bool) -> Signing:
+    if zone_keys_sync(txn.conn, ref.id):
+        raise DnssecError(f"zone {ref.name} is signed already")
+    for role in ("ksk", "zsk") if split else ("csk",):
+        add_key_sync(txn.conn, ref.id, role, algorithm, ACTIVE, txn.now)
+    keys = zone_keys_sync(txn.conn, ref.id)
+    minimum = txn.conn.scalar(sa.select(zones.c.minimum).where(zones.c.id == ref.id))
+    values = key_rrsets(ref.name, keys, int(minimum or 0))
+    with changes.everything():
+        entries = apply_changes_sync(txn, ref, values, actor=changes.ACTOR, via=changes.ACTOR)
+    return Signing(ref.name, len(keys), len(entries))
+
+
+def key_rrsets(zone: str, keys: list[ZoneKey], ttl: int) -> list[RRsetValue]:
+    """The apex RRsets the keys make: DNSKEY and NSEC3PARAM (with the zone's negative TTL)."""
+    return [
+        RRsetValue(zone, "DNSKEY", DNSKEY_TTL, dnskey_texts(keys)),
+        RRsetValue(zone, "NSEC3PARAM", ttl, (NSEC3PARAM,)),
+    ]
+
+
+async def disable(db: Database, name: str) -> Signing:
+    """Stop signing: the keys, signatures, NSEC3 chain and DNSKEY go in one transaction.
+
+    The parent's DS must be gone (and its TTL passed) first, or validating resolvers
+    take the zone for bogus: docs/dnssec.md.
+    """
+    zone_name = normalize(name)
+
+    async def unit(txn: Txn) -> Signing:
+        ref = own_records(await zone_row(txn.conn, zone_name), "signatures")
+        return await txn.run_sync(lambda sync: _disable(sync, ref))
+
+    return await db.write(unit)
+
+
+def _disable(txn: SyncTxn, ref: ZoneRef) -> Signing:
+    conn = txn.conn
+    count = conn.execute(sa.delete(dnssec_keys).where(dnssec_keys.c.zone_id == ref.id)).rowcount
+    if not count:
+        raise DnssecError(f"zone {ref.name} is not signed")
+    rows = conn.execute(
+        sa.select(rrsets.c.name, rrsets.c.rtype).where(
+            rrsets.c.zone_id == ref.id, rrsets.c.rtype.in_(sorted(SIGNING_TYPES))
+        )
+    ).all()
+    values = [RRsetValue(r.name, r.rtype, 0) for r in rows]
+    entries = apply_changes_sync(txn, ref, values, actor=changes.ACTOR, via=changes.ACTOR)
+    return Signing(ref.name, count, len(entries))
+
+
+async def ds_records(db: Database, name: str) -> list[str]:
+    """The DS records (SHA-256) the parent should publish, as zone-file lines."""
+    zone_name = normalize(name)
+
+    async def unit(txn: Txn) -> list[str]:
+        row = await zone_row(txn.conn, zone_name)
+        keys = await txn.run_sync(lambda sync: zone_keys_sync(sync.conn, row.id))
+        if not keys:
+            raise DnssecError(f"zone {zone_name} is not signed: homing zone set {name} --dnssec on")
+        return [f"{zone_name}. IN DS {text}" for text in ds_texts(zone_name, keys)]
+
+    return await db.write(unit)
+
+
+async def resign_due(db: Database, *, batch: int = RESIGN_BATCH) -> int:
+    """Re-sign, in every signed zone, the owners with a signature due (fewer than
+    RESIGN_BEFORE seconds left); at most `batch` owners a transaction. How many owners."""
+
+    async def signed(conn: AsyncConnection) -> list[tuple[int, str]]:
+        rows = await conn.execute(
+            sa.select(zones.c.id, zones.c.name)
+            .where(zones.c.id.in_(sa.select(dnssec_keys.c.zone_id)))
+            .order_by(zones.c.id)
+        )
+        return [(r.id, r.name) for r in rows]
+
+    total = 0
+    for zone_id, zone_name in await db.read(signed):
+        ref = ZoneRef(zone_id, zone_name)
+
+        async def unit(txn: Txn, ref: ZoneRef = ref) -> int:
+            return await txn.run_sync(lambda sync: _resign_sync(sync, ref, batch))
+
+        for _ in range(_MAX_BATCHES):
+            done = await db.write(unit)
+            total += done
+            if done < batch:
+                break
+    return total
+
+
+def _resign_sync(txn: SyncTxn, ref: ZoneRef, batch: int) -> int:
+    conn = txn.conn
+    keys = zone_keys_sync(conn, ref.id)
+    if not keys:
+        return 0
+    now = txn.now.timestamp()
+    horizon = now + RESIGN_BEFORE
+    due: list[str] = []
+    rows = conn.execute(
+        sa.select(rrsets.c.name, rrsets.c.rdatas).where(
+            rrsets.c.zone_id == ref.id, rrsets.c.rtype == "RRSIG", rrsets.c.name != ref.name
+        )
+    )
+    for row in rows:
+        if any(expiration(s) < horizon for s in RRsetValue.decode_rdatas(row.rdatas)):
+            due.append(row.name)
+            if len(due) >= batch:
+                break
+    if not due:
+        # The apex's signatures are renewed by any change: make one if they are due.
+        apex = conn.execute(
+            sa.select(rrsets.c.rdatas).where(
+                rrsets.c.zone_id == ref.id, rrsets.c.rtype == "RRSIG", rrsets.c.name == ref.name
+            )
+        ).scalar()
+        if apex is not None and any(
+            expiration(s) < horizon for s in RRsetValue.decode_rdatas(apex)
+        ):
+            _touch_apex(txn, ref)
+        return 0
+    signer = Signer(ref.name, keys, now)
+    stored: dict[str, dict[str, RRsetValue]] = {}
+    for r in conn.execute(
+        sa.select(rrsets.c.name, rrsets.c.rtype, rrsets.c.ttl, rrsets.c.rdatas).where(
+            rrsets.c.zone_id == ref.id, rrsets.c.name.in_(due)
+        )
+    ):
+        value = RRsetValue(r.name, r.rtype, r.ttl, RRsetValue.decode_rdatas(r.rdatas))
+        stored.setdefault(r.name, {})[r.rtype] = value
+    values = []
+    for name in due:
+        node = stored.get(name, {})
+        old = node.get("RRSIG")
+        if old is None:
+            continue
+        types = sorted({covered(s) for s in old.rdatas} & set(node))
+        sigs = [s for t in types for s in signer.signatures(node[t])]
+        values.append(RRsetValue(name, "RRSIG", old.ttl, tuple(sorted(sigs))))
+    apply_changes_sync(txn, ref, values, actor=changes.ACTOR, via=changes.ACTOR)
+    return len(due)
+
+
+def _touch_apex(txn: SyncTxn, ref: ZoneRef) -> None:
+    """Re-sign the apex's due signatures: asking for its RRSIG RRset to go is a change, and
+    the signer puts it back, made afresh."""
+    values = [RRsetValue(ref.name, "RRSIG", 0)]
+    apply_changes_sync(txn, ref, values, actor=changes.ACTOR, via=changes.ACTOR)
+
+
+async def maintain(db: Database, interval: float) -> None:
+    """The leader's periodic job: signatures refreshed before they expire."""
+    while True:
+        try:
+            count = await resign_due(db)
+            if count:
+                log.info("dnssec: %d owners re-signed", count)
+        except Exception:
+            log.exception("dnssec: re-signing failed; retrying")
+        await asyncio.sleep(interval)  # a periodic job, like group ageing

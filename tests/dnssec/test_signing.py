@@ -1,0 +1,109 @@
+"""Signing in the store: turning it on signs the whole zone; every later change brings its
+signatures and keeps the NSEC3 chain complete, in the same transaction and journal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from homing.domain.records import RRsetValue
+from homing.service import dnssec, zones
+from homing.service.changes import apply_changes
+from homing.service.zones import zone_row
+from homing.store.db import Database, Txn
+from homing.store.schema import journal
+from homing.store.schema import zones as zones_table
+from tests.dnssec.zonecheck import check_signed, ldns_verify, zone_text
+
+ZONE = "signed.example"
+
+
+async def put(db: Database, *values: RRsetValue) -> None:
+    async def unit(txn: Txn) -> None:
+        row = await zone_row(txn.conn, ZONE)
+        await apply_changes(txn, zones.ZoneRef(row.id, ZONE), values, actor="test", via="test")
+
+    await db.write(unit)
+
+
+async def serial(db: Database) -> int:
+    return int(
+        await db.read(
+            lambda conn: conn.scalar(
+                sa.select(zones_table.c.serial).where(zones_table.c.name == ZONE)
+            )
+        )
+    )
+
+
+@pytest.fixture
+async def zone(db: Database) -> Database:
+    await zones.add_zone(db, ZONE, ns=["ns1.signed.example"], rname="hostmaster.signed.example")
+    await put(
+        db,
+        RRsetValue(f"ns1.{ZONE}", "A", 300, ("192.0.2.53",)),
+        RRsetValue(f"h1.{ZONE}", "A", 60, ("192.0.2.1",)),
+        RRsetValue(f"h1.{ZONE}", "AAAA", 60, ("2001:db8::1",)),
+        RRsetValue(f"_acme-challenge.h1.{ZONE}", "TXT", 60, ('"token"',)),
+        RRsetValue(f"a.b.c.{ZONE}", "TXT", 60, ('"deep"',)),
+    )
+    return db
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["csk", "ksk+zsk"])
+async def test_turning_signing_on_signs_every_rrset(
+    zone: Database, tmp_path: Path, split: bool
+) -> None:
+    done = await dnssec.enable(zone, ZONE, split=split)
+    assert done.keys == (2 if split else 1)
+    text = await zone_text(zone, ZONE)
+    check_signed(text, ZONE)
+    ldns_verify(text, tmp_path)
+    ds = await dnssec.ds_records(zone, ZONE)
+    assert len(ds) == 1 and ds[0].startswith(f"{ZONE}. IN DS ") and " 13 2 " in ds[0]
+
+
+async def test_changes_keep_the_zone_signed_and_the_chain_whole(
+    zone: Database, tmp_path: Path
+) -> None:
+    await dnssec.enable(zone, ZONE)
+    steps = [
+        [RRsetValue(f"h1.{ZONE}", "A", 60, ("198.51.100.7",))],  # an address moves
+        [RRsetValue(f"h2.{ZONE}", "A", 60, ("192.0.2.2",))],  # a new owner
+        [RRsetValue(f"x.y.z.{ZONE}", "A", 60, ("192.0.2.3",))],  # with empty non-terminals
+        [RRsetValue(f"h1.{ZONE}", "AAAA", 60)],  # a type goes
+        [RRsetValue(f"a.b.c.{ZONE}", "TXT", 60)],  # a deep owner goes, its ENTs with it
+        [RRsetValue(f"h1.{ZONE}", "A", 300, ("198.51.100.7",))],  # a TTL alone
+        [
+            RRsetValue(f"child.{ZONE}", "NS", 3600, (f"ns.child.{ZONE}.",)),  # a delegation
+            RRsetValue(f"ns.child.{ZONE}", "A", 3600, ("192.0.2.9",)),  # its glue
+            RRsetValue(f"child.{ZONE}", "DS", 3600, ("12345 13 2 " + "ab" * 32,)),
+        ],
+        [RRsetValue(f"h2.{ZONE}", "A", 60), RRsetValue(f"h3.{ZONE}", "A", 60, ("192.0.2.4",))],
+        [RRsetValue(f"child.{ZONE}", "NS", 3600), RRsetValue(f"child.{ZONE}", "DS", 3600)],
+    ]
+    for values in steps:
+        before = await serial(zone)
+        await put(zone, *values)
+        text = await zone_text(zone, ZONE)
+        check_signed(text, ZONE)
+        after = await serial(zone)
+        rows = await zone.read(
+            lambda conn, before=before: conn.scalar(
+                sa.select(sa.func.count()).select_from(journal).where(journal.c.serial > before)
+            )
+        )
+        assert rows == after - before, "one journal row per serial, signatures included"
+    ldns_verify(await zone_text(zone, ZONE), tmp_path)
+
+
+async def test_turning_signing_off_removes_what_it_added(zone: Database) -> None:
+    unsigned = await zone_text(zone, ZONE)
+    await dnssec.enable(zone, ZONE)
+    await dnssec.disable(zone, ZONE)
+    text = await zone_text(zone, ZONE)
+    assert text.split("\n")[1:] == unsigned.split("\n")[1:]  # the SOA's serial moved
+    with pytest.raises(dnssec.DnssecError):
+        await dnssec.ds_records(zone, ZONE)
