@@ -428,3 +428,14 @@ dnssec_keys = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("changed_at", Timestamp, nullable=False),
 )
+
+query_counts = sa.Table(
+    # DNS queries a node answered in each bucket (Unix time of its start, a multiple of
+    # service.querycounts.BUCKET): every worker adds its own count once per bucket; rows
+    # older than a day and a bucket are pruned.
+    "query_counts",
+    metadata,
+    sa.Column("bucket", sa.BigInteger, primary_key=True),
+    sa.Column("node", sa.String(64), primary_key=True),
+    sa.Column("queries", sa.BigInteger, nullable=False),
+)
