@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ class Settings(BaseSettings):
     metrics_allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     metrics_token: SecretStr | None = None
     log_format: str = Field(default="text", pattern="^(text|json)$")  # json: one object a line
+    # This node's name where several share a store (the overview's DNS query chart).
+    node_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
 
     # dyndns2 and abuse rules
     max_hosts_per_request: int = 20

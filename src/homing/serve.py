@@ -25,7 +25,7 @@ from homing.dns.push import Pusher, PushWatch
 from homing.dns.rrl import RateLimiter
 from homing.dns.secondary import ForwardedNotify, Secondaries
 from homing.dns.server import limited_count, parse_listen, query_count, start_dns
-from homing.service import owncert
+from homing.service import owncert, querycounts
 from homing.service.challenges import expire as expire_challenges
 from homing.service.context import Homing
 from homing.service.figures import QueryMeter
@@ -239,6 +239,9 @@ async def serve(homing: Homing) -> None:
         asyncio.create_task(access.run(), name="tsig-keys"),
         asyncio.create_task(_meter_queries(homing, settings.data_dir / "run"), name="dns-meter"),
     ]
+    # This process's DNS queries, added to the store's count per bucket (the 24-hour chart).
+    counting = querycounts.record(homing.db, settings.node_name, query_count)
+    background.append(asyncio.create_task(counting, name="query-counts"))
     if worker is not None:
         background.append(
             asyncio.create_task(

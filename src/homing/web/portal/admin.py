@@ -18,7 +18,8 @@ from homing.domain.errors import NotFound
 from homing.service import admin, reverse
 from homing.service.accounts import Account
 from homing.service.activity import address_changes_by_hour
-from homing.web.portal.charts import bar_chart
+from homing.service.querycounts import queries_by_hour
+from homing.web.portal.charts import bar_chart, queries_chart
 from homing.web.portal.pages import MAX_FIELD, FieldError, Portal, form_text
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class AdminPages:
         rrl_rate = self.portal.homing.settings.rrl_rate
         hourly = await address_changes_by_hour(self.db, figures.at)
         context = {
+            "queries_chart": queries_chart(*await queries_by_hour(self.db)),
             "changes_chart": bar_chart(
                 hourly.starts, hourly.counts, label="Address changes per hour, last 24 hours"
             ),

@@ -7,6 +7,8 @@ from html import escape
 
 from markupsafe import Markup
 
+from homing.service.activity import Hourly
+
 WIDTH = 480
 HEIGHT = 120
 TOP = 14  # room for the maximum's label
@@ -38,3 +40,12 @@ def bar_chart(starts: list[datetime], counts: list[int], *, label: str) -> Marku
     parts.append(f'<text x="0" y="10" class="axis">{peak} per hour</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def queries_chart(hourly: Hourly, nodes: dict[str, int]) -> Markup:
+    """DNS queries per hour over every node, and each node's share in words."""
+    chart = bar_chart(hourly.starts, hourly.counts, label="DNS queries per hour, last 24 hours")
+    shares = ", ".join(f"{escape(node)}: {count:,}" for node, count in nodes.items())
+    return chart + Markup(
+        f'<p class="muted small" data-figure="nodes">per node: {shares or "none yet"}</p>'
+    )
