@@ -23,8 +23,9 @@ from homing.dns.answer import Responder
 from homing.dns.dispatch import Dispatcher
 from homing.dns.index import ZoneIndex
 from homing.dns.refresh import State
-from homing.dns.secondary import Secondaries, ZoneCopy
+from homing.dns.secondary import Secondaries
 from homing.dns.server import DnsServer, start_dns
+from homing.dns.zonecopy import ZoneCopy
 from homing.domain.errors import SecondaryZone
 from homing.domain.records import RRsetValue, ZoneMeta
 from homing.service import zones
@@ -290,7 +291,7 @@ def test_index_replace_moves_rrsets_and_serial_in_one_step() -> None:
 async def test_workers_pass_an_accepted_notify_on(tmp_path: Path) -> None:
     """With --workers, a NOTIFY another worker accepted reaches worker 0 (SiblingWake)."""
     from homing.dns.access import Access, ZoneAccess
-    from homing.dns.secondary import ForwardedNotify
+    from homing.dns.notifyjudge import ForwardedNotify
     from homing.workers import SiblingWake
 
     zones_to_check: asyncio.Queue[str] = asyncio.Queue()

@@ -17,35 +17,32 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
 import dns.name
-import dns.node
 import dns.rcode
-import dns.rdataclass
-import dns.rdataset
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import dns.tsig
 import dns.xfr
-import dns.zone
 
 from homing.dns.access import Access, AccessLoader, ZoneAccess
 from homing.dns.index import ZoneIndex
+from homing.dns.notifyjudge import ForwardedNotify, judge_notify
 from homing.dns.refresh import Action, Event, Refresh, State, Timers
 from homing.dns.tsig import ScopedKey
 from homing.dns.xfr import newer
-from homing.domain.records import RRsetValue, ZoneMeta
+from homing.dns.zonecopy import ZoneCopy
+from homing.domain.records import ZoneMeta
 from homing.service.secondary import SecondaryCopy, load_secondaries, mark_refreshed, save_transfer
 from homing.store.db import Database
 
-__all__ = ["ForwardedNotify", "Secondaries", "TransferFailed", "ZoneCopy", "judge_notify"]
+__all__ = ["ForwardedNotify", "LastTransfer", "Secondaries", "TransferFailed", "judge_notify"]
 
 log = logging.getLogger(__name__)
 
@@ -55,128 +52,6 @@ SOA_ATTEMPTS = 3  # UDP tries of one SOA check, `soa_timeout` each
 
 class TransferFailed(Exception):
     """The primary could not be asked, or its answer was refused; the copy is unchanged."""
-
-
-@dataclass
-class _Commit:
-    """What one transfer changed in a ZoneCopy."""
-
-    full: bool  # the whole zone came (AXFR, or an IXFR answered with the whole zone)
-    changed: set[dns.name.Name]
-    before: dict[dns.name.Name, dns.node.Node | None]
-
-
-class ZoneCopy(dns.zone.Zone):
-    """A dnspython zone that remembers what its last committed transaction changed.
-
-    dnspython copies a node on its first write in a transaction, so the names written
-    and their nodes from before are known at commit: the difference to store and serve.
-    """
-
-    def __init__(self, origin: dns.name.Name) -> None:
-        super().__init__(origin, dns.rdataclass.IN, relativize=False)
-        self.last: _Commit | None = None
-
-    def _commit_version(self, txn: Any, version: Any, origin: Any) -> None:
-        changed = set(version.changed)
-        before = {} if txn.replacement else {name: self.nodes.get(name) for name in changed}
-        self.last = _Commit(bool(txn.replacement), changed, before)
-        super()._commit_version(txn, version, origin)  # type: ignore[no-untyped-call]
-
-    @classmethod
-    def build(cls, meta: ZoneMeta, serial: int, values: Iterable[RRsetValue]) -> ZoneCopy:
-        """The copy as the store has it."""
-        origin = dns.name.from_text(meta.name)
-        copy = cls(origin)
-        with copy.writer() as txn:
-            txn.add(origin, meta.soa_ttl, _soa_rdata(meta, serial))
-            for value in values:
-                rdataset = dns.rdataset.from_text_list(
-                    dns.rdataclass.IN, value.rtype, value.ttl, list(value.rdatas)
-                )
-                txn.add(dns.name.from_text(value.name), rdataset)
-        copy.last = None
-        return copy
-
-    def soa(self) -> tuple[dns.rdtypes.ANY.SOA.SOA, int] | None:
-        """The SOA rdata and its TTL, or None in a copy that has none."""
-        assert self.origin is not None
-        rdataset = self.get_rdataset(self.origin, _SOA)
-        if not rdataset:
-            return None
-        rdata = rdataset[0]
-        assert isinstance(rdata, dns.rdtypes.ANY.SOA.SOA)
-        return rdata, rdataset.ttl
-
-    def meta(self, name: str) -> ZoneMeta:
-        """The SOA parameters, as the zone index and the store keep them."""
-        found = self.soa()
-        assert found is not None
-        soa, ttl = found
-        return ZoneMeta(
-            name=name,
-            mname=soa.mname.to_text(),
-            rname=soa.rname.to_text(),
-            refresh=soa.refresh,
-            retry=soa.retry,
-            expire=soa.expire,
-            minimum=soa.minimum,
-            soa_ttl=ttl,
-        )
-
-    def values(self) -> list[RRsetValue]:
-        """Every RRset but the apex SOA."""
-        out = []
-        for name, node in self.nodes.items():
-            out.extend(_node_values(name, node, skip_soa=name == self.origin))
-        return out
-
-    def changes(self) -> list[RRsetValue]:
-        """The RRsets the last incremental transaction set or deleted (empty rdatas)."""
-        assert self.last is not None and not self.last.full
-        out: list[RRsetValue] = []
-        for name in self.last.changed:
-            old = self.last.before.get(name)
-            new = self.nodes.get(name)
-            apex = name == self.origin
-            old_values = {(v.rtype): v for v in _node_values(name, old, skip_soa=apex)}
-            new_values = {(v.rtype): v for v in _node_values(name, new, skip_soa=apex)}
-            for rtype, value in new_values.items():
-                if old_values.get(rtype) != value:
-                    out.append(value)
-            for rtype, value in old_values.items():
-                if rtype not in new_values:
-                    out.append(RRsetValue(value.name, rtype, value.ttl, ()))
-        return out
-
-
-def _node_values(
-    name: dns.name.Name, node: dns.node.Node | None, *, skip_soa: bool
-) -> list[RRsetValue]:
-    if node is None:
-        return []
-    owner = str(name.to_text(omit_final_dot=True)).lower()
-    out = []
-    for rdataset in node.rdatasets:
-        if skip_soa and rdataset.rdtype == _SOA:
-            continue
-        texts = tuple(sorted(rdata.to_text() for rdata in rdataset))
-        out.append(RRsetValue(owner, dns.rdatatype.to_text(rdataset.rdtype), rdataset.ttl, texts))
-    return out
-
-
-def _soa_rdata(meta: ZoneMeta, serial: int) -> dns.rdtypes.ANY.SOA.SOA:
-    return dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]  # untyped in dnspython
-        dns.rdataclass.IN,
-        _SOA,
-        dns.name.from_text(meta.mname),
-        dns.name.from_text(meta.rname),
-        serial,
-        meta.refresh,
-        meta.retry,
-        meta.expire,
-        meta.minimum,
-    )
 
 
 def _timers(meta: ZoneMeta) -> Timers:
@@ -303,7 +178,14 @@ class Secondaries:
                 await task
 
     def _access_changed(self, access: Access) -> None:
-        """Keys and zone settings were reloaded: pick up new zones and changed primaries."""
+        """Keys and zone settings were reloaded: pick up new zones and changed primaries,
+        stop following zones deleted from the store."""
+        for name in [name for name in self.zones if name not in access.zones]:
+            gone = self.zones.pop(name)
+            if gone.task is not None:
+                gone.task.cancel()
+            self.index.drop_zone(name)
+            log.info("secondary zone %s deleted from the store: no longer transferred", name)
         for name, zone in self.zones.items():
             settings = access.zones.get(name)
             if settings is not None and settings != zone.settings:
@@ -516,41 +398,6 @@ class Secondaries:
                 assert isinstance(rdata, dns.rdtypes.ANY.SOA.SOA)
                 return int(rdata.serial)
         raise TransferFailed("SOA answer without the zone's SOA")
-
-
-def judge_notify(
-    zone_name: str, settings: ZoneAccess | None, peer: str, signer: ScopedKey | None
-) -> dns.rcode.Rcode:
-    """NOERROR for a NOTIFY from the zone's primary, signed with its key if it has one;
-    NOTAUTH when the zone is not a secondary zone here; REFUSED from anyone else."""
-    if settings is None or settings.primary is None:
-        return dns.rcode.Rcode.NOTAUTH
-    if peer.split("%", 1)[0] != settings.primary[0]:
-        log.info("NOTIFY of %s from %s refused: not its primary %s", zone_name, peer,
-                 settings.primary)  # fmt: skip
-        return dns.rcode.Rcode.REFUSED
-    wanted = settings.primary_key
-    if wanted is not None and (signer is None or signer.name != wanted):
-        log.info("NOTIFY of %s from %s refused: not signed with key %s", zone_name, peer,
-                 wanted)  # fmt: skip
-        return dns.rcode.Rcode.REFUSED
-    return dns.rcode.Rcode.NOERROR
-
-
-class ForwardedNotify:
-    """The NOTIFY judge of workers other than 0 (`serve --workers`): the same rules, and an
-    accepted NOTIFY is handed to worker 0, which pulls the secondary zones."""
-
-    def __init__(self, access: AccessLoader, forward: Callable[[str], None]) -> None:
-        self.access = access
-        self.forward = forward
-
-    def __call__(self, zone_name: str, peer: str, signer: ScopedKey | None) -> dns.rcode.Rcode:
-        rcode = judge_notify(zone_name, self.access.current.zones.get(zone_name), peer, signer)
-        if rcode == dns.rcode.Rcode.NOERROR:
-            log.info("NOTIFY of %s from %s accepted; passed on to worker 0", zone_name, peer)
-            self.forward(zone_name)
-        return rcode
 
 
 def _key_refused(key: dns.tsig.Key | None, exc: dns.tsig.PeerError) -> str:
