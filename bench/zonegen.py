@@ -6,8 +6,14 @@ The query mix is fixed: 80% existing A, 10% existing AAAA, 5% NXDOMAIN, 5% NODAT
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import itertools
 import random
+import sqlite3
 from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 ZONE = "bench.example.net"
@@ -71,3 +77,60 @@ def write_queries(
             kinds[kind] += 1
             out.write(line + "\n")
     return dict(kinds)
+
+
+def host_secret(i: int) -> str:
+    """Host i's update secret in a generated store: derived, so no list of 10M is kept."""
+    digest = hashlib.blake2b(str(i).encode(), key=b"homing-bench", digest_size=18).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def _batches(rows: Iterator[tuple[object, ...]], size: int) -> Iterator[list[tuple[object, ...]]]:
+    while batch := list(itertools.islice(rows, size)):
+        yield batch
+
+
+def fill_store(
+    db: Path, zone_id: int, owner_id: int, hosts: int, zone: str = ZONE, batch: int = 50_000
+) -> None:
+    """Add `hosts` hosts (A for all, AAAA for every tenth) to an SQLite store's zone by
+    streaming rows in batches: memory stays bounded whatever the count. The zone file
+    path (`homing zone import`) holds the whole zone in memory and writes a journal row
+    per record; a generated store has no journal for these names (the zone's serial
+    moves once, so `homing serve` loads it whole from its record sets)."""
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("PRAGMA cache_size=-262144")  # 256 MiB of page cache for the indexes
+
+        def records() -> Iterator[tuple[object, ...]]:
+            for i in range(hosts):
+                name = f"{host_name(i)}.{zone}"
+                yield (zone_id, name, "A", TTL, ipv4(i))
+                if has_aaaa(i):
+                    yield (zone_id, name, "AAAA", TTL, ipv6(i))
+
+        def host_rows() -> Iterator[tuple[object, ...]]:
+            for i in range(hosts):
+                secret_hash = hashlib.sha256(host_secret(i).encode()).hexdigest()
+                yield (f"{host_name(i)}.{zone}", zone_id, owner_id, secret_hash, TTL, created)
+
+        for rows in _batches(records(), batch):
+            conn.executemany(
+                "INSERT INTO rrsets (zone_id, name, rtype, ttl, rdatas) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.commit()
+        for rows in _batches(host_rows(), batch):
+            conn.executemany(
+                "INSERT INTO hosts (name, zone_id, owner_id, secret_hash, ttl, status,"
+                " nochg_count, badauth_count, created_at)"
+                " VALUES (?, ?, ?, ?, ?, 'active', 0, 0, ?)",
+                rows,
+            )
+            conn.commit()
+        conn.execute("UPDATE zones SET serial = serial + 1 WHERE id = ?", (zone_id,))
+        conn.commit()
+    finally:
+        conn.close()
