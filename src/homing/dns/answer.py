@@ -40,6 +40,7 @@ from homing.dns.cookies import CookieError, ServerCookies, find_cookie, split_co
 from homing.dns.index import Node, ZoneData, ZoneIndex
 from homing.dns.replies import DEFAULT_CACHE_SIZE, DEFAULT_REPLY_CACHE_SIZE, KeptAnswers, Prepared
 from homing.dns.resolution import METATYPE_RCODES, Resolution, resolve
+from homing.dns.signed import secure, signed
 from homing.dns.wire import (
     AA,
     COPIED_FLAGS,
@@ -250,10 +251,12 @@ class Responder:
             # The apex itself (SOA, NS, the serial) takes the slow path, and so do a
             # secondary zone without a usable copy (SERVFAIL, in resolve()) and names at
             # or below a zone cut (referrals, in resolve(), kept with the zone's answers).
+            # A signed zone's answers with DO carry RRSIGs and proofs: the slow path's.
             if (
                 apex
                 and not zone.meta.expired
                 and not (zone.cuts and zone.cut_of(name[:apex]) is not None)
+                and not (opt is OUR_OPT_DO and signed(zone))
             ):
                 key = name[:apex]
                 node = zone.owners.get(key)
@@ -301,6 +304,10 @@ class Responder:
             dns.rdatatype.RdataType.make(qtype),
             dns.rdataclass.RdataClass.make(qclass),
         )
+        if q.opt is OUR_OPT_DO and resolution.zone is not None:
+            zone = self.index.zones.get(resolution.zone)
+            if zone is not None and signed(zone):
+                secure(zone, resolution, qname)
         message = dns.message.Message(id=0)
         message.flags = QR | (AA if resolution.authoritative else 0)
         message.set_rcode(resolution.rcode)

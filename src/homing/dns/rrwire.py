@@ -113,6 +113,10 @@ def to_rrset(owner: dns.name.Name, rdtype: int, wire: bytes) -> dns.rrset.RRset:
         _, _, _, ttl, length = RR_HEAD.unpack_from(wire, pos)
         pos += RR_HEAD.size
         rdata = dns.rdata.from_wire(dns.rdataclass.IN, kind, wire, pos, length)
+        if kind == dns.rdatatype.RdataType.RRSIG:
+            # An owner's RRSIGs are kept as one RRset whatever they cover (homing.dnssec);
+            # dnspython would refuse the second covered type.
+            rrset.covers = rdata.covers()
         rrset.add(rdata, ttl)
         pos += length
     return rrset

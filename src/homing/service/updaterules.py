@@ -266,6 +266,8 @@ def address_alerts(batch: Batch, entries: list[JournalEntry]) -> None:
     """One address.changed per host whose A or AAAA the journal shows changed."""
     changed: dict[str, dict[str, Any]] = {}
     for entry in entries:
+        if entry.rtype not in ("A", "AAAA"):
+            continue  # a signed zone's RRSIG and NSEC3 records, written beside them
         if not alerts.channels_for(batch.hosts[entry.name], ADDRESS_CHANGED):
             continue  # its owner wants no word of it (the common case): nothing to build
         found = changed.setdefault(entry.name, {"old": [], "new": [], "via": entry.via})

@@ -1,0 +1,116 @@
+"""Answers from a signed zone, in process: with DO the RRSIGs of every RRset and the NSEC3
+records of each denial; without DO none of them, as before signing."""
+
+from __future__ import annotations
+
+import dns.dnssec
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+import sqlalchemy as sa
+
+from homing.dns.answer import Responder
+from homing.dns.index import ZoneIndex
+from homing.domain.records import RRsetValue
+from homing.service import dnssec, zones
+from homing.service.journal import stream_zone
+from homing.store.db import Database
+from homing.store.schema import zones as zones_table
+from tests.dnssec.test_signing import put
+
+ZONE = "signed.example"
+ORIGIN = dns.name.from_text(ZONE)
+
+
+@pytest.fixture
+async def responder(db: Database) -> Responder:
+    await zones.add_zone(db, ZONE, ns=[f"ns1.{ZONE}"], rname=f"hostmaster.{ZONE}")
+    await put(
+        db,
+        RRsetValue(f"ns1.{ZONE}", "A", 300, ("192.0.2.53",)),
+        RRsetValue(f"h1.{ZONE}", "A", 60, ("192.0.2.1",)),
+        RRsetValue(f"*.w.{ZONE}", "A", 60, ("192.0.2.7",)),
+        RRsetValue(f"a.b.{ZONE}", "TXT", 60, ('"deep"',)),
+        RRsetValue(f"child.{ZONE}", "NS", 3600, (f"ns.child.{ZONE}.",)),
+        RRsetValue(f"ns.child.{ZONE}", "A", 3600, ("192.0.2.9",)),
+    )
+    await dnssec.enable(db, ZONE)
+    index = ZoneIndex()
+
+    async def load(conn: sa.ext.asyncio.AsyncConnection) -> None:
+        zone_id = await conn.scalar(sa.select(zones_table.c.id).where(zones_table.c.name == ZONE))
+        await stream_zone(conn, zone_id, index)
+
+    await db.read(load)
+    return Responder(index)
+
+
+def ask(responder: Responder, name: str, rdtype: str, *, do: bool) -> dns.message.Message:
+    query = dns.message.make_query(name, rdtype, want_dnssec=do)
+    wire = responder.answer(query.to_wire(), tcp=True)
+    assert wire is not None
+    return dns.message.from_wire(wire)
+
+
+def keys(responder: Responder) -> dict[dns.name.Name, dns.rrset.RRset]:
+    found = ask(responder, ZONE, "DNSKEY", do=True).find_rrset(
+        dns.message.ANSWER, ORIGIN, 1, dns.rdatatype.DNSKEY
+    )
+    return {ORIGIN: found}
+
+
+def validated(message: dns.message.Message, section: list[dns.rrset.RRset], key: dict) -> set:
+    """The types of the RRsets in `section` that a signature there validates."""
+    good = set()
+    for rrset in section:
+        if rrset.rdtype == dns.rdatatype.RRSIG:
+            continue
+        sigs = [r for r in section if r.rdtype == dns.rdatatype.RRSIG and r.name == rrset.name]
+        for sig in sigs:
+            mine = [s for s in sig if s.type_covered == rrset.rdtype]
+            if mine:
+                dns.dnssec.validate(
+                    rrset, dns.rrset.from_rdata_list(rrset.name, rrset.ttl, mine), key
+                )
+                good.add((rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype)))
+    return good
+
+
+async def test_with_do_every_rrset_comes_signed(responder: Responder) -> None:
+    key = keys(responder)
+    reply = ask(responder, f"h1.{ZONE}", "A", do=True)
+    assert (f"h1.{ZONE}.", "A") in validated(reply, reply.answer, key)
+    plain = ask(responder, f"h1.{ZONE}", "A", do=False)
+    assert all(r.rdtype != dns.rdatatype.RRSIG for r in plain.answer)
+    wild = ask(responder, f"x.w.{ZONE}", "A", do=True)
+    assert (f"x.w.{ZONE}.", "A") in validated(wild, wild.answer, key)
+    assert any(r.rdtype == dns.rdatatype.NSEC3 for r in wild.authority), "no next-closer proof"
+
+
+@pytest.mark.parametrize(
+    ("name", "rdtype", "rcode", "at_least"),
+    [
+        (f"nothing.{ZONE}", "A", dns.rcode.NXDOMAIN, 2),  # encloser, next closer, wildcard
+        (f"h1.{ZONE}", "TXT", dns.rcode.NOERROR, 1),  # NODATA: the name's own NSEC3
+        (f"b.{ZONE}", "A", dns.rcode.NOERROR, 1),  # an empty non-terminal
+        (f"child.{ZONE}", "A", dns.rcode.NOERROR, 1),  # an insecure delegation
+    ],
+)
+async def test_with_do_denials_carry_signed_nsec3(
+    responder: Responder, name: str, rdtype: str, rcode: int, at_least: int
+) -> None:
+    key = keys(responder)
+    reply = ask(responder, name, rdtype, do=True)
+    assert reply.rcode() == rcode
+    nsec3 = [r for r in reply.authority if r.rdtype == dns.rdatatype.NSEC3]
+    assert len(nsec3) >= at_least, reply
+    proven = validated(reply, reply.authority, key)
+    assert all((r.name.to_text(), "NSEC3") in proven for r in nsec3)
+    plain = ask(responder, name, rdtype, do=False)
+    assert not [
+        r for r in plain.authority if r.rdtype in (dns.rdatatype.NSEC3, dns.rdatatype.RRSIG)
+    ]
