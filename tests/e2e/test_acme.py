@@ -5,39 +5,31 @@ against homing's acme-dns compatible API. The challenge records are gone afterwa
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests import peers
 from tests.e2e.conftest import (
     LOOPBACK,
     ZONE,
     Server,
-    _free_tcp_port,
     module_server,
 )
 from tests.e2e.secondaries import Nsd
 from tests.e2e.test_rfc2136 import nsupdate, serial, zone_key
+from tests.pebble import Pebble, running
 
 ACME_DNS = f"acme-dns.{ZONE}"  # inside the zone: a host's CNAME to it is answered whole
 CLIENT_TIMEOUT = 180.0
-READY_TIMEOUT = 30.0
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -49,107 +41,11 @@ def homing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A CA and a localhost certificate it signed, for pebble's HTTPS listener."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "homing test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address(LOOPBACK)),
-                ]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_path, cert_path, key_path = (directory / n for n in ("ca.pem", "cert.pem", "key.pem"))
-    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return ca_path, cert_path
-
-
-class Pebble:
-    def __init__(self, directory: str, ca: Path) -> None:
-        self.directory = directory
-        self.ca = ca
-
-
 @pytest.fixture(scope="module")
 def pebble(homing: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
     """Debian's pebble, resolving (and so validating DNS-01) at homing's DNS port only."""
-    program = peers.program("pebble")
-    base = tmp_path_factory.mktemp("pebble")
-    ca, cert = _self_signed(base)
-    port, management = _free_tcp_port(), _free_tcp_port()
-    config = base / "pebble.json"
-    config.write_text(
-        json.dumps(
-            {
-                "pebble": {
-                    "listenAddress": f"{LOOPBACK}:{port}",
-                    "managementListenAddress": f"{LOOPBACK}:{management}",
-                    "certificate": str(cert),
-                    "privateKey": str(base / "key.pem"),
-                    "httpPort": _free_tcp_port(),
-                    "tlsPort": _free_tcp_port(),
-                    "ocspResponderURL": "",
-                    "externalAccountBindingRequired": False,
-                }
-            }
-        )
-    )
-    env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_VA_ALWAYS_VALID="0")
-    log = (base / "pebble.log").open("wb")
-    process = subprocess.Popen(
-        [program, "-config", str(config), "-dnsserver", f"{LOOPBACK}:{homing.dns_port}"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:  # pebble prints no ready line of its own: its port answering is the event
-            assert process.poll() is None, (base / "pebble.log").read_text()
-            try:
-                socket.create_connection((LOOPBACK, port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "pebble did not listen"
-                time.sleep(0.1)
-        yield Pebble(f"https://{LOOPBACK}:{port}/dir", ca)
-    finally:
-        peers.stop(process, 10)
-        log.close()
+    with running(tmp_path_factory.mktemp("pebble"), homing.dns_port) as ca:
+        yield ca
 
 
 def names_of(pem: bytes) -> set[str]:

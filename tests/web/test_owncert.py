@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import socket
 import ssl
 import stat
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +20,8 @@ from cryptography.hazmat.primitives import serialization
 
 from homing.config import Settings
 from homing.service import owncert
-from tests import peers
-from tests.e2e.conftest import LOOPBACK, ZONE, Server, _free_tcp_port, module_server
-from tests.e2e.test_acme import _self_signed
+from tests.e2e.conftest import LOOPBACK, ZONE, Server, module_server
+from tests.pebble import Ports, running, self_signed
 
 NAME = f"ddns.{ZONE}"
 WAIT = 120.0  # seconds for an issuance (or a renewal) to be served, on a loaded machine
@@ -32,50 +29,18 @@ WAIT = 120.0  # seconds for an issuance (or a renewal) to be served, on a loaded
 pytestmark = pytest.mark.timeout(400)
 
 
-def _pebble(
-    base: Path, cert: Path, port: int, management: int, dns_port: int
-) -> subprocess.Popen[bytes]:
-    """Debian's pebble on `port`, resolving (so validating DNS-01) at homing's DNS only."""
-    program = peers.program("pebble")
-    config = base / "pebble.json"
-    config.write_text(
-        json.dumps(
-            {
-                "pebble": {
-                    "listenAddress": f"{LOOPBACK}:{port}",
-                    "managementListenAddress": f"{LOOPBACK}:{management}",
-                    "certificate": str(cert),
-                    "privateKey": str(base / "key.pem"),
-                    "httpPort": _free_tcp_port(),
-                    "tlsPort": _free_tcp_port(),
-                    "ocspResponderURL": "",
-                    "externalAccountBindingRequired": False,
-                }
-            }
-        )
-    )
-    with (base / "pebble.log").open("wb") as log:
-        return subprocess.Popen(
-            [program, "-config", str(config), "-dnsserver", f"{LOOPBACK}:{dns_port}"],
-            env=dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_VA_ALWAYS_VALID="0"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path, bytes]]:
     """homing with its own certificate from pebble (renewed at every check: "near expiry"
     is anything under ten years), pebble, and pebble's root certificate."""
     base = tmp_path_factory.mktemp("owncert")
-    (base / "pebble").mkdir()
-    (base / "homing").mkdir()
-    ca, pebble_cert = _self_signed(base / "pebble")  # pebble's HTTPS, trusted by homing
-    port, management = _free_tcp_port(), _free_tcp_port()
+    for part in ("pebble", "homing", "tls"):
+        (base / part).mkdir()
+    ca, _cert = self_signed(base / "pebble")  # pebble's HTTPS, trusted by homing
+    ports = Ports.free()  # homing is told the directory before pebble starts
     tls = base / "tls"
-    tls.mkdir()
     settings = {
-        "HOMING_ACME_DIRECTORY": f"https://{LOOPBACK}:{port}/dir",
+        "HOMING_ACME_DIRECTORY": f"https://{LOOPBACK}:{ports.acme}/dir",
         "HOMING_ACME_EMAIL": "operator@example.org",
         "HOMING_ACME_CA_FILE": str(ca),
         "HOMING_TLS_NAMES": json.dumps([NAME]),
@@ -85,25 +50,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, P
         "HOMING_ACME_CHECK_INTERVAL": "1",
         "HOMING_ACME_RENEW_BEFORE": str(10 * 365 * 86400),
     }
-    with module_server(base / "homing", **settings) as server:
-        pebble = _pebble(base / "pebble", pebble_cert, port, management, server.dns_port)
-        try:
-            server.ensure_zone(ZONE)  # until the name's zone exists, attempts fail and retry
-            deadline = time.monotonic() + 30
-            while True:  # pebble prints no ready line: its management port answering is the event
-                assert pebble.poll() is None, (base / "pebble" / "pebble.log").read_text()
-                try:
-                    root = httpx.get(
-                        f"https://{LOOPBACK}:{management}/roots/0",
-                        verify=ssl.create_default_context(cafile=ca),
-                    )
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "pebble did not listen"
-                    time.sleep(0.1)
-            yield server, tls, root.content
-        finally:
-            peers.stop(pebble, 10)
+    with (
+        module_server(base / "homing", **settings) as server,
+        running(base / "pebble", server.dns_port, ports) as pebble,
+    ):
+        server.ensure_zone(ZONE)  # until the name's zone exists, attempts fail and retry
+        verify = ssl.create_default_context(cafile=pebble.ca)
+        root = httpx.get(f"{pebble.management}/roots/0", verify=verify)
+        assert root.status_code == 200
+        yield server, tls, root.content
 
 
 def _served_certificate(server: Server, root: bytes) -> x509.Certificate | None:
