@@ -70,7 +70,11 @@ def test_zone_add_exist_ok_applies_or_refuses(env: dict[str, str]) -> None:
     ok(homing(env, "zone", "add", ZONE, "--ns", "ns.example.org"))
     ok(homing(env, "zone", "add", ZONE, "--exist-ok", "--notify", "192.0.2.53:53"))
     assert zone_row(env)[0] == "192.0.2.53:53"
-    refused(homing(env, "zone", "add", ZONE, "--exist-ok", "--ttl", "300"), "--ttl cannot change")
+    refused(homing(env, "zone", "add", ZONE, "--exist-ok", "--push", "192.0.2.1:53"),
+            "--push cannot change")  # fmt: skip
+    # The SOA's values are options zone set changes: --exist-ok applies them.
+    ok(homing(env, "zone", "add", ZONE, "--exist-ok", "--ttl", "300"))
+    assert rows(env, "SELECT default_ttl, minimum FROM zones") == [(300, 300)]
     # Nothing given: the zone stays as it is (make serve runs this on every start).
     ok(homing(env, "zone", "add", ZONE, "--exist-ok"))
     assert zone_row(env) == ("192.0.2.53:53", "", 1)
@@ -116,7 +120,7 @@ def test_lists_and_deletions(env: dict[str, str]) -> None:
     assert groups == [
         {"name": f"pool.{ZONE}", "owner": "alice", "published": True, "members": [f"cam.{ZONE}"]}
     ]
-    refused(homing(env, "zone", "delete", ZONE), "still has 2 hosts")
+    refused(homing(env, "zone", "delete", ZONE, "--force"), "still has 2 hosts")
     ok(homing(env, "host", "delete", f"cam.{ZONE}"))
     refused(homing(env, "host", "delete", f"cam.{ZONE}"), "no host")
     assert json.loads(ok(homing(env, "group", "list", "--json")))[0]["members"] == []
@@ -128,10 +132,14 @@ def test_lists_and_deletions(env: dict[str, str]) -> None:
 def test_zone_delete(env: dict[str, str]) -> None:
     ok(homing(env, "zone", "add", ZONE, "--ns", "ns.example.org"))
     ok(homing(env, "key", "add", "xfr", "--zone", ZONE))
-    ok(homing(env, "zone", "delete", ZONE))
+    # Without --force: what would go, and nothing goes.
+    refused(homing(env, "zone", "delete", ZONE), "1 rrsets, 1 keys and 1 history entries")
+    assert rows(env, "SELECT count(*) FROM zones") == [(1,)]
+    ok(homing(env, "zone", "delete", ZONE, "--force"))
     assert rows(env, "SELECT count(*) FROM zones") == [(0,)]
     assert rows(env, "SELECT count(*) FROM rrsets") == [(0,)]
     assert rows(env, "SELECT count(*) FROM tsig_keys") == [(0,)]
+    refused(homing(env, "zone", "delete", ZONE, "--force"), "no zone")
     refused(homing(env, "zone", "delete", ZONE), "no zone")
 
 

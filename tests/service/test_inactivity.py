@@ -20,8 +20,8 @@ from homing.dns.server import DnsServer, start_dns
 from homing.domain.addresses import AddressSet
 from homing.service import (
     accounts,
-    admin,
     alerts,
+    forms,
     hostcare,
     hosts,
     inactivity,
@@ -240,7 +240,7 @@ def test_next_step_table() -> None:
 )
 def test_bad_policies_are_refused(form: dict[str, str], field: str) -> None:
     values = {"warn_days": "0", "disable_days": "0", "delete_days": "0", "notice_days": "7"}
-    with pytest.raises(admin.AdminError) as refused:
+    with pytest.raises(forms.AdminError) as refused:
         inactivity.policy_input({**values, **form})
     assert refused.value.code == "POLICY_INVALID" and refused.value.field == field
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from homing.service.admin import QueryMeter
+from homing.service.figures import QueryMeter
 
 
 def test_no_readings_no_figure() -> None:

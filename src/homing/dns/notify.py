@@ -76,6 +76,9 @@ class ChangeWatch:
         self.on_change(data.meta.name)
         return data
 
+    def drop_zone(self, name: str) -> None:
+        self.index.drop_zone(name)
+
     def apply(self, entry: JournalEntry) -> bool:
         before = self.index.serial_of(entry.zone)
         applied = self.index.apply(entry)

@@ -231,6 +231,11 @@ class Pusher:
         its next change."""
         if self._closed:
             return
+        for zone in [zone for zone in self._zones if zone not in access.zones]:
+            gone = self._zones.pop(zone)  # deleted from the store: nothing left to push
+            self._targets.pop(zone, None)
+            if gone.task is not None:
+                gone.task.cancel()
         for zone, lists in access.zones.items():
             target = (lists.push, lists.push_key)
             if self._targets.get(zone) != target:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from homing.config import Settings
 from homing.domain.windows import parse_windows
-from homing.service.admin import QueryMeter
 from homing.service.courier import Courier, CourierPolicy
+from homing.service.figures import QueryMeter
 from homing.service.mail import Mailer
 from homing.service.push import PushWaiter
 from homing.service.throttle import Throttle, ThrottlePolicy

@@ -9,15 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.domain.errors import HomingError, NotFound
 from homing.domain.names import in_zone, normalize
 from homing.domain.records import RRsetValue
-from homing.service.changes import ZoneRef, apply_changes
-from homing.service.zoneoptions import NS_TTL, split_nameservers
+from homing.service import zones as zones_service
+from homing.service.changes import apply_changes
+from homing.service.zoneoptions import NS_TTL, name_servers, split_nameservers
 from homing.store.db import Database, Txn
-from homing.store.schema import groups, hosts, rrsets, zones
+from homing.store.schema import groups, hosts, rrsets
 
 __all__ = ["Delegated", "Delegations", "delegate", "list_delegations", "undelegate"]
 
@@ -28,19 +28,6 @@ class Delegated:
     child: str
     servers: tuple[str, ...]
     changed: int  # RRsets changed
-
-
-async def _own_zone(txn: Txn, zone_name: str) -> ZoneRef:
-    row = (
-        await txn.conn.execute(
-            sa.select(zones.c.id, zones.c.primary_target).where(zones.c.name == zone_name)
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"no zone {zone_name}")
-    if row.primary_target is not None:
-        raise HomingError(f"zone {zone_name} is a secondary zone: its records are its primary's")
-    return ZoneRef(row.id, zone_name)
 
 
 def _subtree(column: sa.ColumnElement[str], child: str) -> sa.ColumnElement[bool]:
@@ -79,7 +66,7 @@ async def delegate(db: Database, zone: str, child: str, ns: Sequence[str]) -> De
             )
 
     async def unit(txn: Txn) -> Delegated:
-        ref = await _own_zone(txn, zone_name)
+        ref = zones_service.own_records(await zones_service.zone_row(txn.conn, zone_name))
         for table, what in ((hosts, "host"), (groups, "group")):
             taken = await txn.conn.scalar(
                 sa.select(table.c.name).where(_subtree(table.c.name, name)).limit(1)
@@ -118,7 +105,7 @@ async def undelegate(db: Database, zone: str, child: str) -> Delegated:
     name = _child_of(zone_name, child)
 
     async def unit(txn: Txn) -> Delegated:
-        ref = await _own_zone(txn, zone_name)
+        ref = zones_service.own_records(await zones_service.zone_row(txn.conn, zone_name))
         rows = (
             await txn.conn.execute(
                 sa.select(rrsets.c.name, rrsets.c.rtype, rrsets.c.rdatas).where(
@@ -152,31 +139,7 @@ class Delegations:
 
 async def list_delegations(db: Database, zone_id: int) -> Delegations:
     """The zone's delegations and their servers; NotFound for no such zone."""
-
-    async def query(conn: AsyncConnection) -> Delegations:
-        zone = (await conn.execute(sa.select(zones).where(zones.c.id == zone_id))).first()
-        if zone is None:
-            raise NotFound("no such zone")
-        rows = await conn.execute(
-            sa.select(rrsets.c.name, rrsets.c.rtype, rrsets.c.rdatas).where(
-                rrsets.c.zone_id == zone_id, rrsets.c.rtype.in_(("NS", "A", "AAAA"))
-            )
-        )
-        servers: dict[str, list[str]] = {}
-        addresses: dict[str, list[str]] = {}
-        for row in rows:
-            values = list(RRsetValue.decode_rdatas(row.rdatas))
-            if row.rtype == "NS" and row.name != zone.name:
-                servers[row.name] = [v.rstrip(".").lower() for v in values]
-            elif row.rtype != "NS":
-                addresses.setdefault(row.name, []).extend(values)
-        cuts = []
-        for child in sorted(servers):
-            lines = []
-            for server in servers[child]:
-                own = sorted(addresses.get(server, [])) if in_zone(server, zone.name) else []
-                lines.extend([f"{server}={a}" for a in own] or [server])
-            cuts.append((child, lines))
-        return Delegations(zone.id, zone.name, zone.primary_target is not None, cuts)
-
-    return await db.read(query)
+    found = await db.read(lambda conn: name_servers(conn, zone_id=zone_id))
+    zone = found.zone
+    cuts = [(child, found.lines(child)) for child in sorted(found.servers) if child != zone.name]
+    return Delegations(zone.id, zone.name, zone.primary_target is not None, cuts)

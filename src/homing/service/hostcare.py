@@ -18,7 +18,7 @@ from homing.domain.addresses import parse_address
 from homing.domain.errors import InvalidAddress, NotFound
 from homing.domain.outcomes import Outcome
 from homing.domain.records import RRsetValue
-from homing.service import admin
+from homing.service import abuse
 from homing.service.accounts import Account
 from homing.service.changes import ZoneRef, apply_changes, current_rrset
 from homing.service.hosts import Created, groups_of_host, refresh_group
@@ -295,7 +295,7 @@ async def unblock_own_host(
                 f"{'s' if rule.days != 1 else ''}; next from "
                 f"{rule.next_at.strftime('%Y-%m-%d %H:%M UTC')}.",
             )
-        return await admin.unblock(txn, host_id, account.id, group_max_age)
+        return await abuse.unblock(txn, host_id, account.id, group_max_age)
 
     return await db.write(unit)
 

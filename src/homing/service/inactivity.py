@@ -28,7 +28,8 @@ from homing.domain.notifications import (
     Event,
 )
 from homing.service import alerts
-from homing.service.admin import AdminError, refresh_groups_of
+from homing.service.abuse import refresh_groups_of
+from homing.service.forms import AdminError
 from homing.service.portal import clear_records, remove_host
 from homing.store.db import Database, Txn, as_utc
 from homing.store.schema import hosts, inactivity_marks, inactivity_policy

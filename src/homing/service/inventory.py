@@ -176,6 +176,35 @@ async def list_groups(db: Database) -> list[GroupRow]:
     return await db.read(query)
 
 
+@dataclass(frozen=True)
+class ZoneContents:
+    name: str
+    rrsets: int
+    keys: int
+    history: int  # journal entries
+
+
+async def zone_contents(db: Database, name: str) -> ZoneContents:
+    """What deleting the zone would remove; NotFound for no such zone."""
+    zone_name = normalize(name)
+
+    async def query(conn: AsyncConnection) -> ZoneContents:
+        zone_id = await conn.scalar(sa.select(zones.c.id).where(zones.c.name == zone_name))
+        if zone_id is None:
+            raise NotFound(f"no zone {zone_name}")
+        counts = [
+            int(await conn.scalar(sa.select(sa.func.count()).where(where)) or 0)
+            for where in (
+                rrsets.c.zone_id == zone_id,
+                tsig_keys.c.zone_id == zone_id,
+                journal.c.zone_id == zone_id,
+            )
+        ]
+        return ZoneContents(zone_name, *counts)
+
+    return await db.read(query)
+
+
 async def delete_zone(db: Database, name: str) -> str:
     """Remove a zone with no hosts or groups left, its records, journal and keys."""
     zone_name = normalize(name)

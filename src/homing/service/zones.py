@@ -1,20 +1,23 @@
-"""Zones the operator offers: creation with SOA and NS, lookup."""
+"""Zones the operator offers: creation with SOA and NS, lookup, where changes go (a hidden
+primary's push, a secondary zone's primary), the zone list of the admin pages."""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from homing.domain.errors import Conflict, HomingError, NotFound
+from homing.domain.errors import Conflict, HomingError, InvalidName, NotFound
 from homing.domain.names import normalize
 from homing.domain.records import RRsetValue, ZoneMeta
 from homing.service import reverse
 from homing.service.changes import ZoneRef, apply_change
-from homing.store.db import Database, Txn
-from homing.store.schema import tsig_keys, zones
+from homing.service.forms import AdminError, FormCheck
+from homing.store.db import Database, Txn, as_utc
+from homing.store.schema import hosts, tsig_keys, zones
 
 
 def _check_hostport(text: str) -> str:
@@ -37,6 +40,37 @@ def _check_cidr(text: str) -> str:
         raise HomingError(f"not an address or network: {text!r}") from exc
 
 
+# The SOA's timers (RFC 1035 3.3.13, RFC 2308 4): what a zone is created with unless told.
+REFRESH, RETRY, EXPIRE = 3600, 600, 1209600
+MAX_TTL = 86400
+MAX_TIMER = 2**31 - 1  # RFC 2181 8: a 32-bit value with the top bit clear
+
+
+def check_soa_value(option: str, value: int, low: int, high: int) -> int:
+    """One SOA number within its bounds; HomingError names the option."""
+    if not low <= value <= high:
+        raise HomingError(f"{option} must be between {low} and {high}: {value}")
+    return value
+
+
+async def zone_row(
+    conn: AsyncConnection, name: str | None = None, *, zone_id: int | None = None
+) -> sa.Row[tuple[object, ...]]:
+    """A zone's stored row, by name or by id; NotFound when there is none."""
+    where = zones.c.name == name if zone_id is None else zones.c.id == zone_id
+    row = (await conn.execute(sa.select(zones).where(where))).first()
+    if row is None:
+        raise NotFound(f"no zone {name}" if name is not None else "no such zone")
+    return row
+
+
+def own_records(row: sa.Row[tuple[object, ...]], what: str = "records") -> ZoneRef:
+    """The zone as a ZoneRef for changing its records; a secondary zone's are its primary's."""
+    if row.primary_target is not None:
+        raise HomingError(f"zone {row.name} is a secondary zone: its {what} are its primary's")
+    return ZoneRef(row.id, row.name)
+
+
 async def add_zone(
     db: Database,
     name: str,
@@ -46,6 +80,10 @@ async def add_zone(
     notify: list[str] | None = None,
     allow_transfer: list[str] | None = None,
     ttl: int = 60,
+    negative_ttl: int | None = None,
+    refresh: int = REFRESH,
+    retry: int = RETRY,
+    expire: int = EXPIRE,
     public: bool = True,
     exist_ok: bool = False,
     push: str | None = None,
@@ -57,7 +95,10 @@ async def add_zone(
 ) -> ZoneRef:
     """Create a zone with its NS RRset at the apex (journal serial 1).
 
-    `auto_ptr`: a reverse zone whose PTRs follow the hosts' addresses (see `reverse`).
+    `ttl` is the zone's default TTL and its SOA's, and its negative-caching TTL (the SOA
+    minimum, RFC 2308) unless `negative_ttl` is given; `refresh`, `retry`, `expire` are the
+    SOA timers its secondaries follow. `auto_ptr`: a reverse zone whose PTRs follow the
+    hosts' addresses (see `reverse`).
 
     `push` and `push_key` make it a hidden primary's zone (see `set_push`); `primary`
     (and `primary_key`) a secondary zone, empty until its first transfer (see
@@ -69,8 +110,11 @@ async def add_zone(
     soa_rname = normalize(rname) if rname else f"hostmaster.{zone_name}"
     notify_list = [_check_hostport(n) for n in notify or []]
     transfer_list = [_check_cidr(c) for c in allow_transfer or []]
-    if not 1 <= ttl <= 86400:
-        raise HomingError(f"TTL out of range: {ttl}")
+    check_soa_value("--ttl", ttl, 1, MAX_TTL)
+    minimum = ttl if negative_ttl is None else negative_ttl
+    check_soa_value("--negative-ttl", minimum, 0, MAX_TTL)
+    for option, value in (("--refresh", refresh), ("--retry", retry), ("--expire", expire)):
+        check_soa_value(option, value, 1, MAX_TIMER)
     push_target, push_key_name = _check_push(push, push_key)
     primary_target = None if primary is None else _check_primary(primary)
     if primary_key is not None and primary is None:
@@ -106,10 +150,10 @@ async def add_zone(
                     serial=0,
                     mname=nameservers[0],
                     rname=soa_rname,
-                    refresh=3600,
-                    retry=600,
-                    expire=1209600,
-                    minimum=ttl,
+                    refresh=refresh,
+                    retry=retry,
+                    expire=expire,
+                    minimum=minimum,
                     soa_ttl=ttl,
                     default_ttl=ttl,
                     public=public,
@@ -157,13 +201,7 @@ async def set_push(db: Database, name: str, target: str | None, key: str | None)
     push_target, push_key_name = _check_push(target, key)
 
     async def unit(txn: Txn) -> ZoneRef:
-        row = (
-            await txn.conn.execute(
-                sa.select(zones.c.id, zones.c.push_target).where(zones.c.name == zone_name)
-            )
-        ).first()
-        if row is None:
-            raise NotFound(f"no zone {zone_name}")
+        row = await zone_row(txn.conn, zone_name)
         values: dict[str, object] = {"push_target": push_target, "push_key": push_key_name}
         if row.push_target != push_target:
             values["pushed_serial"] = None  # another server: it needs the whole zone
@@ -210,13 +248,7 @@ async def set_primary(
     notify_key_name = None if notify_key is None else normalize(notify_key)
 
     async def unit(txn: Txn) -> ZoneRef:
-        row = (
-            await txn.conn.execute(
-                sa.select(zones.c.id, zones.c.primary_target).where(zones.c.name == zone_name)
-            )
-        ).first()
-        if row is None:
-            raise NotFound(f"no zone {zone_name}")
+        row = await zone_row(txn.conn, zone_name)
         values: dict[str, object] = {}
         if primary_target is not None:
             if row.primary_target is None:
@@ -260,11 +292,7 @@ async def zone_refs(conn: AsyncConnection) -> dict[str, ZoneRef]:
 
 
 async def get_zone(conn: AsyncConnection, name: str) -> ZoneRef:
-    row = (
-        await conn.execute(sa.select(zones.c.id, zones.c.name).where(zones.c.name == name))
-    ).first()
-    if row is None:
-        raise NotFound(f"no zone {name}")
+    row = await zone_row(conn, name)
     return ZoneRef(row.id, row.name)
 
 
@@ -304,3 +332,93 @@ async def transfer_settings(conn: AsyncConnection) -> list[TransferSettings]:
         )
         for r in rows
     ]
+
+
+# -- the admin pages' zones ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ZoneRow:
+    id: int
+    name: str
+    public: bool
+    serial: int
+    hosts: int
+    created_at: datetime | None
+    auto_ptr: bool = False
+    reverse: bool = False  # a reverse zone (in-addr.arpa, ip6.arpa): auto-ptr may be on
+
+
+async def list_zones(db: Database) -> list[ZoneRow]:
+    async def query(conn: AsyncConnection) -> list[ZoneRow]:
+        counts = (
+            sa.select(hosts.c.zone_id, sa.func.count().label("n"))
+            .group_by(hosts.c.zone_id)
+            .subquery()
+        )
+        rows = await conn.execute(
+            sa.select(zones, sa.func.coalesce(counts.c.n, 0).label("host_count"))
+            .outerjoin(counts, counts.c.zone_id == zones.c.id)
+            .order_by(zones.c.name)
+        )
+        return [
+            ZoneRow(
+                r.id,
+                r.name,
+                bool(r.public),
+                r.serial,
+                r.host_count,
+                as_utc(r.created_at),
+                bool(r.auto_ptr),
+                reverse.reverse_network(r.name) is not None,
+            )
+            for r in rows
+        ]
+
+    return await db.read(query)
+
+
+async def create_zone(db: Database, name: str, nameservers: list[str], public: bool) -> str:
+    """A new zone from the admin page (SOA and NS through apply_change); its normalised name.
+    AdminError names every field at fault."""
+    check = FormCheck("ZONE_INVALID")
+    if not name.strip():
+        check.refuse("name", "Enter the zone's name, e.g. dyn.example.net.")
+    elif not _valid_name(name):
+        check.refuse("name", f"Not a valid DNS name: {name.strip()}")
+    bad = [n for n in nameservers if n and not _valid_name(n)]
+    if bad:
+        check.refuse("ns", f"Not a valid DNS name: {', '.join(bad)}")
+    check.done()
+    try:
+        zone = await add_zone(
+            db, name.strip(), ns=[n for n in nameservers if n] or None, public=public
+        )
+    except Conflict as exc:
+        raise AdminError("ZONE_DUPLICATE", "That zone exists already.", "name") from exc
+    return zone.name
+
+
+def _valid_name(text: str) -> bool:
+    try:
+        normalize(text.strip())
+    except InvalidName:
+        return False
+    return True
+
+
+async def set_zone_public(db: Database, zone_id: int, public: bool) -> str:
+    """Offer the zone to users (or stop offering it: existing hosts stay)."""
+
+    async def unit(txn: Txn) -> str:
+        name = await txn.conn.scalar(
+            sa.update(zones)
+            .where(zones.c.id == zone_id)
+            .values(public=public)
+            .returning(zones.c.name)
+        )
+        if name is None:
+            raise NotFound("no such zone")
+        return str(name)
+
+    return await db.write(unit)

@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from homing.domain.errors import NotFound
-from homing.service import admin, reverse
+from homing.service import abuse, admin, figures, plans, reverse, zones
 from homing.service.accounts import Account
 from homing.service.activity import address_changes_by_hour
+from homing.service.forms import AdminError
 from homing.service.querycounts import queries_by_hour
 from homing.web.portal.charts import bar_chart, queries_chart
 from homing.web.portal.pages import MAX_FIELD, FieldError, Portal, form_text
@@ -45,10 +46,14 @@ ADMIN_LABELS = {
 }
 
 
-def _error(exc: admin.AdminError) -> FieldError:
-    error = FieldError(exc.code, str(exc))
-    error.label = ADMIN_LABELS.get(exc.code, error.label)
-    return error
+def form_errors(exc: AdminError, label: str | None = None) -> dict[str, FieldError]:
+    """Every field the refusal names, each with its message under a heading in words."""
+    errors = {}
+    for field, message in exc.fields.items():
+        error = FieldError(exc.code, message)
+        error.label = label or ADMIN_LABELS.get(exc.code, "Not saved")
+        errors[field] = error
+    return errors
 
 
 def _page_number(request: Request) -> int:
@@ -126,19 +131,19 @@ class AdminPages:
     # -- overview ---------------------------------------------------------------------
 
     async def overview(self, request: Request, _account: Account) -> Response:
-        figures = await admin.figures(self.db)
+        counts = await figures.figures(self.db)
         meter = self.portal.homing.dns_meter
-        dns = meter.rate() if meter is not None else admin.QueryRate(None, 0, 0.0)
+        dns = meter.rate() if meter is not None else figures.QueryRate(None, 0, 0.0)
         # Without it no reset or verification mail goes out (links never follow Host).
         no_public_url = not self.portal.homing.settings.public_url
         rrl_rate = self.portal.homing.settings.rrl_rate
-        hourly = await address_changes_by_hour(self.db, figures.at)
+        hourly = await address_changes_by_hour(self.db, counts.at)
         context = {
             "queries_chart": queries_chart(*await queries_by_hour(self.db)),
             "changes_chart": bar_chart(
                 hourly.starts, hourly.counts, label="Address changes per hour, last 24 hours"
             ),
-            "figures": figures,
+            "figures": counts,
             "dns": dns,
             "no_public_url": no_public_url,
             "rrl_rate": rrl_rate,
@@ -159,27 +164,27 @@ class AdminPages:
                 "public": form_text(form, "public"),
             }
             try:
-                name = await admin.create_zone(
+                name = await zones.create_zone(
                     self.db,
                     values["name"],
                     values["ns"].replace(",", " ").split(),
                     public=values["public"] == "on",
                 )
-            except admin.AdminError as exc:
-                errors = {exc.field or "form": _error(exc)}
+            except AdminError as exc:
+                errors = form_errors(exc)
                 status = 409 if exc.code == "ZONE_DUPLICATE" else 422
             else:
                 offered = "offered to users" if values["public"] == "on" else "not offered yet"
                 return self.done(request, f"Zone {name} is created ({offered}).", "/admin/zones")
-        zones = await admin.list_zones(self.db)
-        context = {"zones": zones, "values": values, "errors": errors}
+        listed = await zones.list_zones(self.db)
+        context = {"zones": listed, "values": values, "errors": errors}
         return self.render(request, "admin/zones.html", context, status)
 
     async def zone_public(self, request: Request, _account: Account) -> Response:
         form = await request.form()
         public = form_text(form, "public") == "1"
         try:
-            name = await admin.set_zone_public(self.db, int(request.path_params["zone_id"]), public)
+            name = await zones.set_zone_public(self.db, int(request.path_params["zone_id"]), public)
         except NotFound:
             return await self.portal.not_found(request)
         state = "is offered to users" if public else "is no longer offered to new hosts"
@@ -208,21 +213,21 @@ class AdminPages:
             form = await request.form()
             values = {name: form_text(form, name) for name in (*PLAN_FIELDS, "custom_ttl")}
             try:
-                await admin.create_plan(self.db, admin.plan_input(values))
-            except admin.AdminError as exc:
-                errors = {exc.field or "form": _error(exc)}
+                await plans.create_plan(self.db, plans.plan_input(values))
+            except AdminError as exc:
+                errors = form_errors(exc)
                 status = 409 if exc.code == "PLAN_DUPLICATE" else 422
             else:
                 return self.done(
                     request, f"Plan {values['name'].strip()} is created.", "/admin/plans"
                 )
-        rows = await admin.list_plans(self.db)
-        context = {"rows": rows, "values": values, "errors": errors, "periods": admin.PERIODS}
+        rows = await plans.list_plans(self.db)
+        context = {"rows": rows, "values": values, "errors": errors, "periods": plans.PERIODS}
         return self.render(request, "admin/plans.html", context, status)
 
     async def plan_edit(self, request: Request, _account: Account) -> Response:
         plan_id = int(request.path_params["plan_id"])
-        plan = await admin.get_plan(self.db, plan_id)
+        plan = await plans.get_plan(self.db, plan_id)
         if plan is None:
             return await self.portal.not_found(request)
         values = _plan_form(plan)
@@ -232,9 +237,9 @@ class AdminPages:
             form = await request.form()
             values = {name: form_text(form, name) for name in (*PLAN_FIELDS, "custom_ttl")}
             try:
-                await admin.update_plan(self.db, plan_id, admin.plan_input(values))
-            except admin.AdminError as exc:
-                errors = {exc.field or "form": _error(exc)}
+                await plans.update_plan(self.db, plan_id, plans.plan_input(values))
+            except AdminError as exc:
+                errors = form_errors(exc)
                 status = 409 if exc.code == "PLAN_DUPLICATE" else 422
             except NotFound:
                 return await self.portal.not_found(request)
@@ -246,13 +251,13 @@ class AdminPages:
             "plan": plan,
             "values": values,
             "errors": errors,
-            "periods": admin.PERIODS,
+            "periods": plans.PERIODS,
         }
         return self.render(request, "admin/plan_edit.html", context, status)
 
     async def plan_default(self, request: Request, _account: Account) -> Response:
         try:
-            name = await admin.set_default_plan(self.db, int(request.path_params["plan_id"]))
+            name = await plans.set_default_plan(self.db, int(request.path_params["plan_id"]))
         except NotFound:
             return await self.portal.not_found(request)
         return self.done(request, f"New accounts now get the {name} plan.", "/admin/plans")
@@ -262,8 +267,8 @@ class AdminPages:
     async def accounts(self, request: Request, _account: Account) -> Response:
         query = request.query_params.get("q", "")[:MAX_FIELD]
         found = await admin.search_accounts(self.db, query, _page_number(request))
-        plans = [row.plan for row in await admin.list_plans(self.db)]
-        return self.render(request, "admin/accounts.html", {"found": found, "plans": plans})
+        offered = [row.plan for row in await plans.list_plans(self.db)]
+        return self.render(request, "admin/accounts.html", {"found": found, "plans": offered})
 
     async def account_change(self, request: Request, account: Account) -> Response:
         target = int(request.path_params["account_id"])
@@ -292,8 +297,8 @@ class AdminPages:
                 message = f"{user} is {'an operator (admin)' if role == 'admin' else 'a user'} now."
             else:
                 return self.done(request, "Choose what to change.", back)
-        except admin.AdminError as exc:
-            return self.done(request, str(_error(exc)), back)
+        except AdminError as exc:
+            return self.done(request, " ".join(str(e) for e in form_errors(exc).values()), back)
         except NotFound:
             return await self.portal.not_found(request)
         return self.done(request, message, back)
@@ -301,12 +306,12 @@ class AdminPages:
     # -- hosts blocked for abuse ----------------------------------------------------------
 
     async def blocked(self, request: Request, _account: Account) -> Response:
-        found = await admin.blocked_hosts(self.db)
+        found = await abuse.blocked_hosts(self.db)
         return self.render(request, "admin/blocked.html", {"hosts": found})
 
     async def unblock(self, request: Request, _account: Account) -> Response:
         try:
-            name = await admin.unblock_host(
+            name = await abuse.unblock_host(
                 self.db, int(request.path_params["host_id"]), group_max_age=self.group_max_age
             )
         except NotFound:

@@ -9,12 +9,9 @@ from starlette.responses import Response
 from homing.domain.errors import HomingError, NotFound
 from homing.service import delegations
 from homing.service.accounts import Account
+from homing.service.zoneoptions import form_lines
 from homing.web.portal.admin import AdminPages
 from homing.web.portal.pages import FieldError, form_text
-
-
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
 
 
 class DelegationsPage:
@@ -35,7 +32,7 @@ class DelegationsPage:
             values = {name: form_text(form, name) for name in values}
             try:
                 done = await delegations.delegate(
-                    self.db, view.zone, values["child"], _lines(values["ns"])
+                    self.db, view.zone, values["child"], form_lines(values["ns"])
                 )
             except HomingError as exc:
                 error = FieldError("DELEGATION", str(exc))

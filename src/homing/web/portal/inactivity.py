@@ -5,8 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from homing.service import admin, inactivity
+from homing.service import inactivity
 from homing.service.accounts import Account
+from homing.service.forms import AdminError
 from homing.store.db import now
 from homing.web.portal.admin import AdminPages
 from homing.web.portal.pages import FieldError, form_text
@@ -30,7 +31,7 @@ class InactivityPage:
             values = {name: form_text(form, name).strip() for name in FIELDS}
             try:
                 await inactivity.save_policy(self.db, inactivity.policy_input(values))
-            except admin.AdminError as exc:
+            except AdminError as exc:
                 error = FieldError(exc.code, str(exc))
                 error.label = "Policy not saved"
                 errors = {exc.field or "form": error}

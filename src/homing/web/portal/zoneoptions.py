@@ -1,5 +1,5 @@
-"""The operator's page for one zone's options: name servers and their addresses, the
-secondaries it notifies, who may transfer it (what `homing zone set` changes)."""
+"""The operator's page for one zone's options: name servers and their addresses, its SOA,
+the secondaries it notifies, who may transfer it (what `homing zone set` changes)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ from starlette.responses import Response
 from homing.domain.errors import HomingError, NotFound
 from homing.service import zoneoptions
 from homing.service.accounts import Account
-from homing.web.portal.admin import AdminPages
+from homing.service.forms import AdminError
+from homing.web.portal.admin import AdminPages, form_errors
 from homing.web.portal.pages import FieldError, form_text
-
-FIELDS = ("ns", "notify", "allow_transfer")
-
-
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
 
 
 class ZoneOptionsPage:
@@ -29,24 +24,27 @@ class ZoneOptionsPage:
             view = await zoneoptions.read_options(self.db, int(request.path_params["zone_id"]))
         except NotFound:
             return await self.pages.portal.not_found(request)
+        soa = view.soa
         values = {
             "ns": "\n".join(view.nameservers),
             "notify": "\n".join(view.notify),
             "allow_transfer": "\n".join(view.allow_transfer),
+            **{name: str(getattr(soa, name)) for name in zoneoptions.SOA_FIELDS},
         }
         errors: dict[str, FieldError] = {}
         status = 200
         if request.method == "POST":
             form = await request.form()
-            values = {name: form_text(form, name) for name in FIELDS}
+            values = {name: form_text(form, name) for name in zoneoptions.FORM_FIELDS}
             try:
-                options = zoneoptions.options_from_lines(
-                    _lines(values["ns"]), _lines(values["notify"]), _lines(values["allow_transfer"])
-                )
+                options = zoneoptions.options_from_form(values, secondary=view.secondary)
                 await zoneoptions.set_zone_options(self.db, view.name, options)
+            except AdminError as exc:
+                errors = form_errors(exc, "Not saved")
+                status = 422
             except HomingError as exc:
                 error = FieldError("ZONE_OPTIONS", str(exc))
-                error.label = "The options were not saved"
+                error.label = "Not saved"
                 errors = {"form": error}
                 status = 422
             else:
