@@ -7,7 +7,7 @@ the index keeps them, owners pointing back at the question. Negative answers car
 zone's SOA record, owner a pointer to the apex's place in the question.
 
 A positive answer at an owner sent over UDP is also kept whole (homing.dns.replies), and
-the same query again is answered with one dictionary lookup and the new ID.
+the same query again, its name in any letter case, is answered from it with the new ID.
 
 The OPT record of an answer echoes the query's DO bit (RFC 3225). A query carrying a
 DNS cookie gets its answer with a fresh server cookie (homing.dns.cookies); such an
@@ -38,7 +38,13 @@ import dns.rrset
 
 from homing.dns.cookies import CookieError, ServerCookies, find_cookie, split_cookie, with_option
 from homing.dns.index import Node, ZoneData, ZoneIndex
-from homing.dns.replies import DEFAULT_CACHE_SIZE, DEFAULT_REPLY_CACHE_SIZE, KeptAnswers, Prepared
+from homing.dns.replies import (
+    DEFAULT_CACHE_SIZE,
+    DEFAULT_REPLY_CACHE_SIZE,
+    KeptAnswers,
+    Prepared,
+    folded_reply,
+)
 from homing.dns.resolution import METATYPE_RCODES, Resolution, resolve
 from homing.dns.signed import secure, signed
 from homing.dns.wire import (
@@ -126,15 +132,20 @@ class Responder:
         `client` is the sender's address (4 or 16 bytes), for DNS Cookies; b"": unknown.
         """
         if not tcp:
-            kept = self.udp_replies().get(wire[2:])
+            replies = self.udp_replies()
+            kept = replies.get(wire[2:])
             if kept is not None:
                 return wire[:2] + kept
+            folded = folded_reply(replies, wire)
+            if folded is not None:
+                return folded
         return self.compute(wire, tcp=tcp, client=client)
 
     def udp_replies(self) -> dict[bytes, bytes]:
         """Replies kept for plain UDP queries: `wire[:2] + replies[wire[2:]]` answers the
-        query `wire` when its key is there. Current until the index changes: ask again
-        after anything else has run (the UDP server asks once per readiness callback)."""
+        query `wire` when its key is there, else `replies.folded_reply` may. Current until
+        the index changes: ask again after anything else has run (the UDP server asks
+        once per readiness callback)."""
         kept = self._kept
         if kept.generation != self.index.generation:
             kept.catch_up()
@@ -267,7 +278,7 @@ class Responder:
                                 wire, end, payload, opt, AA, node[i + 1], 0, node[i + 2], tcp=tcp
                             )
                             if keep:  # depends on this owner's RRsets alone
-                                self._kept.replies.put(wire[2:], reply[2:], name)
+                                self._kept.keep_reply(wire, reply, name)
                             return reply
                 direct = _direct(zone, node, key, apex, qtype)
                 if direct is not None:

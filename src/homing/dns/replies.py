@@ -5,9 +5,13 @@ Two stores, both bounded and filed by what their answers depend on:
 - prepared answers of the slow path (the apex, CNAME chains, ANY, referrals), rendered by
   dnspython once, keyed by the lower-cased question and our OPT record, filed by zone:
   they carry the apex's SOA, so any change in the zone forgets them;
-- whole positive UDP replies, keyed by the query's bytes after its ID, filed by owner:
-  the same bytes again are answered with one dictionary lookup and the new ID, as
-  PowerDNS's packet cache does; a change at that owner forgets them.
+- whole positive UDP replies, keyed by the query's bytes after its ID with its name in
+  lower case, filed by owner: the same query again is answered with one dictionary
+  lookup and the new ID, as PowerDNS's packet cache does; a change at that owner forgets
+  them. A resolver that randomises the letter case of its names (0x20) asks the same
+  question in new bytes each time: its query is looked up lower-cased, and its own
+  spelling of the name put back into the reply kept (`folded_reply`). The answer records
+  name their owner by a pointer to the question, so they echo that spelling too.
 
 Neither is ever staler than the zone index: the index counts its changes (a generation),
 and the stores catch up with the changes they have not seen before they are read.
@@ -28,6 +32,7 @@ __all__ = [
     "Filed",
     "KeptAnswers",
     "Prepared",
+    "folded_reply",
 ]
 
 # Prepared answers kept; at about 400 bytes each this bounds the cache near 160 MB even
@@ -134,6 +139,34 @@ class KeptAnswers:
         for name in names:
             self.replies.forget(name)
 
+    def keep_reply(self, wire: bytes, reply: bytes, name: bytes) -> None:
+        """Keep `reply` to the plain UDP query `wire`, whose name lower-cased is `name`,
+        both with that name in lower case (see `folded_reply`); filed under `name`."""
+        rest = 12 + len(name)
+        self.replies.put(wire[2:12] + name + wire[rest:], reply[2:12] + name + reply[rest:], name)
+
     def forget_all(self) -> None:
         self.prepared.clear()
         self.replies.clear()
+
+
+def folded_reply(replies: dict[bytes, bytes], wire: bytes) -> bytes | None:
+    """The kept reply to `wire` when its name differs from a kept query's only in letter
+    case, with `wire`'s spelling of the name in it; None when there is none.
+
+    (`replies.get(wire[2:])` answers `wire` as it is: ask that first.) The whole query is
+    lower-cased for the lookup, so a hit is also checked to differ from the kept query in
+    the name alone: the bytes after the name (type, class, EDNS) must be the kept ones,
+    not upper-cased forms of them (type 65 is 0x0041, "A", where type 97 is "a"). The
+    header needs no check: lower-casing can change a plain query's header in its AD bit
+    alone, which the reply does not echo.
+    """
+    key = wire[2:].lower()
+    kept = replies.get(key)
+    if kept is None:
+        return None
+    end = wire.find(0, 12) + 1  # the name's end; a zero byte inside a label ends it early,
+    # and then the rest of the name is among the bytes checked to be as kept
+    if not end or wire[end:] != key[end - 2 :]:
+        return None
+    return wire[:2] + kept[:10] + wire[12:end] + kept[end - 2 :]

@@ -4,11 +4,12 @@ With every answer prepared, a query costs the Responder a few microseconds; asyn
 datagram protocol adds a Python callback, a receive and a send system call per query,
 which was most of the time (docs/benchmarks.md). Here one readiness callback takes up
 to BATCH datagrams with one recvmmsg, answers them in turn, and sends the answers with
-one sendmmsg; a datagram whose bytes after the ID were answered before gets the reply
-the Responder kept for them, ahead of any other look. The callback runs in the event
-loop's thread between other callbacks, so every query sees the zone index as the
-journal follower last left it (never half of a change), and a busy socket gives the
-loop back after ROUNDS batches so the HTTP server and the follower keep their turn.
+one sendmmsg; a datagram whose bytes after the ID were answered before (its name in
+any letter case) gets the reply the Responder kept for them, ahead of any other look.
+The callback runs in the event loop's thread between other callbacks, so every query
+sees the zone index as the journal follower last left it (never half of a change), and
+a busy socket gives the loop back after ROUNDS batches so the HTTP server and the
+follower keep their turn.
 
 Python has no recvmmsg, so the calls go through ctypes into the C library. Where it
 has none (not Linux), `batch_receiver_available()` is False and the server falls back
@@ -31,6 +32,7 @@ from typing import Any
 
 from homing.dns.answer import Responder
 from homing.dns.dispatch import Dispatcher, needs_dispatch
+from homing.dns.replies import folded_reply
 from homing.dns.rrl import DROP, IPV4_MASK, IPV6_MASK, SLIP, RateLimiter
 
 __all__ = ["BATCH", "BatchReceiver", "DatagramBatch", "batch_receiver_available"]
@@ -340,6 +342,11 @@ class BatchReceiver:
                     reply = kept.get(data[2:])
                     if reply is not None:
                         batch.queue(slot, data[:2] + reply)
+                        continue
+                    # The same question in other letter case (a resolver's 0x20).
+                    reply = folded_reply(kept, data)
+                    if reply is not None:
+                        batch.queue(slot, reply)
                         continue
                     if dispatcher is not None and needs_dispatch(data):
                         self._dispatch_later(dispatcher, data, batch.address(slot))
