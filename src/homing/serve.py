@@ -28,6 +28,7 @@ from homing.dns.server import limited_count, parse_listen, query_count, start_dn
 from homing.service import owncert, querycounts
 from homing.service.challenges import expire as expire_challenges
 from homing.service.context import Homing
+from homing.service.dnssec import maintain as maintain_signatures
 from homing.service.figures import QueryMeter
 from homing.service.hosts import refresh_all_groups
 from homing.service.inactivity import get_policy, run_policy
@@ -283,6 +284,7 @@ async def serve(homing: Homing) -> None:
         homing.db.on_commit.append(courier.wake)
         background.append(asyncio.create_task(courier.run(), name="notifications"))
         background.append(asyncio.create_task(_inactivity(homing), name="inactivity"))
+        background.append(asyncio.create_task(maintain_signatures(homing.db), name="dnssec"))
         background.append(asyncio.create_task(_expire_challenges(homing), name="acme-expiry"))
         if own_cert is not None:
             own = owncert.run(homing.db, own_cert)

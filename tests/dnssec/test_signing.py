@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from homing.dnssec import signer
 from homing.domain.records import RRsetValue
 from homing.service import dnssec, zones
 from homing.service.changes import apply_changes
@@ -107,3 +108,31 @@ async def test_turning_signing_off_removes_what_it_added(zone: Database) -> None
     assert text.split("\n")[1:] == unsigned.split("\n")[1:]  # the SOA's serial moved
     with pytest.raises(dnssec.DnssecError):
         await dnssec.ds_records(zone, ZONE)
+
+
+async def test_signatures_due_are_made_again(zone: Database) -> None:
+    await dnssec.enable(zone, ZONE)
+    first = await serial(zone)
+    assert await dnssec.resign_due(zone) == 0, "nothing is due yet"
+    assert await serial(zone) == first
+    # Everything counts as due when the horizon lies past the longest validity.
+    again = await dnssec.resign_due(zone, before=signer.VALIDITY + signer.SPREAD + 1)
+    assert again >= 5  # hosts, their NSEC3 owners...
+    check_signed(await zone_text(zone, ZONE), ZONE)
+
+
+async def test_a_changed_soa_is_signed_again(zone: Database) -> None:
+    await dnssec.enable(zone, ZONE)
+
+    async def change_soa(txn: Txn) -> None:
+        await txn.conn.execute(
+            sa.update(zones_table)
+            .where(zones_table.c.name == ZONE)
+            .values(minimum=300, serial=zones_table.c.serial + 1)
+        )
+
+    await zone.write(change_soa)
+    with pytest.raises(Exception, match="verify|signature|validat"):
+        check_signed(await zone_text(zone, ZONE), ZONE)
+    await dnssec.resign_due(zone, owners=False)
+    check_signed(await zone_text(zone, ZONE), ZONE)

@@ -28,6 +28,7 @@ from homing.dnssec.signer import (
     expiration,
     hashed_owner,
     negative_ttl,
+    soa_value,
 )
 from homing.domain.records import RRsetValue
 from homing.store.db import SyncTxn
@@ -228,16 +229,7 @@ class _Work:
         have = {covered(s) for s in kept}
         made = [s for t in sorted(signed - have) for s in self.signer.signatures(node[t])]
         row = self.row
-        soa = RRsetValue(
-            apex,
-            "SOA",
-            row.soa_ttl,
-            (
-                f"{_absolute(row.mname)} {_absolute(row.rname)} {serial % 2**32}"
-                f" {row.refresh} {row.retry}"
-                f" {row.expire} {row.minimum}",
-            ),
-        )
+        soa = soa_value(apex, row, serial)
         made += self.signer.signatures(soa)
         ttl = min([row.soa_ttl, *(node[t].ttl for t in signed)])
         return RRsetValue(apex, "RRSIG", ttl, tuple(sorted(kept + made)))
@@ -338,10 +330,6 @@ class _Work:
             if old_sigs is not None:
                 out.append(_change(old_sigs, RRsetValue(h, "RRSIG", self.nsec3_ttl)))
         return out
-
-
-def _absolute(name: str) -> str:
-    return name if name.endswith(".") else name + "."
 
 
 def _with_ancestors(names: set[str], apex: str) -> set[str]:

@@ -10,6 +10,7 @@ import calendar
 import time
 import zlib
 from collections.abc import Iterable
+from typing import Any
 
 import dns.dnssec
 import dns.name
@@ -69,6 +70,13 @@ class Signer:
             ).to_text()
             for key in signers
         ]
+
+
+def soa_value(apex: str, row: Any, serial: int) -> RRsetValue:
+    """The SOA RRset homing serves for a zone (its `zones` row) at `serial`."""
+    mname, rname = (n if n.endswith(".") else n + "." for n in (row.mname, row.rname))
+    text = f"{mname} {rname} {serial % 2**32} {row.refresh} {row.retry} {row.expire} {row.minimum}"
+    return RRsetValue(apex, "SOA", row.soa_ttl, (text,))
 
 
 def covered(signature: str) -> str:

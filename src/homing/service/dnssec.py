@@ -6,6 +6,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+import dns.dnssec
+import dns.exception
+import dns.name
+import dns.rrset
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,7 +25,15 @@ from homing.dnssec.keys import (
     ds_texts,
     zone_keys_sync,
 )
-from homing.dnssec.signer import NSEC3PARAM, OWN_TYPES, RESIGN_BEFORE, Signer, covered, expiration
+from homing.dnssec.signer import (
+    NSEC3PARAM,
+    OWN_TYPES,
+    RESIGN_BEFORE,
+    Signer,
+    covered,
+    expiration,
+    soa_value,
+)
 from homing.domain.names import normalize
 from homing.domain.records import RRsetValue
 from homing.service.changes import ZoneRef, apply_changes_sync
@@ -129,9 +141,13 @@ async def ds_records(db: Database, name: str) -> list[str]:
     return await db.write(unit)
 
 
-async def resign_due(db: Database, *, batch: int = RESIGN_BATCH) -> int:
-    """Re-sign, in every signed zone, the owners with a signature due (fewer than
-    RESIGN_BEFORE seconds left); at most `batch` owners a transaction. How many owners."""
+async def resign_due(
+    db: Database, *, owners: bool = True, before: float = RESIGN_BEFORE, batch: int = RESIGN_BATCH
+) -> int:
+    """Re-sign, in every signed zone, the owners with a signature due (fewer than `before`
+    seconds left), at most `batch` owners a transaction, and the apex when its signatures
+    are due or its SOA's values changed; with `owners` False, the apex alone. How many
+    owners were re-signed."""
 
     async def signed(conn: AsyncConnection) -> list[tuple[int, str]]:
         rows = await conn.execute(
@@ -146,7 +162,9 @@ async def resign_due(db: Database, *, batch: int = RESIGN_BATCH) -> int:
         ref = ZoneRef(zone_id, zone_name)
 
         async def unit(txn: Txn, ref: ZoneRef = ref) -> int:
-            return await txn.run_sync(lambda sync: _resign_sync(sync, ref, batch))
+            return await txn.run_sync(
+                lambda sync: _resign_sync(sync, ref, owners=owners, before=before, batch=batch)
+            )
 
         for _ in range(_MAX_BATCHES):
             done = await db.write(unit)
@@ -156,34 +174,24 @@ async def resign_due(db: Database, *, batch: int = RESIGN_BATCH) -> int:
     return total
 
 
-def _resign_sync(txn: SyncTxn, ref: ZoneRef, batch: int) -> int:
+def _resign_sync(txn: SyncTxn, ref: ZoneRef, *, owners: bool, before: float, batch: int) -> int:
     conn = txn.conn
     keys = zone_keys_sync(conn, ref.id)
     if not keys:
         return 0
     now = txn.now.timestamp()
-    horizon = now + RESIGN_BEFORE
+    horizon = now + before
     due: list[str] = []
-    rows = conn.execute(
-        sa.select(rrsets.c.name, rrsets.c.rdatas).where(
-            rrsets.c.zone_id == ref.id, rrsets.c.rtype == "RRSIG", rrsets.c.name != ref.name
-        )
+    query = sa.select(rrsets.c.name, rrsets.c.rdatas).where(
+        rrsets.c.zone_id == ref.id, rrsets.c.rtype == "RRSIG", rrsets.c.name != ref.name
     )
-    for row in rows:
+    for row in conn.execute(query) if owners else ():
         if any(expiration(s) < horizon for s in RRsetValue.decode_rdatas(row.rdatas)):
             due.append(row.name)
             if len(due) >= batch:
                 break
     if not due:
-        # The apex's signatures are renewed by any change: make one if they are due.
-        apex = conn.execute(
-            sa.select(rrsets.c.rdatas).where(
-                rrsets.c.zone_id == ref.id, rrsets.c.rtype == "RRSIG", rrsets.c.name == ref.name
-            )
-        ).scalar()
-        if apex is not None and any(
-            expiration(s) < horizon for s in RRsetValue.decode_rdatas(apex)
-        ):
+        if _apex_stale(conn, ref, horizon):
             _touch_apex(txn, ref)
         return 0
     signer = Signer(ref.name, keys, now)
@@ -208,6 +216,48 @@ def _resign_sync(txn: SyncTxn, ref: ZoneRef, batch: int) -> int:
     return len(due)
 
 
+def _apex_stale(conn: sa.Connection, ref: ZoneRef, horizon: float) -> bool:
+    """Whether the apex's signatures are due, or its SOA's no longer fits the SOA served
+    (its values changed without a change of records)."""
+    stored = {
+        r.rtype: RRsetValue(ref.name, r.rtype, r.ttl, RRsetValue.decode_rdatas(r.rdatas))
+        for r in conn.execute(
+            sa.select(rrsets.c.rtype, rrsets.c.ttl, rrsets.c.rdatas).where(
+                rrsets.c.zone_id == ref.id,
+                rrsets.c.name == ref.name,
+                rrsets.c.rtype.in_(("RRSIG", "DNSKEY")),
+            )
+        )
+    }
+    sigs, dnskey = stored.get("RRSIG"), stored.get("DNSKEY")
+    if sigs is None or dnskey is None:
+        return sigs is not None or dnskey is not None
+    if any(expiration(s) < horizon for s in sigs.rdatas):
+        return True
+    row = conn.execute(sa.select(zones).where(zones.c.id == ref.id)).one()
+    soa = soa_value(ref.name, row, row.serial)
+    origin = dns.name.from_text(ref.name)
+    soa_sigs = [s for s in sigs.rdatas if covered(s) == "SOA"]
+    try:
+        dns.dnssec.validate(
+            dns.rrset.from_text_list(origin, soa.ttl, "IN", "SOA", list(soa.rdatas)),
+            dns.rrset.from_text_list(origin, soa.ttl, "IN", "RRSIG", soa_sigs),
+            {
+                origin: dns.rrset.from_text_list(
+                    origin, dnskey.ttl, "IN", "DNSKEY", list(dnskey.rdatas)
+                )
+            },
+        )
+    except dns.exception.DNSException:  # ValidationFailure among them
+        return True
+    return False
+
+
+async def refresh_apex(txn: Txn, zone: ZoneRef) -> None:
+    """Sign a signed zone's SOA afresh (its values changed); nothing for an unsigned zone."""
+    await txn.run_sync(lambda sync: _touch_apex(sync, zone))
+
+
 def _touch_apex(txn: SyncTxn, ref: ZoneRef) -> None:
     """Re-sign the apex's due signatures: asking for its RRSIG RRset to go is a change, and
     the signer puts it back, made afresh."""
@@ -215,11 +265,17 @@ def _touch_apex(txn: SyncTxn, ref: ZoneRef) -> None:
     apply_changes_sync(txn, ref, values, actor=changes.ACTOR, via=changes.ACTOR)
 
 
-async def maintain(db: Database, interval: float) -> None:
-    """The leader's periodic job: signatures refreshed before they expire."""
+async def maintain(db: Database, interval: float = 60.0, rescan: float = 3600.0) -> None:
+    """The leader's periodic job: every `interval` the apex of each signed zone is checked
+    (signatures due, an SOA changed), every `rescan` every owner's signatures."""
+    last_scan = -rescan
     while True:
         try:
-            count = await resign_due(db)
+            clock = asyncio.get_running_loop().time()
+            owners = clock - last_scan >= rescan
+            count = await resign_due(db, owners=owners)
+            if owners:
+                last_scan = clock
             if count:
                 log.info("dnssec: %d owners re-signed", count)
         except Exception:
