@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from homing.domain.errors import HomingError
 from homing.domain.names import in_zone, normalize
 from homing.domain.records import RRsetValue
+from homing.service import dnssec
 from homing.service import zones as zones_service
 from homing.service.changes import ZoneRef, apply_change
 from homing.service.forms import FormCheck
@@ -172,6 +173,7 @@ async def _set_soa(txn: Txn, zone: ZoneRef, values: dict[str, object]) -> None:
         .where(zones.c.id == zone.id)
         .values({**changed, "serial": zones.c.serial + 1})
     )
+    await dnssec.refresh_apex(txn, zone)  # a signed zone's SOA signature follows its values
 
 
 async def set_zone_options(db: Database, name: str, options: ZoneOptions) -> ZoneRef:

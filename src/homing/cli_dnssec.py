@@ -1,0 +1,59 @@
+"""`homing zone ds` and the --dnssec options of `zone add` and `zone set`: signed zones."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from homing.cli import fail, run_with_store, zone_app
+from homing.dnssec import keys
+from homing.service import dnssec
+
+DEFAULT_ALGORITHM = keys.DEFAULT_ALGORITHM
+
+# The options `zone add` and `zone set` take, declared once.
+DnssecSwitch = Annotated[
+    str | None,
+    typer.Option(
+        "--dnssec",
+        metavar="on|off",
+        help="on: sign the zone (new keys, every RRset signed now and as it changes);"
+        " off: remove keys and signatures (take the DS away at the parent first)",
+    ),
+]
+DnssecFlag = Annotated[bool, typer.Option("--dnssec", help="Sign the zone (see zone set --dnssec)")]
+Algorithm = Annotated[
+    str,
+    typer.Option(
+        "--dnssec-algorithm", help=f"The signing algorithm: {' or '.join(keys.ALGORITHMS)}"
+    ),
+]
+SplitKeys = Annotated[
+    bool,
+    typer.Option("--split-keys", help="A KSK and a ZSK instead of one combined signing key"),
+]
+
+
+def set_dnssec(
+    zone: str, value: str, algorithm: str = DEFAULT_ALGORITHM, split: bool = False
+) -> None:
+    """Turn signing on or off, saying what was done (and what the operator does next)."""
+    if value not in ("on", "off"):
+        fail("--dnssec takes on or off")
+    if value == "on":
+        done = run_with_store(lambda h: dnssec.enable(h.db, zone, algorithm=algorithm, split=split))
+        typer.echo(
+            f"zone {done.zone}: signed ({done.keys} key{'s' if done.keys > 1 else ''},"
+            f" {done.changed} rrsets written); the parent needs its DS: homing zone ds {done.zone}"
+        )
+        return
+    done = run_with_store(lambda h: dnssec.disable(h.db, zone))
+    typer.echo(f"zone {done.zone}: unsigned ({done.changed} rrsets removed)")
+
+
+@zone_app.command("ds")
+def zone_ds(zone: str) -> None:
+    """Print the DS records of a signed zone, for its parent (the registrar)."""
+    for line in run_with_store(lambda h: dnssec.ds_records(h.db, zone)):
+        typer.echo(line)

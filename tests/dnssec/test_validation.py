@@ -1,0 +1,94 @@
+"""A real validating resolver (unbound) trusts homing's signed answers: hosts with the AD
+bit, NXDOMAIN and NODATA proven, and still after dyndns2 updates; ldns-verify-zone accepts
+the zone as AXFR carries it."""
+
+from __future__ import annotations
+
+import subprocess
+import urllib.request
+from base64 import b64encode
+from pathlib import Path
+
+from tests import peers
+from tests.dnssec.unbound import unbound
+from tests.e2e.conftest import LOOPBACK, ZONE, Server
+
+
+def update(server: Server, fqdn: str, secret: str, address: str) -> str:
+    """A dyndns2 update; the server's answer line."""
+    request = urllib.request.Request(
+        f"{server.http_url}/nic/update?hostname={fqdn}&myip={address}",
+        headers={
+            "Authorization": "Basic " + b64encode(f"{fqdn}:{secret}".encode()).decode(),
+            "User-Agent": "homing-tests/1.0",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=15) as response:
+        return str(response.read().decode().strip())
+
+
+def sign(server: Server) -> str:
+    """Sign the zone with the CLI; its DS line, as `homing zone ds` prints it."""
+    server.cli("zone", "set", ZONE, "--dnssec", "on")
+    lines = server.cli("zone", "ds", ZONE).stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{ZONE}. IN DS "), lines
+    server.wait_dns(ZONE, "DNSKEY", lambda a: bool(a.values("DNSKEY")))
+    return lines[0]
+
+
+def test_unbound_validates_hosts_denials_and_updates(server: Server, tmp_path: Path) -> None:
+    (cam, cam_secret), (nas, nas_secret) = server.new_hosts(["cam", "nas"])
+    assert update(server, cam, cam_secret, "192.0.2.10").startswith("good")
+    assert update(server, nas, nas_secret, "192.0.2.11").startswith("good")
+    anchor = sign(server)
+    with unbound(tmp_path / "unbound", ZONE, anchor, server.dns_port, server.dig_path) as resolver:
+        found = resolver.dig(cam, "A")
+        assert found.status == "NOERROR" and "ad" in found.flags, found
+        assert found.values("A") == ["192.0.2.10"]
+        missing = resolver.dig(f"nothing-here.{ZONE}", "A")
+        assert missing.status == "NXDOMAIN" and "ad" in missing.flags, missing
+        nodata = resolver.dig(nas, "TXT")
+        assert nodata.status == "NOERROR" and not nodata.values("TXT"), nodata
+        assert "ad" in nodata.flags, nodata
+        deeper = resolver.dig(f"a.b.{ZONE}", "A")  # below a name that does not exist
+        assert deeper.status == "NXDOMAIN" and "ad" in deeper.flags, deeper
+        for n, address in enumerate(["198.51.100.1", "198.51.100.2", "203.0.113.3"]):
+            assert update(server, cam, cam_secret, address).startswith("good")
+            server.wait_dns(cam, "A", lambda a, address=address: a.values("A") == [address])
+            resolver.flush(ZONE)
+            found = resolver.dig(cam, "A")
+            assert found.values("A") == [address] and "ad" in found.flags, (n, found)
+        new, new_secret = server.new_host("late")
+        assert update(server, new, new_secret, "192.0.2.99").startswith("good")
+        server.wait_dns(new, "A", lambda a: a.values("A") == ["192.0.2.99"])
+        resolver.flush(ZONE)
+        found = resolver.dig(new, "A")
+        assert found.values("A") == ["192.0.2.99"] and "ad" in found.flags, found
+
+
+def test_ldns_verify_zone_accepts_the_transferred_zone(server: Server, tmp_path: Path) -> None:
+    for (fqdn, secret), address in zip(
+        server.new_hosts(["h1", "h2", "h3"]), ["192.0.2.1", "192.0.2.2", "192.0.2.3"], strict=True
+    ):
+        assert update(server, fqdn, secret, address).startswith("good")
+    sign(server)
+    server.cli("zone", "set", ZONE, "--allow-transfer", f"{LOOPBACK}/32")
+    args = [
+        server.dig_path, f"@{LOOPBACK}", "-p", str(server.dns_port), "+onesoa", "+nocmd",
+        "+nostats", "+nocomments", "+time=5", "+tries=1", ZONE, "AXFR",
+    ]  # fmt: skip
+    deadline_tries = 50
+    text = ""
+    for _ in range(deadline_tries):  # the transfer list reaches the server by its follower
+        text = subprocess.run(args, capture_output=True, text=True, timeout=30).stdout
+        if "NSEC3PARAM" in text and "Transfer failed" not in text:
+            break
+        server.wait_dns(ZONE, "SOA", lambda a: a.status == "NOERROR", timeout=1)
+    assert "NSEC3PARAM" in text and "RRSIG" in text, text
+    path = tmp_path / "axfr.zone"
+    path.write_text(text)
+    verify = peers.program("ldns-verify-zone")
+    done = subprocess.run(
+        [verify, "-V", "2", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
