@@ -182,8 +182,15 @@ class _Work:
                 continue  # the apex's RRSIG RRset is made last, with the SOA's
             sigs = self._signatures(name, cuts)
             self._emit(out, name, "RRSIG", sigs)
-        states = {name: self._chain_state(name, cuts) for name in self._chain_names(touched)}
-        out.extend(self._chain(states))
+        # New values for RRsets that were there and stay (an address update) change no
+        # name's types: the chain stays as it is.
+        if self.everything or any(
+            old is None or not new.rdatas or new.rtype == "NS"
+            for old, new, _, _ in changed
+            if new.rtype not in OWN_TYPES
+        ):
+            names = self._chain_names(touched)
+            out.extend(self._chain({name: self._chain_state(name, cuts) for name in names}))
         return out
 
     def _signed_types(self, name: str, cuts: set[str]) -> set[str]:
