@@ -280,7 +280,7 @@ def form_lines(text: str) -> list[str]:
     return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
 
 
-def _every(lines: list[str], check: Callable[[str], str]) -> list[str]:
+def _every(lines: list[str], check: Callable[[str], str], what: str) -> list[str]:
     """Each line checked; HomingError names every bad one."""
     bad = []
     for line in lines:
@@ -289,7 +289,7 @@ def _every(lines: list[str], check: Callable[[str], str]) -> list[str]:
         except HomingError:
             bad.append(line)
     if bad:
-        raise HomingError(f"not understood: {', '.join(bad)}")
+        raise HomingError(f"not {what}: {', '.join(bad)}")
     return lines
 
 
@@ -303,9 +303,12 @@ def options_from_form(form: Mapping[str, str], *, secondary: bool) -> ZoneOption
     """The admin form's fields as options; AdminError names every field at fault. A
     secondary zone's name servers and SOA are its primary's: those fields are not read."""
     check = FormCheck("ZONE_OPTIONS")
-    notify = check.field("notify", lambda: _every(form_lines(form.get("notify", "")), _hostport))
+    notify = check.field(
+        "notify", lambda: _every(form_lines(form.get("notify", "")), _hostport, "an ADDRESS:PORT")
+    )
     transfer = check.field(
-        "allow_transfer", lambda: _every(form_lines(form.get("allow_transfer", "")), _cidr)
+        "allow_transfer",
+        lambda: _every(form_lines(form.get("allow_transfer", "")), _cidr, "an address or network"),
     )
     if secondary:
         check.done()

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.service import zoneoptions
 from homing.store.schema import zones
-from tests.web.portal.conftest import ZONE, Portal
+from tests.web.portal.conftest import ZONE, Portal, field_error
 from tests.web.portal.test_admin import as_admin
 
 
@@ -57,11 +57,45 @@ async def test_a_bad_line_changes_nothing(portal: Portal) -> None:
         path, {"ns": "ns.example.org", "notify": "192.0.2.53", "allow_transfer": "10.0.0.0/8"}
     )
     assert refused.status_code == 422
-    alert = re.search(r'id="form-error"[^>]*>(.*?)</p>', refused.text, re.S)
-    assert alert is not None
-    assert "The options were not saved" in alert.group(1) and "ADDRESS:PORT" in alert.group(1)
+    error = field_error(refused, "notify")
+    assert error is not None and error.startswith("Not saved") and "ADDRESS:PORT" in error
     assert await zoneoptions.read_options(portal.homing.db, number) == before
     refused = await portal.post_form(path, {"ns": "", "notify": "", "allow_transfer": ""})
-    assert refused.status_code == 422 and "at least one name server" in refused.text
+    assert refused.status_code == 422
+    assert "at least one name server" in (field_error(refused, "ns") or "")
     missing = await portal.client.get("/admin/zones/999/options")
     assert missing.status_code == 404
+
+
+async def test_every_bad_field_is_shown_at_once(portal: Portal) -> None:
+    await as_admin(portal)
+    number = await zone_id(portal)
+    path = f"/admin/zones/{number}/options"
+    before = await zoneoptions.read_options(portal.homing.db, number)
+    form = {
+        "ns": "bad..name",
+        "notify": "nowhere",
+        "allow_transfer": "10.0.0.0/33",
+        "rname": "ops.example.org",
+        "ttl": "0",
+        "negative_ttl": "ten",
+        "refresh": "3600",
+        "retry": "600",
+        "expire": "1209600",
+    }
+    refused = await portal.post_form(path, form)
+    assert refused.status_code == 422
+    for field in ("ns", "notify", "allow_transfer", "ttl", "negative_ttl"):
+        error = field_error(refused, field)
+        assert error is not None and error.startswith("Not saved"), field
+    assert field_error(refused, "rname") is None and field_error(refused, "refresh") is None
+    assert 'id="form-error"' not in refused.text
+    assert "ZONE_OPTIONS" not in re.sub(r'data-code="[^"]*"', "", refused.text)
+    assert await zoneoptions.read_options(portal.homing.db, number) == before
+    # The SOA's values are saved like the rest.
+    good = {**form, "ns": "ns.example.org", "notify": "", "allow_transfer": "",
+            "ttl": "300", "negative_ttl": "30"}  # fmt: skip
+    saved = await portal.post_form(path, good)
+    assert saved.status_code == 303
+    soa = (await zoneoptions.read_options(portal.homing.db, number)).soa
+    assert soa == zoneoptions.Soa("ops.example.org", 300, 30, 3600, 600, 1209600)
