@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     # rrl-ratelimit (0: off); every rrl_slip-th limited answer goes out truncated (0: none).
     rrl_rate: int = Field(default=200, ge=0)
     rrl_slip: int = Field(default=2, ge=0)
+    # What the DNS server says about itself; unset: nothing (CHAOS queries are REFUSED).
+    # identity: CHAOS TXT id.server and hostname.bind; version: version.bind and
+    # version.server (RFC 4892); nsid: the NSID option to a query asking for it (RFC 5001).
+    dns_identity: str | None = Field(default=None, max_length=255, pattern="^[ -~]+$")
+    dns_version: str | None = Field(default=None, max_length=255, pattern="^[ -~]+$")
+    dns_nsid: str | None = Field(default=None, max_length=128, pattern="^[ -~]+$")
     # ACME DNS-01: challenge TXT values are deleted this long after their last change, s;
     # acme_dns_zone (a zone served here) turns on the acme-dns compatible API at the root.
     acme_challenge_lifetime: int = Field(default=3600, ge=60, le=7 * 86400)

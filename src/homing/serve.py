@@ -17,6 +17,7 @@ import uvicorn
 
 from homing.config import Settings
 from homing.dns.access import AccessLoader
+from homing.dns.chaos import ServerIdentity
 from homing.dns.cookies import ServerCookies, load_secret
 from homing.dns.dispatch import Dispatcher, NotifyJudge
 from homing.dns.index import ZoneIndex
@@ -205,6 +206,7 @@ async def serve(homing: Homing) -> None:
         ),
         rrl=RateLimiter(settings.rrl_rate, settings.rrl_slip) if settings.rrl_rate else None,
         cookies=ServerCookies(load_secret(settings.data_dir)),
+        identity=ServerIdentity(settings.dns_identity, settings.dns_version, settings.dns_nsid),
     )
     notifier.release()  # secondaries told of the loaded serials can now ask us back
     own_cert = owncert.Plan.from_settings(settings)

@@ -36,8 +36,11 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from homing.dns.chaos import ServerIdentity
 from homing.dns.cookies import CookieError, ServerCookies, find_cookie, split_cookie, with_option
+from homing.dns.ednsopt import EDE_NOT_AUTHORITATIVE, NSID, add_options, find_option, with_ede
 from homing.dns.index import Node, ZoneData, ZoneIndex
+from homing.dns.prepare import prepare
 from homing.dns.replies import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_REPLY_CACHE_SIZE,
@@ -55,6 +58,7 @@ from homing.dns.wire import (
     ID_FLAGS,
     MAX_TCP_MESSAGE,
     MIN_UDP_PAYLOAD,
+    OUR_OPT,
     OUR_OPT_DO,
     OUR_UDP_PAYLOAD,
     QR,
@@ -88,12 +92,21 @@ _OPCODE_RCODES: dict[int, dns.rcode.Rcode] = {
 }
 
 _IN = int(dns.rdataclass.RdataClass.IN)
+_CH = int(dns.rdataclass.RdataClass.CH)
 _CNAME = int(dns.rdatatype.RdataType.CNAME)
 _NOERROR = int(dns.rcode.Rcode.NOERROR)
 _NXDOMAIN = int(dns.rcode.Rcode.NXDOMAIN)
 _REFUSED = int(dns.rcode.Rcode.REFUSED)
-# Types the hot path leaves to resolve(): ANY (RFC 8482) and the meta types with their rcodes.
-_SLOW_TYPES = frozenset({int(dns.rdatatype.RdataType.ANY), *map(int, METATYPE_RCODES)})
+# Types the hot path leaves to resolve(): ANY (RFC 8482), the meta types with their rcodes,
+# and the types whose answers carry their targets' addresses (homing.dns.additional).
+_SLOW_TYPES = frozenset(
+    {
+        *map(int, METATYPE_RCODES),
+        *(int(dns.rdatatype.RdataType.make(t)) for t in ("ANY", "NS", "MX", "SRV")),
+    }
+)
+# Our OPT record for REFUSED outside our zones, with EDE 20 (RFC 8914 4.21), by our plain one.
+_REFUSED_OPT = {opt: with_ede(opt, EDE_NOT_AUTHORITATIVE) for opt in (b"", OUR_OPT, OUR_OPT_DO)}
 _POINTER = struct.Struct("!H")
 
 # One responder (and its kept answers) per index, for answer().
@@ -120,10 +133,13 @@ class Responder:
         cache_size: int = DEFAULT_CACHE_SIZE,
         reply_cache_size: int = DEFAULT_REPLY_CACHE_SIZE,
         cookies: ServerCookies | None = None,
+        identity: ServerIdentity | None = None,
     ) -> None:
         self.index = index
         # DNS Cookies (RFC 7873): None answers as if they did not exist.
         self.cookies = cookies
+        # What the server says about itself (CHAOS, NSID): nothing unless the operator set it.
+        self.identity = identity or ServerIdentity()
         self._kept = KeptAnswers(index, cache_size=cache_size, reply_cache_size=reply_cache_size)
 
     def answer(self, wire: bytes, *, tcp: bool, client: bytes = b"") -> bytes | None:
@@ -163,19 +179,40 @@ class Responder:
             if scanned is None:
                 return self._answer_unusual(wire, tcp=tcp, client=client)
             end, payload, opt, options = scanned
-            if options and self.cookies is not None:
-                cookie = find_cookie(wire, options)
-                if cookie is not None:
-                    if client:
-                        return self._with_cookie(wire, end, payload, opt, cookie, tcp, client)
-                    # No address to make a cookie for: answered, and never kept, so
-                    # the same bytes from a client whose address we know get theirs.
-                    return self._plain(wire, end, payload, opt, tcp=tcp)
+            if options:
+                return self._with_options(wire, end, payload, opt, options, tcp, client)
             return self._plain(wire, end, payload, opt, tcp=tcp, keep=not tcp)
         except Exception:
             # Our bug, not the client's: say so with SERVFAIL, keep serving.
             logger.exception("failed to answer DNS message %s", wire[:512].hex())
             return header_reply(wire, dns.rcode.Rcode.SERVFAIL)
+
+    def _with_options(
+        self,
+        wire: bytes,
+        end: int,
+        payload: int | None,
+        opt: bytes,
+        options: int,
+        tcp: bool,
+        client: bytes,
+    ) -> bytes:
+        """A plain query with EDNS options: a cookie gets ours, NSID our identifier, when
+        those are on; such answers are never kept. Any other option is ignored."""
+        nsid = self.identity.nsid_option
+        if nsid and find_option(wire, options, NSID) is None:
+            nsid = b""
+        cookie = None if self.cookies is None else find_cookie(wire, options)
+        if cookie is not None and client:
+            reply = self._with_cookie(wire, end, payload, opt, cookie, tcp, client)
+        else:
+            # Without an address to make a cookie for, answered without one and never
+            # kept, so the same bytes from a client whose address we know get theirs.
+            keep = not tcp and cookie is None and not nsid
+            reply = self._plain(wire, end, payload, opt, tcp=tcp, keep=keep)
+        if not nsid:
+            return reply
+        return add_options(reply, nsid, wire[12:end], size_limit(payload, tcp=tcp))
 
     def _with_cookie(
         self,
@@ -257,7 +294,8 @@ class Responder:
             while (zone := zones.get(name[apex:] if apex else name)) is None:
                 length = name[apex]
                 if not length:  # not ours, and we are not a resolver
-                    return respond(wire, end, payload, opt, _REFUSED, 0, 0, b"", tcp=tcp)
+                    refused = _REFUSED_OPT.get(opt, opt)
+                    return respond(wire, end, payload, refused, _REFUSED, 0, 0, b"", tcp=tcp)
                 apex += length + 1
             # The apex itself (SOA, NS, the serial) takes the slow path, and so do a
             # secondary zone without a usable copy (SERVFAIL, in resolve()) and names at
@@ -309,32 +347,16 @@ class Responder:
     def _prepare(self, lowered_name: bytes, q: Question) -> tuple[Prepared, Resolution]:
         qname, _ = dns.name.from_wire(lowered_name, 0)
         qtype, qclass = TYPE_CLASS.unpack_from(q.question, q.name_length)
-        resolution = resolve(
-            self.index,
-            qname,
-            dns.rdatatype.RdataType.make(qtype),
-            dns.rdataclass.RdataClass.make(qclass),
-        )
+        rdtype = dns.rdatatype.RdataType.make(qtype)
+        if qclass == _CH:
+            resolution = self.identity.chaos(qname, rdtype)
+        else:
+            resolution = resolve(self.index, qname, rdtype, dns.rdataclass.RdataClass.make(qclass))
         if q.opt is OUR_OPT_DO and resolution.zone is not None:
             zone = self.index.zones.get(resolution.zone)
             if zone is not None and signed(zone):
                 secure(zone, resolution, qname)
-        message = dns.message.Message(id=0)
-        message.flags = QR | (AA if resolution.authoritative else 0)
-        message.set_rcode(resolution.rcode)
-        message.question.append(dns.rrset.RRset(qname, qclass, qtype))
-        message.answer.extend(resolution.answer)
-        message.authority.extend(resolution.authority)
-        message.additional.extend(resolution.additional)
-        if q.opt:
-            message.use_edns(0, DO if q.opt is OUR_OPT_DO else 0, OUR_UDP_PAYLOAD)
-        question_end = 12 + len(q.question)
-        try:
-            wire = message.to_wire(max_size=MAX_TCP_MESSAGE)
-        except dns.exception.TooBig:
-            return Prepared(message.flags, b"", b"", fits_tcp=False), resolution
-        flags = ID_FLAGS.unpack_from(wire)[1]
-        return Prepared(flags, wire[4:12], wire[question_end:]), resolution
+        return prepare(resolution, qname, qtype, qclass, q.opt), resolution
 
     def _answer_unusual(self, wire: bytes, *, tcp: bool, client: bytes = b"") -> bytes | None:
         """The slow path: dnspython parses, and every error gets its rcode."""

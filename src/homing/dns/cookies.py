@@ -23,6 +23,8 @@ from pathlib import Path
 
 from siphashc import siphash
 
+from homing.dns.ednsopt import add_options, find_option
+
 __all__ = [
     "COOKIE_OPTION",
     "CookieError",
@@ -152,13 +154,7 @@ _OUR_OPT_START = b"\x00\x00\x29"  # root owner, type OPT: how our answers' OPT b
 def find_cookie(wire: bytes, start: int) -> bytes | None:
     """The data of the first COOKIE option among the EDNS options from `start` to the end
     of `wire` (a query whose OPT record is its last, its options well-formed)."""
-    end = len(wire)
-    while start + 4 <= end:
-        code, length = _OPTION_HEAD.unpack_from(wire, start)
-        if code == COOKIE_OPTION:
-            return wire[start + 4 : start + 4 + length]
-        start += 4 + length
-    return None
+    return find_option(wire, start, COOKIE_OPTION)
 
 
 def with_option(reply: bytes, option: bytes, question: bytes, limit: int) -> bytes:
@@ -167,17 +163,4 @@ def with_option(reply: bytes, option: bytes, question: bytes, limit: int) -> byt
     Over `limit` bytes, the answer becomes the question alone with TC, the option kept.
     A reply without such an OPT record is returned as it is.
     """
-    if reply[-11:-8] != _OUR_OPT_START or reply[-2:] != b"\x00\x00":
-        return reply
-    opt = reply[-11:-2] + len(option).to_bytes(2, "big") + option
-    out = reply[:-11] + opt
-    if len(out) <= limit:
-        return out
-    flags = reply[2:4]
-    return (
-        reply[:2]
-        + bytes((flags[0] | 0x02, flags[1]))  # TC
-        + b"\x00\x01\x00\x00\x00\x00\x00\x01"
-        + question
-        + opt
-    )
+    return add_options(reply, option, question, limit)

@@ -13,7 +13,9 @@ import dns.rdatatype
 import dns.rdtypes.nsbase
 import dns.rrset
 
+from homing.dns.additional import additional
 from homing.dns.delegation import referral
+from homing.dns.ednsopt import EDE_NOT_AUTHORITATIVE_CODE
 from homing.dns.index import ZoneData, ZoneIndex, node_rrsets
 
 __all__ = ["CNAME_CHAIN_LIMIT", "METATYPE_RCODES", "Resolution", "resolve"]
@@ -44,6 +46,8 @@ class Resolution:
     authority: list[dns.rrset.RRset] = field(default_factory=list)
     additional: list[dns.rrset.RRset] = field(default_factory=list)
     zone: dns.name.Name | None = None
+    optional: int = 0  # the last RRsets of `additional` may go to make the answer fit
+    ede: int | None = None  # an Extended DNS Error code for the OPT record (RFC 8914)
 
 
 def resolve(
@@ -57,7 +61,8 @@ def resolve(
         return Resolution(dns.rcode.Rcode.REFUSED)
     zone = index.find(qname)
     if zone is None:
-        return Resolution(dns.rcode.Rcode.REFUSED)  # not ours, and we are not a resolver
+        # Not ours, and we are not a resolver: say so as Knot does (RFC 8914 4.21).
+        return Resolution(dns.rcode.Rcode.REFUSED, ede=EDE_NOT_AUTHORITATIVE_CODE)
     if zone.meta.expired:
         return Resolution(dns.rcode.Rcode.SERVFAIL, zone=zone.origin)  # a secondary without a copy
     meta_rcode = METATYPE_RCODES.get(qtype)
@@ -89,10 +94,12 @@ def resolve(
                 result.authority.append(_negative_soa(zone))
             else:
                 result.answer.append(chosen)
+                _add_targets(result, zone)
             return result
         rrset = node.get(qtype)
         if rrset is not None:
             result.answer.append(rrset)
+            _add_targets(result, zone)
             return result
         cname = node.get(dns.rdatatype.RdataType.CNAME)
         if cname is None:
@@ -106,6 +113,14 @@ def resolve(
         seen.add(target)
         name = target
     return result
+
+
+def _add_targets(result: Resolution, zone: ZoneData) -> None:
+    """The addresses of the answer's NS, MX and SRV targets in the zone, as optional
+    additional data (homing.dns.additional)."""
+    extra = additional(zone, result.answer)
+    result.additional.extend(extra)
+    result.optional = len(extra)
 
 
 def _node(

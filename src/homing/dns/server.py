@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from homing.dns.answer import Responder
+from homing.dns.chaos import ServerIdentity
 from homing.dns.cookies import ServerCookies, address_bytes
 from homing.dns.dispatch import Dispatcher, needs_dispatch
 from homing.dns.index import ZoneIndex
@@ -128,6 +129,7 @@ async def start_dns(
     udp_batches: bool = True,
     rrl: RateLimiter | None = None,
     cookies: ServerCookies | None = None,
+    identity: ServerIdentity | None = None,
 ) -> DnsServer:
     """Serve `index` over UDP and TCP on host:port (port 0: one free port for both).
 
@@ -135,10 +137,11 @@ async def start_dns(
     they go to the Dispatcher it makes around the server's responder. UDP is served in
     batches (homing.dns.udp) where the platform allows and `udp_batches` is left on,
     else through asyncio's datagram protocol. `rrl` limits the UDP answers per source
-    prefix (None: no limit); with `cookies`, DNS Cookies are answered (None: ignored).
+    prefix (None: no limit); with `cookies`, DNS Cookies are answered (None: ignored);
+    `identity` is what the server says about itself (homing.dns.chaos; None: nothing).
     """
     loop = asyncio.get_running_loop()
-    responder = Responder(index, cookies=cookies)
+    responder = Responder(index, cookies=cookies, identity=identity)
     if rrl is not None:
         _LIMITERS.append(rrl)
     dispatcher = None if dispatch is None else dispatch(responder)
