@@ -53,4 +53,17 @@ function done(summary, latency, requests)
     summary.requests, summary.duration, total_bad, e.connect + e.read + e.write + e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency:percentile(99.9), latency.max, latency.mean))
+  -- The latency distribution as 1,000 quantiles (the midpoints of 0.1% steps) into
+  -- the file $WRK_HISTOGRAM names, if set, so that several wrk processes' latencies can
+  -- be merged (bench/updates_nodes.py); wrk's Lua API gives percentiles, not its raw
+  -- histogram. done() runs in wrk's main Lua state, which init() never saw: the path
+  -- comes from the environment.
+  local histogram_path = os.getenv("WRK_HISTOGRAM")
+  if histogram_path then
+    local out = assert(io.open(histogram_path, "w"))
+    for step = 0, 999 do
+      out:write(latency:percentile(step / 10 + 0.05), "\n")
+    end
+    out:close()
+  end
 end

@@ -68,11 +68,15 @@ BATCHER = UpdateBatcher()
 def _write(batch: Batch, policy: UpdatePolicy) -> dict[str, int]:
     """Write the batch; the last journal serial of each host name that changed."""
     txn = batch.txn
+    # The host rows first (locked by the read on PostgreSQL already): a zone's serial,
+    # which every writer of the zone waits for, is taken as late as possible.
+    _write_hosts(batch)
     zone_names = {row["zone_id"]: row["zone_name"] for row in batch.hosts.values()}
     serials: dict[str, int] = {}
-    # Zones in id order: writers on other nodes take the zones' row locks in the same order.
+    # Zones in id order and RRsets in name order (a name's later values after its earlier
+    # ones): concurrent writers, here and on other nodes, lock rows in one order.
     for zone_id in sorted(batch.changes):
-        changes = batch.changes[zone_id]
+        changes = sorted(batch.changes[zone_id], key=_rrset_key)
         entries = apply_changes_sync(
             txn,
             ZoneRef(zone_id, zone_names[zone_id]),
@@ -84,15 +88,6 @@ def _write(batch: Batch, policy: UpdatePolicy) -> dict[str, int]:
         serials.update((e.name, e.serial) for e in entries)  # in serial order: the last
         address_alerts(batch, entries)
     prefixes.remember_sync(txn, batch.new_prefixes)
-    # One UPDATE per set of changed columns: mostly one, of the two update times.
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for name in sorted(batch.dirty):
-        row = batch.hosts[name]
-        columns = tuple(sorted(batch.dirty[name]))
-        values = {f"b_{column}": row[column] for column in columns}
-        by_columns.setdefault(columns, []).append({"b_id": row["id"], **values})
-    for columns, params in by_columns.items():
-        execute_many(txn.conn, _host_update(columns), params)
     if batch.alerts:
         txn.conn.execute(sa.insert(outbox), batch.alerts)
     if batch.regroup:
@@ -100,6 +95,23 @@ def _write(batch: Batch, policy: UpdatePolicy) -> dict[str, int]:
         for group_id in sorted(r.group_id for r in group_ids):
             refresh_group_sync(txn, group_id, policy.group_member_max_age)
     return serials
+
+
+def _write_hosts(batch: Batch) -> None:
+    """The host columns the batch changed: one UPDATE per set of changed columns (mostly
+    one, of the two update times)."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for name in sorted(batch.dirty):
+        row = batch.hosts[name]
+        columns = tuple(sorted(batch.dirty[name]))
+        values = {f"b_{column}": row[column] for column in columns}
+        by_columns.setdefault(columns, []).append({"b_id": row["id"], **values})
+    for columns, params in by_columns.items():
+        execute_many(batch.txn.conn, _host_update(columns), params)
+
+
+def _rrset_key(change: tuple[RRsetValue, str, str]) -> tuple[str, str]:
+    return change[0].name, change[0].rtype
 
 
 def _stamped(batch: Batch, result: HostResult, serials: dict[str, int]) -> HostResult:
@@ -179,6 +191,21 @@ def _hosts_named(count: int) -> sa.Select[Any]:
     )
 
 
+@functools.lru_cache(maxsize=16)
+def _lock_hosts(count: int) -> sa.Select[Any]:
+    """PostgreSQL: the named hosts' rows locked, in name order, before `_hosts_named`
+    reads them. Another transaction writing one of them (a batch in flight beside this
+    one, or another node's) commits first, and the read, a statement of its own with a
+    snapshot of its own, sees what it wrote: each change's journal row says what it
+    replaced, and nochg and abuse counts add up."""
+    return (
+        sa.select(hosts.c.id)
+        .where(hosts.c.name.in_([sa.bindparam(f"n{i}") for i in range(count)]))
+        .order_by(hosts.c.name)
+        .with_for_update()
+    )
+
+
 _GROUPS_OF = (
     sa.select(group_members.c.group_id)
     .where(group_members.c.host_id.in_(sa.bindparam("ids", expanding=True)))
@@ -202,9 +229,10 @@ def _load_hosts(
     wanted = sorted(names)
     count = 1 << (len(wanted) - 1).bit_length()  # a power of two: few statements to compile
     wanted += wanted[-1:] * (count - len(wanted))  # padded with a name asked already
-    keys, rows = fetch_all(
-        txn.conn, _hosts_named(count), {f"n{i}": name for i, name in enumerate(wanted)}
-    )
+    parameters = {f"n{i}": name for i, name in enumerate(wanted)}
+    if txn.conn.dialect.name == "postgresql":
+        fetch_all(txn.conn, _lock_hosts(count), parameters)
+    keys, rows = fetch_all(txn.conn, _hosts_named(count), parameters)
     found: dict[str, dict[str, Any]] = {}
     stored: dict[tuple[str, str], RRsetValue] = {}
     for values in rows:

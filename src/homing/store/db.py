@@ -127,7 +127,17 @@ def _groups(jobs: list[_Job]) -> list[list[_Job]]:
 class Database:
     """One engine plus a single writer task that batches concurrent units into one commit."""
 
-    def __init__(self, url: str, *, schema: str | None = None, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        max_batch: int = 256,
+        in_flight: int = 2,
+    ) -> None:
+        """`in_flight`: PostgreSQL write transactions the writer keeps going at once (SQLite
+        has one writer: always 1). While one commits (its WAL flush), the next batch
+        already runs its statements on another connection; row locks order them."""
         self.url = sa.make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.schema = schema
@@ -150,6 +160,9 @@ class Database:
         self._pending: collections.deque[_Job] = collections.deque()  # jobs for the writer
         self._idle: asyncio.Future[None] | None = None  # the writer waits on it for a job
         self._writer: asyncio.Task[None] | None = None
+        self.in_flight = 1 if self.is_sqlite else max(1, in_flight)
+        self._slots: asyncio.Semaphore | None = None  # free places for one more transaction
+        self._running: set[asyncio.Task[None]] = set()  # transactions in flight (PostgreSQL)
         # Called with what each committed transaction emitted, in commit order (the journal hook).
         self.on_commit: list[Callable[[list[Any]], None]] = []
 
@@ -230,19 +243,46 @@ class Database:
 
     async def _write_loop(self) -> None:
         pending = self._pending
+        loop = asyncio.get_running_loop()
         while True:
             if not pending:
-                self._idle = asyncio.get_running_loop().create_future()
+                self._idle = loop.create_future()
                 await self._idle
                 continue
+            if self.in_flight == 1:
+                jobs = [pending.popleft() for _ in range(min(len(pending), self.max_batch))]
+                await self._guarded(jobs)
+                continue
+            # Group commit across connections: a batch is taken once a place is free, so
+            # the jobs that arrived meanwhile wait together for the next transaction.
+            if self._slots is None:
+                self._slots = asyncio.Semaphore(self.in_flight)
+            await self._slots.acquire()
             jobs = [pending.popleft() for _ in range(min(len(pending), self.max_batch))]
-            try:
-                await self._commit_batch(jobs)
-            except Exception:  # a bug, not the caller's: never let the writer die
-                log.exception("writer failed")
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(StoreUnavailable("internal store error"))
+            task = loop.create_task(self._in_flight_batch(jobs, self._slots))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _in_flight_batch(self, jobs: list[_Job], slots: asyncio.Semaphore) -> None:
+        """One of the transactions in flight. Each settles as soon as it has committed:
+        commits to one zone finish in serial order (its row lock is held until the
+        commit), so the commit hooks still see each zone's journal in order."""
+        try:
+            await self._guarded(jobs)
+        finally:
+            slots.release()
+            for job in jobs:  # cancelled by close(): its callers hear so
+                if not job.future.done():
+                    job.future.set_exception(StoreUnavailable("the store is closed"))
+
+    async def _guarded(self, jobs: list[_Job]) -> None:
+        try:
+            await self._commit_batch(jobs)
+        except Exception:  # a bug, not the caller's: never let the writer die
+            log.exception("writer failed")
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(StoreUnavailable("internal store error"))
 
     async def _commit_batch(self, jobs: list[_Job]) -> None:
         if self._sync_engine is None:
@@ -256,6 +296,7 @@ class Database:
             await self._commit_jobs([job for job in jobs if not job.is_sync])
 
     async def _commit_jobs(self, jobs: list[_Job]) -> None:
+        """Commit the jobs together (or, that failing, one by one) and settle them."""
         if len(jobs) > 1:
             groups = _groups(jobs)
             try:
@@ -349,6 +390,13 @@ class Database:
                 await self._writer
             self._writer = None
             self._idle = None
+            # Transactions in flight end (committed or not); their callers were cancelled
+            # or hear the store is closed.
+            for task in list(self._running):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._slots = None
             while self._pending:  # never taken by the writer: their callers hear so
                 job = self._pending.popleft()
                 if not job.future.done():

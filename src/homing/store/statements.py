@@ -4,8 +4,10 @@ SQLAlchemy's own execute does its parameter processing and result wrapping on ev
 call; for the few statements the update batch runs on each commit, the compiled SQL,
 the order of its parameters and the type conversions are worked out once per statement
 (a `_Plan`, from the compiler's own description of the statement) and each call is a
-tuple per row handed to the driver. Statements a plan cannot describe (Python-side
-defaults, expanding lists) run the usual way.
+tuple per row handed to the driver: pysqlite on SQLite's writer thread, asyncpg on
+PostgreSQL (whose statement cache keeps each one prepared on the server, and whose
+executemany sends all rows in one round trip). Statements a plan cannot describe
+(Python-side defaults, expanding lists) run the usual way.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.util import await_only
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """A statement compiled for SQLite: its SQL, how a parameter dict becomes the SQL's
+    """A statement compiled for one dialect: its SQL, how a parameter dict becomes the SQL's
     parameters, and how the driver's result values become SQLAlchemy's."""
 
     sql: str
@@ -49,17 +52,20 @@ def _processed(
     return tuple(converted)
 
 
-# (statement, parameter names) -> the statement and its plan (None: run it the usual way).
-_PLANS: dict[tuple[int, tuple[str, ...]], tuple[sa.Executable, _Plan | None]] = {}
+# (dialect, statement, parameter names) -> the statement and its plan (None: the usual way).
+_PLANS: dict[tuple[str, int, tuple[str, ...]], tuple[sa.Executable, _Plan | None]] = {}
+# The drivers a plan's SQL is handed to directly.
+_DIRECT = frozenset({"pysqlite", "asyncpg"})
 
 
 def execute_many(conn: sa.Connection, statement: sa.Executable, rows: list[dict[str, Any]]) -> None:
     """Run `statement` once for each row (all with the same keys), as one executemany.
 
-    On SQLite the statement is compiled once and the rows go to the driver as tuples,
-    without SQLAlchemy's parameter processing for each row (the update batch writes three
-    such statements); on the writer thread's pysqlite connection, straight to the driver.
-    Elsewhere, and for statements with Python-side defaults, it is plain conn.execute.
+    The statement is compiled once and the rows go to the driver as tuples, without
+    SQLAlchemy's parameter processing for each row (the update batch writes three such
+    statements): straight to pysqlite on the writer thread's connection, to asyncpg on
+    PostgreSQL (one round trip for all rows). Elsewhere, and for statements with
+    Python-side defaults, it is plain conn.execute.
     """
     if not rows:
         return
@@ -68,7 +74,11 @@ def execute_many(conn: sa.Connection, statement: sa.Executable, rows: list[dict[
         conn.execute(statement, rows)
         return
     parameters = [plan.parameters(row) for row in rows]
-    if conn.dialect.driver != "pysqlite":
+    driver = conn.dialect.driver
+    if driver == "asyncpg":
+        _asyncpg(conn, plan.sql, "executemany", parameters)
+        return
+    if driver != "pysqlite":
         conn.exec_driver_sql(plan.sql, parameters)
         return
     try:
@@ -83,16 +93,19 @@ def fetch_all(
     """Run a statement that returns rows (a SELECT, or DML with RETURNING): its column
     names and all its rows, values as SQLAlchemy would give them.
 
-    On the writer thread's pysqlite connection the statement, compiled once, goes
-    straight to the driver (the update batch's read and serial move). The statement's
-    parameters must be plain ones (no expanding IN lists: build one statement per count).
+    On the writer thread's pysqlite connection and on asyncpg the statement, compiled
+    once, goes straight to the driver (the update batch's read and serial move). The
+    statement's parameters must be plain ones (no expanding IN lists: build one
+    statement per count).
     """
-    plan = (
-        _plan_for(conn, statement, tuple(parameters)) if conn.dialect.driver == "pysqlite" else None
-    )
+    driver = conn.dialect.driver
+    plan = _plan_for(conn, statement, tuple(parameters)) if driver in _DIRECT else None
     if plan is None or not plan.columns:
         result = conn.execute(statement, parameters)
         return tuple(result.keys()), [tuple(row) for row in result.all()]
+    if driver == "asyncpg":
+        rows = _asyncpg(conn, plan.sql, "fetch", plan.parameters(parameters))
+        return plan.columns, [plan.result(tuple(row)) for row in rows]
     try:
         cursor = conn.connection.driver_connection.execute(  # type: ignore[union-attr]
             plan.sql, plan.parameters(parameters)
@@ -109,10 +122,34 @@ def _store_error(sql: str, exc: sqlite3.Error) -> Exception:
     return sa.exc.DBAPIError.instance(sql, None, exc, sqlite3.Error)
 
 
+def _asyncpg(conn: sa.Connection, sql: str, method: str, parameters: Any) -> Any:
+    """`method` ("fetch", "executemany") of the asyncpg connection under `conn`, in the
+    transaction SQLAlchemy began on it (started first if no statement has yet). Runs in
+    the greenlet of `AsyncConnection.run_sync`; errors come out as SQLAlchemy's."""
+    adapted: Any = conn.connection.dbapi_connection
+    try:
+        if adapted._transaction is None:
+            await_only(adapted._start_transaction())
+        driver = adapted._connection
+        if method == "fetch":
+            return await_only(driver.fetch(sql, *parameters))
+        return await_only(driver.executemany(sql, parameters))
+    except sa.exc.DBAPIError:
+        raise
+    except Exception as exc:
+        try:
+            adapted._handle_exception(exc)  # raises the driver error as a DB-API one
+        except Exception as translated:
+            dbapi: Any = conn.dialect.loaded_dbapi
+            raise sa.exc.DBAPIError.instance(sql, None, translated, dbapi.Error) from exc
+        raise
+
+
 def _plan_for(conn: sa.Connection, statement: sa.Executable, keys: tuple[str, ...]) -> _Plan | None:
-    if conn.dialect.name != "sqlite":
+    dialect = conn.dialect
+    if dialect.name != "sqlite" and dialect.driver != "asyncpg":
         return None
-    cache_key = (id(statement), keys)
+    cache_key = (dialect.driver, id(statement), keys)
     cached = _PLANS.get(cache_key)
     if cached is None or cached[0] is not statement:
         cached = _PLANS[cache_key] = (statement, _plan(statement, keys, conn.dialect))

@@ -1,0 +1,93 @@
+"""Updates of one host from many clients through two store handles (two nodes) at once.
+
+On PostgreSQL each handle keeps two write transactions in flight, so batches of one
+host's updates overlap; the journal must still chain (each change replaces what the one
+before it wrote), and each handle's commit hooks must see the zone's serials in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+
+from homing.domain.outcomes import Outcome
+from homing.domain.records import JournalEntry
+from homing.service import updates
+from homing.store.db import Database
+from homing.store.schema import journal
+from tests.service.test_updates import POLICY, records, request, setup_host
+
+CLIENTS = 8
+ROUNDS = 6
+
+
+def _second_handle(db: Database) -> Database:
+    return Database(db.url.render_as_string(hide_password=False), schema=db.schema)
+
+
+async def test_one_host_from_two_nodes_chains_in_the_journal(db: Database) -> None:
+    name = "cam.dyn.example.net"
+    secret = await setup_host(db, name)
+    other = _second_handle(db)
+    seen: dict[int, list[int]] = {0: [], 1: []}
+    for number, handle in enumerate((db, other)):
+        handle.on_commit.append(
+            lambda emitted, number=number: seen[number].extend(
+                e.serial for e in emitted if isinstance(e, JournalEntry)
+            )
+        )
+
+    async def client(index: int) -> list[Outcome]:
+        handle = (db, other)[index % 2]
+        outcomes = []
+        for round_ in range(ROUNDS):
+            address = f"10.{index}.{round_}.1"  # every request a new address: each a change
+            [result] = await updates.update(handle, request(name, secret, [name], address), POLICY)
+            outcomes.append(result.outcome)
+        return outcomes
+
+    try:
+        results = await asyncio.gather(*(client(i) for i in range(CLIENTS)))
+    finally:
+        await other.close()
+    assert all(outcome is Outcome.GOOD for outcomes in results for outcome in outcomes)
+
+    async def entries(conn: sa.ext.asyncio.AsyncConnection) -> list[sa.Row[tuple[str, str]]]:
+        rows = await conn.execute(
+            sa.select(journal.c.old, journal.c.new)
+            .where(journal.c.name == name, journal.c.rtype == "A")
+            .order_by(journal.c.serial)
+        )
+        return list(rows.all())
+
+    chain = await db.read(entries)
+    # Requests of one batch for one host leave one change (the last wins); each client's
+    # rounds are in batches of their own.
+    assert ROUNDS <= len(chain) <= CLIENTS * ROUNDS
+    for before, after in zip(chain, chain[1:], strict=False):
+        assert after.old == before.new  # what each change replaced is what was there
+    assert chain[-1].new.split("\n") == list(await records(db, name, "A"))
+    for serials in seen.values():
+        assert serials == sorted(serials)  # each node's index hears its commits in order
+    assert len(seen[0]) + len(seen[1]) == len(chain)
+
+
+async def test_batches_in_flight_each_answer_their_own_callers(db: Database) -> None:
+    names = [f"h{i}.dyn.example.net" for i in range(5)]  # the default plan's hosts
+    secrets = [await setup_host(db, name) for name in names]
+
+    async def client(index: int) -> list[str]:
+        lines = []
+        for round_ in range(ROUNDS):
+            address = f"10.{index}.{round_}.1"
+            [result] = await updates.update(
+                db, request(names[index], secrets[index], [names[index]], address), POLICY
+            )
+            lines.append(result.dyndns2_line())
+        return lines
+
+    answers = await asyncio.gather(*(client(i) for i in range(len(names))))
+    for index, lines in enumerate(answers):
+        assert lines == [f"good 10.{index}.{round_}.1" for round_ in range(ROUNDS)]
+        assert await records(db, names[index], "A") == (f"10.{index}.{ROUNDS - 1}.1",)
