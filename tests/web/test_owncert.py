@@ -4,8 +4,11 @@ serves it, and renews it when it is near expiry, the reloader serving the new on
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import json
+import logging
 import socket
 import ssl
 import stat
@@ -20,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 
 from homing.config import Settings
 from homing.service import owncert
+from homing.store.db import Database
 from tests.e2e.conftest import LOOPBACK, ZONE, Server, module_server
 from tests.pebble import Ports, running, self_signed
 
@@ -129,3 +133,55 @@ def test_placeholder_then_renewal_reasons(tmp_path: Path) -> None:
     key = serialization.load_pem_private_key(plan.key.read_bytes(), password=None)
     cert = x509.load_pem_x509_certificate(plan.cert.read_bytes())
     assert cert.public_key() == key.public_key()
+
+
+class _Warnings(logging.Handler):
+    """Sets `enough` once `count` warnings came: the retries are awaited, not slept on."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(logging.WARNING)
+        self.count = count
+        self.messages: list[str] = []
+        self.enough = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        if len(self.messages) >= self.count:
+            self.enough.set()
+
+
+async def test_failures_are_logged_and_retried(tmp_path: Path) -> None:
+    """A name in no zone of ours (looked at before the CA, which does not even listen,
+    is asked): each attempt fails, is logged and tried again; the loop never ends by
+    itself and the placeholder stays."""
+    closed = Ports.free().acme  # nothing listens there
+    settings = Settings(
+        data_dir=tmp_path,
+        acme_directory=f"https://{LOOPBACK}:{closed}/dir",
+        tls_names=[NAME],
+        tls_cert_file=tmp_path / "cert.pem",
+        tls_key_file=tmp_path / "key.pem",
+        acme_check_interval=0.05,  # the retry waits at most this long
+    )
+    plan = owncert.Plan.from_settings(settings)
+    assert plan is not None
+    owncert.ensure_placeholder(plan)
+    placeholder = plan.cert.read_bytes()
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'homing.db'}")
+    await db.migrate()  # no zone: the name cannot be proved here
+    caught = _Warnings(3)
+    logger = logging.getLogger(owncert.__name__)
+    logger.addHandler(caught)
+    task = asyncio.create_task(owncert.run(db, plan))
+    try:
+        await asyncio.wait_for(caught.enough.wait(), 60)
+        assert not task.done()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        logger.removeHandler(caught)
+        await db.close()
+    assert all(m.startswith("ACME certificate not obtained, retrying") for m in caught.messages)
+    assert any("is in no zone served here" in m for m in caught.messages)
+    assert plan.cert.read_bytes() == placeholder

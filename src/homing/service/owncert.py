@@ -327,11 +327,14 @@ def _finish(
 
 async def obtain(db: Database, plan: Plan) -> None:
     """One certificate for the plan's names, written where the reloader picks it up."""
+    # Every name's zone first: no order is spent at the CA for a name we cannot prove.
+    challenged = {challenge_name(n.removeprefix("*.")) for n in plan.names}
+    zones_of = {name: await _zone_of(db, name) for name in challenged}
     acme, account, order, key_pem, pending = await asyncio.to_thread(_order, plan)
     published: list[tuple[ZoneRef, _Pending, str]] = []
     try:
         for item in pending:
-            zone = await _zone_of(db, item.name)
+            zone = zones_of.get(item.name) or await _zone_of(db, item.name)
             rdata = txt_rdata(item.value)
             await _change_value(db, zone, item.name, rdata, add=True)
             published.append((zone, item, rdata))
