@@ -147,10 +147,6 @@ def load_secret(data_dir: Path) -> bytes:
     return secret
 
 
-_OPTION_HEAD = struct.Struct("!HH")
-_OUR_OPT_START = b"\x00\x00\x29"  # root owner, type OPT: how our answers' OPT begins
-
-
 def find_cookie(wire: bytes, start: int) -> bytes | None:
     """The data of the first COOKIE option among the EDNS options from `start` to the end
     of `wire` (a query whose OPT record is its last, its options well-formed)."""
@@ -158,7 +154,7 @@ def find_cookie(wire: bytes, start: int) -> bytes | None:
 
 
 def with_option(reply: bytes, option: bytes, question: bytes, limit: int) -> bytes:
-    """`reply` with `option` in the OPT record that ends it (one of ours, without options).
+    """`reply` with `option` added to the OPT record that ends it (one of ours).
 
     Over `limit` bytes, the answer becomes the question alone with TC, the option kept.
     A reply without such an OPT record is returned as it is.

@@ -10,12 +10,12 @@ import dns.rdatatype
 import dns.rdtypes.nsbase
 import dns.rrset
 
+from homing.dns.additional import addresses
 from homing.dns.index import ZoneData, node_rrsets
 
 __all__ = ["Referral", "referral"]
 
 _NS = dns.rdatatype.RdataType.NS
-_ADDRESSES = (dns.rdatatype.RdataType.A, dns.rdatatype.RdataType.AAAA)
 
 Referral = tuple[dns.rrset.RRset, list[dns.rrset.RRset]]  # (the cut's NS, glue)
 
@@ -33,9 +33,5 @@ def referral(zone: ZoneData, cut: bytes) -> Referral:
         if key is None or key in seen:
             continue  # out of bailiwick: the resolver looks it up itself
         seen.add(key)
-        node = zone.owners.get(key)
-        if node is None:
-            continue
-        rrsets = node_rrsets(node, zone.name_of(key))
-        glue.extend(rrsets[rdtype] for rdtype in _ADDRESSES if rdtype in rrsets)
+        glue.extend(addresses(zone, key, zone.name_of(key), wildcards=False))
     return ns, glue
