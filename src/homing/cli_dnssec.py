@@ -8,7 +8,7 @@ import typer
 
 from homing.cli import fail, run_with_store, zone_app
 from homing.dnssec import keys
-from homing.service import dnssec
+from homing.service import dnssec, keyroll
 
 DEFAULT_ALGORITHM = keys.DEFAULT_ALGORITHM
 
@@ -57,3 +57,29 @@ def zone_ds(zone: str) -> None:
     """Print the DS records of a signed zone, for its parent (the registrar)."""
     for line in run_with_store(lambda h: dnssec.ds_records(h.db, zone)):
         typer.echo(line)
+
+
+@zone_app.command("roll")
+def zone_roll(
+    zone: str,
+    zsk: Annotated[bool, typer.Option("--zsk", help="Roll the zone-signing key")] = False,
+    ksk: Annotated[
+        bool, typer.Option("--ksk", help="Roll the key the parent's DS points at (KSK or CSK)")
+    ] = False,
+    step: Annotated[
+        bool, typer.Option("--step", help="Take the next step of the roll under way now")
+    ] = False,
+) -> None:
+    """Roll a signed zone's keys: start a roll, or take its next step (docs/dnssec.md)."""
+    if zsk == ksk:
+        fail("give --zsk or --ksk")
+    done = run_with_store(lambda h: keyroll.roll(h.db, zone, "zsk" if zsk else "ksk", step=step))
+    said = {
+        "started": "a new key is published; it signs at the next step",
+        "switched": "the new key signs; the old one stays published until the last step",
+        "done": "the old key is gone",
+    }
+    typer.echo(f"zone {done.zone}: {done.role} roll {done.state}: {said[done.state]}")
+    if done.state != "done" and done.role == "ksk":
+        for line in run_with_store(lambda h: dnssec.ds_records(h.db, zone)):
+            typer.echo(line)

@@ -24,6 +24,7 @@ DEFAULT_ALGORITHM = "ecdsap256sha256"
 ROLES = ("csk", "ksk", "zsk")
 # The states a key goes through: in the DNSKEY RRset before it signs, and after it stopped.
 PUBLISHED, ACTIVE, RETIRED = "published", "active", "retired"
+DNSKEY_TTL = 3600  # of the DNSKEY, CDS and CDNSKEY RRsets
 _SEP = 257  # the Secure Entry Point flag set: a key the parent's DS points at
 _ZONE = 256
 
@@ -133,8 +134,11 @@ def dnskey_texts(keys: list[ZoneKey]) -> tuple[str, ...]:
     return tuple(sorted({k.dnskey.to_text() for k in keys}))
 
 
-def ds_texts(zone: str, keys: list[ZoneKey], *, states: tuple[str, ...] = (ACTIVE,)) -> list[str]:
-    """The DS records (SHA-256) for the parent: the zone's entry keys in `states`."""
+def ds_texts(
+    zone: str, keys: list[ZoneKey], *, states: tuple[str, ...] = (ACTIVE, PUBLISHED)
+) -> list[str]:
+    """The DS records (SHA-256) for the parent: the zone's entry keys in `states` (the
+    one signing, and during a roll the one that will)."""
     origin = dns.name.from_text(zone)
     return [
         dns.dnssec.make_ds(origin, k.dnskey, dns.dnssectypes.DSDigest.SHA256).to_text()

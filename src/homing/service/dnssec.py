@@ -17,6 +17,7 @@ from homing.dnssec import changes
 from homing.dnssec.keys import (
     ACTIVE,
     DEFAULT_ALGORITHM,
+    DNSKEY_TTL,
     DnssecError,
     ZoneKey,
     add_key_sync,
@@ -36,6 +37,7 @@ from homing.dnssec.signer import (
 )
 from homing.domain.names import normalize
 from homing.domain.records import RRsetValue
+from homing.service import keyroll
 from homing.service.changes import ZoneRef, apply_changes_sync
 from homing.service.zones import own_records, zone_row
 from homing.store.db import Database, SyncTxn, Txn
@@ -48,7 +50,6 @@ SIGNING_TYPES = frozenset({*OWN_TYPES, "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY"}
 # Owners re-signed per transaction by the periodic job: a large zone's refresh is spread
 # over several short transactions, never one long one.
 RESIGN_BATCH = 1000
-DNSKEY_TTL = 3600
 _MAX_BATCHES = 10_000  # a bound on one pass: ten million owners
 
 
@@ -273,6 +274,8 @@ async def maintain(db: Database, interval: float = 60.0, rescan: float = 3600.0)
         try:
             clock = asyncio.get_running_loop().time()
             owners = clock - last_scan >= rescan
+            for step in await keyroll.advance_due(db):
+                log.info("dnssec: zone %s %s roll %s", step.zone, step.role, step.state)
             count = await resign_due(db, owners=owners)
             if owners:
                 last_scan = clock

@@ -1,0 +1,178 @@
+"""Key rolls of a signed zone, in three steps each (RFC 6781 4.1, RFC 7583).
+
+A ZSK roll pre-publishes (4.1.1.1): the new key joins the DNSKEY RRset, after
+ZSK_PUBLISH_WAIT it signs the zone in place of the old one, which stays published for
+RETIRE_WAIT and then goes. The leader takes these steps by itself.
+
+A KSK (or CSK) roll uses double DS (4.1.2): the new key joins the DNSKEY RRset and the
+CDS/CDNSKEY RRsets (RFC 7344) name both keys, so a parent that polls them, or the
+operator with `homing zone ds`, adds the new DS. Only the operator knows when the parent
+has it: `homing zone roll ZONE --ksk --step` then makes the new key sign (CDS/CDNSKEY
+name it alone, the old DS can go) and, RETIRE_WAIT later, the old key goes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from homing.dnssec import changes
+from homing.dnssec.keys import (
+    ACTIVE,
+    DNSKEY_TTL,
+    PUBLISHED,
+    RETIRED,
+    DnssecError,
+    ZoneKey,
+    add_key_sync,
+    cds_texts,
+    dnskey_texts,
+    zone_keys_sync,
+)
+from homing.domain.names import normalize
+from homing.domain.records import RRsetValue
+from homing.service.changes import ZoneRef, apply_changes_sync
+from homing.service.zones import own_records, zone_row
+from homing.store.db import Database, SyncTxn, Txn, as_utc, now
+from homing.store.schema import dnssec_keys, zones
+
+log = logging.getLogger(__name__)
+
+# A new ZSK is published this long before it signs: the old DNSKEY RRset has left caches.
+ZSK_PUBLISH_WAIT = 2 * DNSKEY_TTL
+# A key that stopped signing stays published this long: signatures it made have left
+# caches (their TTLs are far shorter).
+RETIRE_WAIT = 86400
+
+
+@dataclass(frozen=True)
+class RollStep:
+    """Where a roll stands after a step."""
+
+    zone: str
+    role: str
+    state: str  # "started", "switched" (the new key signs) or "done" (the old key gone)
+
+
+async def roll(db: Database, name: str, role: str, *, step: bool = False) -> RollStep:
+    """Start a roll of the zone's ZSK or KSK (a CSK for a zone with one key); with `step`,
+    take the next step of the roll under way at once."""
+    if role not in ("zsk", "ksk"):
+        raise DnssecError(f"a roll is of the zsk or the ksk, not {role!r}")
+    zone_name = normalize(name)
+
+    async def unit(txn: Txn) -> RollStep:
+        ref = own_records(await zone_row(txn.conn, zone_name), "keys")
+        return await txn.run_sync(lambda sync: _roll(sync, ref, role, step))
+
+    return await db.write(unit)
+
+
+def _rolling(keys: list[ZoneKey], role: str) -> list[ZoneKey]:
+    """The keys of `role`'s kind (zone keys, or entry keys) in a roll: not active."""
+    kind = [k for k in keys if (k.role == "zsk") == (role == "zsk")]
+    return [k for k in kind if k.state != ACTIVE]
+
+
+def _roll(txn: SyncTxn, ref: ZoneRef, role: str, step: bool) -> RollStep:
+    keys = zone_keys_sync(txn.conn, ref.id)
+    if not keys:
+        raise DnssecError(f"zone {ref.name} is not signed")
+    if role == "zsk" and not any(k.role == "zsk" for k in keys):
+        raise DnssecError(f"zone {ref.name} has one combined key (a CSK): roll it with --ksk")
+    under_way = _rolling(keys, role)
+    if not under_way:
+        if step:
+            raise DnssecError(f"no {role} roll under way in zone {ref.name}")
+        old = next(k for k in keys if k.state == ACTIVE and (k.role == "zsk") == (role == "zsk"))
+        add_key_sync(txn.conn, ref.id, old.role, old.algorithm, PUBLISHED, txn.now)
+        _publish(txn, ref)
+        return RollStep(ref.name, role, "started")
+    if not step:
+        raise DnssecError(f"a {role} roll is under way in zone {ref.name}: --step takes it on")
+    return _advance(txn, ref, keys, role)
+
+
+def _advance(txn: SyncTxn, ref: ZoneRef, keys: list[ZoneKey], role: str) -> RollStep:
+    """The next step of the roll under way: the new key signs, or the old one goes."""
+    conn = txn.conn
+    kind = [k for k in keys if (k.role == "zsk") == (role == "zsk")]
+    new = [k for k in kind if k.state == PUBLISHED]
+    if new:
+        old = [k for k in kind if k.state == ACTIVE]
+        _set_state(conn, [k.id for k in new], ACTIVE, txn)
+        _set_state(conn, [k.id for k in old], RETIRED, txn)
+        _publish(txn, ref, resign=True)
+        return RollStep(ref.name, role, "switched")
+    retired = [k.id for k in kind if k.state == RETIRED]
+    conn.execute(sa.delete(dnssec_keys).where(dnssec_keys.c.id.in_(retired)))
+    _publish(txn, ref)
+    return RollStep(ref.name, role, "done")
+
+
+def _set_state(conn: sa.Connection, ids: list[int], state: str, txn: SyncTxn) -> None:
+    if ids:
+        conn.execute(
+            sa.update(dnssec_keys)
+            .where(dnssec_keys.c.id.in_(ids))
+            .values(state=state, changed_at=txn.now)
+        )
+
+
+def _publish(txn: SyncTxn, ref: ZoneRef, *, resign: bool = False) -> None:
+    """The apex's DNSKEY RRset as the keys now are, and CDS/CDNSKEY while an entry key is
+    rolled; with `resign`, every RRset signed again with the keys that now sign."""
+    keys = zone_keys_sync(txn.conn, ref.id)
+    entry_roll = any(k.entry and k.state != ACTIVE for k in keys)
+    cds, cdnskey = cds_texts(ref.name, keys) if entry_roll else ((), ())
+    values = [
+        RRsetValue(ref.name, "DNSKEY", DNSKEY_TTL, dnskey_texts(keys)),
+        RRsetValue(ref.name, "CDS", DNSKEY_TTL, cds),
+        RRsetValue(ref.name, "CDNSKEY", DNSKEY_TTL, cdnskey),
+    ]
+    if not resign:
+        apply_changes_sync(txn, ref, values, actor=changes.ACTOR, via=changes.ACTOR)
+        return
+    # Asking for the apex's RRSIGs to go is always a change: the signer makes them again,
+    # and with everything() every other RRset's too.
+    values.append(RRsetValue(ref.name, "RRSIG", 0))
+    with changes.everything():
+        apply_changes_sync(txn, ref, values, actor=changes.ACTOR, via=changes.ACTOR)
+
+
+async def advance_due(db: Database) -> list[RollStep]:
+    """The steps whose time has come: a ZSK published ZSK_PUBLISH_WAIT ago signs, a key
+    retired RETIRE_WAIT ago goes. (A KSK's switch waits for the operator.)"""
+
+    async def due(conn: AsyncConnection) -> list[tuple[int, str, str]]:
+        rows = await conn.execute(
+            sa.select(zones.c.id, zones.c.name, dnssec_keys.c.role, dnssec_keys.c.state,
+                      dnssec_keys.c.changed_at)
+            .join(dnssec_keys, dnssec_keys.c.zone_id == zones.c.id)
+            .where(dnssec_keys.c.state != ACTIVE)
+        )  # fmt: skip
+        found = []
+        moment = now()
+        for r in rows:
+            age = moment - (as_utc(r.changed_at) or moment)
+            if r.state == PUBLISHED and r.role == "zsk" and age >= timedelta(0, ZSK_PUBLISH_WAIT):
+                found.append((r.id, r.name, "zsk"))
+            elif r.state == RETIRED and age >= timedelta(0, RETIRE_WAIT):
+                found.append((r.id, r.name, "zsk" if r.role == "zsk" else "ksk"))
+        return sorted(set(found))
+
+    steps = []
+    for zone_id, zone_name, role in await db.read(due):
+        ref = ZoneRef(zone_id, zone_name)
+
+        async def unit(txn: Txn, ref: ZoneRef = ref, role: str = role) -> RollStep:
+            return await txn.run_sync(
+                lambda sync: _advance(sync, ref, zone_keys_sync(sync.conn, ref.id), role)
+            )
+
+        steps.append(await db.write(unit))
+    return steps
