@@ -10,7 +10,7 @@ from homing.cli import fail, run_with_store, zone_app
 from homing.dnssec import keys
 from homing.service import dnssec, keyroll
 
-DEFAULT_ALGORITHM = keys.DEFAULT_ALGORITHM
+DEFAULT_ALGORITHM: str = keys.DEFAULT_ALGORITHM
 
 # The options `zone add` and `zone set` take, declared once.
 DnssecSwitch = Annotated[
