@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from cryptography import x509
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -214,17 +215,51 @@ class MetricsAccess:
         return any(address in network for network in self.networks)
 
 
+class CertificateExpiry:
+    """When the served HTTPS certificate (the file's first) expires, read again only when
+    the file changes: a renewal, by homing's ACME or any other client, shows at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stamp: tuple[int, int] | None = None
+        self.expires: float | None = None
+
+    def read(self) -> float | None:
+        try:
+            status = self.path.stat()
+            stamp = (status.st_mtime_ns, status.st_size)
+            if stamp != self.stamp:
+                self.stamp, self.expires = stamp, None
+                cert = x509.load_pem_x509_certificate(self.path.read_bytes())
+                self.expires = cert.not_valid_after_utc.timestamp()
+        except (OSError, ValueError):
+            return None
+        return self.expires
+
+    def family(self) -> list[Metric]:
+        expires = self.read()
+        if expires is None:
+            return []
+        gauge = GaugeMetricFamily(
+            "homing_tls_certificate_expiry_timestamp_seconds",
+            "When the HTTPS certificate served expires, Unix time",
+        )
+        gauge.add_metric([], expires)
+        return [gauge]
+
+
 def metrics_endpoints(homing: Homing, client: ClientAddress) -> tuple[Any, Any]:
     """The /metrics and /readyz endpoints."""
     settings = homing.settings
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     access = MetricsAccess(settings.metrics_allow, token, client)
+    expiry = CertificateExpiry(settings.tls_cert_file) if settings.tls_cert_file else None
 
     async def metrics(request: Request) -> Response:
         if not access.allows(request.scope):
             return PlainTextResponse("Forbidden\n", status_code=403)
         stored = await _stored_serials(homing)
-        body = render(families(NODE, stored))
+        body = render(families(NODE, stored) + (expiry.family() if expiry else []))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     checked = [0.0, False]  # when the store last answered a readiness check, and if it did
