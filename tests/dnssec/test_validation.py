@@ -10,7 +10,7 @@ from base64 import b64encode
 from pathlib import Path
 
 from tests import peers
-from tests.dnssec.unbound import unbound
+from tests.dnssec.unbound import Resolver, unbound
 from tests.e2e.conftest import LOOPBACK, ZONE, Server
 
 
@@ -27,9 +27,9 @@ def update(server: Server, fqdn: str, secret: str, address: str) -> str:
         return str(response.read().decode().strip())
 
 
-def sign(server: Server) -> str:
+def sign(server: Server, *options: str) -> str:
     """Sign the zone with the CLI; its DS line, as `homing zone ds` prints it."""
-    server.cli("zone", "set", ZONE, "--dnssec", "on")
+    server.cli("zone", "set", ZONE, "--dnssec", "on", *options)
     lines = server.cli("zone", "ds", ZONE).stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{ZONE}. IN DS "), lines
     server.wait_dns(ZONE, "DNSKEY", lambda a: bool(a.values("DNSKEY")))
@@ -41,7 +41,8 @@ def test_unbound_validates_hosts_denials_and_updates(server: Server, tmp_path: P
     assert update(server, cam, cam_secret, "192.0.2.10").startswith("good")
     assert update(server, nas, nas_secret, "192.0.2.11").startswith("good")
     anchor = sign(server)
-    with unbound(tmp_path / "unbound", ZONE, anchor, server.dns_port, server.dig_path) as resolver:
+    work = tmp_path / "unbound"
+    with unbound(work, ZONE, [anchor], server.dns_port, server.dig_path) as resolver:
         found = resolver.dig(cam, "A")
         assert found.status == "NOERROR" and "ad" in found.flags, found
         assert found.values("A") == ["192.0.2.10"]
@@ -92,3 +93,55 @@ def test_ldns_verify_zone_accepts_the_transferred_zone(server: Server, tmp_path:
         [verify, "-V", "2", str(path)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def serial(server: Server) -> int:
+    (soa,) = server.dig(ZONE, "SOA").values("SOA")
+    return int(soa.split()[2])
+
+
+def roll(server: Server, *args: str) -> list[str]:
+    """`homing zone roll ZONE ARGS`, then wait until the server serves the change; the
+    DS lines it printed."""
+    before = serial(server)
+    out = server.cli("zone", "roll", ZONE, *args).stdout.splitlines()
+    server.wait_dns(ZONE, "SOA", lambda a: int(a.values("SOA")[0].split()[2]) > before)
+    return [line for line in out if " IN DS " in line]
+
+
+def test_unbound_validates_through_zsk_and_ksk_rolls(server: Server, tmp_path: Path) -> None:
+    ((cam, secret),) = server.new_hosts(["cam"])
+    assert update(server, cam, secret, "192.0.2.10").startswith("good")
+    anchor = sign(server, "--split-keys")
+    addresses = iter(f"198.51.100.{n}" for n in range(1, 50))
+
+    def still_valid(resolver: Resolver) -> None:
+        address = next(addresses)
+        assert update(server, cam, secret, address).startswith("good")
+        server.wait_dns(cam, "A", lambda a: a.values("A") == [address])
+        resolver.flush(ZONE)
+        found = resolver.dig(cam, "A")
+        assert found.values("A") == [address] and "ad" in found.flags, found
+        missing = resolver.dig(f"nothing.{ZONE}", "A")
+        assert missing.status == "NXDOMAIN" and "ad" in missing.flags, missing
+
+    work = tmp_path / "unbound"
+    with unbound(work, ZONE, [anchor], server.dns_port, server.dig_path) as resolver:
+        still_valid(resolver)
+        for step in ((), ("--step",), ("--step",)):  # publish, switch, remove
+            roll(server, "--zsk", *step)
+            still_valid(resolver)
+        both = roll(server, "--ksk")  # the new KSK published, with CDS: the parent's turn
+        assert anchor in both and len(both) == 2
+        still_valid(resolver)
+    # The parent publishes the new DS beside the old one: a resolver that knows both.
+    with unbound(tmp_path / "unbound2", ZONE, both, server.dns_port, server.dig_path) as resolver:
+        still_valid(resolver)
+        roll(server, "--ksk", "--step")  # the new KSK signs
+        still_valid(resolver)
+    new = [line for line in both if line != anchor]
+    # The parent drops the old DS; the old key goes.
+    with unbound(tmp_path / "unbound3", ZONE, new, server.dns_port, server.dig_path) as resolver:
+        still_valid(resolver)
+        roll(server, "--ksk", "--step")
+        still_valid(resolver)

@@ -45,14 +45,16 @@ class Resolver:
 
 @contextlib.contextmanager
 def unbound(
-    work: Path, zone: str, trust_anchor: str, homing_port: int, dig_path: str
+    work: Path, zone: str, trust_anchors: list[str], homing_port: int, dig_path: str
 ) -> Iterator[Resolver]:
-    """unbound validating `zone` with `trust_anchor` (a DS line), stopped by PID afterwards."""
+    """unbound validating `zone` with `trust_anchors` (DS lines: what the parent holds),
+    stopped by PID afterwards."""
     program = peers.program("unbound")
     work.mkdir(exist_ok=True)
     port = free_dns_port()
     config = work / "unbound.conf"
     log = work / "unbound.log"
+    anchors = "\n".join(f'    trust-anchor: "{anchor}"' for anchor in trust_anchors)
     config.write_text(
         f"""server:
     interface: {LOOPBACK}
@@ -69,7 +71,7 @@ def unbound(
     do-not-query-localhost: no
     access-control: 127.0.0.0/8 allow
     module-config: "validator iterator"
-    trust-anchor: "{trust_anchor}"
+{anchors}
     qname-minimisation: no
     aggressive-nsec: no
     do-ip6: no
