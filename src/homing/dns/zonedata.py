@@ -274,7 +274,7 @@ class ZoneData:
             dns.rdatatype.SOA,
             dns.name.from_text(meta.mname),
             dns.name.from_text(meta.rname),
-            self.serial,
+            self.serial % 2**32,  # the store counts on; RFC 1982 serials wrap
             meta.refresh,
             meta.retry,
             meta.expire,

@@ -27,6 +27,8 @@ from homing.store.db import Database, Txn
 from homing.store.schema import hosts, zones
 
 HOST_TYPES = ("A", "AAAA")
+SERIAL_SPACE = 2**32  # SOA serials are compared in this space (RFC 1982)
+_LARGEST_STEP = 2**31 - 1  # the largest increment RFC 1982 allows in one step
 
 
 @dataclass
@@ -39,6 +41,25 @@ class ImportResult:
 
 def _plain(name: dns.name.Name) -> str:
     return name.to_text(omit_final_dot=True).lower()
+
+
+def serial_for_import(stored: int | None, file_serial: int) -> int | None:
+    """The stored serial a zone takes before a zone file whose SOA serial is `file_serial`
+    is imported into it; None: keep `stored`, already after the file's (RFC 1982).
+
+    One past the file's: a zone moved here from another primary keeps its secondaries,
+    which hold the file's version and see a newer serial, never an older one. Nothing in
+    the journal leads to that serial, so an IXFR from the file's asks for what the journal
+    cannot say and gets the whole zone (AXFR): the secondary's copy is replaced, not added
+    to. `stored` is the zone's serial (None: a new zone); the store's serial grows without
+    bound and is served modulo 2**32.
+    """
+    if stored is None:
+        return file_serial + 1
+    step = (file_serial + 1 - stored) % SERIAL_SPACE
+    if step == 0 or step > 2**31:  # there already, or after it
+        return None
+    return stored + min(step, _LARGEST_STEP)
 
 
 def read_zone_file(zone_name: str, path: Path) -> tuple[dns.zone.Zone, list[RRsetValue]]:
@@ -66,7 +87,9 @@ def read_zone_file(zone_name: str, path: Path) -> tuple[dns.zone.Zone, list[RRse
 async def import_zone(
     db: Database, zone_name: str, path: Path, *, owner: str | None = None
 ) -> ImportResult:
-    """Load a zone file, creating the zone if absent; with `owner`, A/AAAA names become hosts."""
+    """Load a zone file, creating the zone if absent; with `owner`, A/AAAA names become hosts.
+
+    The zone's serial moves past the file's SOA serial (`serial_for_import`)."""
     name = normalize(zone_name)
     parsed, values = read_zone_file(name, path)
     cuts = check_cuts(name, values)  # before anything is stored: a refusal changes nothing
@@ -74,7 +97,19 @@ async def import_zone(
 
     async def unit(txn: Txn) -> ImportResult:
         conn = txn.conn
-        zone_id = await conn.scalar(sa.select(zones.c.id).where(zones.c.name == name))
+        row = (
+            await conn.execute(
+                sa.select(zones.c.id, zones.c.serial, zones.c.primary_target).where(
+                    zones.c.name == name
+                )
+            )
+        ).first()
+        zone_id = None if row is None else row.id
+        if row is not None and soa and row.primary_target is None:
+            serial = serial_for_import(row.serial, soa[0].serial)
+            if serial is not None:
+                moved = sa.update(zones).where(zones.c.id == row.id).values(serial=serial)
+                await conn.execute(moved)
         if zone_id is None:
             timers: dict[str, object] = {"mname": f"ns1.{name}", "rname": f"hostmaster.{name}"}
             if soa:
@@ -91,7 +126,13 @@ async def import_zone(
             zone_id = (
                 await conn.execute(
                     sa.insert(zones)
-                    .values(name=name, serial=0, public=False, created_at=txn.now, **timers)
+                    .values(
+                        name=name,
+                        serial=0 if not soa else serial_for_import(None, soa[0].serial),
+                        public=False,
+                        created_at=txn.now,
+                        **timers,
+                    )
                     .returning(zones.c.id)
                 )
             ).scalar_one()
