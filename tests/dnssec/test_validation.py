@@ -12,6 +12,7 @@ from pathlib import Path
 from tests import peers
 from tests.dnssec.unbound import Resolver, unbound
 from tests.e2e.conftest import LOOPBACK, ZONE, Server
+from tests.e2e.secondaries import Nsd
 
 
 def update(server: Server, fqdn: str, secret: str, address: str) -> str:
@@ -145,3 +146,49 @@ def test_unbound_validates_through_zsk_and_ksk_rolls(server: Server, tmp_path: P
         still_valid(resolver)
         roll(server, "--ksk", "--step")
         still_valid(resolver)
+
+
+def test_an_nsd_secondary_fed_by_ixfr_serves_answers_that_validate(
+    server: Server, tmp_path: Path
+) -> None:
+    directory = tmp_path / "nsd"
+    directory.mkdir()
+    nsd = Nsd(directory)
+    ((cam, secret),) = server.new_hosts(["cam"])
+    assert update(server, cam, secret, "192.0.2.10").startswith("good")
+    server.cli("zone", "set", ZONE, "--notify", f"{LOOPBACK}:{nsd.port}",
+               "--allow-transfer", f"{LOOPBACK}/32")  # fmt: skip
+    anchor = sign(server)
+    nsd.configure(ZONE, server.dns_port)
+    nsd.start()
+    try:
+        nsd.wait_for("the first transfer", lambda: nsd.serial(ZONE) == serial(server), 30.0)
+        with unbound(tmp_path / "unbound", ZONE, [anchor], nsd.port, server.dig_path) as resolver:
+            for n, address in enumerate(["198.51.100.1", "198.51.100.2"]):
+                if n:
+                    assert update(server, cam, secret, address).startswith("good")
+                    server.wait_dns(cam, "A", lambda a, address=address: a.values("A") == [address])
+                    target = serial(server)
+                    nsd.wait_for(f"serial {target}", lambda t=target: nsd.serial(ZONE) == t, 10.0)
+                    resolver.flush(ZONE)
+                found = resolver.dig(cam, "A")
+                assert "ad" in found.flags, found
+            assert found.values("A") == ["198.51.100.2"]
+            late, late_secret = server.new_host("late")  # a new name: the NSEC3 chain moves
+            assert update(server, late, late_secret, "192.0.2.99").startswith("good")
+            server.wait_dns(late, "A", lambda a: a.values("A") == ["192.0.2.99"])
+            target = serial(server)
+            nsd.wait_for(f"serial {target}", lambda: nsd.serial(ZONE) == target, 10.0)
+            resolver.flush(ZONE)
+            found = resolver.dig(late, "A")
+            assert found.values("A") == ["192.0.2.99"] and "ad" in found.flags, found
+            for name, rdtype, status in (
+                (f"nothing.{ZONE}", "A", "NXDOMAIN"),
+                (late, "TXT", "NOERROR"),
+            ):
+                denied = resolver.dig(name, rdtype)
+                assert denied.status == status and not denied.answer, denied
+                assert "ad" in denied.flags, denied
+        assert "IXFR of" in server.stderr_text()
+    finally:
+        nsd.stop()
