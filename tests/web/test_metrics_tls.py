@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from homing.config import Settings
+from homing.service import owncert
 from homing.service.context import Homing
 from homing.store.db import Database
 from tests.pebble import self_signed
@@ -17,23 +15,6 @@ from tests.web.conftest import client_for
 from tests.web.test_metrics import counted
 
 NAME = "homing_tls_certificate_expiry_timestamp_seconds"
-
-
-def _certificate(path: Path, days: int) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "ddns.example.net")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _expiry(path: Path) -> float:
@@ -49,7 +30,7 @@ async def test_certificate_expiry_follows_the_file(db: Database, tmp_path: Path)
         assert counted(text, NAME) == _expiry(cert)
         # A renewal replaces the file: the next scrape has the new date.
         renewed = tmp_path / "renewed.pem"
-        _certificate(renewed, days=90)
+        renewed.write_bytes(owncert.self_signed(["ddns.example.net"], days=90)[0])
         renewed.replace(cert)
         text = (await client.get("/metrics")).text
         assert counted(text, NAME) == _expiry(cert) > _expiry(tmp_path / "first" / "ca.pem")

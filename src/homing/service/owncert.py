@@ -14,7 +14,7 @@ import datetime
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -138,30 +138,33 @@ def _new_key() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
     return key, pem
 
 
+def self_signed(names: Sequence[str], days: float) -> tuple[bytes, bytes]:
+    """A certificate (PEM) for `names` signed by its own new key, and the key (PEM); its
+    subject is PLACEHOLDER, which the renewal check replaces at once."""
+    key, key_pem = _new_key()
+    now = datetime.datetime.now(datetime.UTC)
+    marked = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, PLACEHOLDER)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(marked)
+        .issuer_name(marked)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
 def ensure_placeholder(plan: Plan) -> bool:
     """A self-signed pair for the names when there is no pair yet, so HTTPS can listen
     before the first certificate arrives; True if one was written."""
     with _locked(plan.state):
         if plan.cert.exists() and plan.key.exists():
             return False
-        key, key_pem = _new_key()
-        now = datetime.datetime.now(datetime.UTC)
-        # The subject marks it, so the renewal check replaces it at once.
-        marked = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, PLACEHOLDER)])
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(marked)
-            .issuer_name(marked)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=7))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(n) for n in plan.names]), critical=False
-            )
-            .sign(key, hashes.SHA256())
-        )
-        write_pair(plan.cert, plan.key, cert.public_bytes(serialization.Encoding.PEM), key_pem)
+        write_pair(plan.cert, plan.key, *self_signed(plan.names, days=7))
         log.info("HTTPS starts with a self-signed placeholder until ACME issues %s", plan.cert)
         return True
 
