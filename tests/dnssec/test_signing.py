@@ -136,3 +136,18 @@ async def test_a_changed_soa_is_signed_again(zone: Database) -> None:
         check_signed(await zone_text(zone, ZONE), ZONE)
     await dnssec.resign_due(zone, owners=False)
     check_signed(await zone_text(zone, ZONE), ZONE)
+
+
+async def test_others_cannot_write_what_the_signer_writes(zone: Database) -> None:
+    await dnssec.enable(zone, ZONE)
+    forged = "A 13 3 60 20300101000000 20200101000000 1 signed.example. AAAAAAAAAAAA"
+    await put(
+        zone,
+        RRsetValue(f"h1.{ZONE}", "RRSIG", 60, (forged,)),
+        RRsetValue(ZONE, "DNSKEY", 60, ("257 3 13 " + "A" * 88,)),
+        RRsetValue(f"h1.{ZONE}", "TXT", 60, ('"kept"',)),
+    )
+    text = await zone_text(zone, ZONE)
+    assert "AAAAAAAAAAAA" not in text and "A" * 88 not in text
+    assert '"kept"' in text
+    check_signed(text, ZONE)

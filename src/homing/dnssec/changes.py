@@ -37,6 +37,8 @@ from homing.store.schema import rrsets, zones
 Change = tuple[RRsetValue | None, RRsetValue, str, str]  # (old, new, actor, via)
 
 ACTOR = "dnssec"
+# Types in a signed zone that only the signer writes.
+SIGNER_TYPES = frozenset({*OWN_TYPES, "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY"})
 # Above this many names, the zone is read whole rather than name by name.
 _WHOLE_ZONE_READ = 500
 # Set while a zone is signed afresh: every RRset is treated as changed.
@@ -61,9 +63,16 @@ def sign_changes(txn: SyncTxn, zone_id: int, zone_name: str, changed: list[Chang
     # Taking the zone's row lock now (PostgreSQL; SQLite's writer is alone anyway) makes
     # the serial read here the one the change ends at.
     row = txn.conn.execute(sa.select(zones).where(zones.c.id == zone_id).with_for_update()).one()
-    # The apex's RRSIG RRset is always made here (the SOA's signature moves with the
-    # serial); a caller's value for it only asks for it to be made afresh.
-    changed = [c for c in changed if c[1].name != zone_name or c[1].rtype != "RRSIG"]
+    # The records signing makes are the signer's alone: anyone else's values for them
+    # (an RFC 2136 update, a zone file) are left out. The apex's RRSIG RRset is always
+    # made here (the SOA's signature moves with the serial); the signer's own value for
+    # it only asks for it to be made afresh.
+    changed = [
+        c
+        for c in changed
+        if (c[1].rtype not in SIGNER_TYPES or c[2] == ACTOR)
+        and (c[1].name != zone_name or c[1].rtype != "RRSIG")
+    ]
     signer = Signer(zone_name, keys, txn.now.timestamp())
     work = _Work(txn.conn, zone_id, zone_name, signer, row, _EVERYTHING.get())
     extra = work.derive(changed)

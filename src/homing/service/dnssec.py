@@ -28,7 +28,6 @@ from homing.dnssec.keys import (
 )
 from homing.dnssec.signer import (
     NSEC3PARAM,
-    OWN_TYPES,
     RESIGN_BEFORE,
     Signer,
     covered,
@@ -45,8 +44,6 @@ from homing.store.schema import dnssec_keys, rrsets, zones
 
 log = logging.getLogger(__name__)
 
-# The types signing adds to a zone, removed again when it is turned off.
-SIGNING_TYPES = frozenset({*OWN_TYPES, "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY"})
 # Owners re-signed per transaction by the periodic job: a large zone's refresh is spread
 # over several short transactions, never one long one.
 RESIGN_BATCH = 1000
@@ -120,7 +117,7 @@ def _disable(txn: SyncTxn, ref: ZoneRef) -> Signing:
         raise DnssecError(f"zone {ref.name} is not signed")
     rows = conn.execute(
         sa.select(rrsets.c.name, rrsets.c.rtype).where(
-            rrsets.c.zone_id == ref.id, rrsets.c.rtype.in_(sorted(SIGNING_TYPES))
+            rrsets.c.zone_id == ref.id, rrsets.c.rtype.in_(sorted(changes.SIGNER_TYPES))
         )
     ).all()
     values = [RRsetValue(r.name, r.rtype, 0) for r in rows]
