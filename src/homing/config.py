@@ -15,6 +15,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from homing.domain.errors import InvalidName
+from homing.domain.names import normalize
 from homing.domain.windows import parse_windows
 
 
@@ -145,6 +147,13 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert_file and tls_key_file go together")
         if self.acme_directory and (self.tls_cert_file is None or not self.tls_names):
             raise ValueError("acme_directory needs tls_cert_file, tls_key_file and tls_names")
+        if self.acme_directory and not self.acme_directory.startswith("https://"):
+            raise ValueError(f"acme_directory must start with https://: {self.acme_directory!r}")
+        for name in self.tls_names:
+            try:
+                normalize(name.strip().removeprefix("*."))
+            except InvalidName as exc:
+                raise ValueError(f"tls_names: {name!r} is not a host name") from exc
         if (self.smtp_user is None) != (self.smtp_password is None):
             raise ValueError("smtp_user and smtp_password go together")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):

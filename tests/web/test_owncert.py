@@ -185,3 +185,21 @@ async def test_failures_are_logged_and_retried(tmp_path: Path) -> None:
     assert all(m.startswith("ACME certificate not obtained, retrying") for m in caught.messages)
     assert any("is in no zone served here" in m for m in caught.messages)
     assert plan.cert.read_bytes() == placeholder
+
+
+def test_settings_refuse_what_cannot_work(tmp_path: Path) -> None:
+    files = {"tls_cert_file": tmp_path / "c.pem", "tls_key_file": tmp_path / "k.pem"}
+    with pytest.raises(ValueError, match="needs tls_cert_file"):
+        Settings(acme_directory="https://ca.example/dir", tls_names=[NAME])
+    with pytest.raises(ValueError, match="must start with https://"):
+        Settings(acme_directory="http://ca.example/dir", tls_names=[NAME], **files)
+    with pytest.raises(ValueError, match="is not a host name"):
+        Settings(acme_directory="https://ca.example/dir", tls_names=["not a name"], **files)
+    settings = Settings(
+        data_dir=tmp_path,
+        acme_directory="https://ca.example/dir",
+        tls_names=["DDNS.dyn.example.net.", f"*.{NAME}"],
+        **files,
+    )
+    plan = owncert.Plan.from_settings(settings)
+    assert plan is not None and plan.names == (NAME, f"*.{NAME}")

@@ -57,6 +57,14 @@ class OwnCertificateError(HomingError):
     """Getting the certificate failed; logged and retried."""
 
 
+def certificate_name(text: str) -> str:
+    """A name for the certificate, normalised: a host name, or `*.` and one (a wildcard,
+    proved at the same `_acme-challenge` name as its base); InvalidName otherwise."""
+    wildcard = text.strip().startswith("*.")
+    base = normalize(text.strip().removeprefix("*.") if wildcard else text)
+    return f"*.{base}" if wildcard else base
+
+
 @dataclass(frozen=True)
 class Plan:
     """What to get and where to put it, from the settings."""
@@ -82,7 +90,7 @@ class Plan:
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
         return cls(
             directory=settings.acme_directory,
-            names=tuple(normalize(n) for n in settings.tls_names),
+            names=tuple(certificate_name(n) for n in settings.tls_names),
             cert=settings.tls_cert_file,
             key=settings.tls_key_file,
             state=settings.data_dir / "acme",
@@ -180,7 +188,7 @@ def renewal_reason(plan: Plan, now: datetime.datetime) -> str | None:
         return "the placeholder is served"
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = {normalize(n) for n in san.get_values_for_type(x509.DNSName)}
+        names = {certificate_name(n) for n in san.get_values_for_type(x509.DNSName)}
     except x509.ExtensionNotFound:
         names = set()
     if names != set(plan.names):
@@ -308,7 +316,7 @@ def _order(
         pending.append(
             _Pending(
                 found[0],
-                challenge_name(normalize(authz.body.identifier.value).removeprefix("*.")),
+                challenge_name(normalize(authz.body.identifier.value.removeprefix("*."))),
                 chall.validation(account),
             )
         )
