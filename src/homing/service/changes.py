@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from homing.domain.errors import SecondaryZone
 from homing.domain.records import JournalEntry, RRsetValue
 from homing.domain.servable import check_servable
-from homing.store.db import SyncTxn, Txn, execute_many, fetch_all
+from homing.store.db import SyncTxn, Txn
 from homing.store.schema import journal, rrsets, zones
+from homing.store.statements import execute_many, fetch_all
 
 # Above this many RRsets, read the whole zone once instead of naming each RRset.
 _WHOLE_ZONE_READ = 500
@@ -252,5 +253,5 @@ async def apply_change(
 
 
 # reverse.py builds on this module's writes; imported last so either module may load first.
-from homing.service import reverse  # noqa: E402
 from homing.dnssec import changes as signing  # noqa: E402
+from homing.service import reverse  # noqa: E402

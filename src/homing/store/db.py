@@ -21,7 +21,6 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from homing.domain.errors import HomingError, StoreUnavailable
-from homing.store.statements import execute_many, fetch_all  # noqa: F401  (their old home)
 
 log = logging.getLogger(__name__)
 
