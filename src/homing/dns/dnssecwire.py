@@ -81,11 +81,11 @@ def nsec3_wire(text: str) -> bytes | None:
         windows: dict[int, bytearray] = {}
         for name in types:
             number = _type(name.upper())
-            window = windows.setdefault(number >> 8, bytearray(32))
-            window[(number & 0xFF) >> 3] |= 0x80 >> (number & 7)
+            bits = windows.setdefault(number >> 8, bytearray(32))
+            bits[(number & 0xFF) >> 3] |= 0x80 >> (number & 7)
         bitmap = b""
-        for window, bits in sorted(windows.items()):
-            used = bits.rstrip(b"\x00")
+        for window, filled in sorted(windows.items()):
+            used = filled.rstrip(b"\x00")
             bitmap += bytes((window, len(used))) + bytes(used)
         return (
             _NSEC3_FIXED.pack(int(algorithm), int(flags), int(iterations))
