@@ -181,15 +181,16 @@ class Question:
     rd: bool = False  # recursion desired: both servers copy it and still do not recurse
     nsid: bool = False  # asks for the server's NSID (RFC 5001)
     rdclass: str = "IN"
+    cd: bool = False  # checking disabled (RFC 4035 3.2.2)
+    opcode: str = "QUERY"
 
     def __str__(self) -> str:
         how = "tcp" if self.tcp else "udp"
         edns = "no edns"
         if self.edns:
             edns = f"edns {self.payload}{' do' if self.do else ''}{' nsid' if self.nsid else ''}"
-        return (
-            f"{self.qname} {self.rdclass} {self.rdtype} ({how}, {edns}{', rd' if self.rd else ''})"
-        )
+        flags = "".join(f", {f}" for f, on in (("rd", self.rd), ("cd", self.cd)) if on)
+        return f"{self.opcode} {self.qname} {self.rdclass} {self.rdtype} ({how}, {edns}{flags})"
 
 
 def absolute(label: str) -> str:
@@ -223,10 +224,13 @@ def questions(seed: int = SEED, rounds: int = 3) -> list[Question]:
                     do=edns and rng.random() < 0.3,
                     payload=rng.choice((512, 1232, 1232, 4096)),
                     rd=rng.random() < 0.2,
+                    cd=rng.random() < 0.1,
                     nsid=edns and rng.random() < 0.1,
                     rdclass=rdclass,
                 )
             )
+    # NOTIFY of a zone we serve as its primary: nobody may tell us it changed (NOTAUTH).
+    out += [Question(_cased(rng, absolute("")), "SOA", opcode="NOTIFY") for _ in range(3)]
     large = (("big", "TXT"), ("huge", "A"), ("", "NS"), ("child", "NS"), ("mxmany", "MX"))
     for label, rdtype in large:
         for edns, payload, tcp in (
