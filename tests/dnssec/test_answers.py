@@ -16,22 +16,19 @@ import sqlalchemy as sa
 from homing.dns.answer import Responder
 from homing.dns.index import ZoneIndex
 from homing.domain.records import RRsetValue
-from homing.service import dnssec, zones
+from homing.service import dnssec
 from homing.service.journal import stream_zone
 from homing.store.db import Database
 from homing.store.schema import zones as zones_table
-from tests.dnssec.test_signing import put
+from tests.dnssec.test_signing import ZONE, new_zone
 
-ZONE = "signed.example"
 ORIGIN = dns.name.from_text(ZONE)
 
 
 @pytest.fixture
 async def responder(db: Database) -> Responder:
-    await zones.add_zone(db, ZONE, ns=[f"ns1.{ZONE}"], rname=f"hostmaster.{ZONE}")
-    await put(
+    await new_zone(
         db,
-        RRsetValue(f"ns1.{ZONE}", "A", 300, ("192.0.2.53",)),
         RRsetValue(f"h1.{ZONE}", "A", 60, ("192.0.2.1",)),
         RRsetValue(f"*.w.{ZONE}", "A", 60, ("192.0.2.7",)),
         RRsetValue(f"a.b.{ZONE}", "TXT", 60, ('"deep"',)),

@@ -39,12 +39,16 @@ async def serial(db: Database) -> int:
     )
 
 
+async def new_zone(db: Database, *values: RRsetValue) -> None:
+    """The test zone, unsigned, with its name server's address and `values`."""
+    await zones.add_zone(db, ZONE, ns=[f"ns1.{ZONE}"], rname=f"hostmaster.{ZONE}")
+    await put(db, RRsetValue(f"ns1.{ZONE}", "A", 300, ("192.0.2.53",)), *values)
+
+
 @pytest.fixture
 async def zone(db: Database) -> Database:
-    await zones.add_zone(db, ZONE, ns=["ns1.signed.example"], rname="hostmaster.signed.example")
-    await put(
+    await new_zone(
         db,
-        RRsetValue(f"ns1.{ZONE}", "A", 300, ("192.0.2.53",)),
         RRsetValue(f"h1.{ZONE}", "A", 60, ("192.0.2.1",)),
         RRsetValue(f"h1.{ZONE}", "AAAA", 60, ("2001:db8::1",)),
         RRsetValue(f"_acme-challenge.h1.{ZONE}", "TXT", 60, ('"token"',)),

@@ -144,20 +144,18 @@ class _Work:
 
     def _below(self, name: str) -> list[str]:
         """The stored names strictly below `name` (a zone cut that came or went)."""
-        pattern = "%." + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = sa.select(rrsets.c.name).where(
-            rrsets.c.zone_id == self.zone_id, rrsets.c.name.like(pattern, escape="\\")
+            rrsets.c.zone_id == self.zone_id, _strictly_below(rrsets.c.name, name)
         )
         return sorted({r.name for r in self.conn.execute(query)})
 
     def _has_stored_descendant(self, name: str, decided: set[str]) -> bool:
         """Whether a name below `name`, other than those in `decided`, holds data."""
-        pattern = "%." + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = (
             sa.select(rrsets.c.name)
             .where(
                 rrsets.c.zone_id == self.zone_id,
-                rrsets.c.name.like(pattern, escape="\\"),
+                _strictly_below(rrsets.c.name, name),
                 rrsets.c.rtype.notin_(sorted(OWN_TYPES)),
             )
             .limit(len(decided) + 1)
@@ -214,41 +212,33 @@ class _Work:
     def _signatures(self, name: str, cuts: set[str]) -> RRsetValue:
         """The RRSIG RRset at a (non-apex) name after this change."""
         signed = self._signed_types(name, cuts)
-        redo = self.changed_types.get(name, set())
         node = self.after.get(name, {})
-        old = node.get("RRSIG")
-        keep = [] if old is None or self.everything else list(old.rdatas)
-        kept = self._kept(keep, signed, redo)
-        have = {covered(s) for s in kept}
-        made = [s for t in sorted(signed - have) for s in self.signer.signatures(node[t])]
         ttl = min((node[t].ttl for t in signed), default=0)
-        return RRsetValue(name, "RRSIG", ttl, tuple(sorted(kept + made)))
-
-    def _kept(self, signatures: list[str], signed: set[str], redo: set[str]) -> list[str]:
-        """The signatures that stay: of types still signed, unchanged, and not yet due."""
-        horizon = self.signer.now + RESIGN_BEFORE
-        return [
-            s
-            for s in signatures
-            if covered(s) in signed and covered(s) not in redo and expiration(s) > horizon
-        ]
+        return RRsetValue(name, "RRSIG", ttl, tuple(sorted(self._fresh(name, signed))))
 
     def apex_signatures(self, serial: int) -> RRsetValue:
         """The apex's RRSIG RRset, with the SOA signed at the serial the change ends at."""
-        apex = self.apex
+        apex, row = self.apex, self.row
         node = self.after.get(apex, {})
         signed = {t for t in node if t not in OWN_TYPES and t != "SOA"}
-        redo = self.changed_types.get(apex, set())
-        old = node.get("RRSIG")
-        keep = [] if old is None or self.everything else list(old.rdatas)
-        kept = self._kept(keep, signed, redo)
-        have = {covered(s) for s in kept}
-        made = [s for t in sorted(signed - have) for s in self.signer.signatures(node[t])]
-        row = self.row
-        soa = soa_value(apex, row, serial)
-        made += self.signer.signatures(soa)
+        sigs = self._fresh(apex, signed) + self.signer.signatures(soa_value(apex, row, serial))
         ttl = min([row.soa_ttl, *(node[t].ttl for t in signed)])
-        return RRsetValue(apex, "RRSIG", ttl, tuple(sorted(kept + made)))
+        return RRsetValue(apex, "RRSIG", ttl, tuple(sorted(sigs)))
+
+    def _fresh(self, name: str, signed: set[str]) -> list[str]:
+        """The signatures over `signed` types at `name`: those stored that still hold (of
+        a type unchanged, not yet due), and new ones for the rest."""
+        node = self.after.get(name, {})
+        redo = self.changed_types.get(name, set())
+        old = node.get("RRSIG")
+        horizon = self.signer.now + RESIGN_BEFORE
+        kept = [
+            s
+            for s in ([] if old is None or self.everything else old.rdatas)
+            if covered(s) in signed and covered(s) not in redo and expiration(s) > horizon
+        ]
+        have = {covered(s) for s in kept}
+        return kept + [s for t in sorted(signed - have) for s in self.signer.signatures(node[t])]
 
     def _emit(self, out: list[Change], name: str, rtype: str, value: RRsetValue) -> None:
         old = self.stored_value(name, rtype)
@@ -346,6 +336,12 @@ class _Work:
             if old_sigs is not None:
                 out.append(_change(old_sigs, RRsetValue(h, "RRSIG", self.nsec3_ttl)))
         return out
+
+
+def _strictly_below(column: sa.ColumnElement[str], name: str) -> sa.ColumnElement[bool]:
+    """`column` names a name strictly below `name` (LIKE, its wildcards escaped)."""
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like("%." + escaped, escape="\\")
 
 
 def _with_ancestors(names: set[str], apex: str) -> set[str]:
