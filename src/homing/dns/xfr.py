@@ -13,6 +13,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
@@ -130,7 +131,16 @@ def _difference(
 
 
 def _rrset(owner: dns.name.Name, rtype: str, ttl: int, rdatas: Iterable[str]) -> dns.rrset.RRset:
-    return dns.rrset.from_text_list(owner, ttl, dns.rdataclass.IN, rtype, sorted(rdatas))
+    if rtype != "RRSIG":
+        return dns.rrset.from_text_list(owner, ttl, dns.rdataclass.IN, rtype, sorted(rdatas))
+    # An owner's RRSIGs are one RRset whatever they cover (homing.dnssec); dnspython would
+    # refuse a second covered type.
+    rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, dns.rdatatype.RdataType.RRSIG)
+    for text in sorted(rdatas):
+        rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.RdataType.RRSIG, text)
+        rrset.covers = rdata.covers()
+        rrset.add(rdata, ttl)
+    return rrset
 
 
 def render(

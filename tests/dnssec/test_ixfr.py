@@ -1,0 +1,68 @@
+"""IXFR of a signed zone: the difference carries the RRSIG and NSEC3 changes, an owner's
+signatures over several types included, and turns the old zone into the new one."""
+
+from __future__ import annotations
+
+import dns.rdata
+import dns.rdatatype
+import sqlalchemy as sa
+
+from homing.dns import xfr
+from homing.dns.index import ZoneIndex
+from homing.domain.records import RRsetValue
+from homing.service import dnssec
+from homing.service.journal import entries_after, stream_zone
+from homing.store.db import Database
+from homing.store.schema import zones as zones_table
+from tests.dnssec.test_signing import ZONE, new_zone, put, serial
+from tests.dnssec.zonecheck import zone_text
+
+Record = tuple[str, str, str]
+
+
+def records(text: str) -> set[Record]:
+    """(owner, type, rdata) of a zone file's lines but the SOA, in dnspython's text."""
+    out = set()
+    for line in text.splitlines():
+        name, _, _, rtype, data = line.split(None, 4)
+        if rtype != "SOA":
+            out.add((name.lower(), rtype, dns.rdata.from_text("IN", rtype, data).to_text()))
+    return out
+
+
+async def test_an_ixfr_turns_the_old_signed_zone_into_the_new(db: Database) -> None:
+    await new_zone(db, RRsetValue(f"h1.{ZONE}", "A", 60, ("192.0.2.1",)))
+    await dnssec.enable(db, ZONE)
+    before_text, since = await zone_text(db, ZONE), await serial(db)
+    await put(
+        db,
+        RRsetValue(f"h2.{ZONE}", "A", 60, ("192.0.2.2",)),  # a new name: A and AAAA signed
+        RRsetValue(f"h2.{ZONE}", "AAAA", 60, ("2001:db8::2",)),
+        RRsetValue(f"h1.{ZONE}", "A", 60, ("192.0.2.9",)),
+    )
+    after_text, target = await zone_text(db, ZONE), await serial(db)
+    index = ZoneIndex()
+
+    async def read(conn: sa.ext.asyncio.AsyncConnection) -> list:
+        zone_id = await conn.scalar(sa.select(zones_table.c.id).where(zones_table.c.name == ZONE))
+        await stream_zone(conn, zone_id, index)
+        return await entries_after(conn, zone_id, ZONE, since)
+
+    entries = await db.read(read)
+    zone = index.zone(ZONE)
+    assert zone is not None
+    difference = xfr.ixfr_records(zone, since, target, entries)
+    assert difference is not None, "an IXFR, not a fall-back to AXFR"
+    soa_at = [i for i, rrset in enumerate(difference) if rrset.rdtype == 6]
+    deleted, added = difference[soa_at[1] + 1 : soa_at[2]], difference[soa_at[2] + 1 : soa_at[3]]
+
+    def flat(part: list) -> set[Record]:
+        return {
+            (r.name.to_text().lower(), dns.rdatatype.to_text(r.rdtype), rdata.to_text())
+            for r in part
+            for rdata in r
+        }
+
+    assert any(r.rdtype == dns.rdatatype.RRSIG and len({s.type_covered for s in r}) > 1
+               for r in added)  # fmt: skip
+    assert (records(before_text) - flat(deleted)) | flat(added) == records(after_text)
