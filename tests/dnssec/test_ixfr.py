@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from homing.dns import xfr
 from homing.dns.index import ZoneIndex
-from homing.domain.records import RRsetValue
+from homing.dns.push import changed_rrsets
+from homing.domain.records import JournalEntry, RRsetValue
 from homing.service import dnssec
 from homing.service.journal import entries_after, stream_zone
 from homing.store.db import Database
@@ -66,3 +67,17 @@ async def test_an_ixfr_turns_the_old_signed_zone_into_the_new(db: Database) -> N
     assert any(r.rdtype == dns.rdatatype.RRSIG and len({s.type_covered for s in r}) > 1
                for r in added)  # fmt: skip
     assert (records(before_text) - flat(deleted)) | flat(added) == records(after_text)
+
+
+def test_pushes_to_an_external_primary_leave_out_what_signing_makes() -> None:
+    def entry(serial: int, name: str, rtype: str, new: tuple[str, ...]) -> JournalEntry:
+        return JournalEntry(0, ZONE, serial, name, rtype, 60, (), new, "t", "t")
+
+    sig = "A 13 3 60 20261221183753 20261205192343 1 signed.example. AAAA"
+    entries = [
+        entry(2, f"h1.{ZONE}", "A", ("192.0.2.1",)),
+        entry(3, f"h1.{ZONE}", "RRSIG", (sig,)),
+        entry(4, ZONE, "DNSKEY", ("257 3 13 AAAA",)),
+        entry(5, f"{'0' * 32}.{ZONE}", "NSEC3", (f"1 0 0 - {'1' * 32} A RRSIG",)),
+    ]
+    assert [(v.name, v.rtype) for v in changed_rrsets(ZONE, entries)] == [(f"h1.{ZONE}", "A")]

@@ -49,9 +49,18 @@ MAX_RRSETS_PER_MESSAGE = 200
 FULL_PUSH_GAP = 5000
 
 
+# What signing makes (homing.dnssec): the external primary signs its zone, or does not.
+_SIGNING_TYPES = frozenset({"RRSIG", "NSEC3", "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY"})
+
+
 def _own(zone: str, value: RRsetValue) -> bool:
-    """homing's SOA and apex NS stay here: the external primary has its own."""
-    return value.rtype == "SOA" or (value.rtype == "NS" and value.name == zone)
+    """homing's SOA and apex NS stay here: the external primary has its own; so do the
+    records signing makes."""
+    return (
+        value.rtype == "SOA"
+        or (value.rtype == "NS" and value.name == zone)
+        or value.rtype in _SIGNING_TYPES
+    )
 
 
 def changed_rrsets(zone: str, entries: Sequence[JournalEntry]) -> list[RRsetValue]:
