@@ -121,6 +121,7 @@ def test_lists_and_deletions(env: dict[str, str]) -> None:
         {"name": f"pool.{ZONE}", "owner": "alice", "published": True, "members": [f"cam.{ZONE}"]}
     ]
     refused(homing(env, "zone", "delete", ZONE, "--force"), "still has 2 hosts")
+    refused(homing(env, "zone", "delete", ZONE), "still has 2 hosts and 1 groups")
     ok(homing(env, "host", "delete", f"cam.{ZONE}"))
     refused(homing(env, "host", "delete", f"cam.{ZONE}"), "no host")
     assert json.loads(ok(homing(env, "group", "list", "--json")))[0]["members"] == []
@@ -224,13 +225,15 @@ def test_group_of_the_command_line_answers_at_once(env: dict[str, str], tmp_path
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["zone", "add"], ["zone", "set"], ["user", "add"], ["host", "list"], ["key", "add"],
-     ["client", "--help"]],
+    [[], ["zone", "add"], ["zone", "set"], ["zone", "delete"], ["user", "add"], ["host", "list"],
+     ["key", "add"], ["client", "--help"]],
 )  # fmt: skip
 def test_help_names_values_in_words(env: dict[str, str], command: list[str]) -> None:
     args = command if command[-1:] == ["--help"] else [*command, "--help"]
     text = ok(homing(env, *args))
     assert "<bool>" not in text and "<str>" not in text and "<int>" not in text, text
+    usage = text.splitlines()[0]
+    assert "{" not in usage, usage  # ZONE, not typer's {ZONE}
 
 
 def test_zone_list_as_json(env: dict[str, str]) -> None:

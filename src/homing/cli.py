@@ -142,6 +142,10 @@ def plain_metavars(command: Any) -> None:
         elif param.param_type_name == "argument":
             param.metavar = (param.name or "value").upper()
             param.display_type_rich = lambda ctx: None  # its name says it
+            # The usage line as click writes it: ZONE, [FILE], NAME... (typer: {ZONE}).
+            shown = param.metavar if param.required else f"[{param.metavar}]"
+            shown += "..." if param.nargs != 1 else ""
+            param._usage_display_name = lambda shown=shown: shown
         else:
             bare = getattr(param, "bare_type", lambda: "str")()
             param.metavar = _METAVARS.get(bare, (param.name or "value").upper())

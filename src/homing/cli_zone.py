@@ -31,6 +31,18 @@ Expire = Annotated[
     int | None, typer.Option(help="SOA expire: secondaries answer this long alone [1209600] s")
 ]
 
+Glue = Annotated[
+    list[str] | None,
+    typer.Option(metavar="NAME=ADDRESS", help="Address of an in-zone name server (repeatable)"),
+]
+Push = Annotated[str | None, typer.Option(help="Hidden primary: push changes to this HOST:PORT")]
+PushKey = Annotated[
+    str | None, typer.Option(help="The TSIG key (homing key add) that signs the pushes")
+]
+PrimaryKey = Annotated[
+    str | None, typer.Option(help="The TSIG key (homing key add) of the transfers")
+]
+
 
 def zone_options(
     ns: Sequence[str] | None,
@@ -130,10 +142,7 @@ def zone_add(
             help="Name server (repeatable); one inside the zone needs its ADDRESS",
         ),
     ] = None,
-    glue: Annotated[
-        list[str] | None,
-        typer.Option(metavar="NAME=ADDRESS", help="Address of an in-zone name server (repeatable)"),
-    ] = None,
+    glue: Glue = None,
     notify: Annotated[
         list[str] | None,
         typer.Option(metavar="ADDRESS:PORT", help="Secondary to NOTIFY (repeatable)"),
@@ -154,19 +163,13 @@ def zone_add(
     exist_ok: Annotated[
         bool, typer.Option("--exist-ok", help="Succeed if the zone exists")
     ] = False,
-    push: Annotated[
-        str | None, typer.Option(help="Hidden primary: push changes to this HOST:PORT")
-    ] = None,
-    push_key: Annotated[
-        str | None, typer.Option(help="The TSIG key (homing key add) that signs the pushes")
-    ] = None,
+    push: Push = None,
+    push_key: PushKey = None,
     primary: Annotated[
         str | None,
         typer.Option(help="A secondary zone: transferred from this primary, HOST:PORT"),
     ] = None,
-    primary_key: Annotated[
-        str | None, typer.Option(help="The TSIG key (homing key add) of the transfers")
-    ] = None,
+    primary_key: PrimaryKey = None,
     auto_ptr: Annotated[
         bool,
         typer.Option(
@@ -233,10 +236,7 @@ def zone_set(
             "--ns", metavar="NAME[=ADDRESS]", help="The name servers, all of them (repeatable)"
         ),
     ] = None,
-    glue: Annotated[
-        list[str] | None,
-        typer.Option(metavar="NAME=ADDRESS", help="Address of an in-zone name server (repeatable)"),
-    ] = None,
+    glue: Glue = None,
     notify: Annotated[
         list[str] | None,
         typer.Option(metavar="ADDRESS:PORT", help="The secondaries to NOTIFY, all of them"),
@@ -259,19 +259,13 @@ def zone_set(
     refresh: Refresh = None,
     retry: Retry = None,
     expire: Expire = None,
-    push: Annotated[
-        str | None, typer.Option(help="Hidden primary: push changes to this HOST:PORT")
-    ] = None,
-    push_key: Annotated[
-        str | None, typer.Option(help="The TSIG key (homing key add) that signs the pushes")
-    ] = None,
+    push: Push = None,
+    push_key: PushKey = None,
     no_push: Annotated[bool, typer.Option("--no-push", help="Stop pushing this zone")] = False,
     primary: Annotated[
         str | None, typer.Option(help="A secondary zone's primary, HOST:PORT")
     ] = None,
-    primary_key: Annotated[
-        str | None, typer.Option(help="The TSIG key (homing key add) of the transfers")
-    ] = None,
+    primary_key: PrimaryKey = None,
     notify_key: Annotated[
         str | None, typer.Option(help="Sign this zone's NOTIFYs with this TSIG key")
     ] = None,
@@ -375,6 +369,11 @@ def zone_delete(
     secondary zone) or pushing it (a hidden primary's)."""
     if not force:
         found = run_with_store(lambda h: inventory.zone_contents(h.db, zone))
+        if found.hosts or found.groups:
+            fail(
+                f"zone {found.name} still has {found.hosts} hosts and {found.groups} groups:"
+                " delete them first"
+            )
         fail(
             f"zone {found.name} has {found.rrsets} rrsets, {found.keys} keys and"
             f" {found.history} history entries: give --force to delete it"

@@ -35,6 +35,8 @@ def configure(log_format: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    # Alembic's start-up lines (its dialect, DDL transactions) say nothing an operator acts on.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # Every update request logs a line: skip what no format here shows (the logging
     # module's documented optimisations), above all the caller's frame look-up.
     logging._srcfile = None

@@ -182,6 +182,8 @@ class ZoneContents:
     rrsets: int
     keys: int
     history: int  # journal entries
+    hosts: int
+    groups: int
 
 
 async def zone_contents(db: Database, name: str) -> ZoneContents:
@@ -198,6 +200,8 @@ async def zone_contents(db: Database, name: str) -> ZoneContents:
                 rrsets.c.zone_id == zone_id,
                 tsig_keys.c.zone_id == zone_id,
                 journal.c.zone_id == zone_id,
+                hosts.c.zone_id == zone_id,
+                groups.c.zone_id == zone_id,
             )
         ]
         return ZoneContents(zone_name, *counts)
