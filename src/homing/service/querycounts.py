@@ -78,7 +78,9 @@ async def add(db: Database, node: str, bucket: int, queries: int) -> None:
 async def record(db: Database, node: str, count: Callable[[], int]) -> None:
     """Until cancelled: after each bucket, add this process's count of it; at the end,
     the bucket in progress."""
-    buckets = Buckets(time.time(), count())
+    # From zero: `count` is this process's total since it started, queries answered before
+    # this task first ran included.
+    buckets = Buckets(time.time(), 0)
     try:
         while True:
             # The bucket's end is a time, not an event.
