@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import urllib.request
 from base64 import b64encode
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests import peers
@@ -68,12 +69,8 @@ def test_unbound_validates_hosts_denials_and_updates(server: Server, tmp_path: P
         assert found.values("A") == ["192.0.2.99"] and "ad" in found.flags, found
 
 
-def test_ldns_verify_zone_accepts_the_transferred_zone(server: Server, tmp_path: Path) -> None:
-    for (fqdn, secret), address in zip(
-        server.new_hosts(["h1", "h2", "h3"]), ["192.0.2.1", "192.0.2.2", "192.0.2.3"], strict=True
-    ):
-        assert update(server, fqdn, secret, address).startswith("good")
-    sign(server)
+def ldns_check(server: Server, tmp_path: Path) -> None:
+    """ldns-verify-zone accepts the zone as homing's AXFR carries it."""
     server.cli("zone", "set", ZONE, "--allow-transfer", f"{LOOPBACK}/32")
     args = [
         server.dig_path, f"@{LOOPBACK}", "-p", str(server.dns_port), "+onesoa", "+nocmd",
@@ -94,6 +91,15 @@ def test_ldns_verify_zone_accepts_the_transferred_zone(server: Server, tmp_path:
         [verify, "-V", "2", str(path)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ldns_verify_zone_accepts_the_transferred_zone(server: Server, tmp_path: Path) -> None:
+    for (fqdn, secret), address in zip(
+        server.new_hosts(["h1", "h2", "h3"]), ["192.0.2.1", "192.0.2.2", "192.0.2.3"], strict=True
+    ):
+        assert update(server, fqdn, secret, address).startswith("good")
+    sign(server)
+    ldns_check(server, tmp_path)
 
 
 def serial(server: Server) -> int:
@@ -192,3 +198,36 @@ def test_an_nsd_secondary_fed_by_ixfr_serves_answers_that_validate(
         assert "IXFR of" in server.stderr_text()
     finally:
         nsd.stop()
+
+
+def test_unbound_still_validates_after_a_thousand_updates(server: Server, tmp_path: Path) -> None:
+    hosts = server.new_hosts([f"dev{n}" for n in range(10)])
+    anchor = sign(server)
+    last: dict[str, str] = {}
+
+    def one(n: int) -> None:
+        fqdn, secret = hosts[n % len(hosts)]
+        address = f"10.{n // 250}.{n % 250}.{n % 7 + 1}"
+        assert update(server, fqdn, secret, address).startswith("good")
+
+    # One client per host, as devices are: each host's updates in order.
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        clients = [
+            pool.submit(lambda w=worker: [one(n) for n in range(w, 1000, len(hosts))])
+            for worker in range(len(hosts))
+        ]
+        for client in clients:
+            client.result()  # an update that failed fails the test here
+    for n in range(1000 - len(hosts), 1000):
+        last[hosts[n % len(hosts)][0]] = f"10.{n // 250}.{n % 250}.{n % 7 + 1}"
+    for fqdn, address in last.items():
+        server.wait_dns(fqdn, "A", lambda a, address=address: a.values("A") == [address])
+    with unbound(
+        tmp_path / "unbound", ZONE, [anchor], server.dns_port, server.dig_path
+    ) as resolver:
+        for fqdn, address in last.items():
+            found = resolver.dig(fqdn, "A")
+            assert found.values("A") == [address] and "ad" in found.flags, found
+        missing = resolver.dig(f"nothing.{ZONE}", "A")
+        assert missing.status == "NXDOMAIN" and "ad" in missing.flags, missing
+    ldns_check(server, tmp_path)
