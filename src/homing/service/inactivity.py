@@ -29,7 +29,7 @@ from homing.domain.notifications import (
 )
 from homing.service import alerts
 from homing.service.abuse import refresh_groups_of
-from homing.service.forms import AdminError
+from homing.service.forms import AdminError, FormCheck
 from homing.service.portal import clear_records, remove_host
 from homing.store.db import Database, Txn, as_utc
 from homing.store.schema import hosts, inactivity_marks, inactivity_policy
@@ -75,12 +75,15 @@ def check_policy(policy: Policy) -> Policy:
 
 def policy_input(form: Mapping[str, str]) -> Policy:
     """The admin form's fields as a checked Policy."""
+    check = FormCheck("POLICY_INVALID")  # every field at fault is named at once
     values: dict[str, int] = {}
     for name in ("warn_days", "disable_days", "delete_days", "notice_days"):
         text = form.get(name, "").strip()
         if not text.isdigit() or len(text) > 6:
-            raise AdminError("POLICY_INVALID", "Enter a whole number of days.", name)
-        values[name] = int(text)
+            check.refuse(name, "Enter a whole number of days.")
+        else:
+            values[name] = int(text)
+    check.done()
     return check_policy(Policy(**values))
 
 

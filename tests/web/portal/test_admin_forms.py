@@ -74,3 +74,14 @@ async def test_the_zone_form_names_the_name_and_the_name_servers(portal: Portal)
     assert ns.startswith("Zone not accepted") and "-x-.." in ns and "ns1.example.net" not in ns
     no_codes(refused)
     assert await count(portal, zones) == before
+
+
+async def test_the_inactivity_form_names_every_bad_field(portal: Portal) -> None:
+    await as_admin(portal)
+    form = {"warn_days": "x", "disable_days": "30", "delete_days": "-1", "notice_days": ""}
+    refused = await portal.post_form("/admin/inactivity", form)
+    assert refused.status_code == 422
+    for field in ("warn_days", "delete_days", "notice_days"):
+        assert (field_error(refused, field) or "").startswith("Policy not saved"), field
+    assert field_error(refused, "disable_days") is None
+    no_codes(refused)

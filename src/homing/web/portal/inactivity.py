@@ -9,7 +9,7 @@ from homing.service import inactivity
 from homing.service.accounts import Account
 from homing.service.forms import AdminError
 from homing.store.db import now
-from homing.web.portal.admin import AdminPages
+from homing.web.portal.admin import AdminPages, form_errors
 from homing.web.portal.pages import FieldError, form_text
 
 FIELDS = ("warn_days", "disable_days", "delete_days", "notice_days")
@@ -32,9 +32,7 @@ class InactivityPage:
             try:
                 await inactivity.save_policy(self.db, inactivity.policy_input(values))
             except AdminError as exc:
-                error = FieldError(exc.code, str(exc))
-                error.label = "Policy not saved"
-                errors = {exc.field or "form": error}
+                errors = form_errors(exc, "Policy not saved")
                 status = 422
             else:
                 return self.pages.done(
