@@ -229,8 +229,13 @@ def questions(seed: int = SEED, rounds: int = 3) -> list[Question]:
                     rdclass=rdclass,
                 )
             )
-    # NOTIFY of a zone we serve as its primary: nobody may tell us it changed (NOTAUTH).
-    out += [Question(_cased(rng, absolute("")), "SOA", opcode="NOTIFY") for _ in range(3)]
+    # NOTIFY of a zone we serve as its primary: nobody may tell us it changed (NOTAUTH);
+    # an unsigned UPDATE, STATUS, and zone transfers asked over UDP by a stranger.
+    apex = absolute("")
+    for _ in range(3):
+        out += [Question(_cased(rng, apex), "SOA", opcode=op) for op in ("NOTIFY", "UPDATE")]
+        out += [Question(_cased(rng, apex), "SOA", opcode="STATUS")]
+        out += [Question(_cased(rng, apex), rdtype) for rdtype in ("AXFR", "IXFR")]
     large = (("big", "TXT"), ("huge", "A"), ("", "NS"), ("child", "NS"), ("mxmany", "MX"))
     for label, rdtype in large:
         for edns, payload, tcp in (

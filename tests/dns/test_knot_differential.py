@@ -124,6 +124,15 @@ def _no_cd(q: Question, shape: Shape) -> Shape:
     return replace(shape, flags=" ".join(f for f in shape.flags.split() if f != "CD"))
 
 
+def _no_rcode_of(opcode: str, *rdtypes: str) -> Callable[[Question, Shape], Shape]:
+    def aside(q: Question, shape: Shape) -> Shape:
+        if q.opcode == opcode and (not rdtypes or q.rdtype in rdtypes):
+            return replace(shape, rcode="-")
+        return shape
+
+    return aside
+
+
 # (reason, what of a reply it sets aside): a difference is allowed when the replies are
 # equal once these are set aside in both.
 ALLOWED: list[tuple[str, Callable[[Question, Shape], Shape]]] = [
@@ -136,6 +145,16 @@ ALLOWED: list[tuple[str, Callable[[Question, Shape], Shape]]] = [
         "The CD flag: homing copies it from the query into the answer, as RFC 4035 3.1.6 "
         "asks; Knot 3.2 leaves it clear.",
         _no_cd,
+    ),
+    (
+        "A zone transfer asked over UDP by an address not allowed one: homing answers "
+        "REFUSED, as to any transfer it will not give; Knot NOTIMP (AXFR) or NOTAUTH (IXFR).",
+        _no_rcode_of("QUERY", "AXFR", "IXFR"),
+    ),
+    (
+        "An unsigned UPDATE: homing answers REFUSED, its policy refusing it (RFC 2136 3.3); "
+        "Knot NOTAUTH, as it answers an UPDATE no ACL allows.",
+        _no_rcode_of("UPDATE"),
     ),
 ]
 
