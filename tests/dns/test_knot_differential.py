@@ -137,8 +137,8 @@ def _no_rcode_of(opcode: str, *rdtypes: str) -> Callable[[Question, Shape], Shap
 # equal once these are set aside in both.
 ALLOWED: list[tuple[str, Callable[[Question, Shape], Shape]]] = [
     (
-        "The SOA serial: homing's is the zone's journal position, so every change moves "
-        "it by one and a secondary sees each change; Knot serves the file's.",
+        "The SOA serial: homing serves an imported zone past the file's serial (the import "
+        "goes through the journal, every change moves the serial); Knot serves the file's.",
         _no_serials,
     ),
     (
