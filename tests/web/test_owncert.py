@@ -135,6 +135,27 @@ def test_placeholder_then_renewal_reasons(tmp_path: Path) -> None:
     assert cert.public_key() == key.public_key()
 
 
+def test_with_workers_the_leader_gets_it_and_every_worker_serves_it(
+    served: tuple[Server, Path, bytes],
+) -> None:
+    """From no files: the workers share one placeholder, worker 0 asks the CA, and every
+    worker's reloader serves what it wrote, renewals included."""
+    server, tls, root = served
+    server.stop()
+    for name in ("cert.pem", "key.pem"):
+        (tls / name).unlink()
+    server.args = ("--workers", "2")
+    server.start()
+    first = _await_served(server, root)
+    renewed = _await_served(server, root, unlike=first)
+    # Whichever worker the kernel hands a connection, it presents a certificate of
+    # pebble's, none of them the placeholder (a renewal may land between two).
+    for _ in range(12):
+        cert = _served_certificate(server, root)
+        assert cert is not None and cert.issuer == renewed.issuer
+    assert stat.S_IMODE((tls / "key.pem").stat().st_mode) == 0o600
+
+
 class _Warnings(logging.Handler):
     """Sets `enough` once `count` warnings came: the retries are awaited, not slept on."""
 
