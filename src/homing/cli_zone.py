@@ -12,7 +12,7 @@ from homing import cli_dnssec
 from homing.cli import fail, run_with_store, zone_app
 from homing.domain.errors import HomingError, NotFound
 from homing.domain.names import in_zone, normalize
-from homing.service import inventory, reverse, zoneoptions, zones
+from homing.service import inventory, reverse, zonelist, zoneoptions, zones
 from homing.service.context import Homing
 
 Rname = Annotated[
@@ -345,7 +345,7 @@ def zone_list(
     ] = False,
 ) -> None:
     """The zones served here: name, serial, hosts, and whether users may add hosts in it."""
-    rows = run_with_store(lambda h: zones.list_zones(h.db))
+    rows = run_with_store(lambda h: zonelist.list_zones(h.db))
     if as_json:
         listed = [{"zone": r.name, "serial": r.serial, "hosts": r.hosts, "offered": r.public}
                   for r in rows]  # fmt: skip

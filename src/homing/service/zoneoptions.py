@@ -101,6 +101,20 @@ class Soa:
 
 
 @dataclass(frozen=True)
+class Routes:
+    """Where the zone's changes go, all at once as the admin page sets them: pushed to an
+    external primary (push and push_key, or neither), or, for a secondary zone, pulled
+    from its primary (with primary_key, or none); and the key its NOTIFYs are signed with
+    (None: unsigned)."""
+
+    push: str | None = None
+    push_key: str | None = None
+    primary: str | None = None
+    primary_key: str | None = None
+    notify_key: str | None = None
+
+
+@dataclass(frozen=True)
 class ZoneOptions:
     """What to change; None leaves an option as it is, an empty list clears it."""
 
@@ -110,9 +124,10 @@ class ZoneOptions:
     allow_transfer: list[str] | None = None
     public: bool | None = None
     soa: Soa = field(default_factory=Soa)
+    routes: Routes | None = None
 
     def empty(self) -> bool:
-        fields = (self.ns, self.glue, self.notify, self.allow_transfer, self.public)
+        fields = (self.ns, self.glue, self.notify, self.allow_transfer, self.public, self.routes)
         return all(v is None for v in fields) and self.soa.empty()
 
 
@@ -143,6 +158,8 @@ async def apply_options(txn: Txn, zone: ZoneRef, options: ZoneOptions) -> None:
         values["allow_transfer"] = "\n".join(_cidr(c) for c in options.allow_transfer)
     if options.public is not None:
         values["public"] = options.public
+    if options.routes is not None:
+        values.update(await _route_values(txn, zone, options.routes))
     soa = options.soa.columns()
     if options.ns:
         soa["mname"] = options.ns[0]  # the SOA names the first name server as the primary
@@ -156,6 +173,21 @@ async def apply_options(txn: Txn, zone: ZoneRef, options: ZoneOptions) -> None:
     for server, addresses in (options.glue or {}).items():
         await _write_glue(txn, zone, server, addresses)
     await _set_soa(txn, zone, soa)
+
+
+async def _route_values(txn: Txn, zone: ZoneRef, routes: Routes) -> dict[str, object]:
+    row = await zones_service.zone_row(txn.conn, zone.name)
+    if row.primary_target is None:
+        values = zones_service.push_values(row, routes.push, routes.push_key)
+    else:
+        values = await zones_service.primary_values(
+            txn, row, routes.primary or row.primary_target, routes.primary_key, None
+        )
+    if routes.notify_key is None:
+        values["notify_key"] = None
+    else:
+        values.update(await zones_service.primary_values(txn, row, None, None, routes.notify_key))
+    return values
 
 
 async def _set_soa(txn: Txn, zone: ZoneRef, values: dict[str, object]) -> None:
@@ -254,6 +286,7 @@ class ZoneOptionsView:
     allow_transfer: list[str]
     secondary: bool
     soa: Soa
+    routes: Routes
 
 
 async def read_options(db: Database, zone_id: int) -> ZoneOptionsView:
@@ -268,11 +301,14 @@ async def read_options(db: Database, zone_id: int) -> ZoneOptionsView:
         [line for line in (zone.allow_transfer or "").split("\n") if line],
         zone.primary_target is not None,
         Soa(zone.rname, zone.default_ttl, zone.minimum, zone.refresh, zone.retry, zone.expire),
-    )
+        Routes(zone.push_target, zone.push_key, zone.primary_target, zone.primary_key,
+               zone.notify_key),
+    )  # fmt: skip
 
 
 SOA_FIELDS = ("rname", "ttl", "negative_ttl", "refresh", "retry", "expire")
-FORM_FIELDS = ("ns", "notify", "allow_transfer", *SOA_FIELDS)
+ROUTE_FIELDS = ("push", "push_key", "primary", "primary_key", "notify_key")
+FORM_FIELDS = ("ns", "notify", "allow_transfer", *SOA_FIELDS, *ROUTE_FIELDS)
 
 
 def form_lines(text: str) -> list[str]:
@@ -310,9 +346,14 @@ def options_from_form(form: Mapping[str, str], *, secondary: bool) -> ZoneOption
         "allow_transfer",
         lambda: _every(form_lines(form.get("allow_transfer", "")), _cidr, "an address or network"),
     )
+    given = {name: form.get(name, "").strip() or None for name in ROUTE_FIELDS}
+    routes = Routes(**given)
     if secondary:
+        if routes.primary is not None:
+            check.field("primary", lambda: zones_service.check_primary(str(routes.primary)))
         check.done()
-        return ZoneOptions(notify=notify, allow_transfer=transfer)
+        return ZoneOptions(notify=notify, allow_transfer=transfer, routes=routes)
+    check.field("push", lambda: zones_service.check_push(routes.push, routes.push_key))
     servers = check.field("ns", lambda: split_nameservers(form_lines(form.get("ns", "")), []))
     if servers is not None and not servers[0]:
         check.refuse("ns", "a zone needs at least one name server")
@@ -329,5 +370,6 @@ def options_from_form(form: Mapping[str, str], *, secondary: bool) -> ZoneOption
     assert servers is not None
     names, addresses = servers
     return ZoneOptions(
-        ns=names, glue=addresses or None, notify=notify, allow_transfer=transfer, soa=soa
-    )
+        ns=names, glue=addresses or None, notify=notify, allow_transfer=transfer, soa=soa,
+        routes=routes,
+    )  # fmt: skip

@@ -1,23 +1,21 @@
 """Zones the operator offers: creation with SOA and NS, lookup, where changes go (a hidden
-primary's push, a secondary zone's primary), the zone list of the admin pages."""
+primary's push, a secondary zone's primary)."""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from homing.domain.errors import Conflict, HomingError, InvalidName, NotFound
+from homing.domain.errors import Conflict, HomingError, NotFound
 from homing.domain.names import normalize
 from homing.domain.records import RRsetValue, ZoneMeta
 from homing.service import reverse
 from homing.service.changes import ZoneRef, apply_change
-from homing.service.forms import AdminError, FormCheck
-from homing.store.db import Database, Txn, as_utc
-from homing.store.schema import hosts, tsig_keys, zones
+from homing.store.db import Database, Txn
+from homing.store.schema import tsig_keys, zones
 
 
 def _check_hostport(text: str) -> str:
@@ -115,8 +113,8 @@ async def add_zone(
     check_soa_value("--negative-ttl", minimum, 0, MAX_TTL)
     for option, value in (("--refresh", refresh), ("--retry", retry), ("--expire", expire)):
         check_soa_value(option, value, 1, MAX_TIMER)
-    push_target, push_key_name = _check_push(push, push_key)
-    primary_target = None if primary is None else _check_primary(primary)
+    push_target, push_key_name = check_push(push, push_key)
+    primary_target = None if primary is None else check_primary(primary)
     if primary_key is not None and primary is None:
         raise HomingError("--primary-key goes with --primary HOST:PORT")
     if primary_target is not None and push_target is not None:
@@ -182,7 +180,7 @@ async def add_zone(
     return await db.write(unit)
 
 
-def _check_push(target: str | None, key: str | None) -> tuple[str | None, str | None]:
+def check_push(target: str | None, key: str | None) -> tuple[str | None, str | None]:
     """A push target and key name, both or neither; normalised."""
     if (target is None) != (key is None):
         raise HomingError("--push and --push-key go together")
@@ -198,20 +196,29 @@ async def set_push(db: Database, name: str, target: str | None, key: str | None)
     does, pushes fail and are retried. A new target first gets the whole zone.
     """
     zone_name = normalize(name)
-    push_target, push_key_name = _check_push(target, key)
+    check_push(target, key)
 
     async def unit(txn: Txn) -> ZoneRef:
         row = await zone_row(txn.conn, zone_name)
-        values: dict[str, object] = {"push_target": push_target, "push_key": push_key_name}
-        if row.push_target != push_target:
-            values["pushed_serial"] = None  # another server: it needs the whole zone
+        values = push_values(row, target, key)
         await txn.conn.execute(sa.update(zones).where(zones.c.id == row.id).values(values))
         return ZoneRef(row.id, zone_name)
 
     return await db.write(unit)
 
 
-def _check_primary(text: str) -> str:
+def push_values(
+    row: sa.Row[tuple[object, ...]], target: str | None, key: str | None
+) -> dict[str, object]:
+    """The zone row's columns for pushing to `target` signed by `key` (None, None: nowhere)."""
+    push_target, push_key_name = check_push(target, key)
+    values: dict[str, object] = {"push_target": push_target, "push_key": push_key_name}
+    if row.push_target != push_target:
+        values["pushed_serial"] = None  # another server: it needs the whole zone
+    return values
+
+
+def check_primary(text: str) -> str:
     try:
         return _check_hostport(text)
     except HomingError:
@@ -241,29 +248,43 @@ async def set_primary(
     meaning); make the secondary zone with `add_zone(primary=...)`.
     """
     zone_name = normalize(name)
-    primary_target = None if primary is None else _check_primary(primary)
+    if primary is not None:
+        check_primary(primary)
     if key is not None and primary is None:
         raise HomingError("--primary-key goes with --primary HOST:PORT")
-    key_name = None if key is None else normalize(key)
-    notify_key_name = None if notify_key is None else normalize(notify_key)
 
     async def unit(txn: Txn) -> ZoneRef:
         row = await zone_row(txn.conn, zone_name)
-        values: dict[str, object] = {}
-        if primary_target is not None:
-            if row.primary_target is None:
-                raise HomingError(f"zone {zone_name} is not a secondary zone (no --primary)")
-            if key_name is not None:
-                await _zone_key(txn, row.id, zone_name, key_name)
-            values.update(primary_target=primary_target, primary_key=key_name)
-        if notify_key_name is not None:
-            await _zone_key(txn, row.id, zone_name, notify_key_name)
-            values["notify_key"] = notify_key_name
+        values = await primary_values(txn, row, primary, key, notify_key)
         if values:
             await txn.conn.execute(sa.update(zones).where(zones.c.id == row.id).values(values))
         return ZoneRef(row.id, zone_name)
 
     return await db.write(unit)
+
+
+async def primary_values(
+    txn: Txn,
+    row: sa.Row[tuple[object, ...]],
+    primary: str | None,
+    key: str | None,
+    notify_key: str | None,
+) -> dict[str, object]:
+    """The zone row's columns for a secondary zone's primary and its key, and the key its
+    NOTIFYs are signed with (None: as they are); each key must be one of the zone's."""
+    values: dict[str, object] = {}
+    if primary is not None:
+        if row.primary_target is None:
+            raise HomingError(f"zone {row.name} is not a secondary zone (no --primary)")
+        key_name = None if key is None else normalize(key)
+        if key_name is not None:
+            await _zone_key(txn, row.id, row.name, key_name)
+        values.update(primary_target=check_primary(primary), primary_key=key_name)
+    if notify_key is not None:
+        notify_key_name = normalize(notify_key)
+        await _zone_key(txn, row.id, row.name, notify_key_name)
+        values["notify_key"] = notify_key_name
+    return values
 
 
 def zone_meta(row: sa.Row[tuple[object, ...]]) -> ZoneMeta:
@@ -332,93 +353,3 @@ async def transfer_settings(conn: AsyncConnection) -> list[TransferSettings]:
         )
         for r in rows
     ]
-
-
-# -- the admin pages' zones ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ZoneRow:
-    id: int
-    name: str
-    public: bool
-    serial: int
-    hosts: int
-    created_at: datetime | None
-    auto_ptr: bool = False
-    reverse: bool = False  # a reverse zone (in-addr.arpa, ip6.arpa): auto-ptr may be on
-
-
-async def list_zones(db: Database) -> list[ZoneRow]:
-    async def query(conn: AsyncConnection) -> list[ZoneRow]:
-        counts = (
-            sa.select(hosts.c.zone_id, sa.func.count().label("n"))
-            .group_by(hosts.c.zone_id)
-            .subquery()
-        )
-        rows = await conn.execute(
-            sa.select(zones, sa.func.coalesce(counts.c.n, 0).label("host_count"))
-            .outerjoin(counts, counts.c.zone_id == zones.c.id)
-            .order_by(zones.c.name)
-        )
-        return [
-            ZoneRow(
-                r.id,
-                r.name,
-                bool(r.public),
-                r.serial,
-                r.host_count,
-                as_utc(r.created_at),
-                bool(r.auto_ptr),
-                reverse.reverse_network(r.name) is not None,
-            )
-            for r in rows
-        ]
-
-    return await db.read(query)
-
-
-async def create_zone(db: Database, name: str, nameservers: list[str], public: bool) -> str:
-    """A new zone from the admin page (SOA and NS through apply_change); its normalised name.
-    AdminError names every field at fault."""
-    check = FormCheck("ZONE_INVALID")
-    if not name.strip():
-        check.refuse("name", "Enter the zone's name, e.g. dyn.example.net.")
-    elif not _valid_name(name):
-        check.refuse("name", f"Not a valid DNS name: {name.strip()}")
-    bad = [n for n in nameservers if n and not _valid_name(n)]
-    if bad:
-        check.refuse("ns", f"Not a valid DNS name: {', '.join(bad)}")
-    check.done()
-    try:
-        zone = await add_zone(
-            db, name.strip(), ns=[n for n in nameservers if n] or None, public=public
-        )
-    except Conflict as exc:
-        raise AdminError("ZONE_DUPLICATE", "That zone exists already.", "name") from exc
-    return zone.name
-
-
-def _valid_name(text: str) -> bool:
-    try:
-        normalize(text.strip())
-    except InvalidName:
-        return False
-    return True
-
-
-async def set_zone_public(db: Database, zone_id: int, public: bool) -> str:
-    """Offer the zone to users (or stop offering it: existing hosts stay)."""
-
-    async def unit(txn: Txn) -> str:
-        name = await txn.conn.scalar(
-            sa.update(zones)
-            .where(zones.c.id == zone_id)
-            .values(public=public)
-            .returning(zones.c.name)
-        )
-        if name is None:
-            raise NotFound("no such zone")
-        return str(name)
-
-    return await db.write(unit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from homing.service import accounts, hosts, zones
+from homing.service import accounts, hosts, zonelist, zones
 from tests.web.portal.conftest import PASSWORD, ZONE, Portal, browser, csrf_of
 
 REV = "2.0.192.in-addr.arpa"
@@ -63,5 +63,5 @@ async def test_users_cannot_turn_ptrs_on(portal: Portal) -> None:
         f"/admin/zones/{rev.id}/auto-ptr", data={"csrf_token": csrf_of(page), "auto_ptr": "1"}
     )
     assert refused.status_code == 403
-    listed = {row.name: row for row in await zones.list_zones(db)}
+    listed = {row.name: row for row in await zonelist.list_zones(db)}
     assert listed[REV].reverse and not listed[REV].auto_ptr

@@ -99,3 +99,27 @@ async def test_every_bad_field_is_shown_at_once(portal: Portal) -> None:
     assert saved.status_code == 303
     soa = (await zoneoptions.read_options(portal.homing.db, number)).soa
     assert soa == zoneoptions.Soa("ops.example.org", 300, 30, 3600, 600, 1209600)
+
+
+async def test_where_changes_go_is_set_on_the_page(portal: Portal) -> None:
+    await as_admin(portal)
+    number = await zone_id(portal)
+    path = f"/admin/zones/{number}/options"
+    base = {"ns": "ns.example.org", "notify": "", "allow_transfer": ""}
+    refused = await portal.post_form(path, {**base, "push": "192.0.2.1:53"})
+    assert refused.status_code == 422
+    assert "go together" in (field_error(refused, "push") or "")
+    # A NOTIFY key that is not one of the zone's: refused whole, nothing saved.
+    before = await zoneoptions.read_options(portal.homing.db, number)
+    refused = await portal.post_form(path, {**base, "ns": "ns2.example.org", "notify_key": "nokey"})
+    assert refused.status_code == 422 and "no key nokey" in refused.text
+    assert await zoneoptions.read_options(portal.homing.db, number) == before
+    saved = await portal.post_form(path, {**base, "push": "192.0.2.1:53", "push_key": "pusher"})
+    assert saved.status_code == 303
+    routes = (await zoneoptions.read_options(portal.homing.db, number)).routes
+    assert (routes.push, routes.push_key, routes.notify_key) == ("192.0.2.1:53", "pusher", None)
+    page = await portal.client.get(path)
+    assert 'value="192.0.2.1:53"' in page.text
+    saved = await portal.post_form(path, base)  # emptied: pushes nowhere again
+    routes = (await zoneoptions.read_options(portal.homing.db, number)).routes
+    assert saved.status_code == 303 and routes.push is None and routes.push_key is None

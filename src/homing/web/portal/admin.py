@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from homing.domain.errors import NotFound
-from homing.service import abuse, admin, figures, plans, reverse, zones
+from homing.service import abuse, admin, figures, plans, reverse, zonelist
 from homing.service.accounts import Account
 from homing.service.activity import address_changes_by_hour
 from homing.service.forms import AdminError
@@ -164,7 +164,7 @@ class AdminPages:
                 "public": form_text(form, "public"),
             }
             try:
-                name = await zones.create_zone(
+                name = await zonelist.create_zone(
                     self.db,
                     values["name"],
                     values["ns"].replace(",", " ").split(),
@@ -176,7 +176,7 @@ class AdminPages:
             else:
                 offered = "offered to users" if values["public"] == "on" else "not offered yet"
                 return self.done(request, f"Zone {name} is created ({offered}).", "/admin/zones")
-        listed = await zones.list_zones(self.db)
+        listed = await zonelist.list_zones(self.db)
         context = {"zones": listed, "values": values, "errors": errors}
         return self.render(request, "admin/zones.html", context, status)
 
@@ -184,7 +184,9 @@ class AdminPages:
         form = await request.form()
         public = form_text(form, "public") == "1"
         try:
-            name = await zones.set_zone_public(self.db, int(request.path_params["zone_id"]), public)
+            name = await zonelist.set_zone_public(
+                self.db, int(request.path_params["zone_id"]), public
+            )
         except NotFound:
             return await self.portal.not_found(request)
         state = "is offered to users" if public else "is no longer offered to new hosts"

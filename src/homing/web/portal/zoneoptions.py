@@ -1,5 +1,7 @@
 """The operator's page for one zone's options: name servers and their addresses, its SOA,
-the secondaries it notifies, who may transfer it (what `homing zone set` changes)."""
+the secondaries it notifies, who may transfer it, where its changes are pushed or where a
+secondary zone comes from, the key its NOTIFYs are signed with (what `homing zone set`
+changes)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class ZoneOptionsPage:
             "notify": "\n".join(view.notify),
             "allow_transfer": "\n".join(view.allow_transfer),
             **{name: str(getattr(soa, name)) for name in zoneoptions.SOA_FIELDS},
+            **{name: getattr(view.routes, name) or "" for name in zoneoptions.ROUTE_FIELDS},
         }
         errors: dict[str, FieldError] = {}
         status = 200
