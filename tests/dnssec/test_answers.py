@@ -111,3 +111,18 @@ async def test_with_do_denials_carry_signed_nsec3(
     assert not [
         r for r in plain.authority if r.rdtype in (dns.rdatatype.NSEC3, dns.rdatatype.RRSIG)
     ]
+
+
+async def test_signed_answers_over_udp_carry_their_rrsets_own_signatures(
+    responder: Responder,
+) -> None:
+    key = keys(responder)
+    query = dns.message.make_query(f"h1.{ZONE}", "A", want_dnssec=True)
+    first = responder.answer(query.to_wire(), tcp=False)
+    again = responder.answer(query.to_wire(), tcp=False)
+    assert first is not None and first == again
+    reply = dns.message.from_wire(first)
+    assert (f"h1.{ZONE}.", "A") in validated(reply, reply.answer, key)
+    (sigs,) = [r for r in reply.answer if r.rdtype == dns.rdatatype.RRSIG]
+    (rrset,) = [r for r in reply.answer if r.rdtype == dns.rdatatype.A]
+    assert {s.type_covered for s in sigs} == {dns.rdatatype.A} and sigs.ttl == rrset.ttl

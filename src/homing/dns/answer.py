@@ -49,7 +49,7 @@ from homing.dns.replies import (
     folded_reply,
 )
 from homing.dns.resolution import METATYPE_RCODES, Resolution, resolve
-from homing.dns.signed import secure, signed
+from homing.dns.signed import covering, secure, signed
 from homing.dns.wire import (
     AA,
     COPIED_FLAGS,
@@ -300,25 +300,28 @@ class Responder:
             # The apex itself (SOA, NS, the serial) takes the slow path, and so do a
             # secondary zone without a usable copy (SERVFAIL, in resolve()) and names at
             # or below a zone cut (referrals, in resolve(), kept with the zone's answers).
-            # A signed zone's answers with DO carry RRSIGs and proofs: the slow path's.
             if (
                 apex
                 and not zone.meta.expired
                 and not (zone.cuts and zone.cut_of(name[:apex]) is not None)
-                and not (opt is OUR_OPT_DO and signed(zone))
             ):
                 key = name[:apex]
                 node = zone.owners.get(key)
+                # A signed zone's answers with DO carry RRSIGs: an RRset's own here, the
+                # proofs of what does not exist on the slow path.
+                sign = opt is OUR_OPT_DO and signed(zone)
                 if node is not None:
                     for i in range(0, len(node), 3):  # mostly the first RRset
                         if node[i] == qtype:
-                            reply = respond(
-                                wire, end, payload, opt, AA, node[i + 1], 0, node[i + 2], tcp=tcp
-                            )
+                            count, records = node[i + 1], node[i + 2]
+                            if sign:
+                                extra, sigs = covering(node, qtype, records)
+                                count, records = count + extra, records + sigs
+                            reply = respond(wire, end, payload, opt, AA, count, 0, records, tcp=tcp)
                             if keep:  # depends on this owner's RRsets alone
                                 self._kept.keep_reply(wire, reply, name)
                             return reply
-                direct = _direct(zone, node, key, apex, qtype)
+                direct = None if sign else _direct(zone, node, key, apex, qtype)
                 if direct is not None:
                     return respond(wire, end, payload, opt, *direct, tcp=tcp)
         ident, flags = ID_FLAGS.unpack_from(wire)
