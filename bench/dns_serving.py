@@ -88,14 +88,24 @@ def _first_line(argv: list[str]) -> str:
 # --- homing ---------------------------------------------------------------------------
 
 
-def _homing_prepare(work: Path, zone: Path, port: int) -> None:
-    if (work / "homing").exists():
+def _homing_prepare(work: Path, zone: Path, port: int, *, signed: bool = False) -> None:
+    store = work / _store_dir("homing-signed" if signed else "homing")
+    if store.exists():
         return  # imported in an earlier round
-    env = homing_env(work / "homing", port, free_port())
-    (work / "homing").mkdir()
+    env = homing_env(store, port, free_port())
+    store.mkdir()
     started = time.perf_counter()
     cli(env, "zone", "import", zonegen.ZONE, str(zone))
     print(f"homing: zone imported in {time.perf_counter() - started:.1f} s", flush=True)
+    if signed:
+        started = time.perf_counter()
+        cli(env, "zone", "set", zonegen.ZONE, "--dnssec", "on")
+        print(f"homing: zone signed in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def _store_dir(key: str) -> str:
+    """Where a homing server's store is: the signed zone has its own, the others share one."""
+    return "homing-signed" if key == "homing-signed" else "homing"
 
 
 def _homing_command(work: Path, zone: Path, port: int) -> list[str]:
@@ -230,6 +240,15 @@ PEERS: dict[str, Peer] = {
     "homing": Peer(
         "homing (1 process)", homing_version, _homing_command, _homing_prepare, needs=""
     ),
+    # The same zone signed (CSK, ECDSAP256SHA256, NSEC3): with --dnssec-ok its answers carry
+    # RRSIGs and NSEC3 proofs, to set beside "homing" answering the same stream unsigned.
+    "homing-signed": Peer(
+        "homing, zone signed (1 process)",
+        homing_version,
+        _homing_command,
+        lambda work, zone, port: _homing_prepare(work, zone, port, signed=True),
+        load_timeout=600,
+    ),
     "nsd": Peer(
         "NSD (server-count 1)",
         lambda: _first_line(["nsd", "-v"]),
@@ -292,7 +311,7 @@ def running(key: str, peer: Peer, work: Path, zone: Path) -> Iterator[tuple[int,
         argv = [*argv, "--port", str(port)]
     env = None
     if key.startswith("homing"):
-        env = homing_env(work / "homing", port, free_port())
+        env = homing_env(work / _store_dir(key), port, free_port())
     if key == "homing-baseline":
         env = {**(env or {}), "PYTHONPATH": str(BASELINE_SRC)}
     pinned = ["taskset", "-c", peer.cpus, *argv]
@@ -347,6 +366,7 @@ def dnsperf_argv(port: int, queries: Path, seconds: float, args: argparse.Namesp
         str(args.outstanding),
         "-t",
         "2",
+        *(["-D"] if args.dnssec_ok else []),
     ]
 
 
@@ -535,6 +555,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="repeat the side-by-side series")
     parser.add_argument("--profile", action="store_true", help="py-spy homing under load")
     parser.add_argument("--quick", action="store_true", help="smoke run: 10k hosts, 3 s each")
+    parser.add_argument(
+        "--mixed-case",
+        action="store_true",
+        help="names in random letter case, as resolvers using 0x20 ask (every server)",
+    )
+    parser.add_argument(
+        "--dnssec-ok", action="store_true", help="set DO on every query (dnsperf -D)"
+    )
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "benchmarks-dns.png")
     parser.add_argument(
         "--baseline-src", type=Path, help="another checkout's src/: adds server homing-baseline"
@@ -563,7 +591,7 @@ def main() -> None:
         work = Path(tmp)
         zone = zonegen.write_zone(work / "zone.db", args.hosts)
         queries = work / "queries.txt"
-        mix = zonegen.write_queries(queries, args.hosts, args.queries)
+        mix = zonegen.write_queries(queries, args.hosts, args.queries, mixed_case=args.mixed_case)
         for round_no in range(args.rounds):
             for key in keys:
                 peer = PEERS[key]
@@ -585,6 +613,8 @@ def main() -> None:
     result = {
         "hosts": args.hosts,
         "query_mix": mix,
+        "mixed_case": args.mixed_case,
+        "dnssec_ok": args.dnssec_ok,
         "seconds": args.seconds,
         "rounds": args.rounds,
         "warmup_seconds": args.warmup,

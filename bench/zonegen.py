@@ -54,10 +54,13 @@ def write_zone(path: Path, hosts: int, zone: str = ZONE) -> Path:
 
 
 def write_queries(
-    path: Path, hosts: int, count: int, zone: str = ZONE, seed: int = 6
+    path: Path, hosts: int, count: int, zone: str = ZONE, seed: int = 6, *, mixed_case: bool = False
 ) -> dict[str, int]:
-    """A dnsperf data file of `count` queries in the fixed mix; returns the counts per kind."""
+    """A dnsperf data file of `count` queries in the fixed mix; returns the counts per kind.
+    With `mixed_case` every letter of every name is upper or lower case at random, as a
+    resolver using 0x20 (draft-vixie-dnsext-dns0x20) asks: the same names, other spellings."""
     rng = random.Random(seed)
+    spell = random.Random(seed + 1)
     kinds: Counter[str] = Counter()
     dual = max(1, (hosts + 9) // 10)  # hosts 0, 10, 20, ... have AAAA
     with path.open("w") as out:
@@ -75,6 +78,10 @@ def write_queries(
                     i = (i + 1) % hosts
                 kind, line = "nodata", f"{host_name(i)}.{zone} AAAA"
             kinds[kind] += 1
+            if mixed_case:
+                name, rtype = line.split(" ")
+                name = "".join(c.upper() if spell.random() < 0.5 else c for c in name)
+                line = f"{name} {rtype}"
             out.write(line + "\n")
     return dict(kinds)
 
