@@ -191,9 +191,10 @@ class _Work:
             self._emit(out, name, "RRSIG", sigs)
         # New values for RRsets that were there and stay (an address update) change no
         # name's types: the chain stays as it is.
+        # (What was there is as read here, under the zone's lock, not as the caller saw it.)
         if self.everything or any(
-            old is None or not new.rdatas or new.rtype == "NS"
-            for old, new, _, _ in changed
+            new.rtype not in self.before.get(new.name, {}) or not new.rdatas or new.rtype == "NS"
+            for _, new, _, _ in changed
             if new.rtype not in OWN_TYPES
         ):
             names = self._chain_names(touched)
