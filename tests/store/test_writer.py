@@ -134,3 +134,45 @@ async def test_sync_and_async_work_mix(db: Database) -> None:
     )
     assert results == ["sync x1", "done x2", "unit", "sync x3"]
     assert {"x1", "x2", "u1", "x3"} <= await plan_names(db)
+
+
+class Holding:
+    """Inserts one plan per item; the item 'held' keeps its transaction open until released."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def run(self, txn: Txn, items: list[str]) -> list[str]:
+        for item in items:
+            if item == "held":
+                self.entered.set()
+                await self.release.wait()
+            await txn.conn.execute(new_plan(item))
+        return items
+
+
+async def test_postgresql_commits_beside_a_transaction_in_flight(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite has one writer: one transaction at a time")
+    holding = Holding()
+    first = asyncio.create_task(db.write_batched(holding, "held"))
+    await holding.entered.wait()
+    # The first transaction is open; a second one starts and commits meanwhile. (The
+    # timeout only turns a writer that waits for the first into a failure, not a hang.)
+    assert await asyncio.wait_for(db.write_batched(holding, "beside"), 60) == "beside"
+    assert await plan_names(db) >= {"beside"}
+    assert "held" not in await plan_names(db)
+    holding.release.set()
+    assert await first == "held"
+    assert await plan_names(db) >= {"held", "beside"}
+
+
+async def test_closing_settles_the_callers_of_a_transaction_in_flight(db: Database) -> None:
+    holding = Holding()
+    first = asyncio.create_task(db.write_batched(holding, "held"))
+    await holding.entered.wait()
+    await db.close()
+    with pytest.raises((HomingError, asyncio.CancelledError)):
+        await first
+    assert "held" not in await plan_names(db)

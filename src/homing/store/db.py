@@ -250,7 +250,10 @@ class Database:
                 continue
             if self.in_flight == 1:
                 jobs = [pending.popleft() for _ in range(min(len(pending), self.max_batch))]
-                await self._guarded(jobs)
+                try:
+                    await self._guarded(jobs)
+                finally:
+                    _closed(jobs)  # cancelled by close(): its callers hear so
                 continue
             # Group commit across connections: a batch is taken once a place is free, so
             # the jobs that arrived meanwhile wait together for the next transaction.
@@ -270,9 +273,7 @@ class Database:
             await self._guarded(jobs)
         finally:
             slots.release()
-            for job in jobs:  # cancelled by close(): its callers hear so
-                if not job.future.done():
-                    job.future.set_exception(StoreUnavailable("the store is closed"))
+            _closed(jobs)  # cancelled by close(): its callers hear so
 
     async def _guarded(self, jobs: list[_Job]) -> None:
         try:
@@ -454,6 +455,13 @@ class _WriterThread:
 
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             future.get_loop().call_soon_threadsafe(settle)
+
+
+def _closed(jobs: list[_Job]) -> None:
+    """Jobs the writer took but never settled (the store closed meanwhile) hear so."""
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(StoreUnavailable("the store is closed"))
 
 
 def _run_sync_group(group: list[_Job], txn: SyncTxn) -> list[Any]:
