@@ -39,6 +39,8 @@ key_app = typer.Typer(
 app.add_typer(key_app, name="key")
 app.add_typer(client_app, name="client")
 
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON array instead of a table")]
+
 
 def fail(message: str) -> None:
     typer.echo(f"homing: {message}", err=True)

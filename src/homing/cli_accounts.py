@@ -10,11 +10,13 @@ from typing import Annotated
 
 import typer
 
-from homing.cli import fail, group_app, host_app, run_with_store, user_app
+from homing.cli import JsonOption, fail, group_app, host_app, run_with_store, user_app
 from homing.service import accounts, hosts, inventory, prefixes
 from homing.service.context import Homing
 
-JsonOption = Annotated[bool, typer.Option("--json", help="One JSON array instead of a table")]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input")
+]
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -31,9 +33,7 @@ def _json(rows: Sequence[object]) -> None:
 def user_add(
     user: str,
     email: Annotated[str, typer.Option(help="The account's email address")],
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input")
-    ] = False,
+    password_stdin: PasswordStdin = False,
     admin: Annotated[bool, typer.Option("--admin", help="Make an operator account")] = False,
 ) -> None:
     """Add an account; its password is asked twice at a terminal, or read with --password-stdin."""
@@ -156,9 +156,7 @@ def read_password(from_stdin: bool) -> str:
 @user_app.command("passwd")
 def user_passwd(
     user: str,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input")
-    ] = False,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Set an account's password (asked twice at a terminal); its portal logins end."""
     password = read_password(password_stdin)

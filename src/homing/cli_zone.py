@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from homing import cli_dnssec
-from homing.cli import fail, run_with_store, zone_app
+from homing.cli import JsonOption, fail, run_with_store, zone_app
 from homing.domain.errors import HomingError, NotFound
 from homing.domain.names import in_zone, normalize
 from homing.service import inventory, reverse, zonelist, zoneoptions, zones
@@ -339,11 +339,7 @@ def zone_set(
 
 
 @zone_app.command("list")
-def zone_list(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON array instead of a table")
-    ] = False,
-) -> None:
+def zone_list(as_json: JsonOption = False) -> None:
     """The zones served here: name, serial, hosts, and whether users may add hosts in it."""
     rows = run_with_store(lambda h: zonelist.list_zones(h.db))
     if as_json:
