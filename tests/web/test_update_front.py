@@ -7,7 +7,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from homing.web.app import DYNDNS2_PATHS, UpdateFront
+from homing.web.app import DYNDNS2_PATHS
+from homing.web.updatefront import UpdateFront
 from tests.web.conftest import HOST, Site
 
 

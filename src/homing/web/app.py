@@ -1,15 +1,25 @@
-"""The ASGI application: update protocols at the root, the REST API under /api/v1, the portal."""
+"""The HTTP application: every layer a request passes and every path each part answers.
+
+A request meets these in order, outermost first (`create_app`):
+
+1. HttpTimer (metrics.py): times the request for /metrics, by route group.
+2. RequestLimits (limits.py): 414 for an overlong URL, 413 for an overlong body.
+3. UpdateFront (updatefront.py): GET on DYNDNS2_PATHS, the update fast path, is answered
+   here by UpdateEndpoints.dyndns2_answer (updates.py) and goes no further.
+4. The router (Starlette), first match wins, in the order of `routes` below:
+   the update protocols and /checkip at the root, health and metrics, acme-dns,
+   the REST API mounted at /api/v1 (api/), and the portal's pages (portal/).
+"""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
 
 from homing.service.context import Homing
 from homing.web.acmedns import acmedns_routes
@@ -18,9 +28,10 @@ from homing.web.clientip import ClientAddress
 from homing.web.limits import RequestLimits
 from homing.web.metrics import HttpTimer, metrics_endpoints
 from homing.web.portal import portal_routes
-from homing.web.updates import CHALLENGE, TEXT, UpdateEndpoints
+from homing.web.updatefront import UpdateFront
+from homing.web.updates import UpdateEndpoints
 
-log = logging.getLogger(__name__)
+__all__ = ["DYNDNS2_PATHS", "UpdateFront", "create_app"]
 
 # dyndns2 paths as clients know them from several providers: Dyn's (/nic/update, its
 # /v3/update, and its first protocol's /nic/dyndns and /nic/statdns, which ddclient's
@@ -37,56 +48,34 @@ DYNDNS2_PATHS = (
 )
 
 
-async def health(_request: Request) -> Response:
-    return PlainTextResponse("ok\n")
+def create_app(homing: Homing) -> ASGIApp:
+    """The application `homing serve` runs, assembled from the outside in (module docstring)."""
+    client = ClientAddress(homing.settings.trusted_proxies)
+    endpoints = UpdateEndpoints(homing, client)
+    router = Starlette(
+        routes=_routes(homing, client, endpoints), exception_handlers={404: not_found}
+    )
+    fast_path = UpdateFront(router, endpoints.dyndns2_answer, DYNDNS2_PATHS)
+    return HttpTimer(RequestLimits(fast_path))
 
 
-async def not_found(request: Request, _exc: Exception) -> Response:
-    # A path no route matches (e.g. one with a newline, which Mount's pattern never spans)
-    # still answers in the API's own error format under /api/v1.
-    if request.url.path.startswith("/api/v1/"):
-        return error("NOT_FOUND", "Not Found")
-    return PlainTextResponse("Not Found", status_code=404)
-
-
-class UpdateFront:
-    """GET on the dyndns2 paths goes straight to its endpoint, ahead of the app's error and
-    exception middleware and its router: the update hot path, where those layers cost
-    about 65 us of CPU per request (docs/benchmarks.md). The endpoint reads the raw scope
-    and gives a status and a text body, sent here without a Request or Response object.
-    Anything else, HEAD (405: it must not update) and wrong methods on those paths
-    included, goes to the app, whose routes stay the reference.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        endpoint: Callable[[Scope], Awaitable[tuple[int, str]]],
-        paths: tuple[str, ...],
-    ) -> None:
-        self.app = app
-        self.endpoint = endpoint
-        self.paths = frozenset(paths)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in self.paths:
-            await self.app(scope, receive, send)
-            return
-        try:
-            status, text = await self.endpoint(scope)
-        except Exception:  # a bug of ours: answered as the app's error middleware would
-            log.exception("update request failed")
-            status, text = 500, "Internal Server Error"
-        body = text.encode()
-        headers = [(b"content-length", b"%d" % len(body)), (b"content-type", _TEXT)]
-        if status == 401:
-            headers.append((b"www-authenticate", _CHALLENGE))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-_TEXT = TEXT.encode()
-_CHALLENGE = CHALLENGE.encode()
+def _routes(homing: Homing, client: ClientAddress, endpoints: UpdateEndpoints) -> list[BaseRoute]:
+    metrics, ready = metrics_endpoints(homing, client)
+    return [
+        # GET never gets here (UpdateFront answers it with the same rules, from the raw
+        # scope); these routes give every other method its 405 and keep the router whole.
+        *(_update_route(path, endpoints.dyndns2, ["GET"]) for path in DYNDNS2_PATHS),
+        _update_route("/dvr/update", endpoints.dvr, ["GET", "POST"]),
+        Route("/checkip", endpoints.checkip, methods=["GET"]),
+        Route("/myip", endpoints.myip, methods=["GET"]),
+        Route("/checkip.json", endpoints.checkip_json, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
+        Route("/readyz", ready, methods=["GET"]),  # zones loaded and the store reachable
+        Route("/metrics", metrics, methods=["GET"]),  # Prometheus; metrics_allow or its token
+        *acmedns_routes(homing),  # acme-dns's POST /register and /update, when its zone is set
+        Mount("/api/v1", app=create_api(homing)),  # one router per resource: web/api/
+        *portal_routes(homing),  # the web site: its own session, CSRF and header middleware
+    ]
 
 
 def _update_route(
@@ -100,22 +89,13 @@ def _update_route(
     return route
 
 
-def create_app(homing: Homing) -> ASGIApp:
-    client = ClientAddress(homing.settings.trusted_proxies)
-    endpoints = UpdateEndpoints(homing, client)
-    metrics, ready = metrics_endpoints(homing, client)
-    routes = [
-        *(_update_route(path, endpoints.dyndns2, ["GET"]) for path in DYNDNS2_PATHS),
-        _update_route("/dvr/update", endpoints.dvr, ["GET", "POST"]),
-        Route("/checkip", endpoints.checkip, methods=["GET"]),
-        Route("/myip", endpoints.myip, methods=["GET"]),
-        Route("/checkip.json", endpoints.checkip_json, methods=["GET"]),
-        Route("/healthz", health, methods=["GET"]),
-        Route("/readyz", ready, methods=["GET"]),  # zones loaded and the store reachable
-        Route("/metrics", metrics, methods=["GET"]),  # Prometheus; metrics_allow or its token
-        *acmedns_routes(homing),  # acme-dns's POST /register and /update, when its zone is set
-        Mount("/api/v1", app=create_api(homing)),
-        *portal_routes(homing),  # the web site: its own session, CSRF and header middleware
-    ]
-    app = Starlette(routes=routes, exception_handlers={404: not_found})
-    return HttpTimer(RequestLimits(UpdateFront(app, endpoints.dyndns2_answer, DYNDNS2_PATHS)))
+async def health(_request: Request) -> Response:
+    return PlainTextResponse("ok\n")
+
+
+async def not_found(request: Request, _exc: Exception) -> Response:
+    # A path no route matches (e.g. one with a newline, which Mount's pattern never spans)
+    # still answers in the API's own error format under /api/v1.
+    if request.url.path.startswith("/api/v1/"):
+        return error("NOT_FOUND", "Not Found")
+    return PlainTextResponse("Not Found", status_code=404)

@@ -88,7 +88,9 @@ class UpdateEndpoints:
 
     async def dyndns2(self, request: Request) -> Response:
         """GET /nic/update: one answer line per requested host, 200 (clients read words)
-        but for a request without credentials (401 with a Basic challenge)."""
+        but for a request without credentials (401 with a Basic challenge). The served app
+        answers these GETs in its UpdateFront (app.py) with dyndns2_answer below, the same
+        rules without a Request; this form is the router's, for an app without that front."""
         status, body = await self.dyndns2_answer(request.scope)
         return PlainTextResponse(
             body,
@@ -98,7 +100,8 @@ class UpdateEndpoints:
         )
 
     async def dyndns2_answer(self, scope: Scope) -> tuple[int, str]:
-        """dyndns2() as a status and a body, for the front that answers GETs itself."""
+        """dyndns2() as a status and a body: the update fast path, called by UpdateFront for
+        every GET on the dyndns2 paths (app.py)."""
         client_ip = self.client_address.of_scope(scope)
         params = query_of(scope)
         credentials = credentials_of(scope, params)

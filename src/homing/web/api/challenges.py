@@ -8,22 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from homing.domain.errors import NotFound
 from homing.service import acmedns, challenges
 from homing.service.context import Homing
-from homing.web.api import STATUS, ApiError, Authorized, errors
-
-# The codes of refused challenge changes, beside the API's others.
-STATUS.update(
-    {
-        "ACME_VALUE_INVALID": 422,
-        "ACME_VALUES_FULL": 409,
-        "ACME_TOO_OFTEN": 429,
-        "ACME_DELEGATED": 409,
-        "ACME_DELEGATION_INVALID": 422,
-        "ACME_DELEGATION_CONFLICT": 409,
-    }
-)
+from homing.web.api.auth import Authorized, need
+from homing.web.api.errors import THROTTLED, ApiError, errors, missing_as
 
 VALUE = r"^[!#-\[\]-~]+$"  # printable ASCII but space, quote and backslash (as txt_rdata)
 HostName = Annotated[
@@ -68,15 +56,12 @@ class ChallengeOut(BaseModel):
 
 
 def challenge_routes(homing: Homing) -> APIRouter:
-    router = APIRouter(tags=["acme"])
+    router = APIRouter(tags=["acme"], responses=THROTTLED)
 
     async def host_of(name: str, grant: Authorized) -> int:
-        try:
+        with missing_as("HOST_NOT_FOUND"):
             host_id = await challenges.owned_host(homing.db, grant.account.id, name)
-        except NotFound as exc:
-            raise ApiError("HOST_NOT_FOUND", "No such host.") from exc
-        if not grant.allows("acme", host_id):
-            raise ApiError("TOKEN_SCOPE", f"This token may not acme host {host_id}.")
+        need(grant, "acme", host_id)
         return host_id
 
     def out(found: challenges.Challenge) -> ChallengeOut:
