@@ -12,12 +12,14 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from homing.service.context import Homing
+from homing.web.portal.accounts import AccountPages
 from homing.web.portal.admin import AdminEndpoint, AdminPages
 from homing.web.portal.alerts import AlertPages
 from homing.web.portal.csrf import CSRFProtection
 from homing.web.portal.delegations import DelegationsPage
 from homing.web.portal.groups import GroupPages
 from homing.web.portal.headers import SecurityHeaders
+from homing.web.portal.hosts import HostPages
 from homing.web.portal.inactivity import InactivityPage
 from homing.web.portal.pages import Endpoint, Portal
 from homing.web.portal.prefixes import PrefixPage
@@ -34,6 +36,8 @@ __all__ = ["Portal", "portal_routes"]
 
 def portal_routes(homing: Homing) -> list[BaseRoute]:
     portal = Portal(homing)
+    account_pages = AccountPages(portal)
+    host_pages = HostPages(portal)
     admin = AdminPages(portal)
     token_pages = TokenPages(portal)
     group_pages = GroupPages(portal)
@@ -59,23 +63,23 @@ def portal_routes(homing: Homing) -> list[BaseRoute]:
     both = ("GET", "POST")
     post = ("POST",)
     return [
-        page("/", portal.home),
-        page("/pricing", portal.pricing),
-        page("/signup", portal.signup, both),
-        page("/login", portal.login, both),
-        page("/logout", portal.logout, both),
+        page("/", account_pages.home),
+        page("/pricing", account_pages.pricing),
+        page("/signup", account_pages.signup, both),
+        page("/login", account_pages.login, both),
+        page("/logout", account_pages.logout, both),
         page("/forgot", reset_pages.forgot, both),
         page("/reset/{token}", reset_pages.reset, both),
         page("/verify/{token}", VerifyPage(portal).verify),
-        page("/dashboard", portal.dashboard),
-        page("/hosts/new", portal.host_new, both),
-        page("/hosts/availability", portal.host_availability),
-        page("/hosts/{host_id:int}", portal.host_page),
-        page("/hosts/{host_id:int}/address", portal.host_address, post),
-        page("/hosts/{host_id:int}/secret", portal.host_secret, post),
-        page("/hosts/{host_id:int}/unblock", portal.host_unblock, post),
-        page("/hosts/{host_id:int}/enable", portal.host_enable, post),
-        page("/hosts/{host_id:int}/delete", portal.host_delete, both),
+        page("/dashboard", host_pages.dashboard),
+        page("/hosts/new", host_pages.host_new, both),
+        page("/hosts/availability", host_pages.host_availability),
+        page("/hosts/{host_id:int}", host_pages.host_page),
+        page("/hosts/{host_id:int}/address", host_pages.host_address, post),
+        page("/hosts/{host_id:int}/secret", host_pages.host_secret, post),
+        page("/hosts/{host_id:int}/unblock", host_pages.host_unblock, post),
+        page("/hosts/{host_id:int}/enable", host_pages.host_enable, post),
+        page("/hosts/{host_id:int}/delete", host_pages.host_delete, both),
         page("/hosts/{host_id:int}/prefix", PrefixPage(portal).page, both),
         page("/tokens", token_pages.tokens, both),
         page("/groups", group_pages.groups, both),

@@ -21,13 +21,11 @@ class PrefixPage:
         self.db = portal.db
 
     async def page(self, request: Request) -> Response:
-        account = await self.portal.current_account(request)
-        if account is None:
-            return RedirectResponse("/login", status_code=303)
-        host_id = int(request.path_params["host_id"])
-        host = await service.get_host(self.db, account, host_id)
-        if host is None:
-            return await self.portal.not_found(request)
+        found = await self.portal.own_host(request)
+        if isinstance(found, Response):
+            return found
+        account, host = found
+        host_id = host.id
         current = await prefixes.prefix_host_of(self.db, host_id)
         values = {
             "router": current.router if current else "",
