@@ -199,7 +199,8 @@ async def test_bad_configuration_exits_1_with_one_line(tmp_path: Path) -> None:
     code, out, err = await run_client("once", "--config", str(config), cwd=tmp_path)
     assert code == 1
     assert err.strip().splitlines() == [
-        "homing client: [[server]] #1: 'ftp://x' is not a http:// or https:// or dns:// URL"
+        f"homing client: {config}: [[server]] #1: url is not a http:// or https:// or dns:// "
+        "URL (got 'ftp://x')"
     ]
     code, _, err = await run_client(
         "status", "--config", str(tmp_path / "absent.toml"), cwd=tmp_path

@@ -1,4 +1,10 @@
-"""The client's TOML configuration: parsed once into frozen values, with one-line errors."""
+"""The client's TOML configuration: parsed once into frozen values, with one-line errors.
+
+Each table of the file has a pydantic model (`_File`, `_Server`, `_Host`) that states its
+keys, their types and their rules; the rules that tie tables together (a host's servers
+exist, rfc2136 hosts use dns:// servers) follow in `parse_config`. Any refusal becomes one
+ConfigError line naming the file, the table, the key and the value at fault.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,20 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 Family = Literal[4, 6]
 PROTOCOLS = ("dyndns2", "dvr", "rfc2136")
@@ -28,7 +46,8 @@ class SourceSpec:
     argument: str = ""  # interface name, check-IP URL (empty: the configured list), command
 
     @classmethod
-    def parse(cls, text: str, where: str) -> SourceSpec:
+    def from_text(cls, text: str) -> SourceSpec:
+        """The spec `text` names; ValueError says what is wrong with it."""
         kind, _, argument = text.strip().partition(":")
         kind = kind.strip().lower()
         argument = argument.strip()
@@ -36,19 +55,17 @@ class SourceSpec:
             return cls("none")
         if kind == "web":
             if argument and urlsplit(argument).scheme not in ("http", "https"):
-                raise ConfigError(f"{where}: web:URL needs an http or https URL, not {argument!r}")
+                raise ValueError("is not valid: web:URL needs an http or https URL")
             return cls("web", argument)
         if kind == "interface":
             if not re.fullmatch(r"[^\s/:]{1,15}", argument):
-                raise ConfigError(f"{where}: interface:NAME needs an interface name like eth0")
+                raise ValueError("is not valid: interface:NAME needs an interface name like eth0")
             return cls("interface", argument)
         if kind == "command":
             if not argument:
-                raise ConfigError(f"{where}: command:CMD needs a command")
+                raise ValueError("is not valid: command:CMD needs a command")
             return cls("command", argument)
-        raise ConfigError(
-            f"{where}: {text!r} is not one of interface:NAME, web, web:URL, command:CMD, none"
-        )
+        raise ValueError("is not one of interface:NAME, web, web:URL, command:CMD, none")
 
     def to_text(self) -> str:
         return f"{self.kind}:{self.argument}" if self.argument else self.kind
@@ -144,147 +161,6 @@ class ClientConfig:
         return servers_of(self.servers, host)
 
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY}
-
-
-def parse_duration(value: object, where: str) -> float:
-    """Seconds from a number or a string like "90s", "10m", "2h", "25d"."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a duration, not {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ConfigError(f'{where}: expected a duration like 30, "90s", "10m" or "25d"')
-    if seconds < 0:
-        raise ConfigError(f"{where}: a duration cannot be negative")
-    return seconds
-
-
-_HOST_RE = re.compile(
-    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
-    re.IGNORECASE,
-)
-
-_TOP_KEYS = {
-    "cache_dir", "server", "host", "checkip_urls", "checkip_agree", "checkip_interval", "timeout",
-}  # fmt: skip
-_SERVER_KEYS = {"url", "name", "ca_file", "verify"}
-_HOST_DURATIONS = ("force_interval", "min_interval", "retry_initial", "retry_max")
-_HOST_FLAGS = ("allow_private", "allow_temporary", "allow_deprecated")
-_HOST_KEYS = {
-    "name", "secret", "protocol", "ipv4", "ipv6", "username", "server", "zone",
-    *_HOST_DURATIONS, *_HOST_FLAGS,
-}  # fmt: skip
-
-
-def _unknown(table: dict[str, Any], known: set[str], where: str) -> None:
-    extra = sorted(set(table) - known)
-    if extra:
-        raise ConfigError(f"{where}: unknown key {extra[0]!r} (known: {', '.join(sorted(known))})")
-
-
-def _string(table: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
-    value = table.get(key, default)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: {key} must be a non-empty string")
-    return value.strip()
-
-
-def _url(text: str, where: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in schemes or not parts.netloc:
-        shown = " or ".join(f"{s}://" for s in schemes)
-        raise ConfigError(f"{where}: {text!r} is not a {shown} URL")
-    return text.rstrip("/") if parts.path in ("", "/") else text
-
-
-def _server(table: object, index: int) -> ServerConfig:
-    where = f"[[server]] #{index + 1}"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: must be a table")
-    _unknown(table, _SERVER_KEYS, where)
-    url = _url(_string(table, "url", where), where, ("http", "https", "dns"))
-    name = table.get("name", "")
-    if not isinstance(name, str):
-        raise ConfigError(f"{where}: name must be a string")
-    ca_file = table.get("ca_file")
-    if ca_file is not None and not isinstance(ca_file, str):
-        raise ConfigError(f"{where}: ca_file must be a path")
-    verify = table.get("verify", True)
-    if not isinstance(verify, bool):
-        raise ConfigError(f"{where}: verify must be true or false")
-    return ServerConfig(url=url, name=name, ca_file=ca_file, verify=verify)
-
-
-def _host(table: object, index: int, server_names: set[str]) -> HostConfig:
-    where = f"[[host]] #{index + 1}"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: must be a table")
-    _unknown(table, _HOST_KEYS, where)
-    name = _string(table, "name", where).rstrip(".").lower()
-    where = f"host {name}"
-    if not _HOST_RE.match(name):
-        raise ConfigError(f"{where}: not a fully qualified host name")
-    secret = _string(table, "secret", where)
-    protocol = _string(table, "protocol", where, "dyndns2").lower()
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"{where}: protocol must be dyndns2, dvr or rfc2136, not {protocol!r}")
-    zone = table.get("zone")
-    if zone is not None and (not isinstance(zone, str) or not _HOST_RE.match(zone.rstrip("."))):
-        raise ConfigError(f"{where}: zone must be a domain name")
-    if protocol == "rfc2136":
-        from homing.client.rfc2136 import KeyError_, TsigKey
-
-        try:
-            TsigKey.parse(secret)
-        except KeyError_ as exc:
-            raise ConfigError(f"{where}: {exc}") from exc
-    ipv4 = SourceSpec.parse(_string(table, "ipv4", where, "none"), f"{where}: ipv4")
-    ipv6 = SourceSpec.parse(_string(table, "ipv6", where, "none"), f"{where}: ipv6")
-    if ipv4.kind == "none" and ipv6.kind == "none":
-        raise ConfigError(f'{where}: set ipv4 or ipv6 (both are "none")')
-    username = table.get("username")
-    if username is not None and (not isinstance(username, str) or not username):
-        raise ConfigError(f"{where}: username must be a non-empty string")
-    servers = table.get("server", [])
-    if isinstance(servers, str):
-        servers = [servers]
-    if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
-        raise ConfigError(f"{where}: server must be a server name or a list of them")
-    for s in servers:
-        if s not in server_names:
-            raise ConfigError(f"{where}: no [[server]] is named {s!r}")
-    durations = {
-        key: parse_duration(table[key], f"{where}: {key}")
-        for key in _HOST_DURATIONS
-        if key in table
-    }
-    flags: dict[str, bool] = {}
-    for key in _HOST_FLAGS:
-        if key in table:
-            if not isinstance(table[key], bool):
-                raise ConfigError(f"{where}: {key} must be true or false")
-            flags[key] = table[key]
-    extra: dict[str, Any] = {**durations, **flags}
-    host = HostConfig(
-        name=name,
-        secret=secret,
-        protocol=protocol,
-        ipv4=ipv4,
-        ipv6=ipv6,
-        username=username,
-        servers=tuple(servers),
-        zone=zone.rstrip(".").lower() if zone else None,
-        **extra,
-    )
-    if host.retry_initial <= 0 or host.retry_max < host.retry_initial:
-        raise ConfigError(f"{where}: need 0 < retry_initial <= retry_max")
-    return host
-
-
 def servers_of(servers: tuple[ServerConfig, ...], host: HostConfig) -> tuple[ServerConfig, ...]:
     """The servers a host uses: the ones it names, or all, in order."""
     if not host.servers:
@@ -293,80 +169,264 @@ def servers_of(servers: tuple[ServerConfig, ...], host: HostConfig) -> tuple[Ser
     return tuple(by_name[name] for name in host.servers)
 
 
+# -- the file's tables --------------------------------------------------------------
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY}
+_HOST_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+    re.IGNORECASE,
+)
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string like "90s", "10m", "2h", "25d"."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds is None:
+        raise ValueError('is not valid: expected a duration like 30, "90s", "10m" or "25d"')
+    if seconds < 0:
+        raise ValueError("must not be negative")
+    return seconds
+
+
+def _url(text: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValueError("is not a " + " or ".join(f"{s}://" for s in schemes) + " URL")
+    return text.rstrip("/") if parts.path in ("", "/") else text
+
+
+def _names(value: object) -> object:
+    """A host's `server`: one name or a list of them."""
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _source(value: object) -> SourceSpec:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return SourceSpec.from_text(value)
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Source = Annotated[SourceSpec, BeforeValidator(_source)]
+
+
+class _Table(BaseModel):
+    # strict: a TOML string is no boolean or number, and no key goes unread
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Server(_Table):
+    url: Text
+    name: str = ""
+    ca_file: str | None = None
+    verify: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _update_url(cls, url: str) -> str:
+        return _url(url, ("http", "https", "dns"))
+
+
+class _Host(_Table):
+    name: Text
+    secret: Text
+    protocol: Text = "dyndns2"
+    ipv4: Source = SourceSpec("none")
+    ipv6: Source = SourceSpec("none")
+    username: Text | None = None
+    server: Annotated[tuple[str, ...], BeforeValidator(_names)] = ()
+    zone: str | None = None
+    force_interval: Duration = 25 * DAY
+    min_interval: Duration = 10.0
+    retry_initial: Duration = 30.0
+    retry_max: Duration = 1800.0
+    allow_private: bool = False
+    allow_temporary: bool = False
+    allow_deprecated: bool = False
+
+    @field_validator("name", "zone")
+    @classmethod
+    def _domain(cls, name: str | None, info: ValidationInfo) -> str | None:
+        if name is None:
+            return None
+        name = name.rstrip(".").lower()
+        if not _HOST_RE.match(name):
+            raise ValueError(
+                "is not a fully qualified host name"
+                if info.field_name == "name"
+                else "must be a domain name"
+            )
+        return name
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, protocol: str) -> str:
+        if protocol.lower() not in PROTOCOLS:
+            raise ValueError("must be dyndns2, dvr or rfc2136")
+        return protocol.lower()
+
+    @model_validator(mode="after")
+    def _together(self) -> _Host:
+        if self.ipv4.kind == "none" and self.ipv6.kind == "none":
+            raise ValueError('set ipv4 or ipv6 (both are "none")')
+        if self.retry_initial <= 0 or self.retry_max < self.retry_initial:
+            raise ValueError("need 0 < retry_initial <= retry_max")
+        if self.protocol == "rfc2136":
+            from homing.client.rfc2136 import TsigKey
+
+            TsigKey.parse(self.secret)  # its KeyError_ is a ValueError naming the rule
+        return self
+
+    def value(self) -> HostConfig:
+        fields = {key: value for key, value in self if key != "server"}
+        return HostConfig(**fields, servers=self.server)
+
+
+class _File(_Table):
+    cache_dir: Text = "/var/lib/homing-client"
+    server: list[_Server] = []
+    host: list[_Host] = []
+    checkip_urls: list[str] | None = None
+    checkip_agree: int | None = None
+    checkip_interval: Duration = 300.0
+    timeout: Duration = 10.0
+
+    @field_validator("checkip_urls")
+    @classmethod
+    def _checkip(cls, urls: list[str] | None) -> list[str] | None:
+        if urls is not None and not urls:
+            raise ValueError("must be a non-empty list of URLs")
+        return None if urls is None else [_url(u, ("http", "https")) for u in urls]
+
+
+_TABLES: dict[str, type[_Table]] = {"server": _Server, "host": _Host}
+# What a refusal of pydantic's own says after the key's name; the rest keep pydantic's words.
+_PHRASES = {
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "int_type": "must be a whole number",
+    "list_type": "must be a list",
+    "tuple_type": "must be a server name or a list of them",
+    "model_type": "must be a table",
+    "string_too_short": "must be a non-empty string",
+    "missing": "is missing",
+}
+_SECRET_KEYS = {"secret"}  # never repeated in an error
+
+
+def _where(data: dict[str, Any], loc: tuple[int | str, ...]) -> tuple[str, tuple[int | str, ...]]:
+    """The table an error is in ("config", "[[server]] #2", "host NAME") and the rest of loc."""
+    if len(loc) < 2 or loc[0] not in _TABLES or not isinstance(loc[1], int):
+        return "config", loc
+    table, index = str(loc[0]), loc[1]
+    raw = data[table][index] if isinstance(data.get(table), list) else None
+    name = raw.get("name") if isinstance(raw, dict) else None
+    if table == "host" and isinstance(name, str) and name.strip():
+        return f"host {name.strip().rstrip('.').lower()}", loc[2:]
+    return f"[[{table}]] #{index + 1}", loc[2:]
+
+
+def _one_line(data: dict[str, Any], error: ErrorDetails) -> str:
+    where, rest = _where(data, error["loc"])
+    key = next((str(part) for part in rest if isinstance(part, str)), "")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        table = _TABLES.get(str(error["loc"][0]), _File) if where != "config" else _File
+        known = ", ".join(sorted(table.model_fields))
+        return f"{where}: unknown key {key!r} (known: {known})"
+    if kind == "value_error":
+        text = str(error.get("ctx", {}).get("error", error["msg"]))
+    else:
+        text = _PHRASES.get(kind, error["msg"])
+    if not key and kind == "value_error":  # a rule over the whole table
+        return f"{where}: {text}"
+    shown = "" if key in _SECRET_KEYS or kind == "missing" else f" (got {error['input']!r})"
+    return f"{where}: {key} {text}{shown}" if key else f"{where}: {text}{shown}"
+
+
 def parse_config(data: dict[str, Any], path: Path | None = None) -> ClientConfig:
     """Validate a parsed TOML document."""
-    _unknown(data, _TOP_KEYS, "config")
-    cache_dir = Path(_string(data, "cache_dir", "config", "/var/lib/homing-client"))
-    if path is not None and not cache_dir.is_absolute():
-        cache_dir = path.parent / cache_dir
-    raw_servers = data.get("server", [])
-    if not isinstance(raw_servers, list) or not raw_servers:
+    try:
+        raw = _File.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(data, exc.errors()[0])) from None
+    if not raw.server:
         raise ConfigError("config: add at least one [[server]] with a url")
-    servers = tuple(_server(t, i) for i, t in enumerate(raw_servers))
-    names = [s.name for s in servers if s.name]
-    if len(names) != len(set(names)):
-        raise ConfigError("config: two [[server]] entries have the same name")
-    raw_hosts = data.get("host", [])
-    if not isinstance(raw_hosts, list) or not raw_hosts:
+    if not raw.host:
         raise ConfigError("config: add at least one [[host]]")
-    hosts = tuple(_host(t, i, set(names)) for i, t in enumerate(raw_hosts))
-    seen: set[str] = set()
-    for h in hosts:
-        if h.name in seen:
-            raise ConfigError(f"config: host {h.name} appears twice")
-        seen.add(h.name)
-    for h in hosts:
-        kinds = {s.url.startswith("dns://") for s in servers_of(servers, h)}
-        if kinds != {h.protocol == "rfc2136"}:
-            raise ConfigError(
-                f"host {h.name}: protocol rfc2136 needs dns:// servers, and only rfc2136 uses them"
-                " (name the servers of each host with server = [...])"
-            )
-    urls = data.get("checkip_urls")
-    if urls is None:
-        checkip = tuple(s.base + "/checkip" for s in servers if not s.url.startswith("dns://"))
-    if (
-        urls is None
-        and not checkip
-        and any(
-            spec.kind == "web" and not spec.argument for h in hosts for spec in (h.ipv4, h.ipv6)
-        )
-    ):
-        raise ConfigError("config: a web address source needs checkip_urls (no http server given)")
-    if urls is None:
-        pass
-    elif isinstance(urls, list) and all(isinstance(u, str) for u in urls) and urls:
-        checkip = tuple(_url(u, "config: checkip_urls") for u in urls)
-    else:
-        raise ConfigError("config: checkip_urls must be a non-empty list of URLs")
-    agree = data.get("checkip_agree", max(1, min(2, len(checkip))))
-    if (
-        isinstance(agree, bool)
-        or not isinstance(agree, int)
-        or not 1 <= agree <= max(1, len(checkip))
-    ):
+    servers = tuple(
+        ServerConfig(url=s.url, name=s.name, ca_file=s.ca_file, verify=s.verify) for s in raw.server
+    )
+    hosts = tuple(h.value() for h in raw.host)
+    _check_references(servers, hosts)
+    checkip = _checkip_urls(raw.checkip_urls, servers, hosts)
+    agree = raw.checkip_agree if raw.checkip_agree is not None else max(1, min(2, len(checkip)))
+    if not 1 <= agree <= max(1, len(checkip)):
         raise ConfigError(
             f"config: checkip_agree must be a whole number from 1 to {len(checkip)} "
-            "(the number of check-IP URLs)"
+            f"(the number of check-IP URLs) (got {agree!r})"
         )
-    interval = parse_duration(data.get("checkip_interval", 300), "config: checkip_interval")
-    timeout = parse_duration(data.get("timeout", 10), "config: timeout")
-    if interval < 1 or timeout <= 0:
+    if raw.checkip_interval < 1 or raw.timeout <= 0:
         raise ConfigError("config: checkip_interval must be at least 1s and timeout above 0")
+    cache_dir = Path(raw.cache_dir)
+    if path is not None and not cache_dir.is_absolute():
+        cache_dir = path.parent / cache_dir
     return ClientConfig(
         cache_dir=cache_dir,
         servers=servers,
         hosts=hosts,
         checkip_urls=checkip,
         checkip_agree=agree,
-        checkip_interval=interval,
-        timeout=timeout,
+        checkip_interval=raw.checkip_interval,
+        timeout=raw.timeout,
         path=path,
     )
 
 
+def _check_references(servers: tuple[ServerConfig, ...], hosts: tuple[HostConfig, ...]) -> None:
+    """The rules between tables: names unique, named servers exist, protocols match them."""
+    names = [s.name for s in servers if s.name]
+    if len(names) != len(set(names)):
+        raise ConfigError("config: two [[server]] entries have the same name")
+    seen: set[str] = set()
+    for h in hosts:
+        if h.name in seen:
+            raise ConfigError(f"config: host {h.name} appears twice")
+        seen.add(h.name)
+        for s in h.servers:
+            if s not in names:
+                raise ConfigError(f"host {h.name}: no [[server]] is named {s!r}")
+        kinds = {s.url.startswith("dns://") for s in servers_of(servers, h)}
+        if kinds != {h.protocol == "rfc2136"}:
+            raise ConfigError(
+                f"host {h.name}: protocol rfc2136 needs dns:// servers, and only rfc2136 uses them"
+                " (name the servers of each host with server = [...])"
+            )
+
+
+def _checkip_urls(
+    urls: list[str] | None, servers: tuple[ServerConfig, ...], hosts: tuple[HostConfig, ...]
+) -> tuple[str, ...]:
+    """The check-IP URLs: the configured ones, or /checkip of each http server."""
+    if urls is not None:
+        return tuple(urls)
+    checkip = tuple(s.base + "/checkip" for s in servers if not s.url.startswith("dns://"))
+    web = any(spec.kind == "web" and not spec.argument for h in hosts for spec in (h.ipv4, h.ipv6))
+    if web and not checkip:
+        raise ConfigError("config: a web address source needs checkip_urls (no http server given)")
+    return checkip
+
+
 def load_config(path: Path) -> ClientConfig:
-    """Read and validate the TOML file at `path`."""
+    """Read and validate the TOML file at `path`; an error names the file first."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -375,4 +435,7 @@ def load_config(path: Path) -> ClientConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_config(data, path)
+    try:
+        return parse_config(data, path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
