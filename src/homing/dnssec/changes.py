@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from homing.dnssec import chain
-from homing.dnssec.keys import zone_keys_sync
+from homing.dnssec.keys import ZoneKey, zone_keys_sync
 from homing.dnssec.signer import (
     OWN_TYPES,
     RESIGN_BEFORE,
@@ -42,13 +42,18 @@ SIGNER_TYPES = frozenset({*OWN_TYPES, "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY"})
 # Above this many names, the zone is read whole rather than name by name.
 _WHOLE_ZONE_READ = 500
 # Set while a zone is signed afresh: every RRset is treated as changed.
-_EVERYTHING: ContextVar[bool] = ContextVar("dnssec_everything", default=False)
+# (With the signatures made for it beforehand, by RRset: see Signer.)
+Memo = dict[tuple[str, str, int, str], list[str]]
+_EVERYTHING: ContextVar[tuple[bool, Memo | None]] = ContextVar(
+    "dnssec_everything", default=(False, None)
+)
 
 
 @contextlib.contextmanager
-def everything() -> Iterator[None]:
-    """Within it, a change to a signed zone re-signs the whole zone and rebuilds its chain."""
-    token = _EVERYTHING.set(True)
+def everything(memo: Memo | None = None) -> Iterator[None]:
+    """Within it, a change to a signed zone re-signs the whole zone and rebuilds its chain
+    (reusing the signatures in `memo`, from presign())."""
+    token = _EVERYTHING.set((True, memo))
     try:
         yield
     finally:
@@ -73,13 +78,27 @@ def sign_changes(txn: SyncTxn, zone_id: int, zone_name: str, changed: list[Chang
         if (c[1].rtype not in SIGNER_TYPES or c[2] == ACTOR)
         and (c[1].name != zone_name or c[1].rtype != "RRSIG")
     ]
-    signer = Signer(zone_name, keys, txn.now.timestamp())
-    work = _Work(txn.conn, zone_id, zone_name, signer, row, _EVERYTHING.get())
+    whole, memo = _EVERYTHING.get()
+    signer = Signer(zone_name, keys, txn.now.timestamp(), memo)
+    work = _Work(txn.conn, zone_id, zone_name, signer, row, whole)
     extra = work.derive(changed)
     total = [*changed, *extra]
     apex_sigs = work.apex_signatures(row.serial + len(total) + 1)
     total.append(_change(work.stored_value(zone_name, "RRSIG"), apex_sigs))
     return total
+
+
+def presign(
+    conn: sa.Connection, zone_id: int, zone_name: str, keys: list[ZoneKey], apex: list[RRsetValue]
+) -> Memo:
+    """The signatures the whole zone would get with `keys` and the `apex` RRsets, made from
+    a snapshot outside any write transaction: signing a large zone is most of the work of
+    turning signing on, and other writers need not wait for it."""
+    row = conn.execute(sa.select(zones).where(zones.c.id == zone_id)).one()
+    memo: Memo = {}
+    work = _Work(conn, zone_id, zone_name, Signer(zone_name, keys, None, memo), row, True)
+    work.derive([(None, value, ACTOR, ACTOR) for value in apex])
+    return memo
 
 
 def _change(old: RRsetValue | None, new: RRsetValue) -> Change:

@@ -107,21 +107,33 @@ def zone_keys_sync(conn: sa.Connection, zone_id: int) -> list[ZoneKey]:
 
 
 def _key(row: Any) -> ZoneKey:
-    flags = _ZONE if row.role == "zsk" else _SEP
-    private, dnskey = _parsed(row.private_key, row.algorithm, flags)
-    return ZoneKey(row.id, row.role, row.algorithm, row.state, private, dnskey, row.changed_at)
+    return parsed_key(row.id, row.role, row.algorithm, row.state, row.private_key, row.changed_at)
+
+
+def parsed_key(
+    key_id: int, role: str, algorithm: int, state: str, pem: str, changed_at: datetime
+) -> ZoneKey:
+    """A key from its stored form."""
+    private, dnskey = _parsed(pem, algorithm, _ZONE if role == "zsk" else _SEP)
+    return ZoneKey(key_id, role, algorithm, state, private, dnskey, changed_at)
 
 
 def add_key_sync(
-    conn: sa.Connection, zone_id: int, role: str, algorithm: int, state: str, now: datetime
+    conn: sa.Connection,
+    zone_id: int,
+    role: str,
+    algorithm: int,
+    state: str,
+    now: datetime,
+    pem: str | None = None,
 ) -> None:
-    """Make and store a new key for the zone."""
+    """Store a new key for the zone: `pem`, or one made now."""
     conn.execute(
         sa.insert(dnssec_keys).values(
             zone_id=zone_id,
             role=role,
             algorithm=algorithm,
-            private_key=generate(algorithm),
+            private_key=generate(algorithm) if pem is None else pem,
             state=state,
             created_at=now,
             changed_at=now,

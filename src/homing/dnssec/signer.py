@@ -39,7 +39,16 @@ NSEC3PARAM = "1 0 0 -"
 class Signer:
     """Signs a zone's RRsets with its active keys, at one moment."""
 
-    def __init__(self, zone: str, keys: Iterable[ZoneKey], now: float | None = None) -> None:
+    def __init__(
+        self,
+        zone: str,
+        keys: Iterable[ZoneKey],
+        now: float | None = None,
+        memo: dict[tuple[str, str, int, str], list[str]] | None = None,
+    ) -> None:
+        """`memo`: signatures made before, by RRset (name, type, TTL, rdatas), reused for
+        an RRset that is the same and made (and kept) for the others."""
+        self.memo = memo
         self.zone = zone
         self.origin = dns.name.from_text(zone)
         keys = list(keys)
@@ -51,6 +60,15 @@ class Signer:
         """The RRSIG texts of one RRset (none for an empty one)."""
         if not value.rdatas:
             return []
+        if self.memo is not None:
+            key = (value.name, value.rtype, value.ttl, value.encode())
+            made = self.memo.get(key)
+            if made is None:
+                made = self.memo[key] = self._sign(value)
+            return made
+        return self._sign(value)
+
+    def _sign(self, value: RRsetValue) -> list[str]:
         signers = self.key_signers if value.rtype in KEY_TYPES else self.zone_signers
         owner = dns.name.from_text(value.name)
         rrset = dns.rrset.from_text_list(

@@ -24,6 +24,8 @@ from homing.dnssec.keys import (
     algorithm_number,
     dnskey_texts,
     ds_texts,
+    generate,
+    parsed_key,
     zone_keys_sync,
 )
 from homing.dnssec.signer import (
@@ -63,26 +65,40 @@ async def enable(
     db: Database, name: str, *, algorithm: str = DEFAULT_ALGORITHM, split: bool = False
 ) -> Signing:
     """Sign the zone: new keys (a CSK, or a KSK and a ZSK with `split`), then every RRset
-    signed and the NSEC3 chain built, in one transaction."""
+    signed and the NSEC3 chain built, in one transaction. The signatures are made first,
+    from a snapshot, outside it; only RRsets changed since are signed inside."""
     zone_name = normalize(name)
     number = algorithm_number(algorithm)
+    pems = [(role, generate(number)) for role in (("ksk", "zsk") if split else ("csk",))]
+
+    def presign(conn: sa.Connection) -> changes.Memo:
+        row = conn.execute(sa.select(zones).where(zones.c.name == zone_name)).first()
+        if row is None:
+            return {}  # the write says so
+        keys = [parsed_key(0, role, number, ACTIVE, pem, row.created_at) for role, pem in pems]
+        apex = key_rrsets(zone_name, keys, row.minimum)
+        return changes.presign(conn, row.id, zone_name, keys, apex)
+
+    memo = await db.read(lambda conn: conn.run_sync(presign))
 
     async def unit(txn: Txn) -> Signing:
         ref = own_records(await zone_row(txn.conn, zone_name), "signatures")
-        return await txn.run_sync(lambda sync: _enable(sync, ref, number, split))
+        return await txn.run_sync(lambda sync: _enable(sync, ref, number, pems, memo))
 
     return await db.write(unit)
 
 
-def _enable(txn: SyncTxn, ref: ZoneRef, algorithm: int, split: bool) -> Signing:
+def _enable(
+    txn: SyncTxn, ref: ZoneRef, algorithm: int, pems: list[tuple[str, str]], memo: changes.Memo
+) -> Signing:
     if zone_keys_sync(txn.conn, ref.id):
         raise DnssecError(f"zone {ref.name} is signed already")
-    for role in ("ksk", "zsk") if split else ("csk",):
-        add_key_sync(txn.conn, ref.id, role, algorithm, ACTIVE, txn.now)
+    for role, pem in pems:
+        add_key_sync(txn.conn, ref.id, role, algorithm, ACTIVE, txn.now, pem)
     keys = zone_keys_sync(txn.conn, ref.id)
     minimum = txn.conn.scalar(sa.select(zones.c.minimum).where(zones.c.id == ref.id))
     values = key_rrsets(ref.name, keys, int(minimum or 0))
-    with changes.everything():
+    with changes.everything(memo):
         entries = apply_changes_sync(txn, ref, values, actor=changes.ACTOR, via=changes.ACTOR)
     return Signing(ref.name, len(keys), len(entries))
 
