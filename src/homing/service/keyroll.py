@@ -13,6 +13,7 @@ name it alone, the old DS can go) and, RETIRE_WAIT later, the old key goes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -64,12 +65,43 @@ async def roll(db: Database, name: str, role: str, *, step: bool = False) -> Rol
     if role not in ("zsk", "ksk"):
         raise DnssecError(f"a roll is of the zsk or the ksk, not {role!r}")
     zone_name = normalize(name)
+    memo = await _presigned(db, zone_name, role) if step else None
 
     async def unit(txn: Txn) -> RollStep:
         ref = own_records(await zone_row(txn.conn, zone_name), "keys")
-        return await txn.run_sync(lambda sync: _roll(sync, ref, role, step))
+        return await txn.run_sync(lambda sync: _roll(sync, ref, role, step, memo))
 
     return await db.write(unit)
+
+
+async def _presigned(db: Database, zone_name: str, role: str) -> changes.Memo | None:
+    """When the next step of a roll makes a new key sign: the zone's signatures with it,
+    made from a snapshot before the write transaction (see changes.presign)."""
+
+    def presign(conn: sa.Connection) -> changes.Memo | None:
+        zone_id = conn.scalar(sa.select(zones.c.id).where(zones.c.name == zone_name))
+        if zone_id is None:
+            return None
+        keys = zone_keys_sync(conn, zone_id)
+        switched = _switched(keys, role)
+        if switched is None:
+            return None
+        return changes.presign(conn, zone_id, zone_name, switched, _apex(zone_name, switched))
+
+    return await db.read(lambda conn: conn.run_sync(presign))
+
+
+def _switched(keys: list[ZoneKey], role: str) -> list[ZoneKey] | None:
+    """The keys as they will be once the new key of `role`'s kind signs; None when no new
+    key waits."""
+    kind = {k.id for k in keys if (k.role == "zsk") == (role == "zsk")}
+    if not any(k.id in kind and k.state == PUBLISHED for k in keys):
+        return None
+    after = {PUBLISHED: ACTIVE, ACTIVE: RETIRED}
+    return [
+        dataclasses.replace(k, state=after.get(k.state, k.state)) if k.id in kind else k
+        for k in keys
+    ]
 
 
 def _rolling(keys: list[ZoneKey], role: str) -> list[ZoneKey]:
@@ -78,7 +110,7 @@ def _rolling(keys: list[ZoneKey], role: str) -> list[ZoneKey]:
     return [k for k in kind if k.state != ACTIVE]
 
 
-def _roll(txn: SyncTxn, ref: ZoneRef, role: str, step: bool) -> RollStep:
+def _roll(txn: SyncTxn, ref: ZoneRef, role: str, step: bool, memo: changes.Memo | None) -> RollStep:
     keys = zone_keys_sync(txn.conn, ref.id)
     if not keys:
         raise DnssecError(f"zone {ref.name} is not signed")
@@ -94,10 +126,12 @@ def _roll(txn: SyncTxn, ref: ZoneRef, role: str, step: bool) -> RollStep:
         return RollStep(ref.name, role, "started")
     if not step:
         raise DnssecError(f"a {role} roll is under way in zone {ref.name}: --step takes it on")
-    return _advance(txn, ref, keys, role)
+    return _advance(txn, ref, keys, role, memo)
 
 
-def _advance(txn: SyncTxn, ref: ZoneRef, keys: list[ZoneKey], role: str) -> RollStep:
+def _advance(
+    txn: SyncTxn, ref: ZoneRef, keys: list[ZoneKey], role: str, memo: changes.Memo | None
+) -> RollStep:
     """The next step of the roll under way: the new key signs, or the old one goes."""
     conn = txn.conn
     kind = [k for k in keys if (k.role == "zsk") == (role == "zsk")]
@@ -106,7 +140,7 @@ def _advance(txn: SyncTxn, ref: ZoneRef, keys: list[ZoneKey], role: str) -> Roll
         old = [k for k in kind if k.state == ACTIVE]
         _set_state(conn, [k.id for k in new], ACTIVE, txn)
         _set_state(conn, [k.id for k in old], RETIRED, txn)
-        _publish(txn, ref, resign=True)
+        _publish(txn, ref, resign=True, memo=memo)
         return RollStep(ref.name, role, "switched")
     retired = [k.id for k in kind if k.state == RETIRED]
     conn.execute(sa.delete(dnssec_keys).where(dnssec_keys.c.id.in_(retired)))
@@ -123,24 +157,31 @@ def _set_state(conn: sa.Connection, ids: list[int], state: str, txn: SyncTxn) ->
         )
 
 
-def _publish(txn: SyncTxn, ref: ZoneRef, *, resign: bool = False) -> None:
-    """The apex's DNSKEY RRset as the keys now are, and CDS/CDNSKEY while an entry key is
-    rolled; with `resign`, every RRset signed again with the keys that now sign."""
-    keys = zone_keys_sync(txn.conn, ref.id)
+def _apex(zone: str, keys: list[ZoneKey]) -> list[RRsetValue]:
+    """The apex's DNSKEY RRset as the keys are, and CDS/CDNSKEY while an entry key is
+    rolled (empty otherwise)."""
     entry_roll = any(k.entry and k.state != ACTIVE for k in keys)
-    cds, cdnskey = cds_texts(ref.name, keys) if entry_roll else ((), ())
-    values = [
-        RRsetValue(ref.name, "DNSKEY", DNSKEY_TTL, dnskey_texts(keys)),
-        RRsetValue(ref.name, "CDS", DNSKEY_TTL, cds),
-        RRsetValue(ref.name, "CDNSKEY", DNSKEY_TTL, cdnskey),
+    cds, cdnskey = cds_texts(zone, keys) if entry_roll else ((), ())
+    return [
+        RRsetValue(zone, "DNSKEY", DNSKEY_TTL, dnskey_texts(keys)),
+        RRsetValue(zone, "CDS", DNSKEY_TTL, cds),
+        RRsetValue(zone, "CDNSKEY", DNSKEY_TTL, cdnskey),
     ]
+
+
+def _publish(
+    txn: SyncTxn, ref: ZoneRef, *, resign: bool = False, memo: changes.Memo | None = None
+) -> None:
+    """The apex's key RRsets as the stored keys now are; with `resign`, every RRset signed
+    again with the keys that now sign (reusing `memo`'s signatures)."""
+    values = _apex(ref.name, zone_keys_sync(txn.conn, ref.id))
     if not resign:
         apply_changes_sync(txn, ref, values, actor=changes.ACTOR, via=changes.ACTOR)
         return
     # Asking for the apex's RRSIGs to go is always a change: the signer makes them again,
     # and with everything() every other RRset's too.
     values.append(RRsetValue(ref.name, "RRSIG", 0))
-    with changes.everything():
+    with changes.everything(memo):
         apply_changes_sync(txn, ref, values, actor=changes.ACTOR, via=changes.ACTOR)
 
 
@@ -168,10 +209,13 @@ async def advance_due(db: Database) -> list[RollStep]:
     steps = []
     for zone_id, zone_name, role in await db.read(due):
         ref = ZoneRef(zone_id, zone_name)
+        memo = await _presigned(db, zone_name, role)
 
-        async def unit(txn: Txn, ref: ZoneRef = ref, role: str = role) -> RollStep:
+        async def unit(
+            txn: Txn, ref: ZoneRef = ref, role: str = role, memo: changes.Memo | None = memo
+        ) -> RollStep:
             return await txn.run_sync(
-                lambda sync: _advance(sync, ref, zone_keys_sync(sync.conn, ref.id), role)
+                lambda sync: _advance(sync, ref, zone_keys_sync(sync.conn, ref.id), role, memo)
             )
 
         steps.append(await db.write(unit))
