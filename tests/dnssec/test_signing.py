@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from homing.dnssec import signer
 from homing.domain.records import RRsetValue
-from homing.service import dnssec, zones
+from homing.service import accounts, dnssec, hostcare, hosts, zones
 from homing.service.changes import apply_changes
 from homing.service.zones import zone_row
 from homing.store.db import Database, Txn
@@ -155,3 +155,15 @@ async def test_others_cannot_write_what_the_signer_writes(zone: Database) -> Non
     assert "AAAAAAAAAAAA" not in text and "A" * 88 not in text
     assert '"kept"' in text
     check_signed(text, ZONE)
+
+
+async def test_a_hosts_history_shows_its_records_not_their_signatures(zone: Database) -> None:
+    password = "correct horse battery staple"
+    await accounts.create_account(zone, "alice", "alice@example.org", password)
+    created = await hosts.add_host(zone, f"cam.{ZONE}", "alice")
+    await dnssec.enable(zone, ZONE)
+    await put(zone, RRsetValue(f"cam.{ZONE}", "A", 60, ("192.0.2.77",)))
+    account = await accounts.authenticate(zone, "alice", password)
+    assert account is not None
+    page = await hostcare.history(zone, account, created.id)
+    assert [e.rtype for e in page.entries] == ["A"]

@@ -243,6 +243,7 @@ async def history(db: Database, account: Account, host_id: int, page: int = 1) -
                 .where(
                     journal.c.zone_id == row.zone_id,
                     journal.c.name.in_((row.name, f"_acme-challenge.{row.name}")),
+                    journal.c.rtype != "RRSIG",  # a signed zone's signatures: not the user's
                     journal.c.at >= row.created_at,
                 )
                 .order_by(journal.c.id.desc())
