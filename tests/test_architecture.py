@@ -79,10 +79,12 @@ def layer_of_file(path: Path) -> str | None:
 def imported_layers(text: str, package: tuple[str, ...]) -> Iterator[tuple[int, str]]:
     """(line, layer) for every import of homing's own modules in a module of `package`."""
     for node in ast.walk(ast.parse(text)):
-        modules: list[tuple[str, ...]] = []
+        modules: list[tuple[str, ...]]
         if isinstance(node, ast.Import):
             modules = [tuple(alias.name.split(".")) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
+        elif not isinstance(node, ast.ImportFrom):
+            continue
+        else:
             if node.level:
                 base = package[: len(package) - node.level + 1]
                 module = (*base, *(node.module.split(".") if node.module else ()))
