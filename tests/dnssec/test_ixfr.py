@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from homing.dns import xfr
 from homing.dns.index import ZoneIndex
 from homing.dns.push import changed_rrsets
+from homing.dns.zonecopy import ZoneCopy
 from homing.domain.records import JournalEntry, RRsetValue
 from homing.service import dnssec
-from homing.service.journal import entries_after, stream_zone
+from homing.service.journal import entries_after, load_zone, stream_zone
 from homing.store.db import Database
 from homing.store.schema import zones as zones_table
 from tests.dnssec.test_signing import ZONE, new_zone, put, serial
@@ -81,3 +82,22 @@ def test_pushes_to_an_external_primary_leave_out_what_signing_makes() -> None:
         entry(5, f"{'0' * 32}.{ZONE}", "NSEC3", (f"1 0 0 - {'1' * 32} A RRSIG",)),
     ]
     assert [(v.name, v.rtype) for v in changed_rrsets(ZONE, entries)] == [(f"h1.{ZONE}", "A")]
+
+
+async def test_a_secondary_copy_keeps_every_signature(db: Database) -> None:
+    """homing as the secondary of a signed zone: its copy (a dnspython zone, one RRSIG
+    RRset per covered type) gives back the RRsets as the store keeps them."""
+    await new_zone(
+        db,
+        RRsetValue(f"h1.{ZONE}", "A", 60, ("192.0.2.1",)),
+        RRsetValue(f"h1.{ZONE}", "AAAA", 300, ("2001:db8::1",)),
+    )
+    await dnssec.enable(db, ZONE)
+
+    async def read(conn: sa.ext.asyncio.AsyncConnection) -> tuple:
+        zone_id = await conn.scalar(sa.select(zones_table.c.id).where(zones_table.c.name == ZONE))
+        return await load_zone(conn, zone_id)
+
+    meta, stored_serial, values = await db.read(read)
+    copy = ZoneCopy.build(meta, stored_serial, values)
+    assert sorted(copy.values()) == sorted(values)

@@ -57,10 +57,11 @@ class ZoneCopy(dns.zone.Zone):
         with copy.writer() as txn:
             txn.add(origin, meta.soa_ttl, _soa_rdata(meta, serial))
             for value in values:
-                rdataset = dns.rdataset.from_text_list(
-                    dns.rdataclass.IN, value.rtype, value.ttl, list(value.rdatas)
-                )
-                txn.add(dns.name.from_text(value.name), rdataset)
+                for texts in _by_covered_type(value):
+                    rdataset = dns.rdataset.from_text_list(
+                        dns.rdataclass.IN, value.rtype, value.ttl, texts
+                    )
+                    txn.add(dns.name.from_text(value.name), rdataset)
         copy.last = None
         return copy
 
@@ -123,12 +124,31 @@ def _node_values(
         return []
     owner = str(name.to_text(omit_final_dot=True)).lower()
     out = []
+    signatures: list[dns.rdataset.Rdataset] = []
     for rdataset in node.rdatasets:
         if skip_soa and rdataset.rdtype == _SOA:
             continue
+        if rdataset.rdtype == dns.rdatatype.RdataType.RRSIG:
+            signatures.append(rdataset)  # one RRset per covered type here, one in the store
+            continue
         texts = tuple(sorted(rdata.to_text() for rdata in rdataset))
         out.append(RRsetValue(owner, dns.rdatatype.to_text(rdataset.rdtype), rdataset.ttl, texts))
+    if signatures:
+        texts = tuple(sorted(rdata.to_text() for rdataset in signatures for rdata in rdataset))
+        ttl = min(rdataset.ttl for rdataset in signatures)
+        out.append(RRsetValue(owner, "RRSIG", ttl, texts))
     return out
+
+
+def _by_covered_type(value: RRsetValue) -> list[list[str]]:
+    """The record texts of an RRset, those of an RRSIG RRset apart by covered type: the
+    store keeps all of an owner's signatures as one RRset, dnspython one per type."""
+    if value.rtype != "RRSIG":
+        return [list(value.rdatas)]
+    parts: dict[str, list[str]] = {}
+    for text in value.rdatas:
+        parts.setdefault(text.split(" ", 1)[0].upper(), []).append(text)
+    return list(parts.values())
 
 
 def _soa_rdata(meta: ZoneMeta, serial: int) -> dns.rdtypes.ANY.SOA.SOA:
