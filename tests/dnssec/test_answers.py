@@ -95,6 +95,8 @@ async def test_with_do_every_rrset_comes_signed(responder: Responder) -> None:
         (f"h1.{ZONE}", "TXT", dns.rcode.NOERROR, 1),  # NODATA: the name's own NSEC3
         (f"b.{ZONE}", "A", dns.rcode.NOERROR, 1),  # an empty non-terminal
         (f"child.{ZONE}", "A", dns.rcode.NOERROR, 1),  # an insecure delegation
+        (f"x.w.{ZONE}", "TXT", dns.rcode.NOERROR, 3),  # NODATA at a wildcard (RFC 5155 7.2.5)
+        (f"no.such.b.{ZONE}", "A", dns.rcode.NXDOMAIN, 3),  # below an empty non-terminal
     ],
 )
 async def test_with_do_denials_carry_signed_nsec3(
