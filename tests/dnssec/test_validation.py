@@ -10,6 +10,8 @@ from base64 import b64encode
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests import peers
 from tests.dnssec.unbound import Resolver, unbound
 from tests.e2e.conftest import LOOPBACK, ZONE, Server
@@ -38,6 +40,7 @@ def sign(server: Server, *options: str) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
 def test_unbound_validates_hosts_denials_and_updates(server: Server, tmp_path: Path) -> None:
     (cam, cam_secret), (nas, nas_secret) = server.new_hosts(["cam", "nas"])
     assert update(server, cam, cam_secret, "192.0.2.10").startswith("good")
