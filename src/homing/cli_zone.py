@@ -189,6 +189,7 @@ def zone_add(
     check_glue(zone, options)
     if exist_ok:
         fixed = {"--push": push, "--primary": primary, "--auto-ptr": auto_ptr, "--private": private}
+        fixed["--dnssec"] = dnssec
         existing = update_existing(zone, options, fixed)
         if existing is not None:
             typer.echo(f"zone {existing} ready")

@@ -31,3 +31,4 @@ def test_bad_values_are_refused_in_one_line(env: dict[str, str]) -> None:
     refused(homing(env, "zone", "set", ZONE, "--dnssec", "off"), "not signed")
     refused(homing(env, "zone", "ds", ZONE), "not signed")
     refused(homing(env, "zone", "roll", ZONE), "--zsk or --ksk")
+    refused(homing(env, "zone", "add", ZONE, "--exist-ok", "--dnssec"), "use homing zone set")
