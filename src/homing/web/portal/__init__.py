@@ -3,6 +3,11 @@
 `portal_routes(homing)` gives the routes the app mounts; each carries the portal's
 middleware (security headers, signed session, CSRF check), so the update protocols
 and the REST API stay untouched by them.
+
+The pages, one module per concern: pages.py what they all share (the Portal), accounts.py
+the public site, sign-up and login, hosts.py the dashboard and a user's hosts (prefixes.py
+a host's prefix set-up), groups.py, tokens.py, alerts.py (notifications), resets.py and
+verify.py (mailed links), admin.py and the modules it uses for the operator's pages.
 """
 
 from __future__ import annotations
