@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import sqlalchemy as sa
 from cryptography import x509
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -31,9 +30,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from homing.domain.errors import StoreUnavailable
-from homing.service import meters
+from homing.service import meters, serials
 from homing.service.context import Homing
-from homing.store.schema import zones
 from homing.web.clientip import ClientAddress
 
 
@@ -178,12 +176,8 @@ def render(built: list[Metric]) -> bytes:
 
 
 async def _stored_serials(homing: Homing) -> dict[str, int] | None:
-    async def read(conn: Any) -> dict[str, int]:
-        rows = await conn.execute(sa.select(zones.c.name, zones.c.serial))
-        return {row.name: row.serial for row in rows}
-
     try:
-        return await homing.db.read(read)
+        return await serials.stored_serials(homing.db)
     except StoreUnavailable:
         return None
 
