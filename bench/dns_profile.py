@@ -1,6 +1,10 @@
 """Where homing's DNS time goes, without sockets: the Responder over the benchmark mix.
 
-    python bench/dns_profile.py [--hosts 100000] [--queries 300000]
+    python bench/dns_profile.py [--hosts 100000] [--queries 300000] [--signed] [--dnssec-ok]
+
+--signed signs the zone first (`homing zone set Z --dnssec on`); --dnssec-ok sets DO on
+every query (an OPT record, as dnsperf -D sends it); --cprofile FILE writes the pstats of
+the mix's first pass (a fresh responder, as a dnsperf run sees it).
 
 Loads the N-host zone the way `homing serve` does (store, then one follower sync) and
 feeds the dnsperf query mix straight to `Responder.answer`, one wire at a time, timing
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import os
 import random
@@ -77,18 +82,26 @@ async def load_index(env: dict[str, str]) -> Any:
         await homing.db.close()
 
 
-def wires(path: Path, limit: int) -> list[bytes]:
-    """The query file as wire messages (no EDNS, as dnsperf sends them), random IDs."""
+# An OPT record (RFC 6891): root owner, 1232-byte payload, DO set (RFC 3225), no options.
+_OPT_DO = b"\x00\x00\x29\x04\xd0\x00\x00\x80\x00\x00\x00"
+
+
+def wires(path: Path, limit: int, *, dnssec_ok: bool = False) -> list[bytes]:
+    """The query file as wire messages (no EDNS, as dnsperf sends them, or an OPT record
+    with DO as dnsperf -D does), random IDs."""
     rng = random.Random(7)
     types = {"A": 1, "AAAA": 28}
     out = []
     for line in path.read_text().splitlines()[:limit]:
         name, qtype = line.split()
-        out.append(dns_query(name, types[qtype], rng.randrange(65536)))
+        wire = dns_query(name, types[qtype], rng.randrange(65536))
+        if dnssec_ok:
+            wire = wire[:10] + b"\x00\x01" + wire[12:] + _OPT_DO
+        out.append(wire)
     return out
 
 
-def run(index: Any, queries: list[bytes]) -> dict[str, object]:
+def run(index: Any, queries: list[bytes], cprofile: Path | None = None) -> dict[str, object]:
     """Answer every query twice; CPU time per query of each pass, slow-path renders, GC pauses."""
     from homing.dns.answer import Responder
 
@@ -103,10 +116,17 @@ def run(index: Any, queries: list[bytes]) -> dict[str, object]:
 
     responder._prepare = counting  # type: ignore[method-assign]
     answer = responder.answer
+    profiler = cProfile.Profile() if cprofile is not None else None
     started = time.process_time()
+    if profiler is not None:
+        profiler.enable()
     for wire in queries:  # a fresh responder: whatever warms up, warms up here
         answer(wire, tcp=False)
+    if profiler is not None:
+        profiler.disable()
     first = time.process_time() - started
+    if profiler is not None and cprofile is not None:
+        profiler.dump_stats(cprofile)
     first_slow, slow = slow, 0
     with GcPauses() as pauses:
         started = time.process_time()
@@ -128,6 +148,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300_000)
+    parser.add_argument("--signed", action="store_true", help="sign the zone (NSEC3) first")
+    parser.add_argument("--dnssec-ok", action="store_true", help="set DO on every query")
+    parser.add_argument(
+        "--cprofile", type=Path, help="pstats of the mix's 1st pass"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="homing-bench-dnsprof-") as tmp:
         work = Path(tmp)
@@ -136,8 +161,10 @@ def main() -> None:
         queries_path = work / "queries.txt"
         zonegen.write_queries(queries_path, args.hosts, args.queries)
         cli(env, "zone", "import", zonegen.ZONE, str(zone))
+        if args.signed:
+            cli(env, "zone", "set", zonegen.ZONE, "--dnssec", "on")
         index = asyncio.run(load_index(env))
-        queries = wires(queries_path, args.queries)
+        queries = wires(queries_path, args.queries, dnssec_ok=args.dnssec_ok)
     gc.collect()
     tracked = len(gc.get_objects())
     started = time.perf_counter()
@@ -146,11 +173,13 @@ def main() -> None:
     hot = [queries[i % 1000] for i in range(len(queries))]  # 1000 distinct: hits only
     results: dict[str, object] = {
         "hosts": args.hosts,
+        "signed": args.signed,
+        "dnssec_ok": args.dnssec_ok,
         "gc_tracked_objects": tracked,
         "full_gc_ms": round(full_collect * 1000, 1),
     }
     results["hits_only"] = run(index, hot)
-    results["mix"] = run(index, queries)
+    results["mix"] = run(index, queries, args.cprofile)
     gc.freeze()  # as `homing serve` does after loading
     results["frozen_mix"] = run(index, queries)
     print(results)

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 
 from homing.dns.answer import Responder
 from homing.dns.index import ZoneIndex
+from homing.dns.resolution import resolve
+from homing.dns.signed import secure
 from homing.domain.records import RRsetValue
 from homing.service import dnssec
 from homing.service.journal import stream_zone
@@ -128,3 +130,42 @@ async def test_signed_answers_over_udp_carry_their_rrsets_own_signatures(
     (sigs,) = [r for r in reply.answer if r.rdtype == dns.rdatatype.RRSIG]
     (rrset,) = [r for r in reply.answer if r.rdtype == dns.rdatatype.A]
     assert {s.type_covered for s in sigs} == {dns.rdatatype.A} and sigs.ttl == rrset.ttl
+
+
+@pytest.mark.parametrize(
+    ("name", "rdtype"),
+    [
+        (f"nothing.{ZONE}", "A"),
+        (f"no.such.b.{ZONE}", "AAAA"),
+        (f"deeper.still.h1.{ZONE}", "A"),
+        (f"h1.{ZONE}", "TXT"),
+        (f"b.{ZONE}", "A"),
+    ],
+)
+async def test_denials_made_from_wire_equal_the_slow_paths(
+    responder: Responder, name: str, rdtype: str
+) -> None:
+    """The hot path's NXDOMAIN and NODATA proofs (homing.dns.signed.denial) hold the very
+    RRsets the dnspython path picks out, and validate."""
+    key = keys(responder)
+    qname = dns.name.from_text(name)
+    resolution = resolve(responder.index, qname, dns.rdatatype.from_text(rdtype), 1)
+    zone = responder.index.zones[ORIGIN]
+    secure(zone, resolution, qname)
+    for udp in (False, True):
+        query = dns.message.make_query(name, rdtype, want_dnssec=True)
+        wire = responder.answer(query.to_wire(), tcp=not udp)
+        assert wire is not None
+        reply = dns.message.from_wire(wire)
+        assert reply.rcode() == resolution.rcode
+        assert reply.flags & dns.flags.AA
+
+        def seen(rrsets: list[dns.rrset.RRset]) -> set[tuple[object, ...]]:
+            return {(r.name, r.rdtype, r.covers, r.ttl, frozenset(r)) for r in rrsets}
+
+        assert seen(reply.authority) == seen(resolution.authority)
+        assert not reply.answer
+        nsec3 = [r for r in reply.authority if r.rdtype == dns.rdatatype.NSEC3]
+        proven = validated(reply, reply.authority, key)
+        assert nsec3 and all((r.name.to_text(), "NSEC3") in proven for r in nsec3)
+        assert (f"{ZONE}.", "SOA") in proven

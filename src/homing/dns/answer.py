@@ -49,7 +49,7 @@ from homing.dns.replies import (
     folded_reply,
 )
 from homing.dns.resolution import METATYPE_RCODES, Resolution, resolve
-from homing.dns.signed import covering, secure, signed
+from homing.dns.signed import covering, denial, secure, signed
 from homing.dns.wire import (
     AA,
     COPIED_FLAGS,
@@ -307,8 +307,8 @@ class Responder:
             ):
                 key = name[:apex]
                 node = zone.owners.get(key)
-                # A signed zone's answers with DO carry RRSIGs: an RRset's own here, the
-                # proofs of what does not exist on the slow path.
+                # A signed zone's answers with DO carry RRSIGs: an RRset's own, and the
+                # NSEC3 proofs of what does not exist (homing.dns.signed).
                 sign = opt is OUR_OPT_DO and signed(zone)
                 if node is not None:
                     for i in range(0, len(node), 3):  # mostly the first RRset
@@ -321,7 +321,10 @@ class Responder:
                             if keep:  # depends on this owner's RRsets alone
                                 self._kept.keep_reply(wire, reply, name)
                             return reply
-                direct = None if sign else _direct(zone, node, key, apex, qtype)
+                if sign:
+                    direct = denial(zone, node, key, apex, end)
+                else:
+                    direct = _direct(zone, node, key, apex, qtype)
                 if direct is not None:
                     return respond(wire, end, payload, opt, *direct, tcp=tcp)
         ident, flags = ID_FLAGS.unpack_from(wire)
