@@ -1,12 +1,19 @@
 """Signatures and NSEC3 records as the store keeps them: text, one record per line.
 
-Signing is dnspython's (dns.dnssec.sign over `cryptography`); ECDSA signatures are
-deterministic (RFC 6979), so the same RRset signed with the same times gives the same bytes.
+The signed data (RFC 4034 3.1.8.1: the RRSIG's fields, then each record in canonical
+form and order) is built here from the records' wire and signed with `cryptography`, as
+dns.dnssec.sign would but without its objects per record; dnspython parses only rdata of
+types other than addresses. ECDSA signatures are deterministic (RFC 6979), so the same
+RRset signed with the same times gives the same bytes, those dns.dnssec.sign gives.
 """
 
 from __future__ import annotations
 
+import base64
 import calendar
+import functools
+import socket
+import struct
 import time
 import zlib
 from collections.abc import Iterable
@@ -14,10 +21,14 @@ from typing import Any
 
 import dns.dnssec
 import dns.name
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from homing.dns.rrwire import name_wire
 from homing.dnssec.keys import ZoneKey
 from homing.domain.records import RRsetValue
 
@@ -34,6 +45,58 @@ KEY_TYPES = frozenset({"DNSKEY", "CDS", "CDNSKEY"})
 OWN_TYPES = frozenset({"RRSIG", "NSEC3"})
 # NSEC3 parameters per RFC 9276: SHA-1, no extra iterations, no salt, no opt-out.
 NSEC3PARAM = "1 0 0 -"
+
+_RRSIG_FIXED = struct.Struct("!HBBLLLH")  # covered type, algorithm, labels, TTL, times, tag
+_RECORD = struct.Struct("!HHLH")  # type, class, TTL, rdata length
+_IN = int(dns.rdataclass.RdataClass.IN)
+_FAMILIES = {"A": socket.AF_INET, "AAAA": socket.AF_INET6}
+_ECDSA = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
+_ECDSA_ALGORITHM = 13  # ECDSAP256SHA256 (RFC 6605): r and s, 32 bytes each
+
+
+@functools.lru_cache(maxsize=64)
+def _type(rtype: str) -> dns.rdatatype.RdataType:
+    return dns.rdatatype.from_text(rtype)
+
+
+def _canonical(rtype: str, text: str) -> bytes:
+    """One rdata's canonical wire (RFC 4034 6.2): addresses by inet_pton, the rest by
+    dnspython (names in it lower-cased where the RFC says)."""
+    family = _FAMILIES.get(rtype)
+    if family is not None:
+        try:
+            return socket.inet_pton(family, text)
+        except OSError:
+            pass  # dnspython's parser gives the error its usual words
+    return dns.rdata.from_text(dns.rdataclass.IN, _type(rtype), text).to_digestable()
+
+
+def _labels(owner: bytes) -> int:
+    """The RRSIG labels field of a wire owner: its labels, a leading wildcard not counted."""
+    count = 0
+    pos = 0
+    while owner[pos]:
+        count += 1
+        pos += owner[pos] + 1
+    return count - 1 if owner.startswith(b"\x01*") else count
+
+
+def _raw_signature(key: ZoneKey, data: bytes) -> bytes:
+    """The signature field for `data`: ECDSA's r and s (RFC 6605 4), or Ed25519's (RFC 8080)."""
+    if key.algorithm == _ECDSA_ALGORITHM:
+        r, s = decode_dss_signature(key.private.sign(data, _ECDSA))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return bytes(key.private.sign(data))
+
+
+def _base64(data: bytes) -> str:
+    """Base64 in groups of 32 characters, as dnspython writes a signature's text."""
+    text = base64.b64encode(data).decode()
+    return " ".join(text[i : i + 32] for i in range(0, len(text), 32))
+
+
+def _sigtime(moment: int) -> str:
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(moment))
 
 
 class Signer:
@@ -52,8 +115,10 @@ class Signer:
         self.zone = zone
         self.origin = dns.name.from_text(zone)
         keys = list(keys)
-        self.key_signers = [k for k in keys if k.signs_keys]
-        self.zone_signers = [k for k in keys if k.signs_zone]
+        self.key_signers = [(k, k.tag) for k in keys if k.signs_keys]
+        self.zone_signers = [(k, k.tag) for k in keys if k.signs_zone]
+        self.signer_wire = name_wire(zone)
+        self.signer_text = self.origin.canonicalize().to_text()
         self.now = time.time() if now is None else now
 
     def signatures(self, value: RRsetValue) -> list[str]:
@@ -70,24 +135,31 @@ class Signer:
 
     def _sign(self, value: RRsetValue) -> list[str]:
         signers = self.key_signers if value.rtype in KEY_TYPES else self.zone_signers
-        owner = dns.name.from_text(value.name)
-        rrset = dns.rrset.from_text_list(
-            owner, value.ttl, dns.rdataclass.IN, value.rtype, list(value.rdatas)
+        if not signers:
+            return []
+        rtype = value.rtype.upper()
+        rdtype = _type(rtype)
+        owner = name_wire(value.name)
+        records = b"".join(
+            owner + _RECORD.pack(rdtype, _IN, value.ttl, len(rdata)) + rdata
+            for rdata in sorted({_canonical(rtype, text) for text in value.rdatas})
         )
+        labels = _labels(owner)
         spread = zlib.crc32(f"{value.name} {value.rtype}".encode()) % SPREAD
-        inception = int(self.now) - BACKDATE
-        expiration = int(self.now) + VALIDITY + spread
-        return [
-            dns.dnssec.sign(
-                rrset,
-                key.private,
-                self.origin,
-                key.dnskey,
-                inception=inception,
-                expiration=expiration,
-            ).to_text()
-            for key in signers
-        ]
+        inception = (int(self.now) - BACKDATE) % 2**32
+        expiration = (int(self.now) + VALIDITY + spread) % 2**32
+        times = f"{_sigtime(expiration)} {_sigtime(inception)}"
+        texts = []
+        for key, tag in signers:
+            fixed = _RRSIG_FIXED.pack(
+                rdtype, key.algorithm, labels, value.ttl, expiration, inception, tag
+            )
+            signature = _raw_signature(key, fixed + self.signer_wire + records)
+            texts.append(
+                f"{rtype} {key.algorithm} {labels} {value.ttl} {times} {tag} "
+                f"{self.signer_text} {_base64(signature)}"
+            )
+        return texts
 
 
 def soa_value(apex: str, row: Any, serial: int) -> RRsetValue:
