@@ -3,6 +3,7 @@
     python bench/updates.py --clients 100 --seconds 10              # closed loop (wrk)
     python bench/updates.py --rate 3000 --seconds 10                # open loop (Python)
     python bench/updates.py --clients 100 --postgres --workers 2 --profile
+    python bench/updates.py --clients 100 --seconds 10 --signed     # a signed zone (NSEC3)
 
 Closed loop: wrk (C, one thread on core 1) keeps C connections busy, each answer
 followed at once by the next request (bench/updates.lua: round-robin over C hosts, a new
@@ -14,6 +15,10 @@ in all, opened before the schedule starts (the clients); a request finding them 
 waits for one, and its latency is counted
 from its scheduled time, so queueing in the server shows instead of slowing the load
 (closed loops hide it). The generators' own lag behind the schedule is reported too.
+
+With --signed the zone is signed once its hosts are in (`homing zone set Z --dnssec on`),
+so each update is signed (its RRSIGs, NSEC3 records, the SOA's RRSIG) before it is
+acknowledged.
 
 The server (`homing serve`, SQLite in a temp dir or PostgreSQL in a schema of its own)
 runs on core 0.
@@ -382,6 +387,7 @@ def main() -> None:
     parser.add_argument(
         "--alerts", action="store_true", help="the account wants a mail per address change"
     )
+    parser.add_argument("--signed", action="store_true", help="sign the zone (DNSSEC, NSEC3)")
     args = parser.parse_args()
     if args.seconds <= 0 or args.seconds > 600 or (args.rate is not None and args.rate <= 0):
         parser.error("--seconds must be in (0, 600], --rate positive")
@@ -391,6 +397,8 @@ def main() -> None:
         env, schema = bench_env(tmp, args.postgres)
         cli(env, "zone", "add", "bench.example.net")
         hosts = add_hosts(env, tmp, hosts_wanted)
+        if args.signed:
+            cli(env, "zone", "set", "bench.example.net", "--dnssec", "on")
         if args.alerts:
             asyncio.run(want_alerts(env))
         server = start(env, args.workers, args.cprofile)
@@ -438,6 +446,7 @@ def main() -> None:
             "hosts": hosts_wanted,
             "workers": args.workers,
             "alerts": args.alerts,
+            "signed": args.signed,
             "homing": homing_version(),
             "load_before": load_before,
             "load_after": load_average(),
