@@ -3,12 +3,16 @@ what each step says, and the leader takes a ZSK roll's steps by itself when due.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from homing.dnssec import signer
 from homing.dnssec.keys import DnssecError
+from homing.domain.records import RRsetValue
 from homing.service import dnssec, keyroll
 from homing.store.db import Database, Txn
 from homing.store.schema import dnssec_keys
@@ -69,18 +73,52 @@ async def test_a_csk_roll_tells_the_parent_with_cds(zone: Database) -> None:  # 
     check_signed(await zone_text(zone, ZONE), ZONE)
 
 
+async def age(txn: Txn) -> None:
+    """Every key's last change as long ago as any step of a roll waits for."""
+    past = txn.now - timedelta(seconds=keyroll.RETIRE_WAIT + keyroll.ZSK_PUBLISH_WAIT + 1)
+    await txn.conn.execute(sa.update(dnssec_keys).values(changed_at=past))
+
+
 async def test_the_leader_takes_a_zsk_roll_when_due(zone: Database) -> None:  # noqa: F811
     await dnssec.enable(zone, ZONE, split=True)
     await keyroll.roll(zone, ZONE, "zsk")
     assert await keyroll.advance_due(zone) == [], "not yet: the new key was just published"
-
-    async def age(txn: Txn) -> None:
-        past = txn.now - timedelta(seconds=keyroll.RETIRE_WAIT + keyroll.ZSK_PUBLISH_WAIT + 1)
-        await txn.conn.execute(sa.update(dnssec_keys).values(changed_at=past))
-
     await zone.write(age)
     assert [s.state for s in await keyroll.advance_due(zone)] == ["switched"]
     check_signed(await zone_text(zone, ZONE), ZONE)
     await zone.write(age)
     assert [s.state for s in await keyroll.advance_due(zone)] == ["done"]
+    check_signed(await zone_text(zone, ZONE), ZONE)
+
+
+async def test_the_zsk_switch_signs_apart_while_the_loop_serves(
+    zone: Database,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The switch's signatures of the whole zone are made off the event loop: while the
+    first is being made, a task on the loop runs (and lets the signing go on)."""
+    await dnssec.enable(zone, ZONE, split=True)
+    await keyroll.roll(zone, ZONE, "zsk")
+    await zone.write(age)
+    loop = asyncio.get_running_loop()
+    signing = asyncio.Event()
+    served = threading.Event()
+    released: list[bool] = []
+    original = signer.Signer._sign
+
+    def watched(self: signer.Signer, value: RRsetValue) -> list[str]:
+        if not released:  # the first signature waits for the loop to serve something
+            loop.call_soon_threadsafe(signing.set)
+            released.append(served.wait(timeout=60))  # a bound, in case it is the loop
+        return original(self, value)
+
+    async def serve() -> None:
+        await signing.wait()
+        served.set()
+
+    monkeypatch.setattr(signer.Signer, "_sign", watched)
+    task = asyncio.create_task(serve())
+    assert [s.state for s in await keyroll.advance_due(zone)] == ["switched"]
+    await task
+    assert released == [True], "the loop stood still while the zone was signed"
     check_signed(await zone_text(zone, ZONE), ZONE)

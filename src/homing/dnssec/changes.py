@@ -11,6 +11,7 @@ ordinary RRsets to the index, AXFR and IXFR.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
@@ -88,17 +89,39 @@ def sign_changes(txn: SyncTxn, zone_id: int, zone_name: str, changed: list[Chang
     return total
 
 
+class Pending:
+    """The signatures a snapshot of a zone asks for, noted by presign() and not yet made."""
+
+    def __init__(self, signer: Signer | None = None) -> None:
+        self._signer = signer
+
+    def sign(self) -> Memo:
+        """Make them (CPU only: no store, no event loop), by RRset as Signer's memo."""
+        if self._signer is None:
+            return {}
+        self._signer.sign_deferred()
+        return self._signer.memo or {}
+
+
 def presign(
     conn: sa.Connection, zone_id: int, zone_name: str, keys: list[ZoneKey], apex: list[RRsetValue]
-) -> Memo:
-    """The signatures the whole zone would get with `keys` and the `apex` RRsets, made from
+) -> Pending:
+    """The signatures the whole zone would get with `keys` and the `apex` RRsets, noted from
     a snapshot outside any write transaction: signing a large zone is most of the work of
-    turning signing on, and other writers need not wait for it."""
+    turning signing on or switching keys, and other writers need not wait for it. Make
+    them with signed_apart()."""
     row = conn.execute(sa.select(zones).where(zones.c.id == zone_id)).one()
-    memo: Memo = {}
-    work = _Work(conn, zone_id, zone_name, Signer(zone_name, keys, None, memo), row, True)
+    signer = Signer(zone_name, keys, None, {})
+    signer.defer()
+    work = _Work(conn, zone_id, zone_name, signer, row, True)
     work.derive([(None, value, ACTOR, ACTOR) for value in apex])
-    return memo
+    return Pending(signer)
+
+
+async def signed_apart(pending: Pending) -> Memo:
+    """The signatures `pending` asks for, made in a thread: the event loop it is awaited
+    on keeps serving (DNS, HTTP) while a whole zone is signed."""
+    return await asyncio.to_thread(pending.sign)
 
 
 def _change(old: RRsetValue | None, new: RRsetValue) -> Change:

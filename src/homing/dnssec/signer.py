@@ -112,6 +112,7 @@ class Signer:
         """`memo`: signatures made before, by RRset (name, type, TTL, rdatas), reused for
         an RRset that is the same and made (and kept) for the others."""
         self.memo = memo
+        self.deferred: dict[tuple[str, str, int, str], RRsetValue] | None = None
         self.zone = zone
         self.origin = dns.name.from_text(zone)
         keys = list(keys)
@@ -129,9 +130,27 @@ class Signer:
             key = (value.name, value.rtype, value.ttl, value.encode())
             made = self.memo.get(key)
             if made is None:
+                if self.deferred is not None:  # only noted: see sign_deferred()
+                    self.deferred[key] = value
+                    return []
                 made = self.memo[key] = self._sign(value)
             return made
         return self._sign(value)
+
+    def defer(self) -> None:
+        """From now on, note the RRsets asked for instead of signing them (their
+        signatures read as none) until sign_deferred(): the reads and the signing can
+        then run apart, the signing in a thread of its own."""
+        if self.memo is None:
+            self.memo = {}
+        self.deferred = {}
+
+    def sign_deferred(self) -> None:
+        """Sign every RRset noted since defer() into the memo."""
+        deferred, self.deferred = self.deferred or {}, None
+        assert self.memo is not None
+        for key, value in deferred.items():
+            self.memo[key] = self._sign(value)
 
     def _sign(self, value: RRsetValue) -> list[str]:
         signers = self.key_signers if value.rtype in KEY_TYPES else self.zone_signers

@@ -71,15 +71,15 @@ async def enable(
     number = algorithm_number(algorithm)
     pems = [(role, generate(number)) for role in (("ksk", "zsk") if split else ("csk",))]
 
-    def presign(conn: sa.Connection) -> changes.Memo:
+    def presign(conn: sa.Connection) -> changes.Pending:
         row = conn.execute(sa.select(zones).where(zones.c.name == zone_name)).first()
         if row is None:
-            return {}  # the write says so
+            return changes.Pending()  # the write says so
         keys = [parsed_key(0, role, number, ACTIVE, pem, row.created_at) for role, pem in pems]
         apex = key_rrsets(zone_name, keys, row.minimum)
         return changes.presign(conn, row.id, zone_name, keys, apex)
 
-    memo = await db.read(lambda conn: conn.run_sync(presign))
+    memo = await changes.signed_apart(await db.read(lambda conn: conn.run_sync(presign)))
 
     async def unit(txn: Txn) -> Signing:
         ref = own_records(await zone_row(txn.conn, zone_name), "signatures")

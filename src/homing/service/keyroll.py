@@ -78,7 +78,7 @@ async def _presigned(db: Database, zone_name: str, role: str) -> changes.Memo | 
     """When the next step of a roll makes a new key sign: the zone's signatures with it,
     made from a snapshot before the write transaction (see changes.presign)."""
 
-    def presign(conn: sa.Connection) -> changes.Memo | None:
+    def presign(conn: sa.Connection) -> changes.Pending | None:
         zone_id = conn.scalar(sa.select(zones.c.id).where(zones.c.name == zone_name))
         if zone_id is None:
             return None
@@ -88,7 +88,8 @@ async def _presigned(db: Database, zone_name: str, role: str) -> changes.Memo | 
             return None
         return changes.presign(conn, zone_id, zone_name, switched, _apex(zone_name, switched))
 
-    return await db.read(lambda conn: conn.run_sync(presign))
+    pending = await db.read(lambda conn: conn.run_sync(presign))
+    return None if pending is None else await changes.signed_apart(pending)
 
 
 def _switched(keys: list[ZoneKey], role: str) -> list[ZoneKey] | None:
