@@ -38,6 +38,7 @@ import dns.rrset
 
 from homing.dns.chaos import ServerIdentity
 from homing.dns.cookies import CookieError, ServerCookies, find_cookie, split_cookie, with_option
+from homing.dns.denial import denial
 from homing.dns.ednsopt import EDE_NOT_AUTHORITATIVE, NSID, add_options, find_option, with_ede
 from homing.dns.index import Node, ZoneData, ZoneIndex
 from homing.dns.prepare import prepare
@@ -49,7 +50,7 @@ from homing.dns.replies import (
     folded_reply,
 )
 from homing.dns.resolution import METATYPE_RCODES, Resolution, resolve
-from homing.dns.signed import covering, denial, secure, signed
+from homing.dns.signed import covering, secure, signed
 from homing.dns.wire import (
     AA,
     COPIED_FLAGS,
@@ -308,7 +309,7 @@ class Responder:
                 key = name[:apex]
                 node = zone.owners.get(key)
                 # A signed zone's answers with DO carry RRSIGs: an RRset's own, and the
-                # NSEC3 proofs of what does not exist (homing.dns.signed).
+                # NSEC3 proofs of what does not exist (homing.dns.denial).
                 sign = opt is OUR_OPT_DO and signed(zone)
                 if node is not None:
                     for i in range(0, len(node), 3):  # mostly the first RRset
