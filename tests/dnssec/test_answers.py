@@ -19,10 +19,10 @@ from homing.dns.resolution import resolve
 from homing.dns.signed import secure
 from homing.domain.records import RRsetValue
 from homing.service import dnssec
-from homing.service.journal import stream_zone
+from homing.service.journal import entries_after, stream_zone
 from homing.store.db import Database
 from homing.store.schema import zones as zones_table
-from tests.dnssec.test_signing import ZONE, new_zone
+from tests.dnssec.test_signing import ZONE, new_zone, put
 
 ORIGIN = dns.name.from_text(ZONE)
 
@@ -169,3 +169,32 @@ async def test_denials_made_from_wire_equal_the_slow_paths(
         proven = validated(reply, reply.authority, key)
         assert nsec3 and all((r.name.to_text(), "NSEC3") in proven for r in nsec3)
         assert (f"{ZONE}.", "SOA") in proven
+
+
+async def test_a_kept_nodata_reply_follows_every_change_in_the_zone(
+    responder: Responder, db: Database
+) -> None:
+    """NODATA with DO over UDP is kept, filed by zone: a change at another name (a new
+    serial, new NSEC3 records) is in the next reply, which still validates."""
+    key = keys(responder)
+    query = dns.message.make_query(f"h1.{ZONE}", "TXT", want_dnssec=True).to_wire()
+    first = responder.answer(query, tcp=False)
+    assert first is not None and responder.answer(query, tcp=False) == first
+    zone = responder.index.zones[ORIGIN]
+    before = zone.serial
+    await put(db, RRsetValue(f"h2.{ZONE}", "A", 60, ("192.0.2.2",)))
+
+    async def changes(conn: sa.ext.asyncio.AsyncConnection) -> list:
+        zone_id = await conn.scalar(sa.select(zones_table.c.id).where(zones_table.c.name == ZONE))
+        return await entries_after(conn, zone_id, ZONE, before)
+
+    for entry in await db.read(changes):
+        responder.index.apply(entry)
+    assert zone.serial > before
+    again = responder.answer(query, tcp=False)
+    assert again is not None and again != first
+    reply = dns.message.from_wire(again)
+    (soa,) = [r for r in reply.authority if r.rdtype == dns.rdatatype.SOA]
+    assert next(iter(soa)).serial == zone.serial
+    proven = validated(reply, reply.authority, key)
+    assert (f"{ZONE}.", "SOA") in proven and any(t == "NSEC3" for _, t in proven)

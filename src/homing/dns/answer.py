@@ -327,7 +327,10 @@ class Responder:
                 else:
                     direct = _direct(zone, node, key, apex, qtype)
                 if direct is not None:
-                    return respond(wire, end, payload, opt, *direct, tcp=tcp)
+                    reply = respond(wire, end, payload, opt, *direct, tcp=tcp)
+                    if keep and sign and direct[0] == _NOERROR | AA:  # NODATA: filed by zone
+                        self._kept.keep_reply(wire, reply, name, zone.wire)
+                    return reply
         ident, flags = ID_FLAGS.unpack_from(wire)
         q = Question(ident, flags, wire[12:end], end - 16, payload, opt)
         return self._cached(q, name, tcp=tcp)

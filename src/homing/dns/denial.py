@@ -37,6 +37,7 @@ _POINTER = struct.Struct("!H")
 _WILD = b"\x01*"
 # Steps a covering lookup may take mending the sorted owners before listing them again.
 _MENDS = 16
+_NEAR_MAX = 65_536  # closest enclosers whose hashes (and their wildcard's) are kept
 # base32hex (RFC 4648 7) of 10 bits at a time: a SHA-1 digest is 16 such groups.
 _DIGITS = b"0123456789abcdefghijklmnopqrstuv"
 _PAIRS = [bytes((_DIGITS[i >> 5], _DIGITS[i & 31])) for i in range(1024)]
@@ -110,6 +111,7 @@ class _Chain:
     keys: list[bytes] = field(default_factory=list)
     rendered: dict[bytes, _Rendered] = field(default_factory=dict)
     soa: tuple[Node, bytes, list[bytes]] | None = None  # apex node, SOA record, its RRSIGs
+    near: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)  # see denial()
 
 
 _chains: weakref.WeakKeyDictionary[ZoneData, _Chain] = weakref.WeakKeyDictionary()
@@ -213,7 +215,8 @@ class _WireProof:
         self.count += len(records)
         self.offset += size
 
-    def _nsec3(self, key: bytes | None) -> None:
+    def by_key(self, key: bytes | None) -> None:
+        """The NSEC3 RRset at the hashed owner `key`, if any."""
         if key is None or key in self._added:
             return
         rendered = _rendered(self.zone, self.chain, key)
@@ -222,10 +225,10 @@ class _WireProof:
             self.add(key + self.apex, rendered.records)
 
     def matching(self, name: bytes) -> None:
-        self._nsec3(hashed(name))
+        self.by_key(hashed(name))
 
     def covering(self, name: bytes) -> None:
-        self._nsec3(covering_key(self.zone, hashed(name)))
+        self.by_key(covering_key(self.zone, hashed(name)))
 
 
 def _soa(zone: ZoneData, chain: _Chain) -> list[bytes]:
@@ -273,7 +276,13 @@ def denial(
         encloser = key[key[0] + 1 :]
         while encloser and not zone.exists(encloser):
             closer, encloser = encloser, encloser[encloser[0] + 1 :]
-        proof.matching(encloser + origin)
+        near = chain.near.get(encloser)
+        if near is None:  # the hashes of the encloser and its wildcard: the same for many
+            if len(chain.near) >= _NEAR_MAX:
+                chain.near.clear()
+            near = (hashed(encloser + origin), hashed(_WILD + encloser + origin))
+            chain.near[encloser] = near
+        proof.by_key(near[0])
         proof.covering(closer + origin)
-        proof.covering(_WILD + encloser + origin)
+        proof.by_key(covering_key(zone, near[1]))
     return rcode | AA, 0, proof.count, b"".join(proof.parts)

@@ -8,10 +8,12 @@ Two stores, both bounded and filed by what their answers depend on:
 - whole positive UDP replies, keyed by the query's bytes after its ID with its name in
   lower case, filed by owner: the same query again is answered with one dictionary
   lookup and the new ID, as PowerDNS's packet cache does; a change at that owner forgets
-  them. A resolver that randomises the letter case of its names (0x20) asks the same
-  question in new bytes each time: its query is looked up lower-cased, and its own
-  spelling of the name put back into the reply kept (`folded_reply`). The answer records
-  name their owner by a pointer to the question, so they echo that spelling too.
+  them. A signed zone's NODATA replies with DO are kept too, filed by zone (they carry
+  the SOA): any change in the zone forgets them. A resolver that randomises the letter
+  case of its names (0x20) asks the same question in new bytes each time: its query is
+  looked up lower-cased, and its own spelling of the name put back into the reply kept
+  (`folded_reply`). The answer records name their owner by a pointer to the question,
+  so they echo that spelling too.
 
 Neither is ever staler than the zone index: the index counts its changes (a generation),
 and the stores catch up with the changes they have not seen before they are read.
@@ -136,14 +138,17 @@ class KeptAnswers:
             names.append(owner + origin)
         for origin in origins:
             self.prepared.forget(origin)
+            self.replies.forget(origin)  # a signed zone's NODATA replies (and the apex's)
         for name in names:
             self.replies.forget(name)
 
-    def keep_reply(self, wire: bytes, reply: bytes, name: bytes) -> None:
+    def keep_reply(self, wire: bytes, reply: bytes, name: bytes, group: bytes = b"") -> None:
         """Keep `reply` to the plain UDP query `wire`, whose name lower-cased is `name`,
-        both with that name in lower case (see `folded_reply`); filed under `name`."""
+        both with that name in lower case (see `folded_reply`); filed under `name`, or
+        under `group`: a zone's origin for a reply any change in the zone forgets."""
         rest = 12 + len(name)
-        self.replies.put(wire[2:12] + name + wire[rest:], reply[2:12] + name + reply[rest:], name)
+        key = wire[2:12] + name + wire[rest:]
+        self.replies.put(key, reply[2:12] + name + reply[rest:], group or name)
 
     def forget_all(self) -> None:
         self.prepared.clear()
