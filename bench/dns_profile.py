@@ -150,9 +150,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300_000)
     parser.add_argument("--signed", action="store_true", help="sign the zone (NSEC3) first")
     parser.add_argument("--dnssec-ok", action="store_true", help="set DO on every query")
-    parser.add_argument(
-        "--cprofile", type=Path, help="pstats of the mix's 1st pass"
-    )
+    parser.add_argument("--cprofile", type=Path, help="pstats of the mix's 1st pass")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="homing-bench-dnsprof-") as tmp:
         work = Path(tmp)
