@@ -152,9 +152,9 @@ class Holding:
         return items
 
 
+# SQLite has one writer: one transaction at a time, so this is PostgreSQL's alone.
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 async def test_postgresql_commits_beside_a_transaction_in_flight(db: Database) -> None:
-    if db.is_sqlite:
-        pytest.skip("SQLite has one writer: one transaction at a time")
     holding = Holding()
     first = asyncio.create_task(db.write_batched(holding, "held"))
     await holding.entered.wait()
