@@ -184,12 +184,7 @@ async def test_a_kept_nodata_reply_follows_every_change_in_the_zone(
     before = zone.serial
     await put(db, RRsetValue(f"h2.{ZONE}", "A", 60, ("192.0.2.2",)))
 
-    async def changes(conn: sa.ext.asyncio.AsyncConnection) -> list:
-        zone_id = await conn.scalar(sa.select(zones_table.c.id).where(zones_table.c.name == ZONE))
-        return await entries_after(conn, zone_id, ZONE, before)
-
-    for entry in await db.read(changes):
-        responder.index.apply(entry)
+    await follow(db, responder, before)
     assert zone.serial > before
     again = responder.answer(query, tcp=False)
     assert again is not None and again != first
@@ -198,3 +193,38 @@ async def test_a_kept_nodata_reply_follows_every_change_in_the_zone(
     assert next(iter(soa)).serial == zone.serial
     proven = validated(reply, reply.authority, key)
     assert (f"{ZONE}.", "SOA") in proven and any(t == "NSEC3" for _, t in proven)
+
+
+async def follow(db: Database, responder: Responder, serial: int) -> None:
+    """Apply to the responder's index the journal entries after `serial`, as a follower."""
+
+    async def changes(conn: sa.ext.asyncio.AsyncConnection) -> list:
+        zone_id = await conn.scalar(sa.select(zones_table.c.id).where(zones_table.c.name == ZONE))
+        return await entries_after(conn, zone_id, ZONE, serial)
+
+    for entry in await db.read(changes):
+        responder.index.apply(entry)
+
+
+async def test_denials_stay_proven_when_signing_goes_off_and_on_again(
+    responder: Responder, db: Database
+) -> None:
+    """The hashed owners a server listed for its proofs are listed again as the chain
+    goes and comes back (new keys) in the same zone in memory."""
+    name = f"nothing.{ZONE}"
+    assert ask(responder, name, "A", do=True).rcode() == dns.rcode.NXDOMAIN
+    zone = responder.index.zones[ORIGIN]
+    serial = zone.serial
+    await dnssec.disable(db, ZONE)
+    await follow(db, responder, serial)
+    unsigned = ask(responder, name, "A", do=True)
+    assert not [r for r in unsigned.authority if r.rdtype == dns.rdatatype.NSEC3]
+    serial = zone.serial
+    await dnssec.enable(db, ZONE)
+    await follow(db, responder, serial)
+    assert responder.index.zones[ORIGIN] is zone, "the same zone in memory throughout"
+    key = keys(responder)
+    reply = ask(responder, name, "A", do=True)
+    nsec3 = [r for r in reply.authority if r.rdtype == dns.rdatatype.NSEC3]
+    proven = validated(reply, reply.authority, key)
+    assert len(nsec3) >= 2 and all((r.name.to_text(), "NSEC3") in proven for r in nsec3)

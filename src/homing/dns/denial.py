@@ -159,10 +159,12 @@ def covering_key(zone: ZoneData, target: bytes) -> bytes | None:
     exist), None when there is none."""
     chain = _chain(zone)
     keys = chain.keys
+    rebuilt = False
     for step in range(2 * _MENDS):
-        if step == _MENDS:
+        if (step >= _MENDS or not keys) and not rebuilt:  # listed afresh, once
             chain = _rebuild(zone)
             keys = chain.keys
+            rebuilt = True
         if not keys:
             return None
         i = bisect_left(keys, target)
