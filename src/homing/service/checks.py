@@ -1,7 +1,7 @@
 """`homing check`: the stored rows DNS could not serve.
 
-Nothing unservable is committed any more (apply_changes checks first), but a store written
-by an older version or by hand may still hold such rows. The zone index skips them when it
+homing commits nothing unservable (apply_changes checks first), but a store edited by
+hand or restored from elsewhere may still hold such rows. The zone index skips them when it
 loads or follows the journal; this finds them all, so an operator can see and mend them.
 """
 

@@ -7,9 +7,7 @@ import collections
 import contextlib
 import functools
 import logging
-import queue
 import re
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,10 +15,10 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from homing.domain.errors import HomingError, StoreUnavailable
+from homing.store.sqlite import WriterThread, sqlite_pragmas
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +143,7 @@ class Database:
         self.engine = self._create_engine()
         # SQLite: sync batches run, commit included, on one thread with its own connection.
         self._sync_engine: sa.Engine | None = None
-        self._thread: _WriterThread | None = None
+        self._thread: WriterThread | None = None
         self._sync_conn: sa.Connection | None = None  # the thread's own, opened on first use
         database = self.url.database
         if self.is_sqlite and database and database != ":memory:":
@@ -154,7 +152,7 @@ class Database:
                 connect_args={"timeout": 30, "check_same_thread": False},
                 pool_size=1,
             )
-            _sqlite_pragmas(self._sync_engine)
+            sqlite_pragmas(self._sync_engine)
         self.max_batch = max_batch
         self._pending: collections.deque[_Job] = collections.deque()  # jobs for the writer
         self._idle: asyncio.Future[None] | None = None  # the writer waits on it for a job
@@ -171,7 +169,7 @@ class Database:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             engine = create_async_engine(self.url, connect_args={"timeout": 30})
-            _sqlite_pragmas(engine)
+            sqlite_pragmas(engine)
             return engine
         connect_args: dict[str, Any] = {}
         if self.schema:
@@ -323,7 +321,7 @@ class Database:
         """Results in the order of the groups' jobs, and what the transaction emitted."""
         if self._sync_engine is not None and groups[0][0].is_sync:
             if self._thread is None:
-                self._thread = _WriterThread()
+                self._thread = WriterThread()
             return await self._thread.call(self._run_sync_transaction, groups)
         results = []
         async with self.engine.connect() as conn:
@@ -410,53 +408,6 @@ class Database:
         await self.engine.dispose()
 
 
-class _WriterThread:
-    """The thread SQLite's sync batches run on, one call at a time, in order.
-
-    Lighter than run_in_executor: one asyncio future, settled from the thread, instead of
-    a concurrent future, its asyncio wrapper and their callbacks."""
-
-    def __init__(self) -> None:
-        self._calls: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name="homing-writer", daemon=True)
-        self._thread.start()
-
-    def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """`fn(*args)` on the thread; the future has its result (or exception)."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._calls.put((future, fn, args))
-        return future
-
-    async def stop(self, last: Callable[[], None]) -> None:
-        """Run `last` after the calls already queued, then end the thread."""
-        await self.call(last)
-        self._calls.put(None)
-        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
-
-    def _serve(self) -> None:
-        while (call := self._calls.get()) is not None:
-            future, fn, args = call
-            try:
-                result = fn(*args)
-            except BaseException as exc:  # the caller's to handle, on its own thread
-                self._settle(future, None, exc)
-            else:
-                self._settle(future, result, None)
-
-    @staticmethod
-    def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
-        def settle() -> None:
-            if future.cancelled():
-                return
-            if exc is None:
-                future.set_result(result)
-            else:
-                future.set_exception(exc)
-
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            future.get_loop().call_soon_threadsafe(settle)
-
-
 def _closed(jobs: list[_Job]) -> None:
     """Jobs the writer took but never settled (the store closed meanwhile) hear so."""
     for job in jobs:
@@ -473,28 +424,3 @@ def _checked(group: list[_Job], results: list[Any]) -> list[Any]:
     if len(results) != len(group):
         raise RuntimeError("a batcher returned the wrong number of results")
     return results
-
-
-def _sqlite_pragmas(engine: AsyncEngine | sa.Engine) -> None:
-    """WAL, durable commits, foreign keys; write transactions take the lock up front."""
-    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
-    writer_only = sync_engine is engine  # the writer thread's sync engine only ever writes
-
-    @event.listens_for(sync_engine, "connect")
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy emit BEGIN itself (pysqlite's own handling defers it).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(sync_engine, "begin")
-    def on_begin(conn: sa.Connection) -> None:
-        # IMMEDIATE avoids the deadlock of two processes upgrading read locks to write.
-        if writer_only or conn.get_execution_options().get("homing_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")

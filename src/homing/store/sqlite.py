@@ -1,0 +1,88 @@
+"""SQLite's side of the store: the thread its write batches run on, and its connection settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
+
+
+class WriterThread:
+    """The thread SQLite's sync batches run on, one call at a time, in order.
+
+    Lighter than run_in_executor: one asyncio future, settled from the thread, instead of
+    a concurrent future, its asyncio wrapper and their callbacks."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="homing-writer", daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """`fn(*args)` on the thread; the future has its result (or exception)."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._calls.put((future, fn, args))
+        return future
+
+    async def stop(self, last: Callable[[], None]) -> None:
+        """Run `last` after the calls already queued, then end the thread."""
+        await self.call(last)
+        self._calls.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            future, fn, args = call
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # the caller's to handle, on its own thread
+                self._settle(future, None, exc)
+            else:
+                self._settle(future, result, None)
+
+    @staticmethod
+    def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+        def settle() -> None:
+            if future.cancelled():
+                return
+            if exc is None:
+                future.set_result(result)
+            else:
+                future.set_exception(exc)
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            future.get_loop().call_soon_threadsafe(settle)
+
+
+def sqlite_pragmas(engine: AsyncEngine | sa.Engine) -> None:
+    """WAL, durable commits, foreign keys; write transactions take the lock up front."""
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    writer_only = sync_engine is engine  # the writer thread's sync engine only ever writes
+
+    @event.listens_for(sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's own handling defers it).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def on_begin(conn: sa.Connection) -> None:
+        # IMMEDIATE avoids the deadlock of two processes upgrading read locks to write.
+        if writer_only or conn.get_execution_options().get("homing_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
