@@ -366,7 +366,7 @@ def dnsperf_argv(port: int, queries: Path, seconds: float, args: argparse.Namesp
         str(args.outstanding),
         "-t",
         "2",
-        *(["-D"] if args.dnssec_ok else []),
+        *(["-D"] if getattr(args, "dnssec_ok", False) else []),
     ]
 
 
