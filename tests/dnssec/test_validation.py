@@ -73,16 +73,16 @@ def test_unbound_validates_hosts_denials_and_updates(server: Server, tmp_path: P
         assert found.values("A") == ["192.0.2.99"] and "ad" in found.flags, found
 
 
-def ldns_check(server: Server, tmp_path: Path) -> None:
-    """ldns-verify-zone accepts the zone as homing's AXFR carries it."""
-    server.cli("zone", "set", ZONE, "--allow-transfer", f"{LOOPBACK}/32")
+def signed_axfr(server: Server) -> str:
+    """The signed zone as homing's AXFR carries it, once the running server allows it.
+
+    A transfer list changed by the CLI reaches the running server when it next reads the
+    zones' settings (every few seconds): another process changed it, so there is no event
+    to await from here; ask again, bounded in time."""
     args = [
         server.dig_path, f"@{LOOPBACK}", "-p", str(server.dns_port), "+onesoa", "+nocmd",
         "+nostats", "+nocomments", "+time=5", "+tries=1", ZONE, "AXFR",
     ]  # fmt: skip
-    # The new transfer list reaches the running server when it next reads the zones'
-    # settings (every few seconds): another process changed it, so there is no event to
-    # await from here; ask again, bounded in time.
     deadline = time.monotonic() + 60
     text = subprocess.run(args, capture_output=True, text=True, timeout=30).stdout
     while "NSEC3PARAM" not in text or "Transfer failed" in text:
@@ -91,6 +91,13 @@ def ldns_check(server: Server, tmp_path: Path) -> None:
         time.sleep(0.25)
         text = subprocess.run(args, capture_output=True, text=True, timeout=30).stdout
     assert "NSEC3PARAM" in text and "RRSIG" in text, text
+    return text
+
+
+def ldns_check(server: Server, tmp_path: Path) -> None:
+    """ldns-verify-zone accepts the zone as homing's AXFR carries it."""
+    server.cli("zone", "set", ZONE, "--allow-transfer", f"{LOOPBACK}/32")
+    text = signed_axfr(server)
     path = tmp_path / "axfr.zone"
     path.write_text(text)
     verify = peers.program("ldns-verify-zone")
@@ -172,6 +179,7 @@ def test_an_nsd_secondary_fed_by_ixfr_serves_answers_that_validate(
     server.cli("zone", "set", ZONE, "--notify", f"{LOOPBACK}:{nsd.port}",
                "--allow-transfer", f"{LOOPBACK}/32")  # fmt: skip
     anchor = sign(server)
+    signed_axfr(server)  # NSD's first transfer must find it allowed (else it waits to retry)
     nsd.configure(ZONE, server.dns_port)
     nsd.start()
     try:
