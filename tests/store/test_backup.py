@@ -22,7 +22,7 @@ from homing.service.backup import BackupError, backup, restore
 from homing.service.changes import ZoneRef, apply_changes
 from homing.service.journal import Follower
 from homing.store.db import Database, Txn, as_utc
-from homing.store.schema import metadata
+from homing.store.schema import backed_up_tables
 from tests.conftest import _drop_schema, _postgres_database
 
 ZONE = "dyn.example.net"
@@ -66,7 +66,7 @@ async def fill(db: Database) -> ZoneRef:
 async def contents(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     async def read(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
         found = {}
-        for table in metadata.sorted_tables:
+        for table in backed_up_tables():
             rows = await conn.execute(sa.select(table))
             found[table.name] = sorted(
                 (tuple(as_utc(v) if hasattr(v, "tzinfo") else v for v in row) for row in rows),

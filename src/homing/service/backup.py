@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from homing.domain.errors import HomingError
 from homing.store.db import Database, as_utc
-from homing.store.schema import metadata, plans
+from homing.store.schema import backed_up_tables, plans
 
 FORMAT = "homing-backup"
 VERSION = 1
@@ -71,7 +71,7 @@ def _dump(conn: sa.Connection, out: IO[str]) -> Summary:
     }
     out.write(json.dumps(header) + "\n")
     counts: dict[str, int] = {}
-    for table in metadata.sorted_tables:
+    for table in backed_up_tables():
         columns = [c.name for c in table.columns]
         out.write(json.dumps({"table": table.name, "columns": columns}) + "\n")
         count = 0
@@ -131,7 +131,7 @@ def _decoder(column: sa.Column[Any]) -> Any:
 
 
 def _is_empty(conn: sa.Connection) -> bool:
-    for table in metadata.sorted_tables:
+    for table in backed_up_tables():
         limit = 1 if table is plans else 0  # the default plan every new store starts with
         count = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
         if count > limit:
@@ -154,9 +154,9 @@ def _restore(conn: sa.Connection, source: IO[str], force: bool) -> Summary:
         )
     if not _is_empty(conn) and not force:
         raise BackupError("the store is not empty: restore into a new one, or use --force")
-    for emptied in reversed(metadata.sorted_tables):
+    for emptied in reversed(backed_up_tables()):
         conn.execute(emptied.delete())
-    tables = {t.name: t for t in metadata.sorted_tables}
+    tables = {t.name: t for t in backed_up_tables()}
     counts: dict[str, int] = {}
     table: sa.Table | None = None
     columns: list[str] = []
@@ -204,7 +204,7 @@ def _reset_sequences(conn: sa.Connection) -> None:
     """PostgreSQL hands out ids from sequences that the explicit ids did not move."""
     if conn.dialect.name != "postgresql":
         return
-    for table in metadata.sorted_tables:
+    for table in backed_up_tables():
         key = list(table.primary_key.columns)
         if len(key) != 1 or not isinstance(key[0].type, sa.Integer) or key[0].foreign_keys:
             continue
