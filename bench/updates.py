@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import gc
 import json
 import multiprocessing
@@ -39,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +55,7 @@ from harness import (  # noqa: E402
     homing_env,
     homing_version,
     load_average,
+    process_tree,
     record,
     start_server,
     stop_process,
@@ -276,6 +279,111 @@ def open_loop(
     }
 
 
+# --- PostgreSQL's side: the CPU of the backends serving the server ----------------------
+
+
+def _socket_ports(pids: list[int]) -> set[int]:
+    """Local TCP ports of `pids`' sockets connected to PostgreSQL (127.0.0.1:5432)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if inode in inodes and remote.endswith(":1538"):  # 5432 in hex
+                ports.add(int(local.split(":")[1], 16))
+    return ports
+
+
+def _postgres_processes() -> dict[int, str]:
+    """PID -> process title of every postgres process (`postgres: user db 127.0.0.1(port) ...`)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+    return found
+
+
+def _own_cpu(pid: int) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+class PostgresCpu:
+    """PostgreSQL's CPU on behalf of one homing server: the backends its connections are
+    served by (found by their client port in the process title), sampled every 0.2 s so
+    a connection the pool closes mid-run still counts; and the cluster's own processes
+    (WAL writer, checkpointer, ...), which work for every client of the cluster."""
+
+    _AUX = ("walwriter", "checkpointer", "background writer", "autovacuum", "logical", "stats")
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.start: dict[int, float] = {}  # backend pid -> CPU when first seen
+        self.last: dict[int, float] = {}
+        self.aux_start = self._aux()
+        self._stop = threading.Event()
+        self._sample(first=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _aux(self) -> float:
+        total = 0.0
+        for pid, title in _postgres_processes().items():
+            if any(word in title for word in self._AUX):
+                with contextlib.suppress(OSError):
+                    total += _own_cpu(pid)
+        return total
+
+    def _sample(self, first: bool = False) -> None:
+        ports = _socket_ports(process_tree(self.server_pid))
+        for pid, title in _postgres_processes().items():
+            if not any(f"127.0.0.1({port})" in title for port in ports):
+                continue
+            try:
+                cpu = _own_cpu(pid)
+            except OSError:
+                continue
+            # Seen first mid-run: a connection opened during the run, from nothing.
+            self.start.setdefault(pid, cpu if first else 0.0)
+            self.last[pid] = cpu
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):  # no event says a backend has worked: a bounded poll
+            self._sample()
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds of the backends and of the cluster's own processes since the start."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._sample()
+        backends = sum(self.last[pid] - self.start[pid] for pid in self.last)
+        return {
+            "postgres_backends": len(self.last),
+            "postgres_backend_cpu_s": round(backends, 2),
+            "postgres_aux_cpu_s": round(self._aux() - self.aux_start, 2),
+        }
+
+
 # --- set-up ---------------------------------------------------------------------------
 
 
@@ -407,6 +515,7 @@ def main() -> None:
         mode = "open" if args.rate else "closed"
         raw_name = f"updates-{'pg' if args.postgres else 'sqlite'}-{mode}.pyspy"
         cpu_before = cpu_seconds(server.process.pid)
+        postgres_cpu = PostgresCpu(server.process.pid) if args.postgres else None
         try:
             if args.profile:
                 spy = profiled(server, args.seconds, raw_name, tmp)
@@ -422,6 +531,13 @@ def main() -> None:
             cpu = cpu_seconds(server.process.pid) - cpu_before
             figures["server_cpu_s"] = round(cpu, 2)
             figures["server_cpu_us_per_update"] = round(1e6 * cpu / max(1, figures["acknowledged"]))
+            if postgres_cpu is not None:
+                figures.update(postgres_cpu.stop())
+                for key in ("backend", "aux"):
+                    spent = figures[f"postgres_{key}_cpu_s"]
+                    figures[f"postgres_{key}_cpu_us_per_update"] = round(
+                        1e6 * spent / max(1, figures["acknowledged"])
+                    )
             if spy is not None:
                 spy.wait(timeout=args.seconds + 60)
                 raw = tmp / raw_name

@@ -13,6 +13,7 @@ executemany sends all rows in one round trip). Statements a plan cannot describe
 from __future__ import annotations
 
 import operator
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ class _Plan:
     convert: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, bind processor)
     columns: tuple[str, ...] = ()  # result column names
     results: tuple[tuple[int, Callable[[Any], Any]], ...] = ()  # (position, result processor)
+    # PostgreSQL: the statement for all rows at once, each parameter an array (unnest),
+    # and for an UPDATE the positions of its WHERE's parameters (None: every row its own).
+    arrays: str | None = None
+    keyed: tuple[int, ...] | None = None
 
     def parameters(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return _processed(self.take(row), self.convert)
@@ -76,7 +81,11 @@ def execute_many(conn: sa.Connection, statement: sa.Executable, rows: list[dict[
     parameters = [plan.parameters(row) for row in rows]
     driver = conn.dialect.driver
     if driver == "asyncpg":
-        _asyncpg(conn, plan.sql, "executemany", parameters)
+        if plan.arrays is not None and len(rows) > 1 and _disjoint(plan, parameters):
+            # One statement over arrays: PostgreSQL runs its executor once, not once a row.
+            _asyncpg(conn, plan.arrays, "execute", [list(c) for c in zip(*parameters, strict=True)])
+        else:
+            _asyncpg(conn, plan.sql, "executemany", parameters)
         return
     if driver != "pysqlite":
         conn.exec_driver_sql(plan.sql, parameters)
@@ -123,7 +132,7 @@ def _store_error(sql: str, exc: sqlite3.Error) -> Exception:
 
 
 def _asyncpg(conn: sa.Connection, sql: str, method: str, parameters: Any) -> Any:
-    """`method` ("fetch", "executemany") of the asyncpg connection under `conn`, in the
+    """`method` ("fetch", "execute", "executemany") of the asyncpg connection under `conn`, in the
     transaction SQLAlchemy began on it (started first if no statement has yet). Runs in
     the greenlet of `AsyncConnection.run_sync`; errors come out as SQLAlchemy's."""
     adapted: Any = conn.connection.dbapi_connection
@@ -133,6 +142,8 @@ def _asyncpg(conn: sa.Connection, sql: str, method: str, parameters: Any) -> Any
         driver = adapted._connection
         if method == "fetch":
             return await_only(driver.fetch(sql, *parameters))
+        if method == "execute":
+            return await_only(driver.execute(sql, *parameters))
         return await_only(driver.executemany(sql, parameters))
     except sa.exc.DBAPIError:
         raise
@@ -186,9 +197,92 @@ def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) 
         process = dialect.type_descriptor(entry.type).result_processor(dialect, None)
         if process is not None:
             results.append((position, process))
+    arrays, keyed = _array_form(compiled.string) if dialect.driver == "asyncpg" else (None, None)
     return _Plan(
-        compiled.string, _taker(names, constants), tuple(convert), tuple(columns), tuple(results)
+        compiled.string,
+        _taker(names, constants),
+        tuple(convert),
+        tuple(columns),
+        tuple(results),
+        arrays,
+        keyed,
     )
+
+
+# A parameter as asyncpg's dialect renders it: $N and its cast (types of one word with an
+# optional length, or the few of several words).
+_CAST_PARAMETER = re.compile(
+    r"\$(\d+)::(TIMESTAMP WITH(?:OUT)? TIME ZONE|TIME WITH(?:OUT)? TIME ZONE"
+    r"|DOUBLE PRECISION|[A-Z]+(?:\(\d+\))?)(?![\w(\[])"
+)
+_INSERT = re.compile(r"^(INSERT INTO \w+ \([\w\", ]+\)) VALUES \((.*)\)(?: RETURNING [\w.]+)?$")
+_UPDATE = re.compile(r"^UPDATE (\w+) SET (.*) WHERE (.*)$")
+_DELETE = re.compile(r"^DELETE FROM (\w+) WHERE (.*)$")
+# A WHERE whose every term is `table.column = $N`: rows with different parameters there
+# never meet the same table row.
+_KEY_TERM = re.compile(r"^\w+\.\w+ = \$(\d+)::")
+
+
+def _array_form(sql: str) -> tuple[str | None, tuple[int, ...] | None]:
+    """A plain INSERT ... VALUES, UPDATE ... WHERE or DELETE ... WHERE as one statement over
+    unnest()ed arrays (column i of the rows in array $i), and for UPDATE and DELETE the
+    positions of the WHERE's parameters; (None, None) for any other shape.
+
+    An UPDATE visits its rows in the arrays' order (a nested loop over the few rows of a
+    batch, the plan PostgreSQL picks for them) and so takes its row locks in the order
+    executemany would; should another plan lock them otherwise, a deadlock with a
+    concurrent writer is detected by PostgreSQL and the batch retried one by one."""
+    types: dict[int, str] = {}
+
+    def column(match: re.Match[str]) -> str:
+        position = int(match.group(1))
+        if types.setdefault(position, match.group(2)) != match.group(2):
+            raise ValueError
+        return f"_rows.p{position}"
+
+    try:
+        if (found := _INSERT.match(sql)) is not None:
+            values = _CAST_PARAMETER.sub(column, found.group(2))
+            head, tail, keys = f"{found.group(1)} SELECT {values} FROM ", "", None
+        elif (found := _UPDATE.match(sql)) is not None and " RETURNING " not in sql:
+            setting = _CAST_PARAMETER.sub(column, found.group(2))
+            keys = _keys(found.group(3))
+            where = _CAST_PARAMETER.sub(column, found.group(3))
+            head, tail = f"UPDATE {found.group(1)} SET {setting} FROM ", f" WHERE {where}"
+        elif (found := _DELETE.match(sql)) is not None and " RETURNING " not in sql:
+            keys = _keys(found.group(2))
+            where = _CAST_PARAMETER.sub(column, found.group(2))
+            head, tail = f"DELETE FROM {found.group(1)} USING ", f" WHERE {where}"
+        else:
+            return None, None
+    except ValueError:
+        return None, None
+    positions = sorted(types)
+    if "$" in head + tail or positions != list(range(1, len(positions) + 1)):
+        return None, None  # a parameter without a cast, or one the pattern did not see
+    arrays = ", ".join(f"${p}::{types[p]}[]" for p in positions)
+    names = ", ".join(f"p{p}" for p in positions)
+    return f"{head}unnest({arrays}) AS _rows({names}){tail}", keys
+
+
+def _keys(where: str) -> tuple[int, ...]:
+    """The parameter positions (from 0) of a WHERE of `table.column = $N` terms joined by AND."""
+    keys = []
+    for term in where.split(" AND "):
+        found = _KEY_TERM.match(term)
+        if found is None:
+            raise ValueError
+        keys.append(int(found.group(1)) - 1)
+    return tuple(keys)
+
+
+def _disjoint(plan: _Plan, parameters: list[tuple[Any, ...]]) -> bool:
+    """Whether the rows of an UPDATE or DELETE meet different table rows each (as one
+    statement, a table row met twice would take only one row's values)."""
+    if plan.keyed is None:
+        return True
+    keys = {tuple(row[i] for i in plan.keyed) for row in parameters}
+    return len(keys) == len(parameters)
 
 
 # One remembering processor per datetime format, shared by every plan's datetime binds.
