@@ -149,8 +149,11 @@ async def serve(homing: Homing) -> None:
     if worker is None:
         await homing.db.migrate()  # workers find the store migrated by their parent
     index = ZoneIndex()
-    # TSIG keys and zone transfer lists, for UPDATE, AXFR/IXFR and NOTIFY.
-    access = AccessLoader(homing.db, allow_md5=settings.tsig_allow_md5)
+    # TSIG keys and zone transfer lists, for UPDATE, AXFR/IXFR and NOTIFY: reloaded when
+    # the store's settings generation moves, looked at as often as the journal.
+    access = AccessLoader(
+        homing.db, allow_md5=settings.tsig_allow_md5, interval=settings.follow_interval
+    )
     await access.reload()
     # Every serial move, committed here or picked up from the journal, notifies the
     # zone's secondaries (at start too: they may have missed changes while we were down).
@@ -257,12 +260,14 @@ async def serve(homing: Homing) -> None:
         )
     listener = None
     if not homing.db.is_sqlite:
-        # Other nodes' commits wake the follower at once; its poll stays the fallback.
+        # Other nodes' commits wake the follower (and settings changes the key and zone
+        # list loader) at once; their polls stay the fallback.
         listener = JournalListener(
             homing.db.url,
             homing.db.schema,
             follower.wake,
             known=lambda zone, serial: (index.serial_of(zone) or -1) >= serial,
+            on_settings=access.wake,
         )
         background.append(asyncio.create_task(listener.run(), name="journal-listener"))
     if config.ssl is not None and settings.tls_cert_file and settings.tls_key_file:
@@ -286,7 +291,12 @@ async def serve(homing: Homing) -> None:
         homing.db.on_commit.append(courier.wake)
         background.append(asyncio.create_task(courier.run(), name="notifications"))
         background.append(asyncio.create_task(_inactivity(homing), name="inactivity"))
-        background.append(asyncio.create_task(maintain_signatures(homing.db), name="dnssec"))
+        signing = maintain_signatures(
+            homing.db,
+            interval=settings.dnssec_interval,
+            parents=settings.dnssec_parent_interval,
+        )
+        background.append(asyncio.create_task(signing, name="dnssec"))
         background.append(asyncio.create_task(_expire_challenges(homing), name="acme-expiry"))
         if own_cert is not None:
             own = owncert.run(homing.db, own_cert)

@@ -1,13 +1,19 @@
 """Who may update and transfer which zone, and whom to notify: keys and zone lists from the store.
 
 `Access` is a plain snapshot the DNS handlers decide with; `AccessLoader` keeps one
-fresh: it reloads on an interval, and soon (rate-limited) when a request names a key
-it does not know, so a key added with `homing key add` works on its first use.
+fresh. Triggers in the store move a settings generation with every change of what a
+snapshot is built from (migration 0021); the loader reads that one number every
+`interval` (and at once when woken: PostgreSQL notifies every node of the change) and
+reloads when it moved, so `homing zone set` or `homing key delete`, run anywhere, is in
+effect within the interval. A full reload every `full_interval` is the fallback. A
+request naming a key it does not know also reloads soon (rate-limited), so a key added
+with `homing key add` works on its first use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import ipaddress
 import logging
@@ -15,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.dns.tsig import Keyring, ScopedKey
@@ -22,8 +29,9 @@ from homing.domain.names import zone_for
 from homing.service.keys import TsigKey, all_keys
 from homing.service.zones import TransferSettings, transfer_settings
 from homing.store.db import Database
+from homing.store.schema import settings_generation
 
-__all__ = ["Access", "AccessLoader", "ZoneAccess", "parse_target"]
+__all__ = ["Access", "AccessLoader", "ZoneAccess", "parse_target", "read_generation"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +136,12 @@ class Access:
         return () if lists is None else lists.notify
 
 
+async def read_generation(conn: AsyncConnection) -> int | None:
+    """The store's settings generation (None: a store without one)."""
+    value = await conn.scalar(sa.select(settings_generation.c.generation))
+    return None if value is None else int(value)
+
+
 class AccessLoader:
     """Keeps `current` in step with the store."""
 
@@ -136,32 +150,47 @@ class AccessLoader:
         db: Database,
         *,
         allow_md5: bool = False,
-        interval: float = 5.0,
+        interval: float = 0.5,
+        full_interval: float = 60.0,
         min_reload_gap: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
         self.allow_md5 = allow_md5
         self.interval = interval
+        self.full_interval = full_interval
         self.min_reload_gap = min_reload_gap
         self.current = Access()
+        self.generation: int | None = None  # the store's, read just before `current`
+        self.reloads = 0  # snapshots read (for tests and metrics)
         self._clock = clock
         self._started_at: float | None = None  # when the read behind `current` began
         self._lock = asyncio.Lock()
+        self._woken = asyncio.Event()
         self.listeners: list[Callable[[Access], None]] = []
+
+    def wake(self) -> None:
+        """Look at the generation now (the store told us of a change), not at the next tick."""
+        self._woken.set()
 
     async def reload(self) -> Access:
         """Read keys and zone lists in one snapshot and make them current."""
         started = self._clock()
 
-        async def read(conn: AsyncConnection) -> Access:
-            return Access.build(
+        async def read(conn: AsyncConnection) -> tuple[int | None, Access]:
+            # The generation first: what follows is at least that new, and a change
+            # committed in between moves it again, so the next look reloads once more.
+            generation = await read_generation(conn)
+            access = Access.build(
                 await all_keys(conn), await transfer_settings(conn), allow_md5=self.allow_md5
             )
+            return generation, access
 
-        access = await self.db.read(read)
+        generation, access = await self.db.read(read)
+        self.reloads += 1
         if self._started_at is None or started >= self._started_at:
             self.current = access
+            self.generation = generation
             self._started_at = started
         for listener in self.listeners:
             listener(self.current)
@@ -185,11 +214,35 @@ class AccessLoader:
                     await asyncio.sleep(wait)  # the rate limit itself: no event to wait for
             return await self.reload()
 
+    async def check(self) -> bool:
+        """Reload when the store's generation moved, or the last full read is
+        `full_interval` old; whether it reloaded."""
+        started = self._started_at
+        if started is None or self._clock() - started >= self.full_interval:
+            await self.reload()
+            return True
+        if await self.db.read(read_generation) == self.generation:
+            return False
+        await self.reload()
+        return True
+
     async def run(self) -> None:
-        """Reload every `interval` seconds, forever; store errors are logged and retried."""
+        """Look at the generation every `interval` seconds or when woken, forever; store
+        errors are logged (once until it answers again) and retried."""
+        failing = False
         while True:
-            await asyncio.sleep(self.interval)  # periodic: keys deleted elsewhere send no event
+            # The poll covers what wakes nothing (a SQLite store changed by another
+            # process, a lost notification connection); a wake cuts it short.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self.interval)
+            self._woken.clear()
             try:
-                await self.reload()
+                await self.check()
             except Exception:
-                log.exception("reloading TSIG keys and zone lists failed; retrying")
+                if not failing:
+                    log.exception("reading TSIG keys and zone lists failed; retrying")
+                failing = True
+            else:
+                if failing:
+                    log.info("reading TSIG keys and zone lists again")
+                failing = False

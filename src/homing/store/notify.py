@@ -7,6 +7,10 @@ not passed on, so a busy node does not read the store again after each of its ow
 dedicated connection per process listens; when it is lost it is opened again, and the
 follower is woken after each (re)connect, since notifications sent meanwhile are gone.
 The follower's poll stays as the fallback for whatever a lost connection hides.
+
+The same connection listens on the settings channel: a trigger (migration 0021) sends
+`pg_notify(SETTINGS_CHANNEL, 'SCHEMA')` in a transaction that changes keys or zone
+lists, which wakes the TSIG key and zone list loader (homing.dns.access).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sqlalchemy as sa
 log = logging.getLogger(__name__)
 
 CHANNEL = "homing_journal"
+SETTINGS_CHANNEL = "homing_settings"
 RETRY_FIRST = 0.5  # seconds before the first reconnect; doubled up to RETRY_MAX
 RETRY_MAX = 15.0
 CONNECT_TIMEOUT = 10.0
@@ -36,7 +41,8 @@ def asyncpg_dsn(url: sa.URL) -> str:
 
 class JournalListener:
     """Calls `on_change` when a zone in `schema` moved on another connection (any node),
-    unless `known(zone, serial)` says this process answers with that serial already."""
+    unless `known(zone, serial)` says this process answers with that serial already;
+    `on_settings` when keys or zone lists in `schema` changed."""
 
     def __init__(
         self,
@@ -44,11 +50,14 @@ class JournalListener:
         schema: str | None,
         on_change: Callable[[], None],
         known: Callable[[str, int], bool] = lambda _zone, _serial: False,
+        on_settings: Callable[[], None] | None = None,
     ) -> None:
         self.dsn = asyncpg_dsn(url)
         self.schema = schema or "public"
         self.on_change = on_change
         self.known = known
+        self.on_settings = on_settings
+        self.settings_notifications = 0  # received for our schema
         self.connected = False
         self.notifications = 0  # received for our schema
         self.skipped = 0  # of those, serials this process had already
@@ -66,6 +75,12 @@ class JournalListener:
             return
         self.on_change()
 
+    def _settings_received(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload != self.schema or self.on_settings is None:
+            return
+        self.settings_notifications += 1
+        self.on_settings()
+
     async def run(self) -> None:
         """Listen forever; each lost connection is opened again after a growing pause."""
         delay = RETRY_FIRST
@@ -76,12 +91,16 @@ class JournalListener:
                 conn = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT)
                 conn.add_termination_listener(functools.partial(_ended, lost))
                 await conn.add_listener(CHANNEL, self._received)
+                if self.on_settings is not None:
+                    await conn.add_listener(SETTINGS_CHANNEL, self._settings_received)
                 if self.reconnects or self.errors:
                     log.info("listening for journal notifications again")
                 self.backend_pid = conn.get_server_pid()
                 self.connected = True
                 delay = RETRY_FIRST
                 self.on_change()  # what was committed while we were not listening
+                if self.on_settings is not None:
+                    self.on_settings()
                 await self._watch(conn, lost)
             except asyncio.CancelledError:
                 raise
