@@ -91,7 +91,8 @@ def _make_server(base: Path, name: str, dig_path: str, env_extra: dict[str, str]
 
 
 def _start(make: Callable[[int], Server]) -> Server:
-    """Start a server; another machine's process may take a probed port first: retry."""
+    """Start a server; another machine's process may take a probed port first: retry with
+    a fresh one (`make` builds and configures each attempt's)."""
     for attempt in range(1, START_ATTEMPTS + 1):
         srv = make(attempt)
         try:
@@ -107,39 +108,51 @@ def _start(make: Callable[[int], Server]) -> Server:
 @pytest.fixture
 def pair(request: pytest.FixtureRequest, tmp_path: Path, dig_path: str) -> Iterator[Pair]:
     """A primary homing (SQLite or PostgreSQL store) with ZONE, and a secondary homing
-    (its own SQLite store) configured for it; both stopped by PID at teardown."""
+    (its own SQLite store) configured for it; both stopped by PID at teardown.
+
+    The primary's store holds the zone, its key and notify key and the user before the
+    primary starts, so it signs its first NOTIFY (a running server also reads settings
+    changes within its follow interval; tests/e2e/test_settings_reload.py tests that)."""
     backend = getattr(request, "param", "sqlite")
-    schema = None
-    primary_env: dict[str, str] = {}
-    if backend == "postgresql":
-        schema = f"homing_pair_{os.getpid()}_{secrets.token_hex(4)}"
-        primary_env = {"HOMING_DATABASE_URL": POSTGRES_URL, "HOMING_DATABASE_SCHEMA": schema}
-    started: list[Server] = []
-    try:
-        primary = _start(lambda n: _make_server(tmp_path, f"primary-{n}", dig_path, primary_env))
-        started.append(primary)
-        # The secondary's ports are known before it starts: the primary notifies it.
-        secondary = _make_server(tmp_path, "secondary", dig_path, {})
+    schemas: list[str] = []
+    # The secondary's ports are known before it starts: the primary notifies it.
+    secondary = _make_server(tmp_path, "secondary", dig_path, {})
+    keys: list[str] = []  # each attempt's; the last is the started primary's
+
+    def configured_primary(attempt: int) -> Server:
+        """Each attempt's primary has a store of its own (a fresh data dir or schema)."""
+        env: dict[str, str] = {}
+        if backend == "postgresql":
+            schemas.append(f"homing_pair_{os.getpid()}_{secrets.token_hex(4)}")
+            env = {"HOMING_DATABASE_URL": POSTGRES_URL, "HOMING_DATABASE_SCHEMA": schemas[-1]}
+        primary = _make_server(tmp_path, f"primary-{attempt}", dig_path, env)
         cli(
             primary, "zone", "add", ZONE, "--ns", "ns1.example.org", "--ns", "ns2.example.org",
             "--notify", f"{LOOPBACK}:{secondary.dns_port}",
         )  # fmt: skip
-        key = cli(primary, "key", "add", KEY_NAME, "--zone", ZONE).strip().splitlines()[-1]
+        keys.append(cli(primary, "key", "add", KEY_NAME, "--zone", ZONE).strip().splitlines()[-1])
         cli(primary, "zone", "set", ZONE, "--notify-key", KEY_NAME)  # NOTIFYs signed too
+        cli(primary, "user", "add", "alice", "--email", "a@example.org", "--password-stdin",
+            input_text="correct horse battery staple\n")  # fmt: skip
+        return primary
+
+    started: list[Server] = []
+    try:
+        primary = _start(configured_primary)
+        started.append(primary)
+        key = keys[-1]
         algorithm, name, secret = key.split(":")
         where = f"{LOOPBACK}:{primary.dns_port}"
         cli(secondary, "zone", "add", ZONE, "--primary", where)
         cli(secondary, "key", "add", name, "--zone", ZONE, "--algorithm", algorithm,
             "--secret", secret)  # fmt: skip
         cli(secondary, "zone", "set", ZONE, "--primary", where, "--primary-key", name)
-        cli(primary, "user", "add", "alice", "--email", "a@example.org", "--password-stdin",
-            input_text="correct horse battery staple\n")  # fmt: skip
         started.append(secondary)
         yield Pair(primary, secondary, key, backend)
     finally:
         for srv in started:
             srv.stop()
-        if schema is not None:
+        for schema in schemas:
             _drop_schema(schema)
 
 
