@@ -54,6 +54,26 @@ from homing.workers import (
 log = logging.getLogger(__name__)
 
 
+def _track_owner_tables(index: ZoneIndex) -> None:
+    """Have the collector track each zone's table of owners, so that gc.freeze() takes it.
+
+    A full collection untracks a dict whose values are all untracked (the owners' tuples
+    of bytes and ints), and the first change after the freeze, a new tuple, tracks it
+    again outside the frozen objects: from then on every collection of any generation
+    walks all its entries, most of a second at 10M hosts (docs/benchmarks.md). A dict
+    tracked stays tracked: one tracked value in and out is enough.
+    """
+    for zone in index.zones.values():
+        for table in (zone.owners, zone.outside):
+            if _UNUSED_KEY not in table:
+                table[_UNUSED_KEY] = []  # type: ignore[assignment]  # a list is always tracked
+                del table[_UNUSED_KEY]
+
+
+# No owner's key: a wire label is at most 63 bytes long, this one says 255.
+_UNUSED_KEY = b"\xff"
+
+
 def _http_socket(listen: str, *, reuse_port: bool = False) -> socket.socket:
     host, port = parse_listen(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -178,6 +198,7 @@ async def serve(homing: Homing) -> None:
     # The loaded zones are hundreds of thousands of long-lived objects: keep them out of
     # the collector's full passes, which otherwise stall answers for hundreds of ms.
     gc.collect()
+    _track_owner_tables(index)
     gc.freeze()
     siblings = None
     if worker is not None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,12 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 class WriterThread:
     """The thread SQLite's sync batches run on, one call at a time, in order.
 
     Lighter than run_in_executor: one asyncio future, settled from the thread, instead of
-    a concurrent future, its asyncio wrapper and their callbacks."""
+    a concurrent future, its asyncio wrapper and their callbacks. At DEBUG each call's
+    times are logged: queued (waiting for the thread), ran, and heard (until the event
+    loop ran the settling callback: a busy loop shows here, not in the store)."""
 
     def __init__(self) -> None:
         self._calls: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
@@ -30,7 +36,7 @@ class WriterThread:
     def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """`fn(*args)` on the thread; the future has its result (or exception)."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._calls.put((future, fn, args))
+        self._calls.put((future, fn, args, time.perf_counter()))
         return future
 
     async def stop(self, last: Callable[[], None]) -> None:
@@ -41,17 +47,33 @@ class WriterThread:
 
     def _serve(self) -> None:
         while (call := self._calls.get()) is not None:
-            future, fn, args = call
+            future, fn, args, queued = call
+            started = time.perf_counter()
             try:
                 result = fn(*args)
             except BaseException as exc:  # the caller's to handle, on its own thread
-                self._settle(future, None, exc)
+                self._settle(future, None, exc, (queued, started))
             else:
-                self._settle(future, result, None)
+                self._settle(future, result, None, (queued, started))
 
     @staticmethod
-    def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    def _settle(
+        future: asyncio.Future[Any],
+        result: Any,
+        exc: BaseException | None,
+        times: tuple[float, float],
+    ) -> None:
+        ran = time.perf_counter()
+
         def settle() -> None:
+            if log.isEnabledFor(logging.DEBUG):
+                queued, started = times
+                log.debug(
+                    "writer call: queued %.1f ms, ran %.1f ms, heard %.1f ms",
+                    (started - queued) * 1e3,
+                    (ran - started) * 1e3,
+                    (time.perf_counter() - ran) * 1e3,
+                )
             if future.cancelled():
                 return
             if exc is None:
