@@ -336,15 +336,19 @@ class PostgresCpu:
 
     _AUX = ("walwriter", "checkpointer", "background writer", "autovacuum", "logical", "stats")
 
-    def __init__(self, server_pid: int) -> None:
+    def __init__(self, server_pid: int, *, poll: bool = True) -> None:
+        """`poll`: sample meanwhile (False: at the start and the stop only, for a caller
+        whose connections stay open and whose own CPU the sampling would add to)."""
         self.server_pid = server_pid
         self.start: dict[int, float] = {}  # backend pid -> CPU when first seen
         self.last: dict[int, float] = {}
         self.aux_start = self._aux()
         self._stop = threading.Event()
         self._sample(first=True)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if poll:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
 
     def _aux(self) -> float:
         total = 0.0
@@ -374,7 +378,8 @@ class PostgresCpu:
     def stop(self) -> dict[str, float]:
         """CPU seconds of the backends and of the cluster's own processes since the start."""
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         self._sample()
         backends = sum(self.last[pid] - self.start[pid] for pid in self.last)
         return {
