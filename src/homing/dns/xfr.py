@@ -7,7 +7,7 @@ request was (RFC 8945 5.3.1: one running MAC over the whole answer).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import dns.exception
 import dns.flags
@@ -16,6 +16,7 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.RRSIG
 import dns.rdtypes.ANY.SOA
 import dns.renderer
 import dns.rrset
@@ -71,7 +72,51 @@ def client_serial(query: dns.message.Message) -> int | None:
 def axfr_records(zone: ZoneData) -> list[dns.rrset.RRset]:
     """SOA, every other RRset, SOA (RFC 5936 2.2), as the index holds the zone now."""
     soa = zone.soa()
-    return [soa, *zone.rrsets(), soa]
+    records = [soa]
+    owner: list[dns.rrset.RRset] = []  # the index gives an owner's RRsets one after another
+    for rrset in zone.rrsets():
+        if owner and rrset.name != owner[0].name:
+            records += _signatures_apart(owner)
+            owner = []
+        owner.append(rrset)
+    records += _signatures_apart(owner)
+    records.append(soa)
+    return records
+
+
+def _signatures_apart(rrsets: list[dns.rrset.RRset]) -> list[dns.rrset.RRset]:
+    """One owner's RRsets, its RRSIGs (kept as one RRset) apart by the type they cover, each
+    with that RRset's TTL (RFC 4034 3); an RRSIG without its RRset keeps its original TTL."""
+    ttls = {int(r.rdtype): r.ttl for r in rrsets if r.rdtype != dns.rdatatype.RdataType.RRSIG}
+    out: list[dns.rrset.RRset] = []
+    for rrset in rrsets:
+        if rrset.rdtype == dns.rdatatype.RdataType.RRSIG:
+            out += _by_covered_type(rrset.name, rrset, ttls)
+        else:
+            out.append(rrset)
+    return out
+
+
+def _by_covered_type(
+    owner: dns.name.Name, rdatas: Iterable[dns.rdata.Rdata], ttls: Mapping[int, int]
+) -> list[dns.rrset.RRset]:
+    """RRSIG records as one RRset per covered type, each with the covered RRset's TTL from
+    `ttls`, else the signature's original TTL (which homing's signer sets to that TTL).
+
+    A secondary keeps a record's TTL as sent: all of an owner's signatures at its
+    smallest TTL would have it serve, say, the DNSKEY RRset's for a minute, not an hour."""
+    apart: dict[int, dns.rrset.RRset] = {}
+    for rdata in rdatas:
+        assert isinstance(rdata, dns.rdtypes.ANY.RRSIG.RRSIG)
+        covered = int(rdata.type_covered)
+        rrset = apart.get(covered)
+        if rrset is None:
+            rrset = apart[covered] = dns.rrset.RRset(
+                owner, dns.rdataclass.IN, dns.rdatatype.RdataType.RRSIG, rdata.type_covered
+            )
+            rrset.update_ttl(ttls.get(covered, rdata.original_ttl))
+        rrset.add(rdata)
+    return list(apart.values())
 
 
 def ixfr_records(
@@ -122,6 +167,14 @@ def _difference(
             gone |= before & after
             new |= before & after
         owner = dns.name.from_text(name)
+        if rtype == "RRSIG":
+            # Added with the TTLs of the RRsets they cover, as AXFR sends them; a deletion
+            # names records by their data, whatever TTL the secondary holds them with.
+            now = zone.node(owner) or {}
+            ttls = {int(t): r.ttl for t, r in now.items() if t != dns.rdatatype.RdataType.RRSIG}
+            deleted += _by_covered_type(owner, _rrsigs(gone), {})
+            added += _by_covered_type(owner, _rrsigs(new), ttls)
+            continue
         if gone:
             deleted.append(_rrset(owner, rtype, old_ttl, gone))
         if new:
@@ -131,16 +184,12 @@ def _difference(
 
 
 def _rrset(owner: dns.name.Name, rtype: str, ttl: int, rdatas: Iterable[str]) -> dns.rrset.RRset:
-    if rtype != "RRSIG":
-        return dns.rrset.from_text_list(owner, ttl, dns.rdataclass.IN, rtype, sorted(rdatas))
-    # An owner's RRSIGs are one RRset whatever they cover (homing.dnssec); dnspython would
-    # refuse a second covered type.
-    rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, dns.rdatatype.RdataType.RRSIG)
-    for text in sorted(rdatas):
-        rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.RdataType.RRSIG, text)
-        rrset.covers = rdata.covers()
-        rrset.add(rdata, ttl)
-    return rrset
+    return dns.rrset.from_text_list(owner, ttl, dns.rdataclass.IN, rtype, sorted(rdatas))
+
+
+def _rrsigs(texts: Iterable[str]) -> list[dns.rdata.Rdata]:
+    rrsig = dns.rdatatype.RdataType.RRSIG
+    return [dns.rdata.from_text(dns.rdataclass.IN, rrsig, text) for text in sorted(texts)]
 
 
 def render(
