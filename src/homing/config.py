@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(default=8, ge=1, le=30)
     notify_keep_days: int = Field(default=30, ge=1)  # sent and failed notifications kept
     inactivity_interval: float = Field(default=3600.0, gt=0)  # seconds between policy runs
+    # The leader's signing upkeep (signatures due, key roll steps), seconds between passes,
+    # and how often a zone waiting for its parent has the parent's DS asked.
+    dnssec_interval: float = Field(default=60.0, gt=0, le=3600)
+    dnssec_parent_interval: float = Field(default=300.0, gt=0, le=86400)
     # The policy until an operator saves it on /admin/inactivity; 0 days: never.
     inactivity_warn_days: int = Field(default=0, ge=0)
     inactivity_disable_days: int = Field(default=0, ge=0)
