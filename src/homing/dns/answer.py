@@ -47,7 +47,7 @@ from homing.dns.replies import (
     DEFAULT_REPLY_CACHE_SIZE,
     KeptAnswers,
     Prepared,
-    folded_reply,
+    kept_reply,
 )
 from homing.dns.resolution import METATYPE_RCODES, Resolution, resolve
 from homing.dns.signed import covering, secure, signed
@@ -149,18 +149,13 @@ class Responder:
         `client` is the sender's address (4 or 16 bytes), for DNS Cookies; b"": unknown.
         """
         if not tcp:
-            replies = self.udp_replies()
-            kept = replies.get(wire[2:])
+            kept = kept_reply(self.udp_replies(), wire)
             if kept is not None:
-                return wire[:2] + kept
-            folded = folded_reply(replies, wire)
-            if folded is not None:
-                return folded
+                return kept
         return self.compute(wire, tcp=tcp, client=client)
 
     def udp_replies(self) -> dict[bytes, bytes]:
-        """Replies kept for plain UDP queries: `wire[:2] + replies[wire[2:]]` answers the
-        query `wire` when its key is there, else `replies.folded_reply` may. Current until
+        """Replies kept for plain UDP queries, which `replies.kept_reply` looks up. Current until
         the index changes: ask again after anything else has run (the UDP server asks
         once per readiness callback)."""
         kept = self._kept
@@ -323,12 +318,15 @@ class Responder:
                                 self._kept.keep_reply(wire, reply, name)
                             return reply
                 if sign:
-                    direct = denial(zone, node, key, apex, end)
+                    direct = denial(zone, node, key, apex, end, qtype)
                 else:
                     direct = _direct(zone, node, key, apex, qtype)
                 if direct is not None:
                     reply = respond(wire, end, payload, opt, *direct, tcp=tcp)
-                    if keep and sign and direct[0] == _NOERROR | AA:  # NODATA: filed by zone
+                    # NODATA at an owner: filed by zone (it carries the SOA). Not a wildcard's
+                    # answers, nor NXDOMAIN: random names would crowd out the owners' replies
+                    # (homing.dns.denial keeps those apart).
+                    if keep and sign and node is not None and direct[0] == _NOERROR | AA:
                         self._kept.keep_reply(wire, reply, name, zone.wire)
                     return reply
         ident, flags = ID_FLAGS.unpack_from(wire)

@@ -1,12 +1,19 @@
-"""The NSEC3 proofs of a signed zone's denials (RFC 5155 7.2), found and written as wire.
+"""The NSEC3 proofs of a signed zone's denials and wildcard answers (RFC 5155 7.2),
+found and written as wire.
 
-An NXDOMAIN name is mostly new each time, so its proof cannot be kept per name: it is
-made afresh in a few microseconds. The name is hashed with hashlib; the NSEC3 record
-covering the hash is found by bisection in the zone's hashed owners, kept sorted per
-zone; each NSEC3 RRset with its RRSIGs is kept rendered (records without their owners)
-beside the sorted owners, for as long as the index holds the same node at that name.
-The NSEC3 records themselves decide: the sorted owners only point at one, and are
-mended in place when its record shows a hash come or gone since they were listed.
+A name is hashed with hashlib; the NSEC3 record covering the hash is found by bisection
+in the zone's hashed owners, kept sorted per zone; each NSEC3 RRset with its RRSIGs is
+kept rendered (records without their owners) beside the sorted owners, for as long as the
+index holds the same node at that name. The NSEC3 records themselves decide: the sorted
+owners only point at one, and are mended in place when its record shows a hash come or
+gone since they were listed.
+
+What a name's answer depends on besides the name (the SOA, the closest encloser's NSEC3
+and the one covering its wildcard) is kept rendered per encloser and question length, so
+a new name costs one hash and one bisection. Whole answers are kept too, per question, as
+the zone stands (its serial), in one store for every zone bounded in count and bytes: a
+resolver asking again, as dnsperf's replayed file does, gets them without a hash; random
+names from a flood only cycle the store.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import struct
 import weakref
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from itertools import islice
 
 import dns.rcode
 import dns.rdatatype
@@ -24,7 +32,7 @@ from homing.dns.index import Node, ZoneData
 from homing.dns.rrwire import RR_HEAD
 from homing.dns.wire import AA
 
-__all__ = ["covering_key", "covering_ttl", "denial", "hashed"]
+__all__ = ["KEPT_ANSWERS", "KEPT_BYTES", "covering_key", "covering_ttl", "denial", "hashed"]
 
 _NSEC3 = int(dns.rdatatype.RdataType.NSEC3)
 _RRSIG = int(dns.rdatatype.RdataType.RRSIG)
@@ -38,6 +46,11 @@ _WILD = b"\x01*"
 # Steps a covering lookup may take mending the sorted owners before listing them again.
 _MENDS = 16
 _NEAR_MAX = 65_536  # closest enclosers whose hashes (and their wildcard's) are kept
+# Whole answers kept, for every zone together: about 750 bytes each for an NXDOMAIN with
+# an ECDSA signature, so a flood of random names holds at most some 40 MB here.
+KEPT_ANSWERS = 32_768
+KEPT_BYTES = 24 * 1024 * 1024
+_EVICT_FRACTION = 8  # when full, the oldest 1/8 of the answers go
 # base32hex (RFC 4648 7) of 10 bits at a time: a SHA-1 digest is 16 such groups.
 _DIGITS = b"0123456789abcdefghijklmnopqrstuv"
 _PAIRS = [bytes((_DIGITS[i >> 5], _DIGITS[i & 31])) for i in range(1024)]
@@ -111,7 +124,17 @@ class _Chain:
     keys: list[bytes] = field(default_factory=list)
     rendered: dict[bytes, _Rendered] = field(default_factory=dict)
     soa: tuple[Node, bytes, list[bytes]] | None = None  # apex node, SOA record, its RRSIGs
-    near: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)  # see denial()
+    near: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)  # see _nxdomain()
+    # The zone state (serial, SOA parameters) the answers and prefixes were made at; a new
+    # `epoch` object marks the answers kept before as stale.
+    serial: int = -1
+    meta: object = None
+    epoch: object = field(default_factory=object)
+    # (closest encloser, the name's length below the apex) -> an NXDOMAIN's authority
+    # section but the next closer name's NSEC3: (record count, wire, hashed owners in it)
+    prefixes: dict[tuple[bytes, int], tuple[int, bytes, frozenset[bytes]]] = field(
+        default_factory=dict
+    )
 
 
 _chains: weakref.WeakKeyDictionary[ZoneData, _Chain] = weakref.WeakKeyDictionary()
@@ -199,7 +222,16 @@ class _WireProof:
         self.offset = offset  # where the next record starts in the message
         self.parts: list[bytes] = []
         self.count = 0
-        self._added: set[bytes] = set()
+        self.added: set[bytes] = set()
+
+    def soa(self) -> None:
+        """The zone's SOA record and its RRSIGs, each owned by the apex's place in the
+        question (no pointer to a pointer)."""
+        soa = _soa(self.zone, self.chain)
+        for record in soa:
+            self.parts += (self.apex, record)
+            self.offset += len(self.apex) + len(record)
+        self.count += len(soa)
 
     def add(self, owner: bytes, records: list[bytes]) -> None:
         """`records` (without owners), the first owned by `owner`, the rest pointing at it."""
@@ -219,11 +251,11 @@ class _WireProof:
 
     def by_key(self, key: bytes | None) -> None:
         """The NSEC3 RRset at the hashed owner `key`, if any."""
-        if key is None or key in self._added:
+        if key is None or key in self.added:
             return
         rendered = _rendered(self.zone, self.chain, key)
         if rendered is not None:
-            self._added.add(key)
+            self.added.add(key)
             self.add(key + self.apex, rendered.records)
 
     def matching(self, name: bytes) -> None:
@@ -244,47 +276,140 @@ def _soa(zone: ZoneData, chain: _Chain) -> list[bytes]:
     return done[2]
 
 
-def denial(
-    zone: ZoneData, node: Node | None, key: bytes, apex: int, end: int
-) -> tuple[int, int, int, bytes] | None:
-    """(rcode with AA, answer count, authority count, records) of the NXDOMAIN or NODATA
-    answer with DO for the name `key` below the apex of a signed zone, whose RRsets
-    (`node`, None when it owns none) lack the type asked, the question ending at `end`:
-    the SOA and the NSEC3 proofs of RFC 5155 7.2.2-7.2.4, each with its RRSIGs.
+# (rcode with AA, answer count, authority count, records)
+Answer = tuple[int, int, int, bytes]
 
-    None when the answer needs the slow path: a CNAME to follow, a wildcard to expand.
+
+class _Kept:
+    """Whole answers of `denial()` by question, for every zone, bounded in count and bytes;
+    an answer is good while its zone's chain has the epoch it was made in."""
+
+    def __init__(self) -> None:
+        self.entries: dict[bytes, tuple[object, Answer | None]] = {}
+        self.size = 0  # bytes of the records kept
+
+    def put(self, key: bytes, epoch: object, found: Answer | None) -> None:
+        size = len(key) + (0 if found is None else len(found[3]))
+        if len(self.entries) >= KEPT_ANSWERS or self.size + size > KEPT_BYTES:
+            self._evict(size)
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.size -= len(key) + (0 if old[1] is None else len(old[1][3]))
+        self.entries[key] = (epoch, found)
+        self.size += size
+
+    def _evict(self, room: int) -> None:
+        """Drop the answers kept longest ago, an eighth at least, until `room` bytes fit."""
+        drop = max(1, KEPT_ANSWERS // _EVICT_FRACTION)
+        while self.entries and (drop > 0 or self.size + room > KEPT_BYTES):
+            for key in list(islice(self.entries, max(1, drop))):
+                _, found = self.entries.pop(key)
+                self.size -= len(key) + (0 if found is None else len(found[3]))
+            drop = 0
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.size = 0
+
+
+_kept = _Kept()
+
+
+def denial(
+    zone: ZoneData, node: Node | None, key: bytes, apex: int, end: int, qtype: int
+) -> Answer | None:
+    """(rcode with AA, answer count, authority count, records) of the answer with DO for
+    the name `key` below the apex of a signed zone, whose RRsets (`node`, None when it
+    owns none) lack the type asked, the question ending at `end`: NXDOMAIN or NODATA with
+    the SOA and the NSEC3 proofs of RFC 5155 7.2.2-7.2.5, or the wildcard's RRset and its
+    RRSIGs with the NSEC3 covering the next closer name (7.2.6, RFC 4035 3.1.3.3), each
+    NSEC3 with its RRSIGs.
+
+    None when the answer needs the slow path: a CNAME to follow.
     """
-    if node is None and not zone.exists(key):
-        if zone.wildcard(key) is not None:
-            return None
-        rcode = _NXDOMAIN
-    else:
+    chain = _chain(zone)
+    if chain.serial != zone.serial or chain.meta is not zone.meta:
+        chain.serial, chain.meta, chain.epoch = zone.serial, zone.meta, object()
+        chain.prefixes.clear()
+    # The name is self-delimiting: name and type are an unambiguous key.
+    question = key + zone.wire + qtype.to_bytes(2, "big")
+    kept = _kept.entries.get(question)
+    if kept is not None and kept[0] is chain.epoch:
+        return kept[1]
+    found = _answer(zone, chain, node, key, apex, end, qtype)
+    _kept.put(question, chain.epoch, found)
+    return found
+
+
+def _answer(
+    zone: ZoneData, chain: _Chain, node: Node | None, key: bytes, apex: int, end: int, qtype: int
+) -> Answer | None:
+    pointer = _POINTER.pack(0xC00C + apex)
+    origin = zone.wire
+    if node is not None or zone.exists(key):
         if node is not None and _CNAME in node[::3]:
             return None
-        rcode = _NOERROR
-    pointer = _POINTER.pack(0xC00C + apex)
-    chain = _chain(zone)
-    proof = _WireProof(zone, chain, pointer, end)
-    soa = _soa(zone, chain)
-    for record in soa:  # each owned by the apex's place in the question: no pointer to it
-        proof.parts += (pointer, record)
-        proof.offset += len(pointer) + len(record)
-    proof.count += len(soa)
+        proof = _WireProof(zone, chain, pointer, end)
+        proof.soa()
+        proof.matching(key + origin)  # the name's own NSEC3 (an empty non-terminal has one)
+        return _NOERROR | AA, 0, proof.count, b"".join(proof.parts)
+    # RFC 5155 7.2.1: the closest encloser exists, the next closer name below it does not.
+    closer = key
+    encloser = key[key[0] + 1 :]
+    while encloser and not zone.exists(encloser):
+        closer, encloser = encloser, encloser[encloser[0] + 1 :]
+    wild = zone.owners.get(_WILD + encloser)
+    if wild is None:
+        return _nxdomain(zone, chain, encloser, closer, pointer, apex, end)
+    if _CNAME in wild[::3] or qtype in (_RRSIG, _NSEC3):
+        return None
+    found = _rrset_wire(wild, qtype)
+    if found is None:  # wildcard NODATA (7.2.5): the wildcard's own NSEC3 lacks the type
+        proof = _WireProof(zone, chain, pointer, end)
+        proof.soa()
+        proof.matching(encloser + origin)
+        proof.covering(closer + origin)
+        proof.matching(_WILD + encloser + origin)
+        return _NOERROR | AA, 0, proof.count, b"".join(proof.parts)
+    count, records = found
+    extra, sigs = covering_ttl(wild, qtype, RR_HEAD.unpack_from(records, 0)[3])
+    answer = records + sigs
+    proof = _WireProof(zone, chain, pointer, end + len(answer))
+    proof.covering(closer + origin)
+    return AA, count + extra, proof.count, answer + b"".join(proof.parts)
+
+
+def _nxdomain(
+    zone: ZoneData,
+    chain: _Chain,
+    encloser: bytes,
+    closer: bytes,
+    pointer: bytes,
+    apex: int,
+    end: int,
+) -> Answer:
+    """NXDOMAIN (RFC 5155 7.2.2): the SOA, the closest encloser's NSEC3, the NSEC3s covering
+    the next closer name and the wildcard at the encloser. All but the next closer name's
+    are the same for every name of that length below that encloser: kept rendered."""
     origin = zone.wire
-    if rcode == _NOERROR:  # the name's own NSEC3 (an empty non-terminal has one too)
-        proof.matching(key + origin)
-    else:  # closest encloser, next closer name, the wildcard at the encloser
-        closer = key
-        encloser = key[key[0] + 1 :]
-        while encloser and not zone.exists(encloser):
-            closer, encloser = encloser, encloser[encloser[0] + 1 :]
+    prefix = chain.prefixes.get((encloser, apex))
+    if prefix is None:
         near = chain.near.get(encloser)
         if near is None:  # the hashes of the encloser and its wildcard: the same for many
             if len(chain.near) >= _NEAR_MAX:
                 chain.near.clear()
             near = (hashed(encloser + origin), hashed(_WILD + encloser + origin))
             chain.near[encloser] = near
+        proof = _WireProof(zone, chain, pointer, end)
+        proof.soa()
         proof.by_key(near[0])
-        proof.covering(closer + origin)
         proof.by_key(covering_key(zone, near[1]))
-    return rcode | AA, 0, proof.count, b"".join(proof.parts)
+        if len(chain.prefixes) >= _NEAR_MAX:
+            chain.prefixes.clear()
+        prefix = (proof.count, b"".join(proof.parts), frozenset(proof.added))
+        chain.prefixes[(encloser, apex)] = prefix
+    count, wire, added = prefix
+    proof = _WireProof(zone, chain, pointer, end + len(wire))
+    proof.added.update(added)
+    proof.covering(closer + origin)
+    return _NXDOMAIN | AA, 0, count + proof.count, wire + b"".join(proof.parts)

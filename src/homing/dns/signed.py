@@ -3,9 +3,9 @@ of every RRset given, and NSEC3 records proving what does not exist.
 
 Nothing is signed here: the signatures and the NSEC3 chain are stored with the zone
 (homing.dnssec) and only picked out. The hot path gives an RRset's own signatures
-(`covering`) straight from the index's wire, and the denials below the apex too
-(homing.dns.denial). The rest (the apex, CNAME chains, wildcards, referrals) is made on
-the slow path with dnspython (`secure`) and kept like its other answers.
+(`covering`) straight from the index's wire, and the denials and wildcard answers below
+the apex too (homing.dns.denial). The rest (the apex, CNAME chains, referrals, NS, MX and
+SRV) is made on the slow path with dnspython (`secure`) and kept like its other answers.
 """
 
 from __future__ import annotations
