@@ -34,6 +34,7 @@ from homing.dns.cookies import ServerCookies
 from homing.dns.dispatch import Dispatcher, needs_dispatch
 from homing.dns.framing import CLOSED, NEED_DATA, FramingError, StreamFramer, frame
 from homing.dns.index import ZoneIndex
+from homing.dns.replies import kept_reply
 from homing.service import zones
 from homing.service.dnsupdate import Operation, UpdateScope, apply_update
 from homing.service.journal import Follower
@@ -208,9 +209,9 @@ class WirePath:
     def udp(self, wire: bytes, peer: str = ALLOWED_PEER) -> list[bytes]:
         """The datagrams answering one datagram, as dns/udp.py would send them."""
         client = client_bytes(peer)
-        kept = self.responder.udp_replies().get(wire[2:])
+        kept = kept_reply(self.responder.udp_replies(), wire)
         if kept is not None:
-            replies = [wire[:2] + kept]
+            replies = [kept]
         elif needs_dispatch(wire):
             replies = list(
                 self.loop.run_until_complete(self.dispatcher.handle(wire, peer, tcp=False))

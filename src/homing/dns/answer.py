@@ -47,7 +47,7 @@ from homing.dns.replies import (
     DEFAULT_REPLY_CACHE_SIZE,
     KeptAnswers,
     Prepared,
-    folded_reply,
+    kept_reply,
 )
 from homing.dns.resolution import METATYPE_RCODES, Resolution, resolve
 from homing.dns.signed import covering, secure, signed
@@ -149,18 +149,13 @@ class Responder:
         `client` is the sender's address (4 or 16 bytes), for DNS Cookies; b"": unknown.
         """
         if not tcp:
-            replies = self.udp_replies()
-            kept = replies.get(wire[2:])
+            kept = kept_reply(self.udp_replies(), wire)
             if kept is not None:
-                return wire[:2] + kept
-            folded = folded_reply(replies, wire)
-            if folded is not None:
-                return folded
+                return kept
         return self.compute(wire, tcp=tcp, client=client)
 
     def udp_replies(self) -> dict[bytes, bytes]:
-        """Replies kept for plain UDP queries: `wire[:2] + replies[wire[2:]]` answers the
-        query `wire` when its key is there, else `replies.folded_reply` may. Current until
+        """Replies kept for plain UDP queries, which `replies.kept_reply` looks up. Current until
         the index changes: ask again after anything else has run (the UDP server asks
         once per readiness callback)."""
         kept = self._kept

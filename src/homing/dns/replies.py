@@ -5,15 +5,15 @@ Two stores, both bounded and filed by what their answers depend on:
 - prepared answers of the slow path (the apex, CNAME chains, ANY, referrals), rendered by
   dnspython once, keyed by the lower-cased question and our OPT record, filed by zone:
   they carry the apex's SOA, so any change in the zone forgets them;
-- whole positive UDP replies, keyed by the query's bytes after its ID with its name in
-  lower case, filed by owner: the same query again is answered with one dictionary
-  lookup and the new ID, as PowerDNS's packet cache does; a change at that owner forgets
-  them. A signed zone's NODATA replies with DO are kept too, filed by zone (they carry
-  the SOA): any change in the zone forgets them. A resolver that randomises the letter
-  case of its names (0x20) asks the same question in new bytes each time: its query is
-  looked up lower-cased, and its own spelling of the name put back into the reply kept
-  (`folded_reply`). The answer records name their owner by a pointer to the question,
-  so they echo that spelling too.
+- whole positive UDP replies, keyed by the query's bytes after its ID lower-cased,
+  filed by owner: the same query again, in any letter case, is answered with one
+  lower-casing, one dictionary lookup and the new ID, as PowerDNS's packet cache does; a
+  change at that owner forgets them. A signed zone's NODATA replies with DO are kept too,
+  filed by zone (they carry the SOA): any change in the zone forgets them. A resolver
+  that randomises the letter case of its names (0x20) asks the same question in new
+  bytes each time: its own spelling of the name is put back into the reply kept
+  (`kept_reply`). The answer records name their owner by a pointer to the question, so
+  they echo that spelling too.
 
 Neither is ever staler than the zone index: the index counts its changes (a generation),
 and the stores catch up with the changes they have not seen before they are read.
@@ -31,10 +31,11 @@ from homing.dns.wire import COPIED_FLAGS, ID_FLAGS, Question, truncated
 __all__ = [
     "DEFAULT_CACHE_SIZE",
     "DEFAULT_REPLY_CACHE_SIZE",
+    "EXACT",
     "Filed",
     "KeptAnswers",
     "Prepared",
-    "folded_reply",
+    "kept_reply",
 ]
 
 # Prepared answers kept; at about 400 bytes each this bounds the cache near 160 MB even
@@ -144,10 +145,18 @@ class KeptAnswers:
 
     def keep_reply(self, wire: bytes, reply: bytes, name: bytes, group: bytes = b"") -> None:
         """Keep `reply` to the plain UDP query `wire`, whose name lower-cased is `name`,
-        both with that name in lower case (see `folded_reply`); filed under `name`, or
+        both with that name in lower case (see `kept_reply`); filed under `name`, or
         under `group`: a zone's origin for a reply any change in the zone forgets."""
         rest = 12 + len(name)
-        key = wire[2:12] + name + wire[rest:]
+        outside = wire[2:12] + wire[rest:]  # the header after the ID, type, class, EDNS
+        if 0 in name[:-1]:
+            return  # a zero byte inside a label: the name's end could not be found by it
+        if outside.lower() != outside or outside.upper() != outside:
+            # A letter outside the name (type 65 is "A", type 97 "a"): lower-casing would
+            # confuse it with another question, so it is kept for its own bytes alone.
+            key = EXACT + wire[2:12] + name + wire[rest:]
+        else:
+            key = wire[2:12] + name + wire[rest:]
         self.replies.put(key, reply[2:12] + name + reply[rest:], group or name)
 
     def forget_all(self) -> None:
@@ -155,23 +164,27 @@ class KeptAnswers:
         self.replies.clear()
 
 
-def folded_reply(replies: dict[bytes, bytes], wire: bytes) -> bytes | None:
-    """The kept reply to `wire` when its name differs from a kept query's only in letter
-    case, with `wire`'s spelling of the name in it; None when there is none.
+# Before the key of a query kept for its own bytes alone: no lower-cased query starts so.
+EXACT = b"A"
 
-    (`replies.get(wire[2:])` answers `wire` as it is: ask that first.) The whole query is
-    lower-cased for the lookup, so a hit is also checked to differ from the kept query in
-    the name alone: the bytes after the name (type, class, EDNS) must be the kept ones,
-    not upper-cased forms of them (type 65 is 0x0041, "A", where type 97 is "a"). The
-    header needs no check: lower-casing can change a plain query's header in its AD bit
-    alone, which the reply does not echo.
+
+def kept_reply(replies: dict[bytes, bytes], wire: bytes) -> bytes | None:
+    """The kept reply to the UDP query `wire` (`replies` from Responder.udp_replies),
+    with `wire`'s ID and spelling of its name; None when none is kept.
+
+    The lookup is by the query after its ID lower-cased: only queries whose bytes outside
+    the name hold no letter are kept under that key, so a hit differs from `wire` in the
+    letter case of the name alone, whose first zero byte ends it (names with a zero byte
+    inside a label are not kept). The header needs no check: it is the kept query's. The
+    UDP server inlines this in its loop (homing.dns.udp); keep the two alike.
     """
-    key = wire[2:].lower()
-    kept = replies.get(key)
-    if kept is None:
-        return None
-    end = wire.find(0, 12) + 1  # the name's end; a zero byte inside a label ends it early,
-    # and then the rest of the name is among the bytes checked to be as kept
-    if not end or wire[end:] != key[end - 2 :]:
-        return None
-    return wire[:2] + kept[:10] + wire[12:end] + kept[end - 2 :]
+    asked = wire[2:]
+    key = asked.lower()
+    reply = replies.get(key)
+    if reply is not None:
+        if key == asked:
+            return wire[:2] + reply
+        end = wire.find(0, 12) + 1
+        return b"".join((wire[:2], reply[:10], wire[12:end], reply[end - 2 :]))
+    reply = replies.get(EXACT + asked)  # a letter outside the name: its own bytes only
+    return None if reply is None else wire[:2] + reply

@@ -5,7 +5,8 @@ datagram protocol adds a Python callback, a receive and a send system call per q
 which was most of the time (docs/benchmarks.md). Here one readiness callback takes up
 to BATCH datagrams with one recvmmsg, answers them in turn, and sends the answers with
 one sendmmsg; a datagram whose bytes after the ID were answered before (its name in
-any letter case) gets the reply the Responder kept for them, ahead of any other look.
+any letter case) gets the reply the Responder kept for them, ahead of any other look:
+one lower-casing and one dictionary lookup, whatever the letter case.
 The callback runs in the event loop's thread between other callbacks, so every query
 sees the zone index as the journal follower last left it (never half of a change), and
 a busy socket gives the loop back after ROUNDS batches so the HTTP server and the
@@ -32,7 +33,7 @@ from typing import Any
 
 from homing.dns.answer import Responder
 from homing.dns.dispatch import Dispatcher, needs_dispatch
-from homing.dns.replies import folded_reply
+from homing.dns.replies import EXACT
 from homing.dns.rrl import DROP, IPV4_MASK, IPV6_MASK, SLIP, RateLimiter
 
 __all__ = ["BATCH", "BatchReceiver", "DatagramBatch", "batch_receiver_available"]
@@ -337,16 +338,23 @@ class BatchReceiver:
                         verdict = limiter.over(seen) if seen > rate else 0
                         if verdict and self._held_back(slot, data, clients[slot], verdict, limiter):
                             continue
-                    # A query seen before: its kept reply (only plain queries are kept, so
-                    # nothing for the dispatcher is ever found here).
-                    reply = kept.get(data[2:])
+                    # A query seen before, its name in any letter case (a resolver's
+                    # 0x20): its kept reply, replies.kept_reply inlined (only plain
+                    # queries are kept, so nothing for the dispatcher is ever found here).
+                    asked = data[2:]
+                    key = asked.lower()
+                    reply = kept.get(key)
+                    if reply is not None:
+                        if key == asked:
+                            batch.queue(slot, data[:2] + reply)
+                        else:  # the asker's spelling of the name, which the first zero ends
+                            end = data.find(0, 12) + 1
+                            spliced = (data[:2], reply[:10], data[12:end], reply[end - 2 :])
+                            batch.queue(slot, b"".join(spliced))
+                        continue
+                    reply = kept.get(EXACT + asked)  # kept for its own bytes alone
                     if reply is not None:
                         batch.queue(slot, data[:2] + reply)
-                        continue
-                    # The same question in other letter case (a resolver's 0x20).
-                    reply = folded_reply(kept, data)
-                    if reply is not None:
-                        batch.queue(slot, reply)
                         continue
                     if dispatcher is not None and needs_dispatch(data):
                         self._dispatch_later(dispatcher, data, batch.address(slot))
