@@ -88,12 +88,12 @@ def start(server: Server, secondaries: dict[str, Secondary]) -> Signed:
         fqdn, secret = hosts[label]
         assert update(server, fqdn, secret, f"192.0.2.{n + 1}").startswith("good")
     notify = [arg for s in secondaries.values() for arg in ("--notify", f"{LOOPBACK}:{s.port}")]
+    key = server.cli("key", "add", "xfr-key", "--zone", ZONE).stdout.strip().splitlines()[-1]
     server.cli(
         "zone", "set", ZONE, *notify, "--allow-transfer", f"{LOOPBACK}/32",
         "--glue", f"ns1.{ZONE}=192.0.2.53",  # the checkers want the in-zone name server's address
+        "--dnssec", "on", "--split-keys",
     )  # fmt: skip
-    key = server.cli("key", "add", "xfr-key", "--zone", ZONE).stdout.strip().splitlines()[-1]
-    server.cli("zone", "set", ZONE, "--dnssec", "on", "--split-keys")
     (anchor,) = server.cli("zone", "ds", ZONE).stdout.strip().splitlines()
     server.wait_dns(ZONE, "DNSKEY", lambda a: bool(a.values("DNSKEY")))
     signed_axfr(server)  # the first transfer must find it allowed (else a secondary waits to retry)
@@ -271,6 +271,16 @@ def test_updates_and_key_rolls_reach_each_secondary_by_ixfr(signed: Signed, tmp_
     (old,) = signed.anchors
     with resolving(signed, tmp_path / "old") as resolvers:
         step(resolvers)
+        door, door_secret = server.new_host("door.lab")  # and lab, an empty non-terminal
+        assert update(server, door, door_secret, "192.0.2.80").startswith("good")
+        follow(signed, "a new name below a new empty non-terminal")
+        for kind, resolver in resolvers.items():
+            resolver.flush(ZONE)
+            found = resolver.dig(door, "A")
+            assert found.values("A") == ["192.0.2.80"] and "ad" in found.flags, (kind, found)
+            between = resolver.dig(f"lab.{ZONE}", "A")
+            assert between.status == "NOERROR" and not between.answer, (kind, between)
+            assert "ad" in between.flags, (kind, between)
         for roll in (
             ("--zsk",),
             ("--zsk", "--step"),
