@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from homing.cli import run_with_store, zone_app
+from homing.cli import fail, run_with_store, zone_app
 from homing.service import delegations
 
 
@@ -21,10 +21,22 @@ def zone_delegate(
             " one inside the subzone needs its address"
         ),
     ],
+    ds: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="DS",
+            help="A DS record for CHILD (TAG ALGORITHM TYPE DIGEST, or the line homing zone ds"
+            " prints), repeatable: all of them; without, the DS stays as it is",
+        ),
+    ] = None,
+    no_ds: Annotated[bool, typer.Option("--no-ds", help="Remove CHILD's DS records")] = False,
 ) -> None:
     """Delegate CHILD to other name servers: names at and below it are answered with a
-    referral to them (NS at the cut, their addresses as glue)."""
-    done = run_with_store(lambda h: delegations.delegate(h.db, zone, child, ns))
+    referral to them (NS at the cut, their addresses as glue), and its DS if given."""
+    if ds and no_ds:
+        fail("--ds and --no-ds exclude each other")
+    records = [] if no_ds else ds
+    done = run_with_store(lambda h: delegations.delegate(h.db, zone, child, ns, records))
     typer.echo(
         f"{done.child} delegated to {', '.join(done.servers)} ({done.changed} rrsets changed)"
     )

@@ -18,8 +18,26 @@ DnssecSwitch = Annotated[
     typer.Option(
         "--dnssec",
         metavar="on|off",
-        help="on: sign the zone (new keys, every RRset signed now and as it changes);"
-        " off: remove keys and signatures (take the DS away at the parent first)",
+        help="on: sign the zone (new keys, every RRset signed now and as it changes; give"
+        " the parent its DS); off: ask the parent to remove its DS (CDS/CDNSKEY DELETE), then"
+        " remove keys and signatures once it has (--parent-ns) or with --now",
+    ),
+]
+DnssecNow = Annotated[
+    bool,
+    typer.Option(
+        "--now",
+        help="With --dnssec off: remove keys and signatures at once, without waiting for the"
+        " parent (only once its DS is gone and the DS TTL has passed)",
+    ),
+]
+ParentNs = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--parent-ns",
+        metavar="ADDRESS[:PORT]",
+        help="A name server of the parent zone, asked for this zone's DS before a KSK roll's"
+        " switch and before signing ends (repeatable; all of them; '' for none)",
     ),
 ]
 DnssecFlag = Annotated[bool, typer.Option("--dnssec", help="Sign the zone (see zone set --dnssec)")]
@@ -36,20 +54,52 @@ SplitKeys = Annotated[
 
 
 def set_dnssec(
-    zone: str, value: str, algorithm: str = DEFAULT_ALGORITHM, split: bool = False
+    zone: str,
+    value: str,
+    algorithm: str = DEFAULT_ALGORITHM,
+    split: bool = False,
+    *,
+    at_once: bool = False,
 ) -> None:
     """Turn signing on or off, saying what was done (and what the operator does next)."""
     if value not in ("on", "off"):
         fail("--dnssec takes on or off")
+    if at_once and value != "off":
+        fail("--now goes with --dnssec off")
     if value == "on":
         done = run_with_store(lambda h: dnssec.enable(h.db, zone, algorithm=algorithm, split=split))
+        if done.state == "resumed":
+            typer.echo(
+                f"zone {done.zone}: stays signed; CDS and CDNSKEY DELETE withdrawn"
+                f" (if the parent removed the DS, give it again: homing zone ds {done.zone})"
+            )
+            return
         typer.echo(
             f"zone {done.zone}: signed ({done.keys} key{'s' if done.keys > 1 else ''},"
-            f" {done.changed} rrsets written); the parent needs its DS: homing zone ds {done.zone}"
+            f" {done.changed} rrsets written); resolvers validate it once the parent"
+            f" publishes its DS: give the parent the lines of homing zone ds {done.zone}"
         )
         return
-    done = run_with_store(lambda h: dnssec.disable(h.db, zone))
-    typer.echo(f"zone {done.zone}: unsigned ({done.changed} rrsets removed)")
+    done = run_with_store(lambda h: dnssec.disable(h.db, zone, at_once=at_once))
+    if done.state == "unsigned":
+        typer.echo(f"zone {done.zone}: unsigned ({done.changed} rrsets removed)")
+        return
+    typer.echo(
+        f"zone {done.zone}: unsigning: it stays signed and asks the parent to remove its DS"
+        " (CDS and CDNSKEY DELETE); remove the DS at the parent (registrar). Once the parent"
+        " servers named with --parent-ns have no DS and its TTL has passed, the keys and"
+        f" signatures go by themselves; or homing zone set {done.zone} --dnssec off --now"
+        f" once the DS is gone; homing zone set {done.zone} --dnssec on keeps it signed"
+    )
+
+
+def set_parent_ns(zone: str, servers: list[str]) -> None:
+    """Name the parent's name servers the leader asks for the zone's DS."""
+    chosen = run_with_store(
+        lambda h: dnssec.set_parent_servers(h.db, zone, [s for s in servers if s.strip()])
+    )
+    told = ", ".join(chosen) if chosen else "none (KSK switch and unsigning wait for the operator)"
+    typer.echo(f"zone {zone}: parent name servers: {told}")
 
 
 @zone_app.command("ds")

@@ -280,6 +280,8 @@ def zone_set(
     dnssec: cli_dnssec.DnssecSwitch = None,
     dnssec_algorithm: cli_dnssec.Algorithm = cli_dnssec.DEFAULT_ALGORITHM,
     split_keys: cli_dnssec.SplitKeys = False,
+    dnssec_now: cli_dnssec.DnssecNow = False,
+    parent_ns: cli_dnssec.ParentNs = None,
 ) -> None:
     """Change an existing zone's settings: where its changes are pushed, or where a
     secondary zone comes from and with which key; the key its NOTIFYs are signed with;
@@ -292,8 +294,15 @@ def zone_set(
         no_notify=no_notify, no_allow_transfer=no_allow_transfer,
         soa=zoneoptions.Soa(rname, ttl, negative_ttl, refresh, retry, expire),
     )  # fmt: skip
+    if dnssec_now and dnssec is None:
+        fail("--now goes with --dnssec off")
+    if parent_ns is not None:
+        cli_dnssec.set_parent_ns(zone, parent_ns)
+        rest = push or push_key or no_push or primary or primary_key or notify_key or auto_ptr
+        if dnssec is None and options.empty() and not rest:
+            return
     if dnssec is not None:
-        cli_dnssec.set_dnssec(zone, dnssec, dnssec_algorithm, split_keys)
+        cli_dnssec.set_dnssec(zone, dnssec, dnssec_algorithm, split_keys, at_once=dnssec_now)
         others = push or push_key or no_push or primary or primary_key or notify_key or auto_ptr
         if options.empty() and not others:
             return

@@ -215,7 +215,7 @@ async def test_denials_stay_proven_when_signing_goes_off_and_on_again(
     assert ask(responder, name, "A", do=True).rcode() == dns.rcode.NXDOMAIN
     zone = responder.index.zones[ORIGIN]
     serial = zone.serial
-    await dnssec.disable(db, ZONE)
+    await dnssec.disable(db, ZONE, at_once=True)
     await follow(db, responder, serial)
     unsigned = ask(responder, name, "A", do=True)
     assert not [r for r in unsigned.authority if r.rdtype == dns.rdatatype.NSEC3]

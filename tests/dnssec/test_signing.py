@@ -3,6 +3,7 @@ signatures and keeps the NSEC3 chain complete, in the same transaction and journ
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -104,10 +105,39 @@ async def test_changes_keep_the_zone_signed_and_the_chain_whole(
     ldns_verify(await zone_text(zone, ZONE), tmp_path)
 
 
-async def test_turning_signing_off_removes_what_it_added(zone: Database) -> None:
+def apex_lines(text: str, rtype: str) -> list[str]:
+    """The apex's records of `rtype` in a zone text, their data alone."""
+    return [
+        line.split(f" IN {rtype} ", 1)[1]
+        for line in text.splitlines()
+        if line.startswith(f"{ZONE}. ") and f" IN {rtype} " in line
+    ]
+
+
+async def test_turning_signing_off_asks_the_parent_first(zone: Database) -> None:
+    """Off: the zone stays signed and publishes CDS and CDNSKEY DELETE (RFC 8078), signed;
+    on again withdraws them; off at once removes everything."""
+    await dnssec.enable(zone, ZONE)
+    assert (await dnssec.disable(zone, ZONE)).state == "unsigning"
+    text = await zone_text(zone, ZONE)
+    assert apex_lines(text, "CDS") == ["0 0 0 00"]
+    assert apex_lines(text, "CDNSKEY") == ["0 3 0 AA=="]
+    assert [s.split()[0] for s in apex_lines(text, "RRSIG")].count("CDS") == 1
+    check_signed(text, ZONE)
+    with pytest.raises(dnssec.DnssecError, match="already"):
+        await dnssec.disable(zone, ZONE)
+    assert await dnssec.ds_records(zone, ZONE), "still signed: the DS still fits"
+    assert (await dnssec.enable(zone, ZONE)).state == "resumed"
+    text = await zone_text(zone, ZONE)
+    assert not apex_lines(text, "CDS") and not apex_lines(text, "CDNSKEY")
+    check_signed(text, ZONE)
+
+
+async def test_turning_signing_off_at_once_removes_what_it_added(zone: Database) -> None:
     unsigned = await zone_text(zone, ZONE)
     await dnssec.enable(zone, ZONE)
     await dnssec.disable(zone, ZONE)
+    assert (await dnssec.disable(zone, ZONE, at_once=True)).state == "unsigned"
     text = await zone_text(zone, ZONE)
     assert text.split("\n")[1:] == unsigned.split("\n")[1:]  # the SOA's serial moved
     with pytest.raises(dnssec.DnssecError):
@@ -123,6 +153,35 @@ async def test_signatures_due_are_made_again(zone: Database) -> None:
     again = await dnssec.resign_due(zone, before=signer.VALIDITY + signer.SPREAD + 1)
     assert again >= 5  # hosts, their NSEC3 owners...
     check_signed(await zone_text(zone, ZONE), ZONE)
+
+
+async def test_a_change_while_signatures_are_made_apart_is_kept_and_signed(
+    zone: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """resign_due makes its signatures outside the write transaction: a change to a due
+    owner that commits meanwhile is neither overwritten nor left with stale signatures."""
+    await dnssec.enable(zone, ZONE)
+    loop = asyncio.get_running_loop()
+    original = dnssec._Due.sign
+    changed: list[str] = []
+
+    def sign_while_changed(self: dnssec._Due) -> list[RRsetValue]:
+        made = original(self)
+        # The write transaction is not open yet: a writer commits between read and write.
+        done = asyncio.run_coroutine_threadsafe(
+            put(zone, RRsetValue(f"h1.{ZONE}", "A", 60, ("192.0.2.99",))), loop
+        )
+        done.result(timeout=60)
+        changed.append(f"h1.{ZONE}")
+        return made
+
+    monkeypatch.setattr(dnssec._Due, "sign", sign_while_changed)
+    due = await dnssec.resign_due(zone, before=signer.VALIDITY + signer.SPREAD + 1)
+    assert changed, "the change came between the read and the write"
+    text = await zone_text(zone, ZONE)
+    assert f"h1.{ZONE}. 60 IN A 192.0.2.99" in text, "the change is kept"
+    check_signed(text, ZONE)  # h1's signatures are the change's, over the new address
+    assert due >= 4, "the other due owners are written"
 
 
 async def test_a_changed_soa_is_signed_again(zone: Database) -> None:

@@ -45,10 +45,16 @@ class Resolver:
 
 @contextlib.contextmanager
 def unbound(
-    work: Path, zone: str, trust_anchors: list[str], homing_port: int, dig_path: str
+    work: Path,
+    zone: str,
+    trust_anchors: list[str],
+    homing_port: int,
+    dig_path: str,
+    stubs: dict[str, int] | None = None,
 ) -> Iterator[Resolver]:
     """unbound validating `zone` with `trust_anchors` (DS lines: what the parent holds),
-    stopped by PID afterwards."""
+    and sending questions for the zones in `stubs` to their ports; stopped by PID
+    afterwards."""
     program = peers.program("unbound")
     work.mkdir(exist_ok=True)
     port = free_dns_port()
@@ -83,6 +89,10 @@ stub-zone:
     name: "{zone}"
     stub-addr: {LOOPBACK}@{homing_port}
 """
+        + "".join(
+            f'stub-zone:\n    name: "{name}"\n    stub-addr: {LOOPBACK}@{port}\n'
+            for name, port in (stubs or {}).items()
+        )
     )
     with (work / "unbound.stderr").open("wb") as stderr:
         process = subprocess.Popen(

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from homing.domain.errors import HomingError
-from homing.store.schema import dnssec_keys
+from homing.domain.records import RRsetValue
+from homing.store.schema import dnssec_keys, rrsets, zones
 
 # The algorithms offered, by the names the CLI takes (RFC 8624: both MUST be validated).
 ALGORITHMS = {"ecdsap256sha256": 13, "ed25519": 15}
@@ -24,7 +25,12 @@ DEFAULT_ALGORITHM = "ecdsap256sha256"
 ROLES = ("csk", "ksk", "zsk")
 # The states a key goes through: in the DNSKEY RRset before it signs, and after it stopped.
 PUBLISHED, ACTIVE, RETIRED = "published", "active", "retired"
-DNSKEY_TTL = 3600  # of the DNSKEY, CDS and CDNSKEY RRsets
+# The DNSKEY, CDS and CDNSKEY RRsets have the zone's SOA TTL (as Knot's dnskey-ttl), at
+# most this: how long resolvers may keep a key decides how soon a key may stop signing.
+DNSKEY_TTL = 3600
+# RFC 8078 section 4: the CDS and CDNSKEY records that ask the parent to remove its DS.
+CDS_DELETE = "0 0 0 00"
+CDNSKEY_DELETE = "0 3 0 AA=="
 _SEP = 257  # the Secure Entry Point flag set: a key the parent's DS points at
 _ZONE = 256
 
@@ -170,3 +176,20 @@ def cds_texts(zone: str, keys: list[ZoneKey]) -> tuple[tuple[str, ...], tuple[st
     }
     cdnskey = {k.dnskey.to_text() for k in wanted}
     return tuple(sorted(cds)), tuple(sorted(cdnskey))
+
+
+def unsigning_sync(conn: sa.Connection, zone_id: int, zone: str) -> bool:
+    """Whether the zone is in its unsigning phase: its apex asks the parent, with CDS and
+    CDNSKEY DELETE, to remove the DS."""
+    rdatas = conn.scalar(
+        sa.select(rrsets.c.rdatas).where(
+            rrsets.c.zone_id == zone_id, rrsets.c.name == zone, rrsets.c.rtype == "CDS"
+        )
+    )
+    return rdatas is not None and RRsetValue.decode_rdatas(rdatas) == (CDS_DELETE,)
+
+
+def key_ttl_sync(conn: sa.Connection, zone_id: int) -> int:
+    """The TTL of the zone's DNSKEY, CDS and CDNSKEY RRsets: its SOA TTL, at most DNSKEY_TTL."""
+    soa_ttl = conn.scalar(sa.select(zones.c.soa_ttl).where(zones.c.id == zone_id))
+    return min(DNSKEY_TTL, int(soa_ttl if soa_ttl is not None else DNSKEY_TTL))

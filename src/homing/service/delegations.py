@@ -8,6 +8,8 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import dns.exception
+import dns.rdata
 import sqlalchemy as sa
 
 from homing.domain.errors import HomingError, NotFound
@@ -17,7 +19,7 @@ from homing.service import zones as zones_service
 from homing.service.changes import apply_changes
 from homing.service.zoneoptions import NS_TTL, name_servers, split_nameservers
 from homing.store.db import Database, Txn
-from homing.store.schema import groups, hosts, rrsets
+from homing.store.schema import groups, hosts, rrsets, zones
 
 __all__ = ["Delegated", "Delegations", "delegate", "list_delegations", "undelegate"]
 
@@ -43,14 +45,19 @@ def _child_of(zone_name: str, child: str) -> str:
     return name
 
 
-async def delegate(db: Database, zone: str, child: str, ns: Sequence[str]) -> Delegated:
-    """Hand `child` and every name below it to the servers `ns` (NAME or NAME=ADDRESS).
+async def delegate(
+    db: Database, zone: str, child: str, ns: Sequence[str], ds: Sequence[str] | None = None
+) -> Delegated:
+    """Hand `child` and every name below it to the servers `ns` (NAME or NAME=ADDRESS),
+    and with `ds` publish those DS records for it (an empty list: none); the DS stays as
+    it is without.
 
     A server at or below `child` needs an address (glue, RFC 9471); one inside the zone
     may have one; a user's host or group, or other records, at or below `child` refuse it.
     """
     zone_name = normalize(zone)
     name = _child_of(zone_name, child)
+    ds_texts = None if ds is None else _ds_records(name, ds)
     servers, addresses = split_nameservers(ns, ())
     if not servers:
         raise HomingError("give at least one name server with --ns NAME[=ADDRESS]")
@@ -82,7 +89,8 @@ async def delegate(db: Database, zone: str, child: str, ns: Sequence[str]) -> De
             )
         ).all()
         for row in other:
-            at_cut = row.name == name and row.rtype in ("NS", "DS")
+            # In a signed zone the cut holds the DS's signatures too (the signer's).
+            at_cut = row.name == name and row.rtype in ("NS", "DS", "RRSIG")
             glue = row.name in glue_names and row.rtype in ("A", "AAAA")
             if not (at_cut or glue):
                 raise HomingError(
@@ -93,10 +101,35 @@ async def delegate(db: Database, zone: str, child: str, ns: Sequence[str]) -> De
             for rtype, version in (("A", 4), ("AAAA", 6)):
                 family = {a for a in given if ipaddress.ip_address(a).version == version}
                 values.append(RRsetValue(server, rtype, NS_TTL, tuple(sorted(family))))
+        if ds_texts is not None:
+            # The DS with the zone's default TTL: how long resolvers keep it decides how
+            # soon a change of the child's keys may follow a change here.
+            ttl = await txn.conn.scalar(sa.select(zones.c.default_ttl).where(zones.c.id == ref.id))
+            values.append(RRsetValue(name, "DS", int(ttl or NS_TTL), ds_texts))
         entries = await apply_changes(txn, ref, values, actor="operator", via="cli")
         return Delegated(zone_name, name, tuple(servers), len(entries))
 
     return await db.write(unit)
+
+
+def _ds_records(child: str, given: Sequence[str]) -> tuple[str, ...]:
+    """DS records as text, each TAG ALGORITHM DIGEST-TYPE DIGEST or a whole zone-file line
+    for `child` (as `homing zone ds` prints it); a bad one is refused."""
+    out = set()
+    for text in given:
+        words = text.split()
+        if "DS" in words[:4]:
+            owner = words[0].rstrip(".").lower()
+            if owner != child:
+                raise HomingError(f"{text!r} is a DS for {owner}, not {child}")
+            words = words[words.index("DS") + 1 :]
+        try:
+            out.add(dns.rdata.from_text("IN", "DS", " ".join(words)).to_text())
+        except (dns.exception.DNSException, ValueError):
+            raise HomingError(f"{text!r} is not a DS record (TAG ALGORITHM TYPE DIGEST)") from None
+    if len(out) > 16:
+        raise HomingError("at most 16 DS records")
+    return tuple(sorted(out))
 
 
 async def undelegate(db: Database, zone: str, child: str) -> Delegated:

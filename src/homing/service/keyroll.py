@@ -6,9 +6,10 @@ RETIRE_WAIT and then goes. The leader takes these steps by itself.
 
 A KSK (or CSK) roll uses double DS (4.1.2): the new key joins the DNSKEY RRset and the
 CDS/CDNSKEY RRsets (RFC 7344) name both keys, so a parent that polls them, or the
-operator with `homing zone ds`, adds the new DS. Only the operator knows when the parent
-has it: `homing zone roll ZONE --ksk --step` then makes the new key sign (CDS/CDNSKEY
-name it alone, the old DS can go) and, RETIRE_WAIT later, the old key goes.
+operator with `homing zone ds`, adds the new DS. Once every parent server the zone names
+(`zone set --parent-ns`) publishes it and its TTL has passed, the leader makes the new
+key sign (switch(); CDS/CDNSKEY name it alone, the old DS can go); without parent
+servers, `homing zone roll ZONE --ksk --step` does. RETIRE_WAIT later, the old key goes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from homing.dnssec.keys import (
     add_key_sync,
     cds_texts,
     dnskey_texts,
+    key_ttl_sync,
+    unsigning_sync,
     zone_keys_sync,
 )
 from homing.domain.names import normalize
@@ -43,7 +46,8 @@ from homing.store.schema import dnssec_keys, zones
 
 log = logging.getLogger(__name__)
 
-# A new ZSK is published this long before it signs: the old DNSKEY RRset has left caches.
+# A new ZSK is published this long before it signs: the old DNSKEY RRset has left caches
+# (whatever the zone's DNSKEY TTL, at most DNSKEY_TTL).
 ZSK_PUBLISH_WAIT = 2 * DNSKEY_TTL
 # A key that stopped signing stays published this long: signatures it made have left
 # caches (their TTLs are far shorter).
@@ -74,6 +78,27 @@ async def roll(db: Database, name: str, role: str, *, step: bool = False) -> Rol
     return await db.write(unit)
 
 
+async def switch(db: Database, name: str, key_id: int) -> RollStep | None:
+    """A KSK (or CSK) roll's switch to the new key `key_id`, taken when the parent publishes
+    its DS (service/dnssec.py ParentWatch); None if that key no longer waits to sign (the
+    operator took the step meanwhile)."""
+    zone_name = normalize(name)
+    memo = await _presigned(db, zone_name, "ksk")
+
+    async def unit(txn: Txn) -> RollStep | None:
+        ref = own_records(await zone_row(txn.conn, zone_name), "keys")
+
+        def step(sync: SyncTxn) -> RollStep | None:
+            keys = zone_keys_sync(sync.conn, ref.id)
+            if not any(k.id == key_id and k.state == PUBLISHED for k in keys):
+                return None
+            return _advance(sync, ref, keys, "ksk", memo)
+
+        return await txn.run_sync(step)
+
+    return await db.write(unit)
+
+
 async def _presigned(db: Database, zone_name: str, role: str) -> changes.Memo | None:
     """When the next step of a roll makes a new key sign: the zone's signatures with it,
     made from a snapshot before the write transaction (see changes.presign)."""
@@ -86,7 +111,8 @@ async def _presigned(db: Database, zone_name: str, role: str) -> changes.Memo | 
         switched = _switched(keys, role)
         if switched is None:
             return None
-        return changes.presign(conn, zone_id, zone_name, switched, _apex(zone_name, switched))
+        apex = apex_values(zone_name, switched, key_ttl_sync(conn, zone_id))
+        return changes.presign(conn, zone_id, zone_name, switched, apex)
 
     pending = await db.read(lambda conn: conn.run_sync(presign))
     return None if pending is None else await changes.signed_apart(pending)
@@ -119,6 +145,8 @@ def _roll(txn: SyncTxn, ref: ZoneRef, role: str, step: bool, memo: changes.Memo 
         raise DnssecError(f"zone {ref.name} has one combined key (a CSK): roll it with --ksk")
     under_way = _rolling(keys, role)
     if not under_way:
+        if unsigning_sync(txn.conn, ref.id, ref.name):
+            raise DnssecError(f"zone {ref.name} is being unsigned: no key roll now")
         if step:
             raise DnssecError(f"no {role} roll under way in zone {ref.name}")
         old = next(k for k in keys if k.state == ACTIVE and (k.role == "zsk") == (role == "zsk"))
@@ -158,15 +186,15 @@ def _set_state(conn: sa.Connection, ids: list[int], state: str, txn: SyncTxn) ->
         )
 
 
-def _apex(zone: str, keys: list[ZoneKey]) -> list[RRsetValue]:
+def apex_values(zone: str, keys: list[ZoneKey], ttl: int) -> list[RRsetValue]:
     """The apex's DNSKEY RRset as the keys are, and CDS/CDNSKEY while an entry key is
     rolled (empty otherwise)."""
     entry_roll = any(k.entry and k.state != ACTIVE for k in keys)
     cds, cdnskey = cds_texts(zone, keys) if entry_roll else ((), ())
     return [
-        RRsetValue(zone, "DNSKEY", DNSKEY_TTL, dnskey_texts(keys)),
-        RRsetValue(zone, "CDS", DNSKEY_TTL, cds),
-        RRsetValue(zone, "CDNSKEY", DNSKEY_TTL, cdnskey),
+        RRsetValue(zone, "DNSKEY", ttl, dnskey_texts(keys)),
+        RRsetValue(zone, "CDS", ttl, cds),
+        RRsetValue(zone, "CDNSKEY", ttl, cdnskey),
     ]
 
 
@@ -175,7 +203,8 @@ def _publish(
 ) -> None:
     """The apex's key RRsets as the stored keys now are; with `resign`, every RRset signed
     again with the keys that now sign (reusing `memo`'s signatures)."""
-    values = _apex(ref.name, zone_keys_sync(txn.conn, ref.id))
+    keys = zone_keys_sync(txn.conn, ref.id)
+    values = apex_values(ref.name, keys, key_ttl_sync(txn.conn, ref.id))
     if not resign:
         apply_changes_sync(txn, ref, values, actor=changes.ACTOR, via=changes.ACTOR)
         return
@@ -188,7 +217,7 @@ def _publish(
 
 async def advance_due(db: Database) -> list[RollStep]:
     """The steps whose time has come: a ZSK published ZSK_PUBLISH_WAIT ago signs, a key
-    retired RETIRE_WAIT ago goes. (A KSK's switch waits for the operator.)"""
+    retired RETIRE_WAIT ago goes. (A KSK's switch waits for the parent: switch().)"""
 
     async def due(conn: AsyncConnection) -> list[tuple[int, str, str]]:
         rows = await conn.execute(

@@ -89,6 +89,9 @@ zones = sa.Table(
     sa.Column("notify_key", sa.String(253), nullable=True),
     # A reverse zone whose PTRs follow the addresses of the hosts inside it.
     sa.Column("auto_ptr", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    # A signed zone's parent's name servers, ADDRESS:PORT per line: asked for the zone's
+    # DS before a KSK roll's switch and before signing ends (service/dnssec.py).
+    sa.Column("parent_servers", sa.Text, nullable=False, default="", server_default=""),
 )
 
 hosts = sa.Table(
