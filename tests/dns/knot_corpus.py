@@ -246,4 +246,10 @@ def questions(seed: int = SEED, rounds: int = 3) -> list[Question]:
             (False, 512, True),
         ):
             out.append(Question(absolute(label), rdtype, edns=edns, payload=payload, tcp=tcp))
+    # Type 0, reserved: NOTIMP for any name and class (Knot's answer).
+    for label, rdclass in (("www", "IN"), ("nothing", "IN"), ("", "IN"), ("id.server.", "CH")):
+        for edns in (False, True):
+            qname = label if rdclass == "CH" else absolute(label)
+            out.append(Question(qname, "TYPE0", edns=edns, do=edns, rdclass=rdclass))
+    out.append(Question("elsewhere.example.", "TYPE0"))
     return out

@@ -98,10 +98,14 @@ _CNAME = int(dns.rdatatype.RdataType.CNAME)
 _NOERROR = int(dns.rcode.Rcode.NOERROR)
 _NXDOMAIN = int(dns.rcode.Rcode.NXDOMAIN)
 _REFUSED = int(dns.rcode.Rcode.REFUSED)
+# Type 0 is reserved (RFC 6895 3.1), no type one can ask for: NOTIMP whatever the name
+# and class, as Knot answers it.
+_RESERVED_TYPE = 0
 # Types the hot path leaves to resolve(): ANY (RFC 8482), the meta types with their rcodes,
 # and the types whose answers carry their targets' addresses (homing.dns.additional).
 _SLOW_TYPES = frozenset(
     {
+        _RESERVED_TYPE,
         *map(int, METATYPE_RCODES),
         *(int(dns.rdatatype.RdataType.make(t)) for t in ("ANY", "NS", "MX", "SRV")),
     }
@@ -356,7 +360,9 @@ class Responder:
         qname, _ = dns.name.from_wire(lowered_name, 0)
         qtype, qclass = TYPE_CLASS.unpack_from(q.question, q.name_length)
         rdtype = dns.rdatatype.RdataType.make(qtype)
-        if qclass == _CH:
+        if qtype == _RESERVED_TYPE:
+            resolution = Resolution(dns.rcode.Rcode.NOTIMP)
+        elif qclass == _CH:
             resolution = self.identity.chaos(qname, rdtype)
         else:
             resolution = resolve(self.index, qname, rdtype, dns.rdataclass.RdataClass.make(qclass))
