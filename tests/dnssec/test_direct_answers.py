@@ -11,15 +11,20 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
+import sqlalchemy as sa
 
 from homing.dns import denial
 from homing.dns.answer import Responder
+from homing.dns.index import ZoneIndex
 from homing.dns.resolution import resolve
 from homing.dns.signed import secure
 from homing.domain.records import RRsetValue
+from homing.service import dnssec
+from homing.service.journal import stream_zone
 from homing.store.db import Database
+from homing.store.schema import zones as zones_table
 from tests.dnssec.test_answers import ORIGIN, ask, follow, keys, responder, validated
-from tests.dnssec.test_signing import ZONE, put
+from tests.dnssec.test_signing import ZONE, new_zone, put
 
 __all__ = ["responder"]  # the fixture, shared with test_answers
 
@@ -140,3 +145,54 @@ async def test_kept_denials_stay_within_their_bounds(
     assert sum(len(k) + len(v[1][3]) for k, v in kept.entries.items() if v[1]) == kept.size
     reply = ask(responder, f"random399.{ZONE}", "A", do=True)
     assert reply.rcode() == dns.rcode.NXDOMAIN
+
+
+@pytest.fixture
+async def mail_responder(db: Database) -> Responder:
+    await new_zone(
+        db,
+        RRsetValue(f"mail.{ZONE}", "MX", 60, (f"10 mx.{ZONE}.", f"20 mx.child.{ZONE}.")),
+        RRsetValue(f"mx.{ZONE}", "A", 60, ("192.0.2.25",)),
+        RRsetValue(f"mx.{ZONE}", "AAAA", 60, ("2001:db8::25",)),
+        RRsetValue(f"child.{ZONE}", "NS", 3600, (f"mx.child.{ZONE}.",)),
+        RRsetValue(f"mx.child.{ZONE}", "A", 3600, ("192.0.2.9",)),
+    )
+    await dnssec.enable(db, ZONE)
+    index = ZoneIndex()
+
+    async def load(conn: sa.ext.asyncio.AsyncConnection) -> None:
+        zone_id = await conn.scalar(sa.select(zones_table.c.id).where(zones_table.c.name == ZONE))
+        await stream_zone(conn, zone_id, index)
+
+    await db.read(load)
+    return Responder(index)
+
+
+async def test_addresses_in_additional_come_with_their_rrsigs(
+    mail_responder: Responder,
+) -> None:
+    """RFC 4035 3.1.1: an in-zone target's A and AAAA carry their RRSIGs with DO; glue below
+    a cut has none; without DO there are none; over a small UDP size they go, without TC."""
+    key = keys(mail_responder)
+    reply = ask(mail_responder, f"mail.{ZONE}", "MX", do=True)
+    additional = {(r.name.to_text(), r.rdtype, r.covers) for r in reply.additional}
+    mx = f"mx.{ZONE}."
+    assert {(mx, dns.rdatatype.RRSIG, t) for t in (dns.rdatatype.A, dns.rdatatype.AAAA)} <= (
+        additional
+    )
+    assert (f"mx.child.{ZONE}.", dns.rdatatype.A, dns.rdatatype.NONE) in additional
+    assert not [
+        r
+        for r in reply.additional
+        if r.rdtype == dns.rdatatype.RRSIG and r.name.labels[1] == b"child"
+    ]
+    assert {(mx, "A"), (mx, "AAAA"), (f"mail.{ZONE}.", "MX")} <= validated(
+        reply, reply.answer + reply.additional, key
+    )
+    plain = ask(mail_responder, f"mail.{ZONE}", "MX", do=False)
+    assert plain.additional and not [r for r in plain.additional if r.rdtype == dns.rdatatype.RRSIG]
+    query = dns.message.make_query(f"mail.{ZONE}", "MX", want_dnssec=True, payload=512)
+    wire = mail_responder.answer(query.to_wire(), tcp=False)
+    assert wire is not None and len(wire) <= 512
+    small = dns.message.from_wire(wire)
+    assert not small.flags & dns.flags.TC and small.answer

@@ -119,6 +119,27 @@ def secure(zone: ZoneData, result: Resolution, qname: dns.name.Name) -> None:
         elif rrset.rdtype == _NS and rrset.name != zone.origin:
             _delegation(zone, rrset.name, authority, proof)
     result.authority = authority + proof.rrsets
+    _sign_additional(zone, result)
+
+
+def _sign_additional(zone: ZoneData, result: Resolution) -> None:
+    """Each optional address RRset in additional (NS, MX and SRV targets) followed by its
+    RRSIGs, as optional as it (RFC 4035 3.1.1: included when there is room, never TC for
+    them). Glue below a cut is not the zone's data and has none; nor has an address a
+    wildcard supplies, whose proof would not fit the section."""
+    first = len(result.additional) - result.optional
+    additional = result.additional[:first]
+    for rrset in result.additional[first:]:
+        additional.append(rrset)
+        key = zone.key_of(rrset.name)
+        node = None if key is None else zone.owners.get(key)
+        if key is None or node is None or (zone.cuts and zone.cut_of(key) is not None):
+            continue
+        additional.extend(
+            _signatures(node_rrsets(node, rrset.name), rrset.rdtype, rrset.name, rrset.ttl)
+        )
+    result.optional += len(additional) - len(result.additional)
+    result.additional = additional
 
 
 def _rrset_signatures(
