@@ -11,9 +11,12 @@ feeds the dnsperf query mix straight to `Responder.answer`, one wire at a time, 
 the first pass (a fresh responder: anything that has to warm up shows here) apart from
 the second, for 1000 distinct questions repeated and for the whole mix, then the mix
 again after `gc.freeze()`. Answers dnspython renders (the slow path, cached) are
-counted. Times are the process's CPU time (the machine is shared: wall time would
-count the other processes' turns). A gc callback records every collection's pause,
-since the full (generation 2) collections walk every object of the zone index.
+counted. `by_kind` gives the CPU per query of each kind of answer in the mix (positive A,
+positive AAAA, NODATA, NXDOMAIN) over its distinct questions: worked out by a fresh
+responder with nothing kept, then asked again (a kept reply or a kept denial). Times
+are the process's CPU time (the machine is shared: wall time would count the other
+processes' turns). A gc callback records every collection's pause, since the full
+(generation 2) collections walk every object of the zone index.
 """
 
 from __future__ import annotations
@@ -144,6 +147,47 @@ def run(index: Any, queries: list[bytes], cprofile: Path | None = None) -> dict[
     }
 
 
+def by_kind(index: Any, queries: list[bytes], repeat: int = 3) -> dict[str, object]:
+    """CPU per query of each kind of answer, first (nothing kept) and asked again; the
+    medians of `repeat` rounds, each with a fresh responder."""
+    from homing.dns import denial
+    from homing.dns.answer import Responder
+
+    probe = Responder(index)
+    groups: dict[str, list[bytes]] = {}
+    for wire in {w[2:]: w for w in queries}.values():  # distinct questions (IDs aside)
+        reply = probe.compute(wire, tcp=True)  # over TCP nothing is kept
+        assert reply is not None
+        end = wire.index(0, 12) + 1
+        qtype = "AAAA" if wire[end : end + 2] == b"\x00\x1c" else "A"
+        rcode, answers = reply[3] & 15, int.from_bytes(reply[6:8], "big")
+        kind = "nxdomain" if rcode == 3 else "nodata" if not answers else qtype
+        groups.setdefault(kind, []).append(wire)
+    out: dict[str, object] = {}
+    for kind, wires in sorted(groups.items()):
+        first, again = [], []
+        for _ in range(repeat):
+            responder = Responder(index)
+            kept = getattr(denial, "_kept", None)  # the denials kept, where there are any
+            if kept is not None:
+                kept.clear()
+            answer = responder.answer
+            started = time.process_time()
+            for wire in wires:
+                answer(wire, tcp=False)
+            first.append((time.process_time() - started) / len(wires))
+            started = time.process_time()
+            for wire in wires:
+                answer(wire, tcp=False)
+            again.append((time.process_time() - started) / len(wires))
+        out[kind] = {
+            "distinct": len(wires),
+            "first_us": round(sorted(first)[repeat // 2] * 1e6, 2),
+            "again_us": round(sorted(again)[repeat // 2] * 1e6, 2),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=100_000)
@@ -180,6 +224,7 @@ def main() -> None:
     results["mix"] = run(index, queries, args.cprofile)
     gc.freeze()  # as `homing serve` does after loading
     results["frozen_mix"] = run(index, queries)
+    results["by_kind"] = by_kind(index, queries)
     print(results)
     record("dns-profile", {"version": homing_version(), **results})
 
