@@ -109,7 +109,14 @@ def judge(server: str, qname: dns.name.Name, response: dns.message.Message) -> P
     question = response.question
     if len(question) != 1 or question[0].name != qname or question[0].rdtype != dns.rdatatype.DS:
         raise ParentError(f"{server}: an answer to another question")
-    found = response.get_rrset(response.answer, qname, dns.rdataclass.IN, dns.rdatatype.DS)
+    found = next(
+        (
+            r
+            for r in response.answer
+            if r.name == qname and r.rdtype == dns.rdatatype.DS and r.rdclass == dns.rdataclass.IN
+        ),
+        None,
+    )
     if found is not None:
         if len(found) > _MAX_RECORDS:
             raise ParentError(f"{server}: {len(found)} DS records for {qname}")
