@@ -322,7 +322,7 @@ class Responder:
                                 self._kept.keep_reply(wire, reply, name)
                             return reply
                 if sign:
-                    direct = denial(zone, node, key, apex, end, qtype)
+                    direct = denial(zone, node, name, apex, end, qtype)
                 else:
                     direct = _direct(zone, node, key, apex, qtype)
                 if direct is not None:

@@ -42,6 +42,7 @@ _NXDOMAIN = int(dns.rcode.Rcode.NXDOMAIN)
 _NOERROR = int(dns.rcode.Rcode.NOERROR)
 _HASH_LENGTH = 32  # base32hex digits of a SHA-1 NSEC3 hash
 _POINTER = struct.Struct("!H")
+_TYPE = struct.Struct("!H")
 _WILD = b"\x01*"
 # Steps a covering lookup may take mending the sorted owners before listing them again.
 _MENDS = 16
@@ -125,11 +126,9 @@ class _Chain:
     rendered: dict[bytes, _Rendered] = field(default_factory=dict)
     soa: tuple[Node, bytes, list[bytes]] | None = None  # apex node, SOA record, its RRSIGs
     near: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)  # see _nxdomain()
-    # The zone state (serial, SOA parameters) the answers and prefixes were made at; a new
-    # `epoch` object marks the answers kept before as stale.
+    # The zone state (serial, SOA parameters) the prefixes were made at.
     serial: int = -1
     meta: object = None
-    epoch: object = field(default_factory=object)
     # (closest encloser, the name's length below the apex) -> an NXDOMAIN's authority
     # section but the next closer name's NSEC3: (record count, wire, hashed owners in it)
     prefixes: dict[tuple[bytes, int], tuple[int, bytes, frozenset[bytes]]] = field(
@@ -281,21 +280,22 @@ Answer = tuple[int, int, int, bytes]
 
 
 class _Kept:
-    """Whole answers of `denial()` by question, for every zone, bounded in count and bytes;
-    an answer is good while its zone's chain has the epoch it was made in."""
+    """Whole answers of `denial()` by question, for every zone, bounded in count and bytes.
+    Each holds its zone weakly with the serial and SOA parameters it was made at: good while
+    they are the zone's (every change moves the serial; a zone loaded anew is another)."""
 
     def __init__(self) -> None:
-        self.entries: dict[bytes, tuple[object, Answer | None]] = {}
-        self.size = 0  # bytes of the records kept
+        self.entries: dict[bytes, _KeptAnswer] = {}
+        self.size = 0  # bytes of the keys and records kept
 
-    def put(self, key: bytes, epoch: object, found: Answer | None) -> None:
-        size = len(key) + (0 if found is None else len(found[3]))
+    def put(self, key: bytes, kept: _KeptAnswer) -> None:
+        size = _size(key, kept)
         if len(self.entries) >= KEPT_ANSWERS or self.size + size > KEPT_BYTES:
             self._evict(size)
         old = self.entries.pop(key, None)
         if old is not None:
-            self.size -= len(key) + (0 if old[1] is None else len(old[1][3]))
-        self.entries[key] = (epoch, found)
+            self.size -= _size(key, old)
+        self.entries[key] = kept
         self.size += size
 
     def _evict(self, room: int) -> None:
@@ -303,8 +303,7 @@ class _Kept:
         drop = max(1, KEPT_ANSWERS // _EVICT_FRACTION)
         while self.entries and (drop > 0 or self.size + room > KEPT_BYTES):
             for key in list(islice(self.entries, max(1, drop))):
-                _, found = self.entries.pop(key)
-                self.size -= len(key) + (0 if found is None else len(found[3]))
+                self.size -= _size(key, self.entries.pop(key))
             drop = 0
 
     def clear(self) -> None:
@@ -312,32 +311,40 @@ class _Kept:
         self.size = 0
 
 
+# (the zone, weakly; its serial and SOA parameters; the answer, None for the slow path)
+_KeptAnswer = tuple["weakref.ref[ZoneData]", int, object, "Answer | None"]
+
+
+def _size(key: bytes, kept: _KeptAnswer) -> int:
+    found = kept[3]
+    return len(key) + (0 if found is None else len(found[3]))
+
+
 _kept = _Kept()
 
 
 def denial(
-    zone: ZoneData, node: Node | None, key: bytes, apex: int, end: int, qtype: int
+    zone: ZoneData, node: Node | None, name: bytes, apex: int, end: int, qtype: int
 ) -> Answer | None:
     """(rcode with AA, answer count, authority count, records) of the answer with DO for
-    the name `key` below the apex of a signed zone, whose RRsets (`node`, None when it
-    owns none) lack the type asked, the question ending at `end`: NXDOMAIN or NODATA with
-    the SOA and the NSEC3 proofs of RFC 5155 7.2.2-7.2.5, or the wildcard's RRset and its
-    RRSIGs with the NSEC3 covering the next closer name (7.2.6, RFC 4035 3.1.3.3), each
-    NSEC3 with its RRSIGs.
+    the lower-cased wire name `name`, whose zone's apex starts at `apex`, below the apex
+    of a signed zone, whose RRsets (`node`, None when it owns none) lack the type asked,
+    the question ending at `end`: NXDOMAIN or NODATA with the SOA and the NSEC3 proofs of
+    RFC 5155 7.2.2-7.2.5, or the wildcard's RRset and its RRSIGs with the NSEC3 covering
+    the next closer name (7.2.6, RFC 4035 3.1.3.3), each NSEC3 with its RRSIGs.
 
     None when the answer needs the slow path: a CNAME to follow.
     """
+    question = name + _TYPE.pack(qtype)  # the name is self-delimiting: unambiguous
+    kept = _kept.entries.get(question)
+    if kept is not None and kept[0]() is zone and kept[1] == zone.serial and kept[2] is zone.meta:
+        return kept[3]
     chain = _chain(zone)
     if chain.serial != zone.serial or chain.meta is not zone.meta:
-        chain.serial, chain.meta, chain.epoch = zone.serial, zone.meta, object()
+        chain.serial, chain.meta = zone.serial, zone.meta
         chain.prefixes.clear()
-    # The name is self-delimiting: name and type are an unambiguous key.
-    question = key + zone.wire + qtype.to_bytes(2, "big")
-    kept = _kept.entries.get(question)
-    if kept is not None and kept[0] is chain.epoch:
-        return kept[1]
-    found = _answer(zone, chain, node, key, apex, end, qtype)
-    _kept.put(question, chain.epoch, found)
+    found = _answer(zone, chain, node, name[:apex], apex, end, qtype)
+    _kept.put(question, (weakref.ref(zone), zone.serial, zone.meta, found))
     return found
 
 
