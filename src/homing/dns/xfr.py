@@ -24,6 +24,7 @@ import dns.serial
 import dns.tsig
 
 from homing.dns.index import ZoneData
+from homing.dns.rrwire import RR_HEAD
 from homing.domain.records import JournalEntry
 
 __all__ = [
@@ -90,11 +91,22 @@ def _signatures_apart(rrsets: list[dns.rrset.RRset]) -> list[dns.rrset.RRset]:
     ttls = {int(r.rdtype): r.ttl for r in rrsets if r.rdtype != dns.rdatatype.RdataType.RRSIG}
     out: list[dns.rrset.RRset] = []
     for rrset in rrsets:
-        if rrset.rdtype == dns.rdatatype.RdataType.RRSIG:
+        if rrset.rdtype == dns.rdatatype.RdataType.RRSIG and not _sent_as_is(rrset, ttls):
             out += _by_covered_type(rrset.name, rrset, ttls)
         else:
             out.append(rrset)
     return out
+
+
+def _sent_as_is(rrsigs: dns.rrset.RRset, ttls: Mapping[int, int]) -> bool:
+    """True for signatures all over one type and already with its TTL (most owners' are:
+    a host's address, a hashed owner's NSEC3), so the RRset needs no rebuilding."""
+    covered = {rdata.type_covered for rdata in rrsigs}
+    if len(covered) != 1:
+        return False
+    first = rrsigs[0]
+    assert isinstance(first, dns.rdtypes.ANY.RRSIG.RRSIG)
+    return rrsigs.ttl == ttls.get(int(first.type_covered), first.original_ttl)
 
 
 def _by_covered_type(
@@ -170,10 +182,8 @@ def _difference(
         if rtype == "RRSIG":
             # Added with the TTLs of the RRsets they cover, as AXFR sends them; a deletion
             # names records by their data, whatever TTL the secondary holds them with.
-            now = zone.node(owner) or {}
-            ttls = {int(t): r.ttl for t, r in now.items() if t != dns.rdatatype.RdataType.RRSIG}
             deleted += _by_covered_type(owner, _rrsigs(gone), {})
-            added += _by_covered_type(owner, _rrsigs(new), ttls)
+            added += _by_covered_type(owner, _rrsigs(new), _ttls(zone, name))
             continue
         if gone:
             deleted.append(_rrset(owner, rtype, old_ttl, gone))
@@ -185,6 +195,13 @@ def _difference(
 
 def _rrset(owner: dns.name.Name, rtype: str, ttl: int, rdatas: Iterable[str]) -> dns.rrset.RRset:
     return dns.rrset.from_text_list(owner, ttl, dns.rdataclass.IN, rtype, sorted(rdatas))
+
+
+def _ttls(zone: ZoneData, name: str) -> dict[int, int]:
+    """The TTL of each RRset at `name` in the index now, read from its records' wire."""
+    key = zone.key_of_text(name)
+    node = () if key is None else zone.owners.get(key, ())
+    return {node[i]: RR_HEAD.unpack_from(node[i + 2], 0)[3] for i in range(0, len(node), 3)}
 
 
 def _rrsigs(texts: Iterable[str]) -> list[dns.rdata.Rdata]:
