@@ -23,6 +23,8 @@ CHILD = ZONE  # dyn.example.net
 FAST = {"HOMING_DNSSEC_INTERVAL": "0.5", "HOMING_DNSSEC_PARENT_INTERVAL": "0.5"}
 DS_TTL = "2"
 STEP_TIMEOUT = 60.0
+# Two servers, unbound and some twenty CLI runs: more than the default on a loaded machine.
+pytestmark = pytest.mark.timeout(400)
 
 
 @pytest.fixture
