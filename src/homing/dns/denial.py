@@ -134,6 +134,8 @@ class _Chain:
     prefixes: dict[tuple[bytes, int], tuple[int, bytes, frozenset[bytes]]] = field(
         default_factory=dict
     )
+    # the apex's pointer in the question -> (record count, wire) of the SOA and its RRSIGs
+    soas: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
 
 
 _chains: weakref.WeakKeyDictionary[ZoneData, _Chain] = weakref.WeakKeyDictionary()
@@ -225,12 +227,15 @@ class _WireProof:
 
     def soa(self) -> None:
         """The zone's SOA record and its RRSIGs, each owned by the apex's place in the
-        question (no pointer to a pointer)."""
-        soa = _soa(self.zone, self.chain)
-        for record in soa:
-            self.parts += (self.apex, record)
-            self.offset += len(self.apex) + len(record)
-        self.count += len(soa)
+        question (no pointer to a pointer): rendered once per place while the zone stands."""
+        done = self.chain.soas.get(self.apex)
+        if done is None:
+            soa = _soa(self.zone, self.chain)
+            done = len(soa), b"".join(self.apex + record for record in soa)
+            self.chain.soas[self.apex] = done
+        self.parts.append(done[1])
+        self.offset += len(done[1])
+        self.count += done[0]
 
     def add(self, owner: bytes, records: list[bytes]) -> None:
         """`records` (without owners), the first owned by `owner`, the rest pointing at it."""
@@ -343,6 +348,7 @@ def denial(
     if chain.serial != zone.serial or chain.meta is not zone.meta:
         chain.serial, chain.meta = zone.serial, zone.meta
         chain.prefixes.clear()
+        chain.soas.clear()
     found = _answer(zone, chain, node, name[:apex], apex, end, qtype)
     _kept.put(question, (weakref.ref(zone), zone.serial, zone.meta, found))
     return found
