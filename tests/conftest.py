@@ -53,6 +53,18 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 
 @pytest.fixture
+async def pg_db() -> AsyncIterator[Database]:
+    """A migrated, empty PostgreSQL store in a schema of its own, for what only
+    PostgreSQL does (its notifications)."""
+    database = await _postgres_database()
+    try:
+        yield database
+    finally:
+        await _drop_schema(database)
+        await database.close()
+
+
+@pytest.fixture
 def smtp() -> Iterator[MailServer]:
     """A real SMTP server on loopback (aiosmtpd); the test reads what it accepted."""
     with smtp_server() as server:

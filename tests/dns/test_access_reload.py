@@ -10,7 +10,6 @@ import ipaddress
 from collections.abc import AsyncIterator
 
 import dns.name
-import pytest
 import sqlalchemy as sa
 
 from homing.dns.access import Access, AccessLoader
@@ -106,9 +105,8 @@ async def test_run_picks_a_change_up_within_the_interval(db: Database) -> None:
     assert allows(loader.current, "127.0.0.3")
 
 
-async def test_postgresql_notification_wakes_the_loader(db: Database) -> None:
-    if db.is_sqlite:
-        pytest.skip("PostgreSQL notifications")
+async def test_postgresql_notification_wakes_the_loader(pg_db: Database) -> None:
+    db = pg_db
     await zones.add_zone(db, ZONE)
     loader = AccessLoader(db, interval=3600.0)  # only a wake makes it look before the test ends
     await loader.reload()

@@ -208,3 +208,34 @@ def test_a_change_of_the_cuts_ns_reaches_kept_referrals(index: ZoneIndex) -> Non
     r = ask(responder, n("www.child"))
     assert lines(r.authority) == [f"{n('child')} 3600 in ns {n('ns1.child')}"]
     assert len(lines(r.additional)) == 2
+
+
+def test_ds_of_a_child_served_here_too_comes_from_the_parent(index: ZoneIndex) -> None:
+    """Both sides of the cut on one server: DS is the parent's data (RFC 4035 3.1.4.1),
+    other types at the child's apex are the child's."""
+    child = f"child.{ZONE}"
+    meta = ZoneMeta(child, f"ns1.{child}.", "hostmaster.example.", minimum=30, soa_ttl=300)
+    index.put_zone(meta, 1, [RRsetValue(f"{child}.", "NS", 3600, (f"ns1.{child}.",))])
+    responder = Responder(index)
+    for qname in (f"{child}.", f"CHILD.{ZONE}."):
+        r = ask(responder, qname, "DS")
+        assert r.rcode() == Rcode.NOERROR and r.flags & dns.flags.AA
+        assert lines(r.answer) == [f"{n('child')} 3600 in ds 12345 13 2 {'ab' * 32}"]
+    r = ask(responder, f"{child}.", "SOA")
+    assert r.flags & dns.flags.AA and lines(r.answer)[0].startswith(f"{n('child')} ")
+    assert r.answer[0].rdtype == dns.rdatatype.SOA
+
+
+def test_ds_of_a_child_the_parent_does_not_delegate_is_the_parents_denial(
+    index: ZoneIndex,
+) -> None:
+    """A zone served here under another served zone that has no cut for it: the parent's
+    answer (its SOA in authority), not the child's apex NODATA."""
+    child = f"orphan.{ZONE}"
+    meta = ZoneMeta(child, f"ns1.{child}.", "hostmaster.example.", minimum=30, soa_ttl=300)
+    index.put_zone(meta, 1, [RRsetValue(f"{child}.", "NS", 3600, (f"ns1.{child}.",))])
+    r = ask(Responder(index), f"{child}.", "DS")
+    assert r.answer == []
+    assert [rrset.name.to_text() for rrset in r.authority] == [n("")]
+    # the parent's wildcard owns the name there; it has no DS
+    assert r.rcode() == Rcode.NOERROR

@@ -60,6 +60,12 @@ def resolve(
     if qclass not in _ANSWERABLE_CLASSES:
         return Resolution(dns.rcode.Rcode.REFUSED)
     zone = index.find(qname)
+    if zone is not None and qtype == dns.rdatatype.RdataType.DS and zone.origin == qname:
+        # Serving both sides of the cut, the DS comes from the parent (RFC 4035 3.1.4.1):
+        # the child's apex has none, and "no DS" there would read as an unsigned child.
+        parent = index.find(qname.parent()) if len(qname) > 1 else None
+        if parent is not None:
+            zone = parent
     if zone is None:
         # Not ours, and we are not a resolver: say so as Knot does (RFC 8914 4.21).
         return Resolution(dns.rcode.Rcode.REFUSED, ede=EDE_NOT_AUTHORITATIVE_CODE)
