@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -26,6 +27,7 @@ from homing.dns.push import Pusher, PushWatch
 from homing.dns.rrl import RateLimiter
 from homing.dns.secondary import ForwardedNotify, Secondaries
 from homing.dns.server import limited_count, parse_listen, query_count, start_dns
+from homing.domain.records import JournalEntry
 from homing.service import owncert, querycounts
 from homing.service.challenges import expire as expire_challenges
 from homing.service.context import Homing
@@ -35,7 +37,7 @@ from homing.service.hosts import refresh_all_groups
 from homing.service.inactivity import get_policy, run_policy
 from homing.service.journal import Follower
 from homing.service.meters import publish as publish_meters
-from homing.store.db import now
+from homing.store.db import Database, now
 from homing.store.notify import JournalListener
 from homing.web import metrics
 from homing.web.app import create_app
@@ -72,6 +74,19 @@ def _track_owner_tables(index: ZoneIndex) -> None:
 
 # No owner's key: a wire label is at most 63 bytes long, this one says 255.
 _UNUSED_KEY = b"\xff"
+
+
+def _known(serial_of: Callable[[str], int | None], db: Database, zone: str, serial: int) -> bool:
+    """Whether this process answers with `serial` of `zone` already (`serial_of`, its zone
+    index's), or is about to: a commit of its own, heard of through the store before its
+    hooks moved the index."""
+    if (serial_of(zone) or -1) >= serial:
+        return True
+    return any(
+        isinstance(entry, JournalEntry) and entry.zone == zone and entry.serial == serial
+        for batch in db.committing
+        for entry in batch
+    )
 
 
 def _http_socket(listen: str, *, reuse_port: bool = False) -> socket.socket:
@@ -287,7 +302,7 @@ async def serve(homing: Homing) -> None:
             homing.db.url,
             homing.db.schema,
             follower.wake,
-            known=lambda zone, serial: (index.serial_of(zone) or -1) >= serial,
+            known=functools.partial(_known, index.serial_of, homing.db),
             on_settings=access.wake,
         )
         background.append(asyncio.create_task(listener.run(), name="journal-listener"))

@@ -163,6 +163,10 @@ class Database:
         self._running: set[asyncio.Task[None]] = set()  # transactions in flight (PostgreSQL)
         # Called with what each committed transaction emitted, in commit order (the journal hook).
         self.on_commit: list[Callable[[list[Any]], None]] = []
+        # What each PostgreSQL batch whose COMMIT is under way emitted, until its on_commit
+        # hooks have run: the store's notification of that commit can reach this process
+        # first (homing.store.notify), and should not send it to read what it wrote.
+        self.committing: list[list[Any]] = []
 
     def _create_engine(self) -> AsyncEngine:
         if self.is_sqlite:
@@ -326,25 +330,34 @@ class Database:
             return await self._thread.call(self._run_sync_transaction, groups)
         results = []
         started = time.perf_counter()
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(homing_write=True)
-            async with conn.begin():
-                # The clock is read once the write lock is held: a transaction of another
-                # process that committed first never carries a later time than this one.
-                txn = Txn(conn, now())
-                for group in groups:
-                    first = group[0]
-                    if first.unit is not None:
-                        results.append(await first.unit(txn))
-                    elif first.is_sync:
-                        results.extend(
-                            await txn.run_sync(functools.partial(_run_sync_group, group))
-                        )
-                    else:
-                        batcher = cast(Batcher[Any, Any], first.batcher)
-                        done = await batcher.run(txn, [job.item for job in group])
-                        results.extend(_checked(group, done))
-                statements = time.perf_counter()
+        emitted: list[Any] | None = None
+        try:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(homing_write=True)
+                async with conn.begin():
+                    # The clock is read once the write lock is held: a transaction of another
+                    # process that committed first never carries a later time than this one.
+                    txn = Txn(conn, now())
+                    for group in groups:
+                        first = group[0]
+                        if first.unit is not None:
+                            results.append(await first.unit(txn))
+                        elif first.is_sync:
+                            results.extend(
+                                await txn.run_sync(functools.partial(_run_sync_group, group))
+                            )
+                        else:
+                            batcher = cast(Batcher[Any, Any], first.batcher)
+                            done = await batcher.run(txn, [job.item for job in group])
+                            results.extend(_checked(group, done))
+                    statements = time.perf_counter()
+                    # Its notification can arrive before _settle runs the hooks.
+                    emitted = txn.emitted
+                    self.committing.append(emitted)
+        except BaseException:
+            if emitted is not None:
+                self._forget_committing(emitted)
+            raise
         if log.isEnabledFor(logging.DEBUG):  # the commit's time includes its WAL flush
             log.debug(
                 "PostgreSQL batch of %d: statements %.1f ms, commit %.1f ms",
@@ -387,6 +400,12 @@ class Database:
         if conn is not None:
             conn.close()
 
+    def _forget_committing(self, emitted: list[Any]) -> None:
+        for i, batch in enumerate(self.committing):
+            if batch is emitted:
+                del self.committing[i]
+                return
+
     def _settle(self, jobs: list[_Job], results: list[Any], emitted: list[Any]) -> None:
         """Hooks first (DNS moves), then the callers hear of their commit; `results` are in
         the order of `jobs`."""
@@ -396,6 +415,7 @@ class Database:
                     hook(emitted)
                 except Exception:
                     log.exception("commit hook failed")
+        self._forget_committing(emitted)
         for job, result in zip(jobs, results, strict=True):
             if not job.future.done():
                 job.future.set_result(result)
