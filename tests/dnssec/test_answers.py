@@ -27,16 +27,9 @@ from tests.dnssec.test_signing import ZONE, new_zone, put
 ORIGIN = dns.name.from_text(ZONE)
 
 
-@pytest.fixture
-async def responder(db: Database) -> Responder:
-    await new_zone(
-        db,
-        RRsetValue(f"h1.{ZONE}", "A", 60, ("192.0.2.1",)),
-        RRsetValue(f"*.w.{ZONE}", "A", 60, ("192.0.2.7",)),
-        RRsetValue(f"a.b.{ZONE}", "TXT", 60, ('"deep"',)),
-        RRsetValue(f"child.{ZONE}", "NS", 3600, (f"ns.child.{ZONE}.",)),
-        RRsetValue(f"ns.child.{ZONE}", "A", 3600, ("192.0.2.9",)),
-    )
+async def signed_responder(db: Database, *values: RRsetValue) -> Responder:
+    """ZONE with `values`, signed, loaded into an index as `homing serve` loads it."""
+    await new_zone(db, *values)
     await dnssec.enable(db, ZONE)
     index = ZoneIndex()
 
@@ -46,6 +39,18 @@ async def responder(db: Database) -> Responder:
 
     await db.read(load)
     return Responder(index)
+
+
+@pytest.fixture
+async def responder(db: Database) -> Responder:
+    return await signed_responder(
+        db,
+        RRsetValue(f"h1.{ZONE}", "A", 60, ("192.0.2.1",)),
+        RRsetValue(f"*.w.{ZONE}", "A", 60, ("192.0.2.7",)),
+        RRsetValue(f"a.b.{ZONE}", "TXT", 60, ('"deep"',)),
+        RRsetValue(f"child.{ZONE}", "NS", 3600, (f"ns.child.{ZONE}.",)),
+        RRsetValue(f"ns.child.{ZONE}", "A", 3600, ("192.0.2.9",)),
+    )
 
 
 def ask(responder: Responder, name: str, rdtype: str, *, do: bool) -> dns.message.Message:

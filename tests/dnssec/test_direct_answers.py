@@ -11,20 +11,23 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
-import sqlalchemy as sa
 
 from homing.dns import denial
 from homing.dns.answer import Responder
-from homing.dns.index import ZoneIndex
 from homing.dns.resolution import resolve
 from homing.dns.signed import secure
 from homing.domain.records import RRsetValue
-from homing.service import dnssec
-from homing.service.journal import stream_zone
 from homing.store.db import Database
-from homing.store.schema import zones as zones_table
-from tests.dnssec.test_answers import ORIGIN, ask, follow, keys, responder, validated
-from tests.dnssec.test_signing import ZONE, new_zone, put
+from tests.dnssec.test_answers import (
+    ORIGIN,
+    ask,
+    follow,
+    keys,
+    responder,
+    signed_responder,
+    validated,
+)
+from tests.dnssec.test_signing import ZONE, put
 
 __all__ = ["responder"]  # the fixture, shared with test_answers
 
@@ -149,7 +152,7 @@ async def test_kept_denials_stay_within_their_bounds(
 
 @pytest.fixture
 async def mail_responder(db: Database) -> Responder:
-    await new_zone(
+    return await signed_responder(
         db,
         RRsetValue(f"mail.{ZONE}", "MX", 60, (f"10 mx.{ZONE}.", f"20 mx.child.{ZONE}.")),
         RRsetValue(f"mx.{ZONE}", "A", 60, ("192.0.2.25",)),
@@ -157,15 +160,6 @@ async def mail_responder(db: Database) -> Responder:
         RRsetValue(f"child.{ZONE}", "NS", 3600, (f"mx.child.{ZONE}.",)),
         RRsetValue(f"mx.child.{ZONE}", "A", 3600, ("192.0.2.9",)),
     )
-    await dnssec.enable(db, ZONE)
-    index = ZoneIndex()
-
-    async def load(conn: sa.ext.asyncio.AsyncConnection) -> None:
-        zone_id = await conn.scalar(sa.select(zones_table.c.id).where(zones_table.c.name == ZONE))
-        await stream_zone(conn, zone_id, index)
-
-    await db.read(load)
-    return Responder(index)
 
 
 async def test_addresses_in_additional_come_with_their_rrsigs(

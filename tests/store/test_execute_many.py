@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from homing.domain.errors import StoreUnavailable
+from homing.service import changes
 from homing.service.zones import add_zone
 from homing.store.db import Database, SyncTxn, as_utc
 from homing.store.schema import journal, plans, rrsets, zones
@@ -186,20 +187,8 @@ async def test_updates_and_deletes_of_many_rows_meet_each_row(db: Database) -> N
     # meet its own table row, and a key given twice take its values in row order.
     zone_id = await _zone(db)
     names = [f"u{i}.bulk.example" for i in range(4)]
-    update = (
-        sa.update(rrsets)
-        .where(
-            rrsets.c.zone_id == sa.bindparam("b_zone_id"),
-            rrsets.c.name == sa.bindparam("b_name"),
-            rrsets.c.rtype == sa.bindparam("b_rtype"),
-        )
-        .values(ttl=sa.bindparam("b_ttl"), rdatas=sa.bindparam("b_rdatas"))
-    )
-    delete = sa.delete(rrsets).where(
-        rrsets.c.zone_id == sa.bindparam("b_zone_id"),
-        rrsets.c.name == sa.bindparam("b_name"),
-        rrsets.c.rtype == sa.bindparam("b_rtype"),
-    )
+    # the update path's own statements (homing.service.changes)
+    update, delete = changes._RRSET_UPDATE, changes._RRSET_DELETE
 
     def key(name: str) -> dict[str, object]:
         return {"b_zone_id": zone_id, "b_name": name, "b_rtype": "A"}
