@@ -33,8 +33,7 @@ from homing.dnssec.signer import (
 )
 from homing.domain.records import RRsetValue
 from homing.store.db import SyncTxn
-from homing.store.schema import dnssec_keys, rrsets, zones
-from homing.store.statements import fetch_all
+from homing.store.schema import rrsets, zones
 
 Change = tuple[RRsetValue | None, RRsetValue, str, str]  # (old, new, actor, via)
 
@@ -62,14 +61,8 @@ def everything(memo: Memo | None = None) -> Iterator[None]:
         _EVERYTHING.reset(token)
 
 
-# Whether a zone has keys: asked by every change, on the driver's path (store.statements).
-_HAS_KEYS = sa.select(sa.exists().where(dnssec_keys.c.zone_id == sa.bindparam("zone_id")))
-
-
 def sign_changes(txn: SyncTxn, zone_id: int, zone_name: str, changed: list[Change]) -> list[Change]:
     """`changed` and, for a signed zone, the RRSIG and NSEC3 RRsets that go with it."""
-    if not fetch_all(txn.conn, _HAS_KEYS, {"zone_id": zone_id})[1][0][0]:
-        return changed  # not signed
     keys = zone_keys_sync(txn.conn, zone_id)
     if not keys:
         return changed

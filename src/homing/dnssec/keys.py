@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from homing.domain.errors import HomingError
 from homing.domain.records import RRsetValue
 from homing.store.schema import dnssec_keys, rrsets, zones
+from homing.store.statements import fetch_all
 
 # The algorithms offered, by the names the CLI takes (RFC 8624: both MUST be validated).
 ALGORITHMS = {"ecdsap256sha256": 13, "ed25519": 15}
@@ -104,16 +105,29 @@ def _parsed(pem: str, algorithm: int, flags: int) -> tuple[Any, dns.rdtypes.ANY.
     return private, dnskey
 
 
+_ZONE_KEYS = (
+    sa.select(dnssec_keys)
+    .where(dnssec_keys.c.zone_id == sa.bindparam("zone_id"))
+    .order_by(dnssec_keys.c.id)
+)
+
+
 def zone_keys_sync(conn: sa.Connection, zone_id: int) -> list[ZoneKey]:
-    """The zone's keys, oldest first; none: the zone is not signed."""
-    rows = conn.execute(
-        sa.select(dnssec_keys).where(dnssec_keys.c.zone_id == zone_id).order_by(dnssec_keys.c.id)
-    ).all()
-    return [_key(row) for row in rows]
+    """The zone's keys, oldest first; none: the zone is not signed. Every change asks
+    (homing.dnssec.changes), so the statement goes the driver's path (fetch_all)."""
+    columns, rows = fetch_all(conn, _ZONE_KEYS, {"zone_id": zone_id})
+    return [_key(dict(zip(columns, row, strict=True))) for row in rows]
 
 
-def _key(row: Any) -> ZoneKey:
-    return parsed_key(row.id, row.role, row.algorithm, row.state, row.private_key, row.changed_at)
+def _key(row: dict[str, Any]) -> ZoneKey:
+    return parsed_key(
+        row["id"],
+        row["role"],
+        row["algorithm"],
+        row["state"],
+        row["private_key"],
+        row["changed_at"],
+    )
 
 
 def parsed_key(
