@@ -4,10 +4,10 @@
 fresh. Triggers in the store move a settings generation with every change of what a
 snapshot is built from (migration 0021); the loader reads that one number every
 `interval` (and at once when woken: PostgreSQL notifies every node of the change) and
-reloads when it moved, so `homing zone set` or `homing key delete`, run anywhere, is in
-effect within the interval. A full reload every `full_interval` is the fallback. A
-request naming a key it does not know also reloads soon (rate-limited), so a key added
-with `homing key add` works on its first use.
+reloads when it moved, so `homing zone set` or `homing host delete` (its keys go with
+it), run anywhere, is in effect within the interval. A full reload every `full_interval`
+is the fallback. A request naming a key it does not know also reloads soon
+(rate-limited), so a key added with `homing key add` works on its first use.
 """
 
 from __future__ import annotations
