@@ -12,6 +12,7 @@ import dns.exception
 import dns.rdata
 import sqlalchemy as sa
 
+from homing.domain.delegations import AT_CUT_TYPES, GLUE_TYPES
 from homing.domain.errors import HomingError, NotFound
 from homing.domain.names import in_zone, normalize
 from homing.domain.records import RRsetValue
@@ -90,8 +91,8 @@ async def delegate(
         ).all()
         for row in other:
             # In a signed zone the cut holds the DS's signatures too (the signer's).
-            at_cut = row.name == name and row.rtype in ("NS", "DS", "RRSIG")
-            glue = row.name in glue_names and row.rtype in ("A", "AAAA")
+            at_cut = row.name == name and (row.rtype in AT_CUT_TYPES or row.rtype == "RRSIG")
+            glue = row.name in glue_names and row.rtype in GLUE_TYPES
             if not (at_cut or glue):
                 raise HomingError(
                     f"{row.name} {row.rtype} lies at or below {name}: remove it before delegating"
