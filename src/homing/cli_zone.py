@@ -296,14 +296,14 @@ def zone_set(
     )  # fmt: skip
     if dnssec_now and dnssec is None:
         fail("--now goes with --dnssec off")
+    # The settings taken after the zone options, below: each step returns when none follows.
+    others = push or push_key or no_push or primary or primary_key or notify_key or auto_ptr
     if parent_ns is not None:
         cli_dnssec.set_parent_ns(zone, parent_ns)
-        rest = push or push_key or no_push or primary or primary_key or notify_key or auto_ptr
-        if dnssec is None and options.empty() and not rest:
+        if dnssec is None and options.empty() and not others:
             return
     if dnssec is not None:
         cli_dnssec.set_dnssec(zone, dnssec, dnssec_algorithm, split_keys, at_once=dnssec_now)
-        others = push or push_key or no_push or primary or primary_key or notify_key or auto_ptr
         if options.empty() and not others:
             return
     if not options.empty():
@@ -311,7 +311,7 @@ def zone_set(
         name = set_options(zone, options)
         typer.echo(f"zone {name}: options changed")
         warn_unaddressed(name)
-        if not (push or push_key or no_push or primary or primary_key or notify_key or auto_ptr):
+        if not others:
             return
     if auto_ptr is not None:
         if auto_ptr not in ("on", "off"):
