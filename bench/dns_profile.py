@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import os
 import random
 import sys
 import tempfile
@@ -35,7 +34,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zonegen  # noqa: E402
-from harness import cli, dns_query, free_port, homing_env, homing_version, record  # noqa: E402
+from harness import (  # noqa: E402
+    cli,
+    dns_query,
+    free_port,
+    homing_env,
+    homing_version,
+    load_index,
+    record,
+)
 
 
 class GcPauses:
@@ -66,23 +73,6 @@ class GcPauses:
             "gen2_collections": len(full),
             "gen2_max_ms": round(max(full) * 1000, 1) if full else 0.0,
         }
-
-
-async def load_index(env: dict[str, str]) -> Any:
-    os.environ.update(env)
-    from homing.config import load
-    from homing.dns.index import ZoneIndex
-    from homing.service.context import Homing
-    from homing.service.journal import Follower
-
-    homing = Homing.from_settings(load())
-    try:
-        await homing.db.migrate()
-        index = ZoneIndex()
-        await Follower(homing.db, index, 3600).sync()
-        return index
-    finally:
-        await homing.db.close()
 
 
 # An OPT record (RFC 6891): root owner, 1232-byte payload, DO set (RFC 3225), no options.

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -249,3 +250,22 @@ def homing_version() -> str:
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     return f"homing 0.1.0 @ {commit} (Python {platform.python_version()}, uvloop)"
+
+
+async def load_index(env: dict[str, str]) -> Any:
+    """The load path of `homing serve` up to the zone index, in this process, on the store
+    `env` names: migrate, then one follower sync."""
+    os.environ.update(env)
+    from homing.config import load
+    from homing.dns.index import ZoneIndex
+    from homing.service.context import Homing
+    from homing.service.journal import Follower
+
+    homing = Homing.from_settings(load())
+    try:
+        await homing.db.migrate()
+        index = ZoneIndex()
+        await Follower(homing.db, index, 3600).sync()
+        return index
+    finally:
+        await homing.db.close()

@@ -46,6 +46,7 @@ from harness import (  # noqa: E402
     homing_env,
     homing_version,
     load_average,
+    load_index,
     proc_status_kib,
     record,
     stop_process,
@@ -204,23 +205,6 @@ def measure_traffic(
     }
 
 
-async def _load_index(env: dict[str, str]) -> object:
-    """The load path of `homing serve` up to the index (migrate, then one follower sync)."""
-    from homing.config import load
-    from homing.dns.index import ZoneIndex
-    from homing.service.context import Homing
-    from homing.service.journal import Follower
-
-    homing = Homing.from_settings(load())
-    try:
-        await homing.db.migrate()
-        index = ZoneIndex()
-        await Follower(homing.db, index, 3600).sync()
-        return index
-    finally:
-        await homing.db.close()
-
-
 def profile_load(env: dict[str, str], top: int = 12) -> dict[str, object]:
     """Where load time (pyinstrument) and memory (tracemalloc) go, in this process."""
     os.environ.update(env)
@@ -232,14 +216,14 @@ def profile_load(env: dict[str, str], top: int = 12) -> dict[str, object]:
     else:
         profiler = Profiler(interval=0.001)
         profiler.start()
-        asyncio.run(_load_index(env))
+        asyncio.run(load_index(env))
         profiler.stop()
         text = profiler.output_text(unicode=False, color=False, show_all=False)
         (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
         (ROOT / "bench" / "results" / "scale-load-profile.txt").write_text(text)
         result["time_profile"] = text.splitlines()[:80]
     tracemalloc.start(1)
-    index = asyncio.run(_load_index(env))
+    index = asyncio.run(load_index(env))
     snapshot = tracemalloc.take_snapshot()
     tracemalloc.stop()
     stats = snapshot.statistics("lineno")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import random
 import socket
 import statistics
@@ -32,27 +31,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zonegen  # noqa: E402
-from harness import cli, dns_query, free_port, homing_env, homing_version, record  # noqa: E402
+from harness import (  # noqa: E402
+    cli,
+    dns_query,
+    free_port,
+    homing_env,
+    homing_version,
+    load_index,
+    record,
+)
 
 BATCH = 64
 TYPES = {"A": 1, "AAAA": 28}
-
-
-async def load_index(env: dict[str, str]) -> Any:
-    os.environ.update(env)
-    from homing.config import load
-    from homing.dns.index import ZoneIndex
-    from homing.service.context import Homing
-    from homing.service.journal import Follower
-
-    homing = Homing.from_settings(load())
-    try:
-        await homing.db.migrate()
-        index = ZoneIndex()
-        await Follower(homing.db, index, 3600).sync()
-        return index
-    finally:
-        await homing.db.close()
 
 
 def built_index(hosts: int) -> Any:
