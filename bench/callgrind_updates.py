@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=40)
     parser.add_argument("--src", type=Path, default=SRC, help="the code to measure")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL on 127.0.0.1")
+    parser.add_argument(
+        "--keep", type=Path, help="copy the measured callgrind output here (callgrind_annotate)"
+    )
     args = parser.parse_args()
     if not (1 <= args.conc <= 100 and 1 <= args.rounds <= 5000 and 0 <= args.warmup <= 500):
         parser.error("--conc in [1, 100], --rounds in [1, 5000], --warmup in [0, 500]")
@@ -116,6 +120,8 @@ def measure(env: dict[str, str], tmp: Path, args: argparse.Namespace) -> float:
         server.terminate()
         server.wait(timeout=TIMEOUT)
     counted = next(p for p in sorted(tmp.glob("callgrind.out*")) if p.name.endswith(".1"))
+    if args.keep:
+        shutil.copyfile(counted, args.keep)
     text = counted.read_text(errors="replace")
     found = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
     if found is None:

@@ -1,11 +1,13 @@
 -- wrk script for bench/updates.py: /nic/update with a new address every time.
--- wrk -t1 -cC -dS -s bench/updates.lua URL -- HOSTS_FILE
--- HOSTS_FILE: one "name,base64(name:secret)" per line. Requests go round-robin over the
+-- wrk -t1 -cC -dS -s bench/updates.lua URL -- HOSTS_FILE [FIRST_OCTET]
+-- HOSTS_FILE: one "name,base64(name:secret)" per line. FIRST_OCTET (10 unless given)
+-- begins every address: a warm-up run with another never repeats the measured run's. Requests go round-robin over the
 -- hosts, so with as many connections as hosts each host has about one update in flight.
 -- Answers that do not start with "good" are counted as `bad` (never acknowledged).
 
 local hosts = {}
 local counter = 0
+local first_octet = 10
 bad = 0 -- global: done() reads it from each thread
 
 local threads = {}
@@ -15,6 +17,7 @@ function setup(thread)
 end
 
 function init(args)
+  first_octet = tonumber(args[2] or "10")
   for line in io.lines(args[1]) do
     local name, auth = line:match("([^,]+),(.+)")
     hosts[#hosts + 1] = { name, "Basic " .. auth }
@@ -28,7 +31,7 @@ function request()
   local host = hosts[index + 1]
   -- host i's k-th address differs from its (k-1)-th (LuaJIT: no // operator)
   local ip = string.format(
-    "10.%d.%d.%d", math.floor(index / 250) + 20 * (math.floor(round / 250) % 10),
+    "%d.%d.%d.%d", first_octet, math.floor(index / 250) + 20 * (math.floor(round / 250) % 10),
     index % 250, round % 250 + 1
   )
   return wrk.format("GET", "/nic/update?hostname=" .. host[1] .. "&myip=" .. ip,

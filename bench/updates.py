@@ -79,9 +79,11 @@ class Host:
         return base64.b64encode(f"{self.name}:{self.secret}".encode()).decode()
 
 
-def address(index: int, round_: int) -> str:
-    """Host `index`'s address for its `round_`-th update: always a change (as updates.lua)."""
-    return f"10.{index // 250 + 20 * (round_ // 250 % 10)}.{index % 250}.{round_ % 250 + 1}"
+def address(index: int, round_: int, first_octet: int = 10) -> str:
+    """Host `index`'s address for its `round_`-th update: always a change (as updates.lua).
+    A warm-up run takes another `first_octet`, so the measured run never repeats it."""
+    second = index // 250 + 20 * (round_ // 250 % 10)
+    return f"{first_octet}.{second}.{index % 250}.{round_ % 250 + 1}"
 
 
 def percentiles(latencies: list[float], prefix: str = "") -> dict[str, float]:
@@ -100,7 +102,9 @@ def percentiles(latencies: list[float], prefix: str = "") -> dict[str, float]:
 # --- closed loop: wrk ------------------------------------------------------------------
 
 
-def closed_loop(port: int, hosts: list[Host], clients: int, seconds: float, work: Path) -> dict:
+def closed_loop(
+    port: int, hosts: list[Host], clients: int, seconds: float, work: Path, first_octet: int = 10
+) -> dict:
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -109,6 +113,7 @@ def closed_loop(port: int, hosts: list[Host], clients: int, seconds: float, work
     argv = [
         "taskset", "-c", str(LOAD_CPU), wrk, "-t1", f"-c{clients}", f"-d{seconds:g}s",
         "--timeout", "10s", "-s", str(LUA), f"http://127.0.0.1:{port}", "--", str(hosts_file),
+        str(first_octet),
     ]  # fmt: skip
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")), None)
@@ -190,7 +195,13 @@ async def _one(pool: _Pool, request: bytes) -> bool:
 
 
 async def _open_loop_part(
-    port: int, hosts: list[tuple[int, Host]], rate: float, count: int, start: float, limit: int
+    port: int,
+    hosts: list[tuple[int, Host]],
+    rate: float,
+    count: int,
+    start: float,
+    limit: int,
+    first_octet: int,
 ) -> tuple[list[float], list[float], int, float]:
     """Send `count` requests at `rate`/s from `start` (perf_counter); latencies from schedule."""
     pool = _Pool(port, limit)
@@ -203,7 +214,8 @@ async def _open_loop_part(
     async def scheduled(n: int, at: float) -> None:
         nonlocal failed
         index, host = hosts[n % len(hosts)]
-        target = f"/nic/update?hostname={host.name}&myip={address(index, n // len(hosts))}"
+        myip = address(index, n // len(hosts), first_octet)
+        target = f"/nic/update?hostname={host.name}&myip={myip}"
         request = (
             f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {host.auth}\r\n"
             "User-Agent: homing-bench-open\r\n\r\n"
@@ -233,7 +245,7 @@ async def _open_loop_part(
     return latencies, lags, failed, max(finished, default=start)
 
 
-def _generator(args: tuple[int, list[tuple[int, Host]], float, int, float, int]) -> tuple:
+def _generator(args: tuple[int, list[tuple[int, Host]], float, int, float, int, int]) -> tuple:
     os.sched_setaffinity(0, {LOAD_CPU})
     # A run is bounded (count requests): no collector passes, whose pauses of tens of ms
     # were counted as the server's latency (p99.9 56 ms against a server answering at once).
@@ -248,14 +260,20 @@ def _generator(args: tuple[int, list[tuple[int, Host]], float, int, float, int])
 
 
 def open_loop(
-    port: int, hosts: list[Host], rate: float, seconds: float, generators: int, connections: int
+    port: int,
+    hosts: list[Host],
+    rate: float,
+    seconds: float,
+    generators: int,
+    connections: int,
+    first_octet: int = 10,
 ) -> dict:
     count = int(rate * seconds)
     start = time.perf_counter() + 1.0  # perf_counter is CLOCK_MONOTONIC: one clock for all
     indexed = list(enumerate(hosts))
     parts = [
         (port, indexed[g::generators], rate / generators, count // generators, start,
-         max(1, connections // generators))
+         max(1, connections // generators), first_octet)
         for g in range(generators)
     ]  # fmt: skip
     with multiprocessing.get_context("fork").Pool(generators) as pool:
@@ -490,6 +508,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100, help="closed loop: connections")
     parser.add_argument("--rate", type=float, help="open loop: offered updates per second")
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--warmup", type=float, default=2, help="seconds of the same load first, not counted"
+    )
     parser.add_argument("--hosts", type=int, help="open loop: hosts updated (default --clients)")
     parser.add_argument("--connections", type=int, default=200, help="open loop: at most")
     parser.add_argument("--generators", type=int, default=2, help="open loop: processes")
@@ -506,6 +527,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.seconds <= 0 or args.seconds > 600 or (args.rate is not None and args.rate <= 0):
         parser.error("--seconds must be in (0, 600], --rate positive")
+    if not 0 <= args.warmup <= 60:
+        parser.error("--warmup must be in [0, 60]")
     hosts_wanted = args.hosts or args.clients
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -517,6 +540,14 @@ def main() -> None:
         if args.alerts:
             asyncio.run(want_alerts(env))
         server = start(env, args.workers, args.cprofile)
+        if args.warmup > 0:  # new connections prepare their statements: not the steady state
+            if args.rate:
+                open_loop(
+                    server.http_port, hosts, args.rate, args.warmup, args.generators,
+                    args.connections, first_octet=11,
+                )  # fmt: skip
+            else:
+                closed_loop(server.http_port, hosts, args.clients, args.warmup, tmp, 11)
         load_before = load_average()
         spy = None
         mode = "open" if args.rate else "closed"
@@ -568,6 +599,7 @@ def main() -> None:
             "clients": args.clients if mode == "closed" else None,
             "hosts": hosts_wanted,
             "workers": args.workers,
+            "warmup_s": args.warmup,
             "alerts": args.alerts,
             "signed": args.signed,
             "homing": homing_version(),
