@@ -142,8 +142,10 @@ class Holding:
     def __init__(self) -> None:
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
+        self.calls: list[list[str]] = []
 
     async def run(self, txn: Txn, items: list[str]) -> list[str]:
+        self.calls.append(list(items))
         for item in items:
             if item == "held":
                 self.entered.set()
@@ -154,18 +156,24 @@ class Holding:
 
 # SQLite has one writer: one transaction at a time, so this is PostgreSQL's alone.
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
-async def test_postgresql_commits_beside_a_transaction_in_flight(db: Database) -> None:
+async def test_postgresql_takes_the_next_batch_once_the_first_sends_its_commit(
+    db: Database,
+) -> None:
     holding = Holding()
     first = asyncio.create_task(db.write_batched(holding, "held"))
     await holding.entered.wait()
-    # The first transaction is open; a second one starts and commits meanwhile. (The
-    # timeout only turns a writer that waits for the first into a failure, not a hang.)
-    assert await asyncio.wait_for(db.write_batched(holding, "beside"), 60) == "beside"
-    assert await plan_names(db) >= {"beside"}
-    assert "held" not in await plan_names(db)
+    # The first transaction still runs its statements: a place is free for a second, but
+    # the writer leaves the next job waiting, to join whatever comes until that COMMIT.
+    second = asyncio.create_task(db.write_batched(holding, "after"))
+    for _ in range(20):
+        await asyncio.sleep(0)  # the writer's turns: it takes nothing meanwhile
+    assert len(db._pending) == 1 and not second.done()
+    assert holding.calls == [["held"]]
     holding.release.set()
     assert await first == "held"
-    assert await plan_names(db) >= {"held", "beside"}
+    assert await asyncio.wait_for(second, 60) == "after"
+    assert holding.calls == [["held"], ["after"]]
+    assert await plan_names(db) >= {"held", "after"}
 
 
 async def test_closing_settles_the_callers_of_a_transaction_in_flight(db: Database) -> None:
