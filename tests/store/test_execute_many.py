@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from homing.domain.errors import StoreUnavailable
+from homing.domain.errors import HomingError, StoreUnavailable
 from homing.service import changes
 from homing.service.zones import add_zone
 from homing.store.db import Database, SyncTxn, as_utc
@@ -255,3 +255,75 @@ def test_the_update_writes_are_one_statement_each_on_postgresql() -> None:
         plan = _plan(statement, keys, dialect)
         assert plan is not None and plan.arrays is not None, statement
         assert "unnest(" in plan.arrays and "$" not in plan.arrays.split("unnest(")[0]
+
+
+async def test_postgresql_sends_the_held_writes_of_two_tables_in_one_round_trip(
+    pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from homing.store import statements
+
+    zone_id = await _zone(pg_db)
+    sent: list[str] = []
+    driver_call = statements._asyncpg
+
+    def counted(conn: sa.Connection, sql: str, method: str, parameters: object) -> object:
+        sent.append(sql)
+        return driver_call(conn, sql, method, parameters)
+
+    monkeypatch.setattr(statements, "_asyncpg", counted)
+    name = "held.bulk.example"
+    entry = {
+        "zone_id": zone_id,
+        "serial": 900,
+        "name": name,
+        "rtype": "A",
+        "ttl": 60,
+        "old": "",
+        "new": "192.0.2.7",
+        "actor": "held",
+        "via": "test",
+        "old_ttl": None,
+        "at": datetime(2026, 12, 6, 3, 0, tzinfo=UTC),
+    }
+
+    def write(txn: SyncTxn) -> tuple[int, list[object], list[object]]:
+        execute_many(
+            txn.conn,
+            sa.insert(rrsets),
+            [{"zone_id": zone_id, "name": name, "rtype": "A", "ttl": 60, "rdatas": "192.0.2.7"}],
+        )
+        execute_many(txn.conn, sa.insert(journal), [entry])
+        held = len(sent)
+        # SQLAlchemy's own execute sees them: they go first, both in one statement.
+        seen = txn.conn.execute(sa.select(rrsets.c.rdatas).where(rrsets.c.name == name))
+        journaled = txn.conn.execute(sa.select(journal.c.serial).where(journal.c.name == name))
+        return held, [tuple(r) for r in seen], list(journaled.scalars())
+
+    held, seen, serials = await pg_db.write_batched_sync(_RUN, write)  # type: ignore[misc]
+    assert held == 0  # nothing went while nobody needed an answer
+    assert len(sent) == 1 and sent[0].startswith("WITH _held0 AS (INSERT INTO rrsets")
+    assert seen == [("192.0.2.7",)] and serials == [900]
+
+
+async def test_postgresql_drops_what_a_failed_transaction_held(pg_db: Database) -> None:
+    from homing.store import statements
+
+    zone_id = await _zone(pg_db)
+    row = {"zone_id": zone_id, "name": "dropped.bulk.example", "rtype": "A", "ttl": 60}
+    row["rdatas"] = "192.0.2.1"
+
+    def fails_after_holding(txn: SyncTxn) -> None:
+        execute_many(txn.conn, sa.insert(rrsets), [row])
+        raise HomingError("the caller's own error, before anything was sent")
+
+    with pytest.raises(HomingError, match="own error"):
+        await pg_db.write(lambda txn: txn.run_sync(fails_after_holding))
+
+    def holds(txn: SyncTxn) -> object:
+        return txn.conn.info.get(statements._HELD)
+
+    # Whichever pooled connection the next transactions get, none carries the row.
+    for _ in range(3):
+        assert await pg_db.write(lambda txn: txn.run_sync(holds)) is None
+    count = sa.select(sa.func.count()).select_from(rrsets).where(rrsets.c.name == row["name"])
+    assert await pg_db.read(lambda conn: conn.scalar(count)) == 0

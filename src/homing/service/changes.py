@@ -162,14 +162,17 @@ def apply_changes_sync(
     actor: str | Sequence[str],
     via: str | Sequence[str],
     stored: Mapping[tuple[str, str], RRsetValue] | None = None,
+    unsigned: bool = False,
 ) -> list[JournalEntry]:
     """Set RRsets (empty rdatas delete one); one serial and one journal row per changed RRset.
 
     `actor` and `via` are one for all values, or one per value. Runs inside the caller's
     write transaction; the entries reach DNS after the commit. Unchanged RRsets cost
     nothing and leave no journal row. `stored`: the values' RRsets as this transaction
-    read them (absent: none stored), for a caller that has them already. A value DNS
-    could not serve raises (InvalidAddress or UnservableRecord) before anything is written.
+    read them (absent: none stored), for a caller that has them already. `unsigned`: this
+    transaction read that the zone has no DNSSEC keys, so signing's read of them is left
+    out. A value DNS could not serve raises (InvalidAddress or UnservableRecord) before
+    anything is written.
     """
     actors = [actor] * len(values) if isinstance(actor, str) else list(actor)
     vias = [via] * len(values) if isinstance(via, str) else list(via)
@@ -188,7 +191,8 @@ def apply_changes_sync(
     # and every later change behind it. Addresses cost an inet_pton; other types a render.
     check_servable(new for _, new, _, _ in changed)
     # A signed zone's RRSIGs, NSEC3 chain and SOA signature go with the change.
-    changed = signing.sign_changes(txn, zone.id, zone.name, changed)
+    if not unsigned:
+        changed = signing.sign_changes(txn, zone.id, zone.name, changed)
     conn = txn.conn
     deleted = [new for _, new, _, _ in changed if not new.rdatas]
     inserted = [new for old, new, _, _ in changed if old is None]

@@ -26,6 +26,7 @@ from homing.store.db import SyncTxn
 from homing.store.schema import (
     accounts,
     alert_settings,
+    dnssec_keys,
     group_members,
     hosts,
     outbox,
@@ -72,6 +73,7 @@ def _write(batch: Batch, policy: UpdatePolicy) -> dict[str, int]:
     # which every writer of the zone waits for, is taken as late as possible.
     _write_hosts(batch)
     zone_names = {row["zone_id"]: row["zone_name"] for row in batch.hosts.values()}
+    signed = {row["zone_id"] for row in batch.hosts.values() if row["zone_signed"]}
     serials: dict[str, int] = {}
     # Zones in id order and RRsets in name order (a name's later values after its earlier
     # ones): concurrent writers, here and on other nodes, lock rows in one order.
@@ -84,6 +86,7 @@ def _write(batch: Batch, policy: UpdatePolicy) -> dict[str, int]:
             actor=[actor for _, actor, _ in changes],
             via=[via for _, _, via in changes],
             stored=batch.stored,
+            unsigned=zone_id not in signed,
         )
         serials.update((e.name, e.serial) for e in entries)  # in serial order: the last
         address_alerts(batch, entries)
@@ -179,6 +182,9 @@ def _hosts_named(count: int) -> sa.Select[Any]:
             zones.c.name.label("zone_name"),
             plans.c.min_interval,
             sa.exists().where(group_members.c.host_id == hosts.c.id).label("grouped"),
+            # Whether the host's zone is signed: an unsigned zone's change then needs no
+            # read of its keys, which would be a round trip of its own on PostgreSQL.
+            sa.exists().where(dnssec_keys.c.zone_id == hosts.c.zone_id).label("zone_signed"),
             *alerts.HOST_COLUMNS,
             *(
                 column.label(f"{rtype}_{column.name}")

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from homing.domain.errors import HomingError, StoreUnavailable
+from homing.store import statements
 from homing.store.sqlite import WriterThread, sqlite_pragmas
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,9 @@ class Database:
         connect_args: dict[str, Any] = {}
         if self.schema:
             connect_args["server_settings"] = {"search_path": self.schema}
-        return create_async_engine(self.url, connect_args=connect_args, pool_size=10)
+        engine = create_async_engine(self.url, connect_args=connect_args, pool_size=10)
+        statements.held_back(engine.sync_engine)
+        return engine
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (creating the PostgreSQL schema if asked)."""
@@ -478,7 +481,9 @@ def _closed(jobs: list[_Job]) -> None:
 
 def _run_sync_group(group: list[_Job], txn: SyncTxn) -> list[Any]:
     batcher = cast(SyncBatcher[Any, Any], group[0].batcher)
-    return _checked(group, batcher.run_sync(txn, [job.item for job in group]))
+    results = batcher.run_sync(txn, [job.item for job in group])
+    statements.flush(txn.conn)  # writes held back fail here, with their group
+    return _checked(group, results)
 
 
 def _checked(group: list[_Job], results: list[Any]) -> list[Any]:

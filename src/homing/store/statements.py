@@ -8,6 +8,14 @@ tuple per row handed to the driver: pysqlite on SQLite's writer thread, asyncpg 
 PostgreSQL (whose statement cache keeps each one prepared on the server, and whose
 executemany sends all rows in one round trip). Statements a plan cannot describe
 (Python-side defaults, expanding lists) run the usual way.
+
+On asyncpg the rows a batch writes are held back (`execute_many`) and sent as one
+statement, each earlier one a data-modifying WITH of the last (the host rows and the
+RRsets: one round trip, not two to four), when the batch next needs an answer: before
+its next read, any other statement, its commit or the end of its work (`flush`); they
+are dropped on rollback (`held_back`). Statements held together write different tables,
+so none can meet another's rows, and keep their order's locks: each table's rows are
+locked by its own statement, as before.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ class _Plan:
     # and for an UPDATE the positions of its WHERE's parameters (None: every row its own).
     arrays: str | None = None
     keyed: tuple[int, ...] | None = None
+    table: str | None = None  # the table an INSERT, UPDATE or DELETE writes
 
     def parameters(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return _processed(self.take(row), self.convert)
@@ -61,6 +70,8 @@ def _processed(
 _PLANS: dict[tuple[str, int, tuple[str, ...]], tuple[sa.Executable, _Plan | None]] = {}
 # The drivers a plan's SQL is handed to directly.
 _DIRECT = frozenset({"pysqlite", "asyncpg"})
+# asyncpg: the writes held back on a connection, (table, SQL, arguments), in their order.
+_HELD = "homing_held"
 
 
 def execute_many(conn: sa.Connection, statement: sa.Executable, rows: list[dict[str, Any]]) -> None:
@@ -81,6 +92,10 @@ def execute_many(conn: sa.Connection, statement: sa.Executable, rows: list[dict[
     parameters = [plan.parameters(row) for row in rows]
     driver = conn.dialect.driver
     if driver == "asyncpg":
+        if plan.arrays is not None and plan.table is not None and _disjoint(plan, parameters):
+            _hold(conn, plan.table, plan.arrays, [list(c) for c in zip(*parameters, strict=True)])
+            return
+        flush(conn)
         if plan.arrays is not None and len(rows) > 1 and _disjoint(plan, parameters):
             # One statement over arrays: PostgreSQL runs its executor once, not once a row.
             _asyncpg(conn, plan.arrays, "execute", [list(c) for c in zip(*parameters, strict=True)])
@@ -109,6 +124,8 @@ def fetch_all(
     """
     driver = conn.dialect.driver
     plan = _plan_for(conn, statement, tuple(parameters)) if driver in _DIRECT else None
+    if driver == "asyncpg":
+        flush(conn)
     if plan is None or not plan.columns:
         result = conn.execute(statement, parameters)
         return tuple(result.keys()), [tuple(row) for row in result.all()]
@@ -123,6 +140,64 @@ def fetch_all(
     except sqlite3.Error as exc:
         raise _store_error(plan.sql, exc) from exc
     return plan.columns, [plan.result(row) for row in rows]
+
+
+def flush(conn: sa.Connection) -> None:
+    """Send the writes held back on `conn` (asyncpg; nothing elsewhere), as one statement."""
+    held: list[tuple[str, str, list[Any]]] | None = conn.info.pop(_HELD, None)
+    if not held:
+        return
+    if len(held) == 1:
+        _asyncpg(conn, held[0][1], "execute", held[0][2])
+        return
+    parts = []
+    arguments: list[Any] = []
+    for _, sql, values in held:
+        parts.append(_renumbered(sql, len(arguments)))
+        arguments.extend(values)
+    earlier = ", ".join(f"_held{i} AS ({part})" for i, part in enumerate(parts[:-1]))
+    _asyncpg(conn, f"WITH {earlier} {parts[-1]}", "execute", arguments)
+
+
+def held_back(engine: sa.Engine) -> None:
+    """On `engine` (asyncpg), writes held back on a connection go before any statement
+    SQLAlchemy runs on it and before its commit, and are dropped on rollback."""
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def before_execute(conn: sa.Connection, *_: Any) -> None:
+        if _HELD in conn.info:
+            flush(conn)
+
+    @sa.event.listens_for(engine, "commit")
+    def before_commit(conn: sa.Connection) -> None:
+        flush(conn)
+
+    @sa.event.listens_for(engine, "rollback")
+    def on_rollback(conn: sa.Connection) -> None:
+        conn.info.pop(_HELD, None)
+
+    @sa.event.listens_for(engine, "checkin")
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info.pop(_HELD, None)  # a connection given back, however, holds nothing
+
+
+def _hold(conn: sa.Connection, table: str, sql: str, arguments: list[Any]) -> None:
+    held = conn.info.get(_HELD)
+    if held is not None and any(written == table for written, _, _ in held):
+        flush(conn)  # a table is written once in a statement: its rows never meet
+        held = None
+    if held is None:
+        held = conn.info[_HELD] = []
+    held.append((table, sql, arguments))
+
+
+def _renumbered(sql: str, offset: int) -> str:
+    """asyncpg's SQL with its parameters $N numbered after `offset` others."""
+    return _NUMBERED.sub(lambda found: f"${int(found.group(1)) + offset}", sql)
+
+
+# A parameter of asyncpg's SQL, to number a statement's parameters after another's.
+_NUMBERED = re.compile(r"\$(\d+)")
 
 
 def _store_error(sql: str, exc: sqlite3.Error) -> Exception:
@@ -198,6 +273,7 @@ def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) 
         if process is not None:
             results.append((position, process))
     arrays, keyed = _array_form(compiled.string) if dialect.driver == "asyncpg" else (None, None)
+    written = _WRITTEN.match(compiled.string)
     return _Plan(
         compiled.string,
         _taker(names, constants),
@@ -206,6 +282,7 @@ def _plan(statement: sa.Executable, keys: tuple[str, ...], dialect: sa.Dialect) 
         tuple(results),
         arrays,
         keyed,
+        written.group(1) if written is not None and "'" not in compiled.string else None,
     )
 
 
@@ -215,6 +292,7 @@ _CAST_PARAMETER = re.compile(
     r"\$(\d+)::(TIMESTAMP WITH(?:OUT)? TIME ZONE|TIME WITH(?:OUT)? TIME ZONE"
     r"|DOUBLE PRECISION|[A-Z]+(?:\(\d+\))?)(?![\w(\[])"
 )
+_WRITTEN = re.compile(r"^(?:INSERT INTO|UPDATE|DELETE FROM) (\w+) ")
 _INSERT = re.compile(r"^(INSERT INTO \w+ \([\w\", ]+\)) VALUES \((.*)\)(?: RETURNING [\w.]+)?$")
 _UPDATE = re.compile(r"^UPDATE (\w+) SET (.*) WHERE (.*)$")
 _DELETE = re.compile(r"^DELETE FROM (\w+) WHERE (.*)$")
