@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -184,3 +185,28 @@ async def test_closing_settles_the_callers_of_a_transaction_in_flight(db: Databa
     with pytest.raises((HomingError, asyncio.CancelledError)):
         await first
     assert "held" not in await plan_names(db)
+
+
+class _ThreadName:
+    """A SyncBatcher answering with the name of the thread its batch ran on."""
+
+    def run_sync(self, txn: SyncTxn, items: list[str]) -> list[str]:
+        txn.conn.execute(new_plan(items[0]))
+        return [threading.current_thread().name for _ in items]
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+async def test_postgresql_runs_update_batches_on_a_loop_of_their_own(db: Database) -> None:
+    # Their round trips are not answered behind every HTTP request ready on the serving
+    # loop; other writes stay on it.
+    assert await db.write_batched_sync(_ThreadName(), "on-its-loop") == "homing-pg-writer"
+    assert "on-its-loop" in await plan_names(db)
+
+    async def unit(txn: Txn) -> str:
+        await txn.conn.execute(new_plan("on-this-loop"))
+        return threading.current_thread().name
+
+    assert await db.write(unit) == threading.current_thread().name
+    thread = next(t for t in threading.enumerate() if t.name == "homing-pg-writer")
+    await db.close()
+    assert not thread.is_alive()

@@ -9,6 +9,7 @@ import contextvars
 import functools
 import logging
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from homing.domain.errors import HomingError, StoreUnavailable
 from homing.store import statements
-from homing.store.sqlite import WriterThread, sqlite_pragmas
+from homing.store.sqlite import LoopThread, WriterThread, sqlite_pragmas
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,12 @@ class Database:
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise ValueError(f"invalid database schema name: {schema!r}")
         self.engine = self._create_engine()
+        # PostgreSQL: update batches (sync ones) run on a loop of their own, on an engine
+        # of its own (asyncpg's connections belong to the loop that opened them). On the
+        # serving loop each of their round trips waited its turn behind every HTTP
+        # request ready beside it: at 100 clients, a batch's statements took 11.6 ms.
+        self._loop_thread: LoopThread | None = None
+        self._batch_engine: AsyncEngine | None = None
         # SQLite: sync batches run, commit included, on one thread with its own connection.
         self._sync_engine: sa.Engine | None = None
         self._thread: WriterThread | None = None
@@ -178,6 +185,7 @@ class Database:
         # hooks have run: the store's notification of that commit can reach this process
         # first (homing.store.notify), and should not send it to read what it wrote.
         self.committing: list[list[Any]] = []
+        self._committing_lock = threading.Lock()  # PostgreSQL's batch loop adds, this one drops
 
     def _create_engine(self) -> AsyncEngine:
         if self.is_sqlite:
@@ -309,7 +317,7 @@ class Database:
                     job.future.set_exception(StoreUnavailable("internal store error"))
 
     async def _commit_batch(self, jobs: list[_Job]) -> None:
-        if self._sync_engine is None:
+        if self._sync_engine is None and self.is_sqlite:
             await self._commit_jobs(jobs)
             return
         # Two connections, so two transactions: each set is committed (and retried) alone.
@@ -349,11 +357,27 @@ class Database:
             if self._thread is None:
                 self._thread = WriterThread()
             return await self._thread.call(self._run_sync_transaction, groups)
+        found = _EXECUTING.get()
+        if self.is_sqlite or not groups[0][0].is_sync:
+            return await self._transaction(self.engine, groups, found)
+        if self._loop_thread is None:
+            self._loop_thread = LoopThread()
+            self._batch_engine = self._create_engine()
+        assert self._batch_engine is not None
+        # Settled on this loop, from the batch's: the writer here takes the next batch.
+        executing = None if found is None else _Elsewhere(asyncio.get_running_loop(), found)
+        return await self._loop_thread.run(self._transaction(self._batch_engine, groups, executing))
+
+    async def _transaction(
+        self, engine: AsyncEngine, groups: list[list[_Job]], executing: _Settable | None
+    ) -> tuple[list[Any], list[Any]]:
+        """Results in the order of the groups' jobs, and what the transaction emitted;
+        `executing` is settled once its COMMIT is sent."""
         results = []
         started = time.perf_counter()
         emitted: list[Any] | None = None
         try:
-            async with self.engine.connect() as conn:
+            async with engine.connect() as conn:
                 conn = await conn.execution_options(homing_write=True)
                 async with conn.begin():
                     # The clock is read once the write lock is held: a transaction of another
@@ -374,8 +398,8 @@ class Database:
                     statements = time.perf_counter()
                     # Its notification can arrive before _settle runs the hooks.
                     emitted = txn.emitted
-                    self.committing.append(emitted)
-                    executing = _EXECUTING.get()
+                    with self._committing_lock:
+                        self.committing.append(emitted)
                     if executing is not None and not executing.done():
                         executing.set_result(None)  # the writer may take the next batch
         except BaseException:
@@ -425,6 +449,10 @@ class Database:
             conn.close()
 
     def _forget_committing(self, emitted: list[Any]) -> None:
+        with self._committing_lock:
+            self._forget_committing_locked(emitted)
+
+    def _forget_committing_locked(self, emitted: list[Any]) -> None:
         for i, batch in enumerate(self.committing):
             if batch is emitted:
                 del self.committing[i]
@@ -469,7 +497,39 @@ class Database:
             self._thread = None
         if self._sync_engine is not None:
             self._sync_engine.dispose()
+        if self._loop_thread is not None:
+            assert self._batch_engine is not None
+            await self._loop_thread.run(self._batch_engine.dispose())
+            await self._loop_thread.stop()
+            self._loop_thread = self._batch_engine = None
         await self.engine.dispose()
+
+
+class _Settable(Protocol):
+    def done(self) -> bool: ...
+
+    def set_result(self, value: None, /) -> None: ...
+
+
+class _Elsewhere:
+    """A future of another loop, settled from this one (the batch's "COMMIT sent")."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+        self._loop = loop
+        self._future = future
+        self._set = False
+
+    def done(self) -> bool:
+        return self._set
+
+    def set_result(self, value: None) -> None:
+        self._set = True
+        self._loop.call_soon_threadsafe(_settled, self._future)
+
+
+def _settled(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _closed(jobs: list[_Job]) -> None:

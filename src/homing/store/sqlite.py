@@ -1,4 +1,5 @@
-"""SQLite's side of the store: the thread its write batches run on, and its connection settings."""
+"""The threads write batches run on (SQLite's, and PostgreSQL's update batches), and
+SQLite's connection settings."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -83,6 +84,33 @@ class WriterThread:
 
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             future.get_loop().call_soon_threadsafe(settle)
+
+
+class LoopThread:
+    """A thread running an event loop of its own: PostgreSQL's update batches run there,
+    so each of their round trips is taken up as it is answered, not after the serving
+    loop's turn through every HTTP request ready beside it."""
+
+    def __init__(self) -> None:
+        try:
+            import uvloop
+
+            self.loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        except ImportError:  # pragma: no cover - uvloop is a dependency
+            self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="homing-pg-writer", daemon=True
+        )
+        self._thread.start()
+
+    async def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """`work` on the thread's loop; cancelling the caller cancels it there."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.loop))
+
+    async def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        self.loop.close()
 
 
 def sqlite_pragmas(engine: AsyncEngine | sa.Engine) -> None:
