@@ -139,17 +139,29 @@ def closed_loop(
 # --- open loop: Python generator processes -------------------------------------------
 
 
+# Seconds a kept-alive connection may have been idle and still be reused: below
+# `homing serve`'s keep-alive timeout (10 s), which a run with its warm-up outlasts.
+IDLE_REUSE = 5.0
+
+
 class _Pool:
     """Keep-alive connections; a request waits (FIFO) when all `limit` of them are busy."""
 
     def __init__(self, port: int, limit: int) -> None:
         self.port, self.limit, self.opened = port, limit, 0
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        # (connection, idle since): the most recently used is taken first.
+        self.idle: list[tuple[tuple[asyncio.StreamReader, asyncio.StreamWriter], float]] = []
         self.waiting: list[asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = []
 
     async def get(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self.idle:
-            return self.idle.pop()
+        while self.idle:
+            conn, since = self.idle.pop()
+            if time.perf_counter() - since < IDLE_REUSE:
+                return conn
+            # Idle long enough for the server to have closed it (keep-alive 10 s), as a
+            # pooling client would not reuse it: a new one in its place.
+            conn[1].close()
+            return await asyncio.open_connection("127.0.0.1", self.port)
         if self.opened < self.limit:
             self.opened += 1
             return await asyncio.open_connection("127.0.0.1", self.port)
@@ -163,7 +175,8 @@ class _Pool:
         added to the load just then (the first 250 ms of a run were its slowest)."""
         while self.opened < self.limit:
             self.opened += 1
-            self.idle.append(await asyncio.open_connection("127.0.0.1", self.port))
+            conn = await asyncio.open_connection("127.0.0.1", self.port)
+            self.idle.append((conn, time.perf_counter()))
 
     def put(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
         if conn is None:  # broken: a new one may be opened in its place
@@ -172,7 +185,7 @@ class _Pool:
         if self.waiting:
             self.waiting.pop(0).set_result(conn)
         else:
-            self.idle.append(conn)
+            self.idle.append((conn, time.perf_counter()))
 
 
 async def _one(pool: _Pool, request: bytes) -> bool:
@@ -240,7 +253,7 @@ async def _open_loop_part(
         task.add_done_callback(pending.discard)
     if pending:
         await asyncio.wait(pending, timeout=30)
-    for _, writer in pool.idle:
+    for (_, writer), _ in pool.idle:
         writer.close()
     return latencies, lags, failed, max(finished, default=start)
 
