@@ -302,8 +302,7 @@ class Database:
         try:
             await self._guarded(jobs)
         finally:
-            if not executing.done():
-                executing.set_result(None)
+            _settled(executing)
             slots.release()
             _closed(jobs)  # cancelled by close(): its callers hear so
 
@@ -450,13 +449,10 @@ class Database:
 
     def _forget_committing(self, emitted: list[Any]) -> None:
         with self._committing_lock:
-            self._forget_committing_locked(emitted)
-
-    def _forget_committing_locked(self, emitted: list[Any]) -> None:
-        for i, batch in enumerate(self.committing):
-            if batch is emitted:
-                del self.committing[i]
-                return
+            for i, batch in enumerate(self.committing):
+                if batch is emitted:
+                    del self.committing[i]
+                    return
 
     def _settle(self, jobs: list[_Job], results: list[Any], emitted: list[Any]) -> None:
         """Hooks first (DNS moves), then the callers hear of their commit; `results` are in

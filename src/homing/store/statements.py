@@ -92,13 +92,14 @@ def execute_many(conn: sa.Connection, statement: sa.Executable, rows: list[dict[
     parameters = [plan.parameters(row) for row in rows]
     driver = conn.dialect.driver
     if driver == "asyncpg":
-        if plan.arrays is not None and plan.table is not None and _disjoint(plan, parameters):
-            _hold(conn, plan.table, plan.arrays, [list(c) for c in zip(*parameters, strict=True)])
+        # One statement over arrays: PostgreSQL runs its executor once, not once a row.
+        arrays = plan.arrays if plan.arrays is not None and _disjoint(plan, parameters) else None
+        if arrays is not None and plan.table is not None:
+            _hold(conn, plan.table, arrays, [list(c) for c in zip(*parameters, strict=True)])
             return
         flush(conn)
-        if plan.arrays is not None and len(rows) > 1 and _disjoint(plan, parameters):
-            # One statement over arrays: PostgreSQL runs its executor once, not once a row.
-            _asyncpg(conn, plan.arrays, "execute", [list(c) for c in zip(*parameters, strict=True)])
+        if arrays is not None and len(rows) > 1:
+            _asyncpg(conn, arrays, "execute", [list(c) for c in zip(*parameters, strict=True)])
         else:
             _asyncpg(conn, plan.sql, "executemany", parameters)
         return
