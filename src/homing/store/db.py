@@ -154,8 +154,8 @@ class Database:
         self.engine = self._create_engine()
         # PostgreSQL: update batches (sync ones) run on a loop of their own, on an engine
         # of its own (asyncpg's connections belong to the loop that opened them). On the
-        # serving loop each of their round trips waited its turn behind every HTTP
-        # request ready beside it: at 100 clients, a batch's statements took 11.6 ms.
+        # serving loop each of their round trips waits its turn behind every HTTP request
+        # ready beside it (docs/benchmarks.md, "on a loop of its own").
         self._loop_thread: LoopThread | None = None
         self._batch_engine: AsyncEngine | None = None
         # SQLite: sync batches run, commit included, on one thread with its own connection.
