@@ -305,6 +305,46 @@ async def test_postgresql_sends_the_held_writes_of_two_tables_in_one_round_trip(
     assert seen == [("192.0.2.7",)] and serials == [900]
 
 
+@pytest.mark.parametrize("touches", [frozenset({"zones"}), frozenset({"zones", "rrsets"})])
+async def test_postgresql_a_read_of_other_tables_carries_the_held_writes(
+    pg_db: Database, monkeypatch: pytest.MonkeyPatch, touches: frozenset[str]
+) -> None:
+    from homing.store import statements
+
+    zone_id = await _zone(pg_db)
+    sent: list[str] = []
+    driver_call = statements._asyncpg
+
+    def counted(conn: sa.Connection, sql: str, method: str, parameters: object) -> object:
+        sent.append(sql)
+        return driver_call(conn, sql, method, parameters)
+
+    monkeypatch.setattr(statements, "_asyncpg", counted)
+    name = "carried.bulk.example"
+    move = (
+        sa.update(zones)
+        .where(zones.c.id == sa.bindparam("zone"))
+        .values(serial=zones.c.serial + sa.bindparam("by", type_=sa.BigInteger))
+        .returning(zones.c.serial)
+    )
+    serial = sa.select(zones.c.serial).where(zones.c.id == zone_id)
+    before = await pg_db.read(lambda conn: conn.scalar(serial))
+
+    def write(txn: SyncTxn) -> list[tuple[object, ...]]:
+        row = {"zone_id": zone_id, "name": name, "rtype": "A", "ttl": 60, "rdatas": "192.0.2.9"}
+        execute_many(txn.conn, sa.insert(rrsets), [row])
+        return fetch_all(txn.conn, move, {"zone": zone_id, "by": 3}, touches=touches)[1]
+
+    moved = await pg_db.write_batched_sync(_RUN, write)  # type: ignore[misc]
+    assert moved == [(before + 3,)]
+    if "rrsets" in touches:  # the read might meet the held rows: they went first
+        assert len(sent) == 2 and sent[0].startswith("INSERT INTO rrsets")
+    else:  # one statement: the held write, then the read's own
+        assert len(sent) == 1 and sent[0].startswith("WITH _held0 AS (INSERT INTO rrsets")
+    stored = sa.select(rrsets.c.rdatas).where(rrsets.c.name == name)
+    assert await pg_db.read(lambda conn: conn.scalar(stored)) == "192.0.2.9"
+
+
 async def test_postgresql_drops_what_a_failed_transaction_held(pg_db: Database) -> None:
     from homing.store import statements
 

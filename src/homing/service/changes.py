@@ -151,6 +151,7 @@ def _move_and_journal(addresses: bool) -> sa.TextualSelect:
 
 
 _MOVE_AND_JOURNAL = _move_and_journal(addresses=False)
+_MOVED_AND_JOURNALED = frozenset({"zones", "journal"})  # what either reads and writes
 _MOVE_AND_JOURNAL_ADDRESSES = _move_and_journal(addresses=True)
 
 
@@ -255,7 +256,8 @@ def apply_changes_sync(
     ]
     if conn.dialect.name == "postgresql":
         # The serial's move and the journal rows in one statement: the zone's row lock,
-        # which every other writer of the zone waits for, is held a round trip less.
+        # which every other writer of the zone waits for, is held a round trip less. The
+        # RRset and host writes held back so far go in it too, as its first WITHs.
         moved = fetch_all(
             conn,
             _MOVE_AND_JOURNAL_ADDRESSES if addresses else _MOVE_AND_JOURNAL,
@@ -267,6 +269,7 @@ def apply_changes_sync(
                 "b_old": ["\n".join(e.old) for e in entries],
                 "b_new": ["\n".join(e.new) for e in entries],
             },
+            touches=_MOVED_AND_JOURNALED,
         )[1]
     else:
         moved = fetch_all(

@@ -13,9 +13,10 @@ On asyncpg the rows a batch writes are held back (`execute_many`) and sent as on
 statement, each earlier one a data-modifying WITH of the last (the host rows and the
 RRsets: one round trip, not two to four), when the batch next needs an answer: before
 its next read, any other statement, its commit or the end of its work (`flush`); they
-are dropped on rollback (`held_back`). Statements held together write different tables,
-so none can meet another's rows, and keep their order's locks: each table's rows are
-locked by its own statement, as before.
+are dropped on rollback (`held_back`). A read that says which tables it touches, none
+of them written by what is held, carries the held writes in its own statement (the
+zone's serial move and journal rows: the batch's writes are one round trip in all).
+Statements held together write different tables, so none can meet another's rows.
 """
 
 from __future__ import annotations
@@ -113,7 +114,11 @@ def execute_many(conn: sa.Connection, statement: sa.Executable, rows: list[dict[
 
 
 def fetch_all(
-    conn: sa.Connection, statement: sa.Executable, parameters: dict[str, Any]
+    conn: sa.Connection,
+    statement: sa.Executable,
+    parameters: dict[str, Any],
+    *,
+    touches: frozenset[str] | None = None,
 ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
     """Run a statement that returns rows (a SELECT, or DML with RETURNING): its column
     names and all its rows, values as SQLAlchemy would give them.
@@ -121,17 +126,24 @@ def fetch_all(
     On the writer thread's pysqlite connection and on asyncpg the statement, compiled
     once, goes straight to the driver (the update batch's read and serial move). The
     statement's parameters must be plain ones (no expanding IN lists: build one
-    statement per count).
+    statement per count). `touches`: every table the statement reads or writes, where
+    the caller knows them; on asyncpg the writes held back for other tables then go in
+    the same statement, as data-modifying WITHs before it (a round trip less).
     """
     driver = conn.dialect.driver
     plan = _plan_for(conn, statement, tuple(parameters)) if driver in _DIRECT else None
+    carried: list[tuple[str, str, list[Any]]] = []
     if driver == "asyncpg":
+        if plan is not None and plan.columns and touches is not None:
+            carried = _take_held(conn, touches)
         flush(conn)
     if plan is None or not plan.columns:
         result = conn.execute(statement, parameters)
         return tuple(result.keys()), [tuple(row) for row in result.all()]
     if driver == "asyncpg":
-        rows = _asyncpg(conn, plan.sql, "fetch", plan.parameters(parameters))
+        own = (plan.sql, list(plan.parameters(parameters)))
+        sql, arguments = _joined([(sql, values) for _, sql, values in carried] + [own])
+        rows = _asyncpg(conn, sql, "fetch", arguments)
         return plan.columns, [plan.result(tuple(row)) for row in rows]
     try:
         cursor = conn.connection.driver_connection.execute(  # type: ignore[union-attr]
@@ -146,18 +158,36 @@ def fetch_all(
 def flush(conn: sa.Connection) -> None:
     """Send the writes held back on `conn` (asyncpg; nothing elsewhere), as one statement."""
     held: list[tuple[str, str, list[Any]]] | None = conn.info.pop(_HELD, None)
-    if not held:
-        return
-    if len(held) == 1:
-        _asyncpg(conn, held[0][1], "execute", held[0][2])
-        return
+    if held:
+        sql, arguments = _joined([(sql, values) for _, sql, values in held])
+        _asyncpg(conn, sql, "execute", arguments)
+
+
+def _take_held(conn: sa.Connection, touches: frozenset[str]) -> list[tuple[str, str, list[Any]]]:
+    """The writes held back on `conn`, taken off it, if none is to a table in `touches`
+    (a statement's own reads and writes never see those of its WITHs); else none."""
+    held: list[tuple[str, str, list[Any]]] = conn.info.get(_HELD) or []
+    if any(table in touches for table, _, _ in held):
+        return []
+    conn.info.pop(_HELD, None)
+    return held
+
+
+def _joined(statements: list[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
+    """asyncpg statements as one, each before the last a data-modifying WITH of it, and
+    their arguments as one list."""
     parts = []
     arguments: list[Any] = []
-    for _, sql, values in held:
+    for sql, values in statements:
         parts.append(_renumbered(sql, len(arguments)))
         arguments.extend(values)
-    earlier = ", ".join(f"_held{i} AS ({part})" for i, part in enumerate(parts[:-1]))
-    _asyncpg(conn, f"WITH {earlier} {parts[-1]}", "execute", arguments)
+    *earlier, last = parts
+    if not earlier:
+        return last, arguments
+    ctes = ", ".join(f"_held{i} AS ({part})" for i, part in enumerate(earlier))
+    if last.startswith("WITH ") and not last.startswith("WITH RECURSIVE "):
+        return f"WITH {ctes}, {last[len('WITH ') :]}", arguments
+    return f"WITH {ctes} {last}", arguments
 
 
 def held_back(engine: sa.Engine) -> None:
@@ -194,6 +224,8 @@ def _hold(conn: sa.Connection, table: str, sql: str, arguments: list[Any]) -> No
 
 def _renumbered(sql: str, offset: int) -> str:
     """asyncpg's SQL with its parameters $N numbered after `offset` others."""
+    if not offset:
+        return sql
     return _NUMBERED.sub(lambda found: f"${int(found.group(1)) + offset}", sql)
 
 
