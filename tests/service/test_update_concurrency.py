@@ -15,7 +15,7 @@ from homing.domain.outcomes import Outcome
 from homing.domain.records import JournalEntry
 from homing.service import updates
 from homing.store.db import Database
-from homing.store.schema import journal
+from homing.store.schema import hosts, journal, rrsets
 from tests.service.test_updates import POLICY, records, request, setup_host
 
 CLIENTS = 8
@@ -91,3 +91,47 @@ async def test_batches_in_flight_each_answer_their_own_callers(db: Database) -> 
     for index, lines in enumerate(answers):
         assert lines == [f"good 10.{index}.{round_}.1" for round_ in range(ROUNDS)]
         assert await records(db, names[index], "A") == (f"10.{index}.{ROUNDS - 1}.1",)
+
+
+async def test_a_batch_that_waits_for_a_hosts_lock_reads_what_the_holder_committed(
+    pg_db: Database,
+) -> None:
+    # PostgreSQL: the batch locks and reads its hosts in one statement, whose snapshot is
+    # older than a row it had to wait for; what the holder committed is read again.
+    name = "cam.dyn.example.net"
+    secret = await setup_host(pg_db, name)
+    [first] = await updates.update(pg_db, request(name, secret, [name], "10.0.0.1"), POLICY)
+    assert first.outcome is Outcome.GOOD
+    host = sa.select(hosts.c.id).where(hosts.c.name == name)
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'"
+    )
+    async with pg_db.engine.connect() as holder:
+        await holder.execute(host.with_for_update())  # another node's batch, say
+        await holder.execute(
+            sa.update(rrsets)
+            .where(rrsets.c.name == name, rrsets.c.rtype == "A")
+            .values(rdatas="10.0.0.2")
+        )
+        await holder.execute(
+            sa.update(hosts).where(hosts.c.name == name).values(last_change_at=sa.func.now())
+        )
+        update = asyncio.ensure_future(
+            updates.update(pg_db, request(name, secret, [name], "10.0.0.3"), POLICY)
+        )
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await pg_db.read(lambda conn: conn.scalar(waiting)):
+            assert not update.done() and asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)  # the batch's statement is seen waiting for the lock
+        await holder.commit()
+    [result] = await update
+    assert result.outcome is Outcome.GOOD
+    last = (
+        sa.select(journal.c.old, journal.c.new)
+        .where(journal.c.name == name, journal.c.rtype == "A")
+        .order_by(journal.c.serial.desc())
+        .limit(1)
+    )
+    row = (await pg_db.read(lambda conn: conn.execute(last))).one()
+    assert (row.old, row.new) == ("10.0.0.2", "10.0.0.3")  # it replaced what the holder wrote

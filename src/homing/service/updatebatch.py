@@ -153,16 +153,41 @@ _HOST_STATE = (
 _HOST_READ = ("id", "name", "zone_id", "owner_id", "secret_hash", "ttl", *_HOST_STATE)
 
 
-@functools.lru_cache(maxsize=16)
-def _hosts_named(count: int) -> sa.Select[Any]:
+@functools.lru_cache(maxsize=32)
+def _hosts_named(count: int, locking: bool = False) -> sa.Select[Any]:
     """The batch's one read: each host named with what decides its update, and its A and
     AAAA RRsets (in the host's own zone); the names are `count` parameters n0, n1, ...
 
+    `locking` (PostgreSQL): the read also locks the named hosts' rows, in name order, and
+    says of each row whether it is the version locked (`fresh`). Another transaction
+    writing one of them (a batch in flight beside this one, or another node's) commits
+    first; the lock then holds its version of the row, newer than the one this
+    statement's snapshot read, and the read is made again (`_load_hosts`). Every
+    transaction that takes these locks and changes a host's addresses writes its row
+    too (an update batch sets its last change), so a row the read saw as locked shows
+    every change it waited for.
+
     Plain parameters rather than one expanding list, so the statement is compiled once
     per count and runs on the driver (store.statements.fetch_all); counts are powers of two."""
+    named = hosts.c.name.in_([sa.bindparam(f"n{i}") for i in range(count)])
     address_sets = {rtype: rrsets.alias(f"rrsets_{rtype.lower()}") for rtype in ADDRESS_TYPES}
+    joined: sa.FromClause = hosts
+    columns: list[Any] = []
+    if locking:
+        # The transaction that wrote the row version.
+        version = sa.literal_column("hosts.xmin::text", sa.Text)
+        locked = (
+            sa.select(hosts.c.id, version.label("version"))
+            .where(named)
+            .order_by(hosts.c.name)
+            .with_for_update()
+            .cte("locked")
+            .prefix_with("MATERIALIZED")
+        )
+        joined = locked.join(hosts, hosts.c.id == locked.c.id)
+        columns.append((version == locked.c.version).label("fresh"))
     joined = (
-        hosts.join(zones, zones.c.id == hosts.c.zone_id)
+        joined.join(zones, zones.c.id == hosts.c.zone_id)
         .join(accounts, accounts.c.id == hosts.c.owner_id)
         .outerjoin(plans, plans.c.id == accounts.c.plan_id)
         .outerjoin(alert_settings, alert_settings.c.account_id == hosts.c.owner_id)
@@ -191,24 +216,10 @@ def _hosts_named(count: int) -> sa.Select[Any]:
                 for rtype, table in address_sets.items()
                 for column in (table.c.ttl, table.c.rdatas)
             ),
+            *columns,
         )
         .select_from(joined)
-        .where(hosts.c.name.in_([sa.bindparam(f"n{i}") for i in range(count)]))
-    )
-
-
-@functools.lru_cache(maxsize=16)
-def _lock_hosts(count: int) -> sa.Select[Any]:
-    """PostgreSQL: the named hosts' rows locked, in name order, before `_hosts_named`
-    reads them. Another transaction writing one of them (a batch in flight beside this
-    one, or another node's) commits first, and the read, a statement of its own with a
-    snapshot of its own, sees what it wrote: each change's journal row says what it
-    replaced, and nochg and abuse counts add up."""
-    return (
-        sa.select(hosts.c.id)
-        .where(hosts.c.name.in_([sa.bindparam(f"n{i}") for i in range(count)]))
-        .order_by(hosts.c.name)
-        .with_for_update()
+        .where(named)
     )
 
 
@@ -236,13 +247,15 @@ def _load_hosts(
     count = 1 << (len(wanted) - 1).bit_length()  # a power of two: few statements to compile
     wanted += wanted[-1:] * (count - len(wanted))  # padded with a name asked already
     parameters = {f"n{i}": name for i, name in enumerate(wanted)}
-    if txn.conn.dialect.name == "postgresql":
-        fetch_all(txn.conn, _lock_hosts(count), parameters)
-    keys, rows = fetch_all(txn.conn, _hosts_named(count), parameters)
+    locking = txn.conn.dialect.name == "postgresql"
+    keys, rows = fetch_all(txn.conn, _hosts_named(count, locking), parameters)
+    if locking and not all(values[-1] for values in rows):  # it waited for another's commit
+        keys, rows = fetch_all(txn.conn, _hosts_named(count), parameters)
     found: dict[str, dict[str, Any]] = {}
     stored: dict[tuple[str, str], RRsetValue] = {}
     for values in rows:
         row = dict(zip(keys, values, strict=True))
+        row.pop("fresh", None)
         name = row["name"]
         found[name] = row
         for rtype in ADDRESS_TYPES:
