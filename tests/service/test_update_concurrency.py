@@ -11,11 +11,12 @@ import asyncio
 
 import sqlalchemy as sa
 
+from homing.dnssec.keys import ACTIVE, DEFAULT_ALGORITHM, add_key_sync, algorithm_number
 from homing.domain.outcomes import Outcome
 from homing.domain.records import JournalEntry
 from homing.service import updates
-from homing.store.db import Database
-from homing.store.schema import hosts, journal, rrsets
+from homing.store.db import Database, now
+from homing.store.schema import hosts, journal, rrsets, zones
 from tests.service.test_updates import POLICY, records, request, setup_host
 
 CLIENTS = 8
@@ -103,10 +104,6 @@ async def test_a_batch_that_waits_for_a_hosts_lock_reads_what_the_holder_committ
     [first] = await updates.update(pg_db, request(name, secret, [name], "10.0.0.1"), POLICY)
     assert first.outcome is Outcome.GOOD
     host = sa.select(hosts.c.id).where(hosts.c.name == name)
-    waiting = sa.text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'"
-    )
     async with pg_db.engine.connect() as holder:
         await holder.execute(host.with_for_update())  # another node's batch, say
         await holder.execute(
@@ -120,10 +117,7 @@ async def test_a_batch_that_waits_for_a_hosts_lock_reads_what_the_holder_committ
         update = asyncio.ensure_future(
             updates.update(pg_db, request(name, secret, [name], "10.0.0.3"), POLICY)
         )
-        deadline = asyncio.get_running_loop().time() + 10
-        while not await pg_db.read(lambda conn: conn.scalar(waiting)):
-            assert not update.done() and asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.01)  # the batch's statement is seen waiting for the lock
+        await _seen_waiting(pg_db, "FOR UPDATE", update)
         await holder.commit()
     [result] = await update
     assert result.outcome is Outcome.GOOD
@@ -135,3 +129,44 @@ async def test_a_batch_that_waits_for_a_hosts_lock_reads_what_the_holder_committ
     )
     row = (await pg_db.read(lambda conn: conn.execute(last))).one()
     assert (row.old, row.new) == ("10.0.0.2", "10.0.0.3")  # it replaced what the holder wrote
+
+
+async def _seen_waiting(db: Database, statement: str, update: asyncio.Future[object]) -> None:
+    """Returns once a statement containing `statement` is seen waiting for a lock."""
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND strpos(query, :statement) > 0"
+    ).bindparams(statement=statement)
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await db.read(lambda conn: conn.scalar(waiting)):
+        assert not update.done() and asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+
+
+async def test_a_change_read_unsigned_in_a_zone_signed_meanwhile_is_signed(
+    pg_db: Database,
+) -> None:
+    # PostgreSQL: the batch read the zone unsigned; a transaction giving it keys commits
+    # while the batch waits for the zone's row, so the batch runs again, signed.
+    name = "cam.dyn.example.net"
+    secret = await setup_host(pg_db, name)
+    [first] = await updates.update(pg_db, request(name, secret, [name], "10.0.0.1"), POLICY)
+    assert first.outcome is Outcome.GOOD
+    zone = sa.select(zones.c.id).where(zones.c.name == "dyn.example.net")
+    async with pg_db.engine.connect() as holder:
+        zone_id = await holder.scalar(zone.with_for_update())
+        await holder.run_sync(
+            lambda conn: add_key_sync(
+                conn, zone_id, "csk", algorithm_number(DEFAULT_ALGORITHM), ACTIVE, now()
+            )
+        )
+        update = asyncio.ensure_future(
+            updates.update(pg_db, request(name, secret, [name], "10.0.0.3"), POLICY)
+        )
+        await _seen_waiting(pg_db, "UPDATE zones SET serial", update)
+        await holder.commit()
+    [result] = await update
+    assert result.outcome is Outcome.GOOD
+    assert await records(pg_db, name, "A") == ("10.0.0.3",)
+    signatures = await records(pg_db, name, "RRSIG")
+    assert [s.split()[0] for s in signatures] == ["A"]  # the change went signed

@@ -159,6 +159,8 @@ def add_key_sync(
             changed_at=now,
         )
     )
+    signed = sa.update(zones).where(zones.c.id == zone_id, zones.c.signed.is_(False))
+    conn.execute(signed.values(signed=True))
 
 
 def dnskey_texts(keys: list[ZoneKey]) -> tuple[str, ...]:

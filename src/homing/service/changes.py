@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from homing.domain.errors import SecondaryZone
 from homing.domain.records import JournalEntry, RRsetValue
 from homing.domain.servable import check_servable
-from homing.store.db import SyncTxn, Txn
+from homing.store.db import ReadChanged, SyncTxn, Txn
 from homing.store.schema import journal, rrsets, zones
 from homing.store.statements import execute_many, fetch_all
 
@@ -126,7 +126,7 @@ def _move_and_journal(addresses: bool) -> sa.TextualSelect:
     statement = sa.text(
         "WITH moved AS (UPDATE zones SET serial = zones.serial + :b_count"
         " WHERE zones.id = :b_zone_id AND zones.primary_target IS NULL"
-        f" RETURNING zones.serial{follows}),"
+        f" RETURNING zones.serial{follows}, zones.signed),"
         " written AS (INSERT INTO journal"
         ' (zone_id, serial, name, rtype, ttl, "old", "new", actor, via, at, old_ttl)'
         " SELECT :b_zone_id, moved.serial - :b_count + r.n, r.name, r.rtype,"
@@ -143,11 +143,12 @@ def _move_and_journal(addresses: bool) -> sa.TextualSelect:
             for name in (*_JOURNAL_ARRAYS, "old", "new")
         ),
     )
+    signed = sa.column("signed", sa.Boolean)
     if addresses:
         return statement.columns(
-            sa.column("serial", sa.BigInteger), sa.column("exists", sa.Boolean)
+            sa.column("serial", sa.BigInteger), sa.column("exists", sa.Boolean), signed
         )
-    return statement.columns(sa.column("serial", sa.BigInteger))
+    return statement.columns(sa.column("serial", sa.BigInteger), signed)
 
 
 _MOVE_AND_JOURNAL = _move_and_journal(addresses=False)
@@ -280,6 +281,10 @@ def apply_changes_sync(
     last = moved[0][0] if moved else None
     if last is None:
         raise SecondaryZone(f"zone {zone.name} is a secondary zone: change it at its primary")
+    if unsigned and conn.dialect.name == "postgresql" and moved[0][-1]:
+        # Signed by a transaction that committed after this one read the zone unsigned
+        # and before it took the zone's row: its change needs signatures.
+        raise ReadChanged(f"zone {zone.name} was signed meanwhile")
     first = last - len(changed) + 1
     entries = [e._replace(serial=first + e.serial) for e in entries]
     if conn.dialect.name != "postgresql":

@@ -187,6 +187,7 @@ def _disable(txn: SyncTxn, ref: ZoneRef) -> Signing:
     count = conn.execute(sa.delete(dnssec_keys).where(dnssec_keys.c.zone_id == ref.id)).rowcount
     if not count:
         raise DnssecError(f"zone {ref.name} is not signed")
+    conn.execute(sa.update(zones).where(zones.c.id == ref.id).values(signed=False))
     rows = conn.execute(
         sa.select(rrsets.c.name, rrsets.c.rtype).where(
             rrsets.c.zone_id == ref.id, rrsets.c.rtype.in_(sorted(changes.SIGNER_TYPES))

@@ -26,7 +26,6 @@ from homing.store.db import SyncTxn
 from homing.store.schema import (
     accounts,
     alert_settings,
-    dnssec_keys,
     group_members,
     hosts,
     outbox,
@@ -209,7 +208,7 @@ def _hosts_named(count: int, locking: bool = False) -> sa.Select[Any]:
             sa.exists().where(group_members.c.host_id == hosts.c.id).label("grouped"),
             # Whether the host's zone is signed: an unsigned zone's change then needs no
             # read of its keys, which would be a round trip of its own on PostgreSQL.
-            sa.exists().where(dnssec_keys.c.zone_id == hosts.c.zone_id).label("zone_signed"),
+            zones.c.signed.label("zone_signed"),
             *alerts.HOST_COLUMNS,
             *(
                 column.label(f"{rtype}_{column.name}")

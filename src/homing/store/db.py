@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+RERUNS = 3  # runs of a write transaction that finds what it read changed meanwhile
+
+
+class ReadChanged(Exception):
+    """Raised in a write transaction that finds, under a lock it has taken, that what it
+    read before the lock was changed by another transaction committed meanwhile: the
+    transaction is rolled back and run again from its first read (at most RERUNS runs)."""
+
+
 @dataclass
 class Txn:
     """What a write unit gets: its connection, one clock reading, a list for journal entries."""
@@ -351,7 +360,19 @@ class Database:
             self._settle([job], results, emitted)
 
     async def _run_transaction(self, groups: list[list[_Job]]) -> tuple[list[Any], list[Any]]:
-        """Results in the order of the groups' jobs, and what the transaction emitted."""
+        """Results in the order of the groups' jobs, and what the transaction emitted; run
+        again from the start when it found what it read changed meanwhile (ReadChanged)."""
+        for _ in range(RERUNS - 1):
+            try:
+                return await self._run_once(groups)
+            except ReadChanged as exc:
+                log.info("write run again: %s", exc)
+        try:
+            return await self._run_once(groups)
+        except ReadChanged as exc:
+            raise StoreUnavailable(f"the store kept changing under the write: {exc}") from exc
+
+    async def _run_once(self, groups: list[list[_Job]]) -> tuple[list[Any], list[Any]]:
         if self._sync_engine is not None and groups[0][0].is_sync:
             if self._thread is None:
                 self._thread = WriterThread()

@@ -92,6 +92,10 @@ zones = sa.Table(
     # A signed zone's parent's name servers, ADDRESS:PORT per line: asked for the zone's
     # DS before a KSK roll's switch and before signing ends (service/dnssec.py).
     sa.Column("parent_servers", sa.Text, nullable=False, default="", server_default=""),
+    # Whether the zone has DNSSEC keys (so its changes are signed), written with them: an
+    # update that read the zone unsigned learns otherwise from the row it locks to move
+    # the serial (service/changes.py).
+    sa.Column("signed", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 hosts = sa.Table(
