@@ -556,7 +556,12 @@ def test_an_answer_too_big_even_for_tcp_is_truncated(index: ZoneIndex) -> None:
 
 def kept_reply(responder: Responder, q: dns.message.Message) -> bytes | None:
     """The reply the responder keeps for `q`'s bytes, without its ID, or None."""
-    return responder.udp_replies().get(q.to_wire()[2:])
+    wire = q.to_wire()
+    kept = responder.udp_replies().get(wire[2:])
+    if kept is None:
+        return None
+    header, length, tail = kept
+    return header + wire[12 : 12 + length] + tail
 
 
 @pytest.mark.parametrize("edns", [None, 0])

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import dns.asyncquery
 import dns.message
 import dns.rcode
+import dns.rrset
 import pytest
 
 from homing.dns.answer import Responder
@@ -164,3 +165,49 @@ async def test_a_failing_query_leaves_the_rest_of_its_batch_answered(
         transport.close()
         receiver.close()
         await receiver.wait_closed()
+
+
+@pytest.mark.skipif(not batch_receiver_available(), reason="no recvmmsg/sendmmsg")
+def test_a_kept_answer_carries_each_askers_id_and_spelling() -> None:
+    """queue_kept: the ID and the name's spelling come from each datagram, the rest from
+    the kept reply, also for an answer larger than a send slot; answers may leave in
+    another order than their questions came."""
+    from homing.dns.udp import SEND_SLOT, DatagramBatch
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind((LOCALHOST, 0))
+    senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    batch = DatagramBatch(server)
+    try:
+        spellings = ["Host.Example.NET", "host.example.net", "HOST.example.Net"]
+        for ident, (sender, spelling) in enumerate(zip(senders, spellings, strict=True)):
+            message = dns.message.make_query(spelling, "A")
+            message.id = 0x100 + ident
+            sender.settimeout(TIMEOUT)
+            sender.sendto(message.to_wire(), server.getsockname())
+        reply = dns.message.make_response(dns.message.make_query("host.example.net", "A"))
+        reply.answer.append(dns.rrset.from_text("host.example.net.", 60, "IN", "A", "192.0.2.1"))
+        named = len(b"\x04host\x07example\x03net\x00")
+
+        def kept(wire: bytes) -> tuple[bytes, int, bytes]:  # as replies.KeptAnswers keeps it
+            return wire[2:12], named, wire[12 + named :]
+
+        small = kept(reply.to_wire())
+        texts = (f'"{i:03} {"x" * 250}"' for i in range(20))
+        reply.answer.append(dns.rrset.from_text("host.example.net.", 60, "IN", "TXT", *texts))
+        large = kept(reply.to_wire())
+        assert len(large[2]) > SEND_SLOT
+        assert batch.receive() == 3  # loopback: each datagram is there once sent
+        for slot in (2, 0, 1):
+            batch.queue_kept(slot, large if slot == 0 else small)
+        assert batch.send() == 3
+        for ident, (sender, spelling) in enumerate(zip(senders, spellings, strict=True)):
+            answer = dns.message.from_wire(sender.recv(65536))
+            assert answer.id == 0x100 + ident
+            assert answer.question[0].name.to_text() == spelling + "."  # as asked, not kept
+            assert answer.answer[0][0].to_text() == "192.0.2.1"
+            assert len(answer.answer) == (2 if ident == 0 else 1)
+    finally:
+        batch.close()
+        for sock in (server, *senders):
+            sock.close()

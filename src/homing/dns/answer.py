@@ -45,6 +45,7 @@ from homing.dns.prepare import prepare
 from homing.dns.replies import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_REPLY_CACHE_SIZE,
+    Kept,
     KeptAnswers,
     Prepared,
     kept_reply,
@@ -158,7 +159,7 @@ class Responder:
                 return kept
         return self.compute(wire, tcp=tcp, client=client)
 
-    def udp_replies(self) -> dict[bytes, bytes]:
+    def udp_replies(self) -> dict[bytes, Kept]:
         """Replies kept for plain UDP queries, which `replies.kept_reply` looks up. Current until
         the index changes: ask again after anything else has run (the UDP server asks
         once per readiness callback)."""

@@ -118,7 +118,7 @@ class KeptAnswers:
                 raise ValueError(f"{setting} must be at least 1, not {size}")
         self.index = index
         self.prepared: Filed[Prepared] = Filed(cache_size)
-        self.replies: Filed[bytes] = Filed(reply_cache_size)
+        self.replies: Filed[Kept] = Filed(reply_cache_size)
         self.generation = index.generation  # the index as both stores last saw it
 
     def catch_up(self) -> None:
@@ -149,15 +149,13 @@ class KeptAnswers:
         under `group`: a zone's origin for a reply any change in the zone forgets."""
         rest = 12 + len(name)
         outside = wire[2:12] + wire[rest:]  # the header after the ID, type, class, EDNS
-        if 0 in name[:-1]:
-            return  # a zero byte inside a label: the name's end could not be found by it
         if outside.lower() != outside or outside.upper() != outside:
             # A letter outside the name (type 65 is "A", type 97 "a"): lower-casing would
             # confuse it with another question, so it is kept for its own bytes alone.
             key = EXACT + wire[2:12] + name + wire[rest:]
         else:
             key = wire[2:12] + name + wire[rest:]
-        self.replies.put(key, reply[2:12] + name + reply[rest:], group or name)
+        self.replies.put(key, (reply[2:12], len(name), reply[rest:]), group or name)
 
     def forget_all(self) -> None:
         self.prepared.clear()
@@ -166,25 +164,27 @@ class KeptAnswers:
 
 # Before the key of a query kept for its own bytes alone: no lower-cased query starts so.
 EXACT = b"A"
+# A kept UDP reply in the parts around its question's name, which each asker's datagram
+# gives in its own letter case: the header after the ID (10 bytes), the name's length,
+# and what follows the name (type, class, the answer's sections).
+Kept = tuple[bytes, int, bytes]
 
 
-def kept_reply(replies: dict[bytes, bytes], wire: bytes) -> bytes | None:
+def kept_reply(replies: dict[bytes, Kept], wire: bytes) -> bytes | None:
     """The kept reply to the UDP query `wire` (`replies` from Responder.udp_replies),
     with `wire`'s ID and spelling of its name; None when none is kept.
 
     The lookup is by the query after its ID lower-cased: only queries whose bytes outside
     the name hold no letter are kept under that key, so a hit differs from `wire` in the
-    letter case of the name alone, whose first zero byte ends it (names with a zero byte
-    inside a label are not kept). The header needs no check: it is the kept query's. The
-    UDP server inlines this in its loop (homing.dns.udp); keep the two alike.
+    letter case of the name alone. The header needs no check: it is the kept query's. The
+    UDP server does the same in its loop, in place in the datagram's buffer
+    (homing.dns.udp.DatagramBatch.queue_kept); keep the two alike.
     """
     asked = wire[2:]
-    key = asked.lower()
-    reply = replies.get(key)
-    if reply is not None:
-        if key == asked:
-            return wire[:2] + reply
-        end = wire.find(0, 12) + 1
-        return b"".join((wire[:2], reply[:10], wire[12:end], reply[end - 2 :]))
-    reply = replies.get(EXACT + asked)  # a letter outside the name: its own bytes only
-    return None if reply is None else wire[:2] + reply
+    kept = replies.get(asked.lower())
+    if kept is None:
+        kept = replies.get(EXACT + asked)  # a letter outside the name: its own bytes only
+        if kept is None:
+            return None
+    header, length, tail = kept
+    return wire[:2] + header + wire[12 : 12 + length] + tail

@@ -33,7 +33,7 @@ from typing import Any
 
 from homing.dns.answer import Responder
 from homing.dns.dispatch import Dispatcher, needs_dispatch
-from homing.dns.replies import EXACT
+from homing.dns.replies import EXACT, Kept
 from homing.dns.rrl import DROP, IPV4_MASK, IPV6_MASK, SLIP, RateLimiter
 
 __all__ = ["BATCH", "BatchReceiver", "DatagramBatch", "batch_receiver_available"]
@@ -54,6 +54,7 @@ _IOV = 16  # struct iovec: base pointer, length
 _ADDR = 128  # struct sockaddr_storage
 _INIT_HDR = struct.Struct("<QI4xQQ")  # msg_name, msg_namelen, msg_iov, msg_iovlen
 _POINTER = struct.Struct("<Q")
+_IOV_ENTRY = struct.Struct("<QQ")  # an iovec: where the bytes are, how many
 _RESULTS: dict[int, struct.Struct] = {}  # per count: (msg_flags, msg_len) of each message
 _TRUNCATED = b""  # a datagram larger than its slot (cannot happen with RECEIVE_SLOT)
 
@@ -146,6 +147,9 @@ class DatagramBatch:
             )
             self._init_header(self._receive_hdr.view, i, i, _ADDR, self._receive_iov.address)
             self._init_header(self._send_hdr.view, i, i, self._namelen, self._send_iov.address)
+        self._received_map = self._received.map  # the queue_kept path's, read once
+        self._received_at = self._received.address
+        self._send_iov_view = self._send_iov.view
         self._pending = 0  # answers queued for the next send()
         self._moved: list[int] = []  # send headers pointing at another slot's address
 
@@ -225,8 +229,33 @@ class DatagramBatch:
             return
         j = self._pending
         start = j * SEND_SLOT
-        self._outgoing.view[start : start + length] = reply
-        _POINTER.pack_into(self._send_iov.view, j * _IOV + 8, length)
+        self._outgoing.map[start : start + length] = reply
+        self._queued(slot, j, self._outgoing.address + start, length)
+
+    def queue_kept(self, slot: int, kept: Kept) -> None:
+        """Send a kept reply (replies.Kept) to where slot's datagram came from, with the
+        next send(): made in place of the datagram, whose ID and spelling of the name
+        stay as the asker sent them, so it costs the same whatever their letter case."""
+        header, length, tail = kept
+        start = slot * RECEIVE_SLOT
+        received = self._received_map
+        received[start + 2 : start + 12] = header
+        at = start + 12 + length
+        end = at + len(tail)  # a UDP reply is shorter than the slot (RECEIVE_SLOT)
+        received[at:end] = tail
+        # As _queued, inlined: every kept answer comes this way.
+        j = self._pending
+        _IOV_ENTRY.pack_into(self._send_iov_view, j * _IOV, self._received_at + start, end - start)
+        if slot != j:
+            _POINTER.pack_into(
+                self._send_hdr.view, j * _HDR, self._addresses.address + slot * _ADDR
+            )
+            self._moved.append(j)
+        self._pending = j + 1
+
+    def _queued(self, slot: int, j: int, where: int, length: int) -> None:
+        """Answer j, `length` bytes at address `where`, goes to slot's sender."""
+        _IOV_ENTRY.pack_into(self._send_iov_view, j * _IOV, where, length)
         if slot != j:
             _POINTER.pack_into(
                 self._send_hdr.view, j * _HDR, self._addresses.address + slot * _ADDR
@@ -339,22 +368,14 @@ class BatchReceiver:
                         if verdict and self._held_back(slot, data, clients[slot], verdict, limiter):
                             continue
                     # A query seen before, its name in any letter case (a resolver's
-                    # 0x20): its kept reply, replies.kept_reply inlined (only plain
+                    # 0x20): its kept reply, as replies.kept_reply finds it (only plain
                     # queries are kept, so nothing for the dispatcher is ever found here).
                     asked = data[2:]
-                    key = asked.lower()
-                    reply = kept.get(key)
-                    if reply is not None:
-                        if key == asked:
-                            batch.queue(slot, data[:2] + reply)
-                        else:  # the asker's spelling of the name, which the first zero ends
-                            end = data.find(0, 12) + 1
-                            spliced = (data[:2], reply[:10], data[12:end], reply[end - 2 :])
-                            batch.queue(slot, b"".join(spliced))
-                        continue
-                    reply = kept.get(EXACT + asked)  # kept for its own bytes alone
-                    if reply is not None:
-                        batch.queue(slot, data[:2] + reply)
+                    found = kept.get(asked.lower())
+                    if found is None:
+                        found = kept.get(EXACT + asked)  # kept for its own bytes alone
+                    if found is not None:
+                        batch.queue_kept(slot, found)
                         continue
                     if dispatcher is not None and needs_dispatch(data):
                         self._dispatch_later(dispatcher, data, batch.address(slot))
