@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.dnssec.keys import ACTIVE, DEFAULT_ALGORITHM, add_key_sync, algorithm_number
 from homing.domain.outcomes import Outcome
@@ -94,15 +95,21 @@ async def test_batches_in_flight_each_answer_their_own_callers(db: Database) -> 
         assert await records(db, names[index], "A") == (f"10.{index}.{ROUNDS - 1}.1",)
 
 
+async def _host_at(db: Database, name: str, address: str) -> str:
+    """A host whose address is `address`; its secret."""
+    secret = await setup_host(db, name)
+    [first] = await updates.update(db, request(name, secret, [name], address), POLICY)
+    assert first.outcome is Outcome.GOOD
+    return secret
+
+
 async def test_a_batch_that_waits_for_a_hosts_lock_reads_what_the_holder_committed(
     pg_db: Database,
 ) -> None:
     # PostgreSQL: the batch locks and reads its hosts in one statement, whose snapshot is
     # older than a row it had to wait for; what the holder committed is read again.
     name = "cam.dyn.example.net"
-    secret = await setup_host(pg_db, name)
-    [first] = await updates.update(pg_db, request(name, secret, [name], "10.0.0.1"), POLICY)
-    assert first.outcome is Outcome.GOOD
+    secret = await _host_at(pg_db, name, "10.0.0.1")
     host = sa.select(hosts.c.id).where(hosts.c.name == name)
     async with pg_db.engine.connect() as holder:
         await holder.execute(host.with_for_update())  # another node's batch, say
@@ -114,13 +121,8 @@ async def test_a_batch_that_waits_for_a_hosts_lock_reads_what_the_holder_committ
         await holder.execute(
             sa.update(hosts).where(hosts.c.name == name).values(last_change_at=sa.func.now())
         )
-        update = asyncio.ensure_future(
-            updates.update(pg_db, request(name, secret, [name], "10.0.0.3"), POLICY)
-        )
-        await _seen_waiting(pg_db, "FOR UPDATE", update)
-        await holder.commit()
-    [result] = await update
-    assert result.outcome is Outcome.GOOD
+        asked = request(name, secret, [name], "10.0.0.3")
+        await _good_once_committed(pg_db, holder, asked, "FOR UPDATE")
     last = (
         sa.select(journal.c.old, journal.c.new)
         .where(journal.c.name == name, journal.c.rtype == "A")
@@ -131,8 +133,12 @@ async def test_a_batch_that_waits_for_a_hosts_lock_reads_what_the_holder_committ
     assert (row.old, row.new) == ("10.0.0.2", "10.0.0.3")  # it replaced what the holder wrote
 
 
-async def _seen_waiting(db: Database, statement: str, update: asyncio.Future[object]) -> None:
-    """Returns once a statement containing `statement` is seen waiting for a lock."""
+async def _good_once_committed(
+    db: Database, holder: AsyncConnection, asked: updates.UpdateRequest, statement: str
+) -> None:
+    """Sends the update, sees its statement containing `statement` wait for a lock,
+    commits `holder`'s transaction, and sees the update answered good."""
+    update = asyncio.ensure_future(updates.update(db, asked, POLICY))
     waiting = sa.text(
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE wait_event_type = 'Lock' AND strpos(query, :statement) > 0"
@@ -141,6 +147,9 @@ async def _seen_waiting(db: Database, statement: str, update: asyncio.Future[obj
     while not await db.read(lambda conn: conn.scalar(waiting)):
         assert not update.done() and asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.01)
+    await holder.commit()
+    [result] = await update
+    assert result.outcome is Outcome.GOOD
 
 
 async def test_a_change_read_unsigned_in_a_zone_signed_meanwhile_is_signed(
@@ -149,9 +158,7 @@ async def test_a_change_read_unsigned_in_a_zone_signed_meanwhile_is_signed(
     # PostgreSQL: the batch read the zone unsigned; a transaction giving it keys commits
     # while the batch waits for the zone's row, so the batch runs again, signed.
     name = "cam.dyn.example.net"
-    secret = await setup_host(pg_db, name)
-    [first] = await updates.update(pg_db, request(name, secret, [name], "10.0.0.1"), POLICY)
-    assert first.outcome is Outcome.GOOD
+    secret = await _host_at(pg_db, name, "10.0.0.1")
     zone = sa.select(zones.c.id).where(zones.c.name == "dyn.example.net")
     async with pg_db.engine.connect() as holder:
         zone_id = await holder.scalar(zone.with_for_update())
@@ -160,13 +167,8 @@ async def test_a_change_read_unsigned_in_a_zone_signed_meanwhile_is_signed(
                 conn, zone_id, "csk", algorithm_number(DEFAULT_ALGORITHM), ACTIVE, now()
             )
         )
-        update = asyncio.ensure_future(
-            updates.update(pg_db, request(name, secret, [name], "10.0.0.3"), POLICY)
-        )
-        await _seen_waiting(pg_db, "UPDATE zones SET serial", update)
-        await holder.commit()
-    [result] = await update
-    assert result.outcome is Outcome.GOOD
+        asked = request(name, secret, [name], "10.0.0.3")
+        await _good_once_committed(pg_db, holder, asked, "UPDATE zones SET serial")
     assert await records(pg_db, name, "A") == ("10.0.0.3",)
     signatures = await records(pg_db, name, "RRSIG")
     assert [s.split()[0] for s in signatures] == ["A"]  # the change went signed

@@ -257,12 +257,10 @@ def test_the_update_writes_are_one_statement_each_on_postgresql() -> None:
         assert "unnest(" in plan.arrays and "$" not in plan.arrays.split("unnest(")[0]
 
 
-async def test_postgresql_sends_the_held_writes_of_two_tables_in_one_round_trip(
-    pg_db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _sent_to_asyncpg(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of each call statements makes to asyncpg from now on, in order."""
     from homing.store import statements
 
-    zone_id = await _zone(pg_db)
     sent: list[str] = []
     driver_call = statements._asyncpg
 
@@ -271,6 +269,14 @@ async def test_postgresql_sends_the_held_writes_of_two_tables_in_one_round_trip(
         return driver_call(conn, sql, method, parameters)
 
     monkeypatch.setattr(statements, "_asyncpg", counted)
+    return sent
+
+
+async def test_postgresql_sends_the_held_writes_of_two_tables_in_one_round_trip(
+    pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone_id = await _zone(pg_db)
+    sent = _sent_to_asyncpg(monkeypatch)
     name = "held.bulk.example"
     entry = {
         "zone_id": zone_id,
@@ -309,17 +315,8 @@ async def test_postgresql_sends_the_held_writes_of_two_tables_in_one_round_trip(
 async def test_postgresql_a_read_of_other_tables_carries_the_held_writes(
     pg_db: Database, monkeypatch: pytest.MonkeyPatch, touches: frozenset[str]
 ) -> None:
-    from homing.store import statements
-
     zone_id = await _zone(pg_db)
-    sent: list[str] = []
-    driver_call = statements._asyncpg
-
-    def counted(conn: sa.Connection, sql: str, method: str, parameters: object) -> object:
-        sent.append(sql)
-        return driver_call(conn, sql, method, parameters)
-
-    monkeypatch.setattr(statements, "_asyncpg", counted)
+    sent = _sent_to_asyncpg(monkeypatch)
     name = "carried.bulk.example"
     move = (
         sa.update(zones)
