@@ -59,7 +59,7 @@ class Batches(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg.endswith("statements %.1f ms, commit %.1f ms") and record.args:
-            count, statements, commit = record.args  # type: ignore[misc]
+            _store, count, statements, commit = record.args  # type: ignore[misc]
             self.seen.append((int(count), float(statements), float(commit)))
 
 

@@ -210,3 +210,33 @@ async def test_postgresql_runs_update_batches_on_a_loop_of_their_own(db: Databas
     thread = next(t for t in threading.enumerate() if t.name == "homing-pg-writer")
     await db.close()
     assert not thread.is_alive()
+
+
+class _Backend:
+    """A SyncBatcher answering with the PostgreSQL backend its batch ran on; an item named
+    'bad' fails its transaction."""
+
+    def run_sync(self, txn: SyncTxn, items: list[str]) -> list[int]:
+        if "bad" in items:
+            txn.conn.execute(new_plan("twice"))
+            txn.conn.execute(new_plan("twice"))  # a unique name: the transaction fails
+        pid = txn.conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        return [pid for _ in items]
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+async def test_postgresql_keeps_its_batch_connection_between_batches(
+    db: Database,
+) -> None:
+    backend = _Backend()
+    first = await db.write_batched_sync(backend, "one")
+    assert db._batch_engine is not None
+    assert db._batch_engine.pool.checkedout() == 1  # kept out between batches
+    assert await db.write_batched_sync(backend, "two") == first
+    with pytest.raises(HomingError):
+        await db.write_batched_sync(backend, "bad")
+    after = await db.write_batched_sync(backend, "three")  # given back, rolled back
+    assert await db.write_batched_sync(backend, "four") == after
+    assert "twice" not in await plan_names(db)
+    await db.close()
+    assert db._batch_engine is None

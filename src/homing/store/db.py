@@ -167,6 +167,7 @@ class Database:
         # ready beside it (docs/benchmarks.md, "on a loop of its own").
         self._loop_thread: LoopThread | None = None
         self._batch_engine: AsyncEngine | None = None
+        self._batch_conns: list[AsyncConnection] = []  # open, between the batch loop's batches
         # SQLite: sync batches run, commit included, on one thread with its own connection.
         self._sync_engine: sa.Engine | None = None
         self._thread: WriterThread | None = None
@@ -386,7 +387,7 @@ class Database:
         assert self._batch_engine is not None
         # Settled on this loop, from the batch's: the writer here takes the next batch.
         executing = None if found is None else _Elsewhere(asyncio.get_running_loop(), found)
-        return await self._loop_thread.run(self._transaction(self._batch_engine, groups, executing))
+        return await self._loop_thread.run(self._batch_transaction(groups, executing))
 
     async def _transaction(
         self, engine: AsyncEngine, groups: list[list[_Job]], executing: _Settable | None
@@ -435,6 +436,30 @@ class Database:
             )
         return results, txn.emitted
 
+    async def _batch_transaction(
+        self, groups: list[list[_Job]], executing: _Settable | None
+    ) -> tuple[list[Any], list[Any]]:
+        """A transaction of sync jobs on the batch loop, on a connection kept open between
+        batches (a pool check-out and return cost a batch as much CPU as its BEGIN and
+        COMMIT). A connection whose transaction failed goes back to the pool, which rolls
+        it back (or drops it, if it was lost); the next batch takes one from there."""
+        assert self._batch_engine is not None
+        kept = self._batch_conns
+        conn = kept.pop() if kept else await self._batch_engine.connect()
+        try:
+            done = await conn.run_sync(self._sync_transaction, groups, executing)
+        except BaseException:
+            await conn.close()
+            raise
+        kept.append(conn)
+        return done
+
+    async def _close_batch_conns(self) -> None:
+        while self._batch_conns:
+            await self._batch_conns.pop().close()
+        assert self._batch_engine is not None
+        await self._batch_engine.dispose()
+
     def _run_sync_transaction(self, groups: list[list[_Job]]) -> tuple[list[Any], list[Any]]:
         """On the writer thread: the whole batch and its durable commit, no hop in between."""
         assert self._sync_engine is not None
@@ -442,25 +467,47 @@ class Database:
         conn = self._sync_conn
         if conn is None:
             conn = self._sync_conn = self._sync_engine.connect()
-        results = []
-        started = time.perf_counter()
         try:
-            with conn.begin():
-                txn = SyncTxn(conn, now())
-                for group in groups:
-                    results.extend(_run_sync_group(group, txn))
-                statements = time.perf_counter()
+            return self._sync_transaction(conn, groups)
         except BaseException:
             # Rolled back; whatever went wrong, the next batch starts on a new connection.
             self._close_sync_conn()
             raise
+
+    def _sync_transaction(
+        self, conn: sa.Connection, groups: list[list[_Job]], executing: _Settable | None = None
+    ) -> tuple[list[Any], list[Any]]:
+        """A batch of sync jobs and its commit in one call: on SQLite's writer thread, and
+        in one greenlet on PostgreSQL's batch loop, where SQLAlchemy's async layer is then
+        crossed once a batch rather than at its BEGIN, its work and its COMMIT.
+        `executing` (PostgreSQL) is settled just before the COMMIT is sent."""
+        results = []
+        started = time.perf_counter()
+        emitted: list[Any] | None = None
+        try:
+            with conn.begin():
+                # The clock is read once the write lock is held: a transaction of another
+                # process that committed first never carries a later time than this one.
+                txn = SyncTxn(conn, now())
+                for group in groups:
+                    results.extend(_run_sync_group(group, txn))
+                statements = time.perf_counter()
+                if not self.is_sqlite:
+                    # Its notification can arrive before _settle runs the hooks.
+                    emitted = txn.emitted
+                    with self._committing_lock:
+                        self.committing.append(emitted)
+                    if executing is not None and not executing.done():
+                        executing.set_result(None)  # the writer may take the next batch
+        except BaseException:
+            if emitted is not None:
+                self._forget_committing(emitted)
+            raise
         if log.isEnabledFor(logging.DEBUG):  # the commit's time includes its fsync
-            log.debug(
-                "SQLite batch of %d: statements %.1f ms, commit %.1f ms",
-                len(results),
-                (statements - started) * 1e3,
-                (time.perf_counter() - statements) * 1e3,
-            )
+            committed = (time.perf_counter() - statements) * 1e3
+            message = "%s batch of %d: statements %.1f ms, commit %.1f ms"
+            store = "SQLite" if self.is_sqlite else "PostgreSQL"
+            log.debug(message, store, len(results), (statements - started) * 1e3, committed)
         return results, txn.emitted
 
     def _close_sync_conn(self) -> None:
@@ -516,7 +563,7 @@ class Database:
             self._sync_engine.dispose()
         if self._loop_thread is not None:
             assert self._batch_engine is not None
-            await self._loop_thread.run(self._batch_engine.dispose())
+            await self._loop_thread.run(self._close_batch_conns())
             await self._loop_thread.stop()
             self._loop_thread = self._batch_engine = None
         await self.engine.dispose()

@@ -21,6 +21,7 @@ Statements held together write different tables, so none can meet another's rows
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 import sqlite3
@@ -176,18 +177,28 @@ def _take_held(conn: sa.Connection, touches: frozenset[str]) -> list[tuple[str, 
 def _joined(statements: list[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
     """asyncpg statements as one, each before the last a data-modifying WITH of it, and
     their arguments as one list."""
-    parts = []
+    if len(statements) == 1:
+        return statements[0]
     arguments: list[Any] = []
-    for sql, values in statements:
-        parts.append(_renumbered(sql, len(arguments)))
+    for _, values in statements:
         arguments.extend(values)
+    return _joined_sql(tuple((sql, len(values)) for sql, values in statements)), arguments
+
+
+@functools.lru_cache(maxsize=256)
+def _joined_sql(statements: tuple[tuple[str, int], ...]) -> str:
+    """The SQL of `_joined`, for statements given with their numbers of parameters: a
+    batch's writes come in a few shapes, each renumbered and joined once."""
+    parts = []
+    offset = 0
+    for sql, count in statements:
+        parts.append(_renumbered(sql, offset))
+        offset += count
     *earlier, last = parts
-    if not earlier:
-        return last, arguments
     ctes = ", ".join(f"_held{i} AS ({part})" for i, part in enumerate(earlier))
     if last.startswith("WITH ") and not last.startswith("WITH RECURSIVE "):
-        return f"WITH {ctes}, {last[len('WITH ') :]}", arguments
-    return f"WITH {ctes} {last}", arguments
+        return f"WITH {ctes}, {last[len('WITH ') :]}"
+    return f"WITH {ctes} {last}"
 
 
 def held_back(engine: sa.Engine) -> None:
