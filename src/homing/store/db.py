@@ -417,12 +417,7 @@ class Database:
                             done = await batcher.run(txn, [job.item for job in group])
                             results.extend(_checked(group, done))
                     statements = time.perf_counter()
-                    # Its notification can arrive before _settle runs the hooks.
-                    emitted = txn.emitted
-                    with self._committing_lock:
-                        self.committing.append(emitted)
-                    if executing is not None and not executing.done():
-                        executing.set_result(None)  # the writer may take the next batch
+                    emitted = self._committing(txn.emitted, executing)
         except BaseException:
             if emitted is not None:
                 self._forget_committing(emitted)
@@ -493,12 +488,7 @@ class Database:
                     results.extend(_run_sync_group(group, txn))
                 statements = time.perf_counter()
                 if not self.is_sqlite:
-                    # Its notification can arrive before _settle runs the hooks.
-                    emitted = txn.emitted
-                    with self._committing_lock:
-                        self.committing.append(emitted)
-                    if executing is not None and not executing.done():
-                        executing.set_result(None)  # the writer may take the next batch
+                    emitted = self._committing(txn.emitted, executing)
         except BaseException:
             if emitted is not None:
                 self._forget_committing(emitted)
@@ -514,6 +504,16 @@ class Database:
         conn, self._sync_conn = self._sync_conn, None
         if conn is not None:
             conn.close()
+
+    def _committing(self, emitted: list[Any], executing: _Settable | None) -> list[Any]:
+        """Just before a transaction's COMMIT is sent: what it emitted is listed as
+        committing (its notification can arrive before _settle runs the hooks), and the
+        writer may take the next batch. Returns `emitted`."""
+        with self._committing_lock:
+            self.committing.append(emitted)
+        if executing is not None and not executing.done():
+            executing.set_result(None)
+        return emitted
 
     def _forget_committing(self, emitted: list[Any]) -> None:
         with self._committing_lock:
