@@ -166,7 +166,7 @@ journal = sa.Table(
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     # No foreign key: every row is written by the statement that moves its zone's serial,
-    # and a zone's removal deletes its journal first (a key's check ran once a row).
+    # and a zone's removal deletes its journal first (a key would be checked once a row).
     sa.Column("zone_id", sa.Integer, nullable=False),
     sa.Column("serial", sa.BigInteger, nullable=False),
     sa.Column("name", sa.String(253), nullable=False),
