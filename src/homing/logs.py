@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from datetime import UTC, datetime
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -26,12 +28,72 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT, with each second's date and time formatted once, not once a line."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        second, stamp = self._second
+        if int(record.created) != second:
+            second = int(record.created)
+            stamp = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = (second, stamp)
+        return f"{stamp},{int(record.msecs):03d}"
+
+
+class TurnBuffered(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes the lines an event loop's turn logs with one write.
+
+    Every update request logs a line; written one at a time they cost a system call
+    each. On a thread running an event loop a line waits for the end of the loop's
+    current turn (`call_soon`), at most MAX_LINES of them; elsewhere it is written at once,
+    after any that wait, so the order holds."""
+
+    MAX_LINES = 256
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines: list[str] = []
+        # The loop whose turn will write them: another loop's line asks its own (the one
+        # asked may be closed before its turn ends).
+        self._flush_on: asyncio.AbstractEventLoop | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:  # called holding self.lock
+        try:
+            self._lines.append(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or len(self._lines) >= self.MAX_LINES:
+            self.flush()
+        elif self._flush_on is not loop:
+            self._flush_on = loop
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._flush_on = None
+            text = "".join(self._lines)
+            self._lines.clear()
+            try:
+                if text:
+                    self.stream.write(text)
+                self.stream.flush()
+            except Exception:
+                self.handleError(logging.makeLogRecord({"msg": text}))
+
+
 def configure(log_format: str) -> None:
     """Route the root logger to stderr in the chosen format, at INFO."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
-    )
+    handler = TurnBuffered()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
