@@ -98,6 +98,61 @@ class ConnectionLimits:
 
 _Base = HttpToolsProtocol  # called directly, not through super(): this runs per request
 
+HELD_MAX = 64 * 1024  # bytes a connection holds back within a turn before it writes
+
+
+class TurnWrites:
+    """A transport whose writes within one event-loop turn go out as one.
+
+    uvicorn writes a response's status line and headers, then its body, each at once: two
+    system calls and two segments for an answer of a few dozen bytes. Here they wait for
+    the end of the turn (`call_soon`), at most HELD_MAX bytes of them, and are written
+    together; close() writes what is held first, abort() drops it. Everything else is the
+    wrapped transport's."""
+
+    __slots__ = ("_transport", "_loop", "_held", "_size")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] | None = None
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is None:
+            self._held = [data]
+            self._size = len(data)
+            self._loop.call_soon(self._flush)
+        else:
+            held.append(data)
+            self._size += len(data)
+        if self._size >= HELD_MAX:
+            self._flush()
+
+    def writelines(self, lines: list[bytes]) -> None:
+        for data in lines:
+            self.write(data)
+
+    def _flush(self) -> None:
+        held, self._held = self._held, None
+        if held and not self._transport.is_closing():  # closed meanwhile: nobody to send to
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def is_closing(self) -> bool:  # asked on every request: no __getattr__ round
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
 
 class GuardedHttp(HttpToolsProtocol):
     """HttpToolsProtocol with the deadlines and caps of ConnectionLimits."""
@@ -114,6 +169,7 @@ class GuardedHttp(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         _Base.connection_made(self, transport)
+        self.transport = TurnWrites(transport, self.loop)  # type: ignore[assignment]
         limits = self.limits
         host = self.client[0] if self.client else None
         if host is None or limits.exempt or ":" in host:
