@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 
 import pytest
@@ -175,6 +176,71 @@ async def test_postgresql_takes_the_next_batch_once_the_first_sends_its_commit(
     assert await asyncio.wait_for(second, 60) == "after"
     assert holding.calls == [["held"], ["after"]]
     assert await plan_names(db) >= {"held", "after"}
+
+
+class Entering(Recorder):
+    """A Recorder that says when each batch enters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Queue[list[str]]()
+
+    async def run(self, txn: Txn, items: list[str]) -> list[str]:
+        self.entered.put_nowait(list(items))
+        return await super().run(txn, items)
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+async def test_postgresql_starts_a_second_transaction_only_for_half_a_batch(
+    db: Database,
+) -> None:
+    # The first batch's COMMIT is held on PostgreSQL itself: a deferred trigger on its
+    # row 'held' waits for an advisory lock this test holds.
+    key = secrets.randbits(31)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "CREATE FUNCTION hold_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN PERFORM pg_advisory_xact_lock({key}); RETURN NULL; END $$"
+            )
+        )
+        await conn.execute(
+            sa.text(
+                "CREATE CONSTRAINT TRIGGER hold_commit AFTER INSERT ON plans "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.name = 'held') "
+                "EXECUTE FUNCTION hold_commit()"
+            )
+        )
+    recorder = Entering()
+    async with db.engine.connect() as holder:
+        await holder.execute(sa.text(f"SELECT pg_advisory_lock({key})"))
+        first = [
+            asyncio.create_task(db.write_batched(recorder, name))
+            for name in ("held", "a", "b", "c")
+        ]
+        assert await asyncio.wait_for(recorder.entered.get(), 60) == ["held", "a", "b", "c"]
+        assert db._executing is not None
+        await asyncio.wait_for(asyncio.shield(db._executing), 60)  # its COMMIT is sent
+        # One job is too few to be worth a transaction beside that batch of four: it
+        # waits, though a place is free.
+        later = [asyncio.create_task(db.write_batched(recorder, "after1"))]
+        for _ in range(20):
+            await asyncio.sleep(0)  # the writer's turns: it takes nothing meanwhile
+        assert len(db._pending) == 1 and recorder.entered.empty()
+        # Two, half the batch in flight, are: they go while its COMMIT still waits.
+        later.append(asyncio.create_task(db.write_batched(recorder, "after2")))
+        assert await asyncio.wait_for(recorder.entered.get(), 60) == ["after1", "after2"]
+        assert await asyncio.wait_for(asyncio.gather(*later), 60) == ["done after1", "done after2"]
+        assert not any(task.done() for task in first)
+        await holder.execute(sa.text(f"SELECT pg_advisory_unlock({key})"))
+        await holder.commit()
+    assert await asyncio.wait_for(asyncio.gather(*first), 60) == [
+        "done held",
+        "done a",
+        "done b",
+        "done c",
+    ]
+    assert await plan_names(db) >= {"held", "a", "b", "c", "after1", "after2"}
 
 
 async def test_closing_settles_the_callers_of_a_transaction_in_flight(db: Database) -> None:

@@ -182,7 +182,9 @@ class Database:
             sqlite_pragmas(self._sync_engine)
         self.max_batch = max_batch
         self._pending: collections.deque[_Job] = collections.deque()  # jobs for the writer
-        self._idle: asyncio.Future[None] | None = None  # the writer waits on it for a job
+        self._idle: asyncio.Future[None] | None = None  # the writer waits on it for jobs,
+        self._wanted = 1  # until this many wait
+        self._batch_size = 0  # of the newest transaction taken (PostgreSQL's in flight)
         self._writer: asyncio.Task[None] | None = None
         self.in_flight = 1 if self.is_sqlite else max(1, in_flight)
         self._slots: asyncio.Semaphore | None = None  # free places for one more transaction
@@ -268,7 +270,7 @@ class Database:
             self._writer = asyncio.create_task(self._write_loop(), name="homing-writer")
         self._pending.append(job)
         idle = self._idle
-        if idle is not None:
+        if idle is not None and len(self._pending) >= self._wanted:
             self._idle = None
             if not idle.done():
                 idle.set_result(None)
@@ -279,6 +281,7 @@ class Database:
         loop = asyncio.get_running_loop()
         while True:
             if not pending:
+                self._wanted = 1
                 self._idle = loop.create_future()
                 await self._idle
                 continue
@@ -296,7 +299,20 @@ class Database:
             await self._slots.acquire()
             if self._executing is not None:
                 await self._executing
+            enough = self._batch_size // 2
+            if self._running and len(pending) < enough:
+                # Too few wait to be worth a transaction beside the one in flight: they
+                # wait for it to end, or for half its size to gather. Taken at once, they
+                # split the clients into large batches and small ones, and a request that
+                # misses a small one waits a whole batch more (docs/benchmarks.md).
+                self._wanted = enough
+                self._idle = loop.create_future()
+                await asyncio.wait(
+                    (self._idle, *self._running), return_when=asyncio.FIRST_COMPLETED
+                )
+                self._idle = None
             jobs = [pending.popleft() for _ in range(min(len(pending), self.max_batch))]
+            self._batch_size = len(jobs)
             executing = self._executing = loop.create_future()
             task = loop.create_task(self._in_flight_batch(jobs, self._slots, executing))
             self._running.add(task)
