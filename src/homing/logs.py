@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -57,9 +58,10 @@ class TurnBuffered(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__()
         self._lines: list[str] = []
-        # The loop whose turn will write them: another loop's line asks its own (the one
-        # asked may be closed before its turn ends).
+        # The loop whose turn will write them, and its thread: another loop's line asks its
+        # own (the one asked may be closed before its turn ends).
         self._flush_on: asyncio.AbstractEventLoop | None = None
+        self._flush_thread = 0
 
     def emit(self, record: logging.LogRecord) -> None:  # called holding self.lock
         try:
@@ -67,14 +69,25 @@ class TurnBuffered(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
+        if len(self._lines) >= self.MAX_LINES:
+            self.flush()
+            return
+        queued = self._flush_on
+        if (
+            queued is not None
+            and self._flush_thread == threading.get_ident()
+            and queued.is_running()
+        ):
+            return  # this thread runs that loop: the line goes with this turn's flush
+        # Asked only then: on Python 3.11 each ask is a getpid() system call.
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            loop = None
-        if loop is None or len(self._lines) >= self.MAX_LINES:
             self.flush()
-        elif self._flush_on is not loop:
+            return
+        if loop is not queued:
             self._flush_on = loop
+            self._flush_thread = threading.get_ident()
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
@@ -104,3 +117,4 @@ def configure(log_format: str) -> None:
     logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
+    logging.logProcesses = log_format == "json"  # a getpid() each; the text shows none
