@@ -263,7 +263,11 @@ class Database:
         return await self._submit(_Job(self._future(), batcher=batcher, item=item))  # type: ignore[no-any-return]
 
     def _future(self) -> asyncio.Future[Any]:
-        return asyncio.get_running_loop().create_future()
+        # Every caller runs on the writer's loop (its jobs are settled there); asking for
+        # the running loop instead is a getpid() system call on Python 3.11.
+        writer = self._writer
+        loop = asyncio.get_running_loop() if writer is None else writer.get_loop()
+        return loop.create_future()
 
     async def _submit(self, job: _Job) -> Any:
         if self._writer is None:
