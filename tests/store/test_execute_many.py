@@ -258,14 +258,16 @@ def test_the_update_writes_are_one_statement_each_on_postgresql() -> None:
 
 
 def _sent_to_asyncpg(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The SQL of each call statements makes to asyncpg from now on, in order."""
+    """The SQL of each statement (not BEGIN or COMMIT) that statements sends to asyncpg
+    from now on, in order."""
     from homing.store import statements
 
     sent: list[str] = []
     driver_call = statements._asyncpg
 
     def counted(conn: sa.Connection, sql: str, method: str, parameters: object) -> object:
-        sent.append(sql)
+        if not sql.startswith(("BEGIN", "COMMIT")):
+            sent.append(sql)
         return driver_call(conn, sql, method, parameters)
 
     monkeypatch.setattr(statements, "_asyncpg", counted)

@@ -10,6 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from homing.domain.errors import HomingError
+from homing.store import db as db_module
+from homing.store import statements
 from homing.store.db import Database, SyncTxn, Txn
 from homing.store.schema import plans
 
@@ -306,3 +308,63 @@ async def test_postgresql_keeps_its_batch_connection_between_batches(
     assert "twice" not in await plan_names(db)
     await db.close()
     assert db._batch_engine is None
+
+
+def _transaction_control(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each BEGIN and COMMIT message sent to asyncpg from now on, in order."""
+    sent: list[str] = []
+    driver_call = statements._asyncpg
+
+    def counted(conn: sa.Connection, sql: str, method: str, parameters: object) -> object:
+        if sql.startswith(("BEGIN", "COMMIT")):
+            sent.append(sql)
+        return driver_call(conn, sql, method, parameters)
+
+    monkeypatch.setattr(statements, "_asyncpg", counted)
+    return sent
+
+
+async def _state(db: Database, pid: int) -> str:
+    query = sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid")
+    return str(await db.read(lambda conn: conn.scalar(query, {"pid": pid})))
+
+
+class _Planned(_Backend):
+    """A _Backend that also adds a plan named after each item."""
+
+    def run_sync(self, txn: SyncTxn, items: list[str]) -> list[int]:
+        for item in items:
+            txn.conn.execute(new_plan(item))
+        return super().run_sync(txn, items)
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+async def test_postgresql_begins_each_batch_with_the_commit_before_it(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _transaction_control(monkeypatch)
+    backend = _Planned()
+    pid = await db.write_batched_sync(backend, "one")
+    assert sent == ["BEGIN", "COMMIT; BEGIN"]
+    assert await _state(db, pid) == "idle in transaction"  # begun for the next batch
+    monkeypatch.setattr(db_module, "BEGUN_IDLE", 0.05)
+    sent.clear()
+    assert await db.write_batched_sync(backend, "two") == pid
+    assert sent == ["COMMIT; BEGIN"]  # no BEGIN of its own: a round trip less
+    # A batch that fails is undone whole in that transaction; its connection is dropped.
+    with pytest.raises(HomingError):
+        await db.write_batched_sync(backend, "bad")
+    assert "twice" not in await plan_names(db)
+    # No batch for BEGUN_IDLE: the transaction begun for the next one ends.
+    sent.clear()
+    pid = await db.write_batched_sync(backend, "three")
+    assert sent == ["BEGIN", "COMMIT; BEGIN"]
+    deadline = asyncio.get_running_loop().time() + 30
+    while await _state(db, pid) != "idle":
+        assert asyncio.get_running_loop().time() < deadline, await _state(db, pid)
+        await asyncio.sleep(0.02)
+    assert sent == ["BEGIN", "COMMIT; BEGIN", "COMMIT"]
+    sent.clear()
+    assert await db.write_batched_sync(backend, "four") == pid
+    assert sent == ["BEGIN", "COMMIT; BEGIN"]
+    assert await plan_names(db) >= {"one", "two", "three", "four"}

@@ -30,6 +30,9 @@ T = TypeVar("T")
 
 
 RERUNS = 3  # runs of a write transaction that finds what it read changed meanwhile
+# PostgreSQL: a kept batch connection whose transaction its last COMMIT began (the next
+# batch's) ends that transaction after this many seconds without a batch.
+BEGUN_IDLE = 1.0
 
 
 class ReadChanged(Exception):
@@ -168,6 +171,9 @@ class Database:
         self._loop_thread: LoopThread | None = None
         self._batch_engine: AsyncEngine | None = None
         self._batch_conns: list[AsyncConnection] = []  # open, between the batch loop's batches
+        # Each kept connection in a transaction begun for the next batch: when it ends.
+        self._idle_ends: dict[AsyncConnection, asyncio.TimerHandle] = {}
+        self._ending: set[asyncio.Task[None]] = set()  # transactions ended for idleness
         # SQLite: sync batches run, commit included, on one thread with its own connection.
         self._sync_engine: sa.Engine | None = None
         self._thread: WriterThread | None = None
@@ -199,7 +205,7 @@ class Database:
         self.committing: list[list[Any]] = []
         self._committing_lock = threading.Lock()  # PostgreSQL's batch loop adds, this one drops
 
-    def _create_engine(self) -> AsyncEngine:
+    def _create_engine(self, **options: Any) -> AsyncEngine:
         if self.is_sqlite:
             database = self.url.database
             if database and database != ":memory:":
@@ -210,7 +216,7 @@ class Database:
         connect_args: dict[str, Any] = {}
         if self.schema:
             connect_args["server_settings"] = {"search_path": self.schema}
-        engine = create_async_engine(self.url, connect_args=connect_args, pool_size=10)
+        engine = create_async_engine(self.url, connect_args=connect_args, pool_size=10, **options)
         statements.held_back(engine.sync_engine)
         return engine
 
@@ -403,7 +409,9 @@ class Database:
             return await self._transaction(self.engine, groups, found)
         if self._loop_thread is None:
             self._loop_thread = LoopThread()
-            self._batch_engine = self._create_engine()
+            # Its transactions are begun and committed by the batches themselves
+            # (statements.begin, statements.commit): each COMMIT begins the next.
+            self._batch_engine = self._create_engine(isolation_level="AUTOCOMMIT")
         assert self._batch_engine is not None
         # Settled on this loop, from the batch's: the writer here takes the next batch.
         executing = None if found is None else _Elsewhere(asyncio.get_running_loop(), found)
@@ -456,20 +464,53 @@ class Database:
     ) -> tuple[list[Any], list[Any]]:
         """A transaction of sync jobs on the batch loop, on a connection kept open between
         batches (a pool check-out and return cost a batch as much CPU as its BEGIN and
-        COMMIT). A connection whose transaction failed goes back to the pool, which rolls
-        it back (or drops it, if it was lost); the next batch takes one from there."""
+        COMMIT), in the transaction the last batch's COMMIT began on it (a round trip
+        less). A connection whose transaction failed is dropped, with whatever its
+        transaction held; the next batch opens another."""
         assert self._batch_engine is not None
         kept = self._batch_conns
-        conn = kept.pop() if kept else await self._batch_engine.connect()
+        if kept:
+            conn = kept.pop()
+            idle_end = self._idle_ends.pop(conn, None)
+            if idle_end is not None:
+                idle_end.cancel()
+        else:
+            conn = await self._batch_engine.connect()
         try:
             done = await conn.run_sync(self._sync_transaction, groups, executing)
         except BaseException:
-            await conn.close()
+            await conn.invalidate()
             raise
         kept.append(conn)
+        loop = asyncio.get_running_loop()
+        self._idle_ends[conn] = loop.call_later(BEGUN_IDLE, self._end_idle, conn)
         return done
 
+    def _end_idle(self, conn: AsyncConnection) -> None:
+        """A kept connection without a batch for BEGUN_IDLE: the transaction begun on it
+        for the next batch ends, so no connection idles in one."""
+        del self._idle_ends[conn]
+        self._batch_conns.remove(conn)  # no batch takes it while it commits
+        task = asyncio.get_running_loop().create_task(self._ended(conn))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    async def _ended(self, conn: AsyncConnection) -> None:
+        try:
+            await conn.run_sync(statements.commit, begin_next=False)
+        except Exception as exc:
+            log.warning("batch connection dropped: %s", exc)
+            await conn.invalidate()  # the next batch opens another
+            return
+        self._batch_conns.insert(0, conn)  # taken last: the others need no BEGIN
+
     async def _close_batch_conns(self) -> None:
+        for idle_end in self._idle_ends.values():
+            idle_end.cancel()
+        self._idle_ends.clear()
+        for task in list(self._ending):
+            with contextlib.suppress(Exception):
+                await task
         while self._batch_conns:
             await self._batch_conns.pop().close()
         assert self._batch_engine is not None
@@ -500,24 +541,28 @@ class Database:
         started = time.perf_counter()
         emitted: list[Any] | None = None
         try:
+            if not self.is_sqlite:
+                statements.begin(conn)  # no round trip: begun by the COMMIT before it
             with conn.begin():
                 # The clock is read once the write lock is held: a transaction of another
                 # process that committed first never carries a later time than this one.
                 txn = SyncTxn(conn, now())
                 for group in groups:
                     results.extend(_run_sync_group(group, txn))
-                statements = time.perf_counter()
+                worked = time.perf_counter()
                 if not self.is_sqlite:
                     emitted = self._committing(txn.emitted, executing)
+            if not self.is_sqlite:  # the writes held back, then COMMIT with the next BEGIN
+                statements.commit(conn, begin_next=True)
         except BaseException:
             if emitted is not None:
                 self._forget_committing(emitted)
             raise
         if log.isEnabledFor(logging.DEBUG):  # the commit's time includes its fsync
-            committed = (time.perf_counter() - statements) * 1e3
+            committed = (time.perf_counter() - worked) * 1e3
             message = "%s batch of %d: statements %.1f ms, commit %.1f ms"
             store = "SQLite" if self.is_sqlite else "PostgreSQL"
-            log.debug(message, store, len(results), (statements - started) * 1e3, committed)
+            log.debug(message, store, len(results), (worked - started) * 1e3, committed)
         return results, txn.emitted
 
     def _close_sync_conn(self) -> None:

@@ -74,6 +74,8 @@ _PLANS: dict[tuple[str, int, tuple[str, ...]], tuple[sa.Executable, _Plan | None
 _DIRECT = frozenset({"pysqlite", "asyncpg"})
 # asyncpg: the writes held back on a connection, (table, SQL, arguments), in their order.
 _HELD = "homing_held"
+# asyncpg in AUTOCOMMIT mode: a transaction is open on the connection (`begin`, `commit`).
+_BEGUN = "homing_begun"
 
 
 def execute_many(conn: sa.Connection, statement: sa.Executable, rows: list[dict[str, Any]]) -> None:
@@ -164,6 +166,33 @@ def flush(conn: sa.Connection) -> None:
         _asyncpg(conn, sql, "execute", arguments)
 
 
+def begin(conn: sa.Connection) -> None:
+    """Begin a transaction on `conn` (asyncpg, in AUTOCOMMIT mode: the update batch's
+    connections), unless the COMMIT before it began one already (`commit`)."""
+    if not conn.info.get(_BEGUN):
+        _asyncpg(conn, "BEGIN", "execute", [])
+        conn.info[_BEGUN] = True
+
+
+def commit(conn: sa.Connection, *, begin_next: bool) -> None:
+    """Commit the transaction `begin` began on `conn`, its held writes sent first; with
+    `begin_next`, the next transaction begins in the same message (PostgreSQL runs a
+    simple query's statements in order and stops at the first that fails), so the
+    next batch on the connection spends no round trip on its BEGIN. READ COMMITTED
+    takes each statement's snapshot as it starts, so an early BEGIN reads nothing
+    stale; until its first statement it holds no snapshot, lock or transaction id."""
+    flush(conn)
+    conn.info.pop(_BEGUN, None)  # failed, the connection is dropped with whatever it holds
+    _asyncpg(conn, "COMMIT; BEGIN" if begin_next else "COMMIT", "execute", [])
+    if begin_next:
+        conn.info[_BEGUN] = True
+
+
+def begun(conn: sa.Connection) -> bool:
+    """Whether `conn` is in a transaction that `begin` or `commit` began."""
+    return bool(conn.info.get(_BEGUN))
+
+
 def _take_held(conn: sa.Connection, touches: frozenset[str]) -> list[tuple[str, str, list[Any]]]:
     """The writes held back on `conn`, taken off it, if none is to a table in `touches`
     (a statement's own reads and writes never see those of its WITHs); else none."""
@@ -252,8 +281,9 @@ def _store_error(sql: str, exc: sqlite3.Error) -> Exception:
 
 def _asyncpg(conn: sa.Connection, sql: str, method: str, parameters: Any) -> Any:
     """`method` ("fetch", "execute", "executemany") of the asyncpg connection under `conn`, in the
-    transaction SQLAlchemy began on it (started first if no statement has yet). Runs in
-    the greenlet of `AsyncConnection.run_sync`; errors come out as SQLAlchemy's."""
+    transaction SQLAlchemy began on it (started first if no statement has yet), or in
+    AUTOCOMMIT mode in the one `begin` began. Runs in the greenlet of
+    `AsyncConnection.run_sync`; errors come out as SQLAlchemy's."""
     adapted: Any = conn.connection.dbapi_connection
     try:
         if adapted._transaction is None:
