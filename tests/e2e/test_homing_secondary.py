@@ -209,11 +209,23 @@ def transfers(server: Server, kind: str, *, this_start_only: bool = False) -> in
     return len(re.findall(rf"secondary zone {re.escape(ZONE)}: {kind} from ", text))
 
 
+def logged_transfers(
+    server: Server, kind: str, *, at_least: int = 1, this_start_only: bool = False
+) -> int:
+    """The transfers of `kind` the server has logged, once it has logged `at_least`: its
+    log lines are written at the end of the event loop's turn, so an answer sent in the
+    turn that installed a transfer can reach the test before the transfer's line."""
+    wait_for(f"{at_least} {kind} logged",
+             lambda: transfers(server, kind, this_start_only=this_start_only) >= at_least,
+             FRESH_TIMEOUT, server)  # fmt: skip
+    return transfers(server, kind, this_start_only=this_start_only)
+
+
 @pytest.mark.parametrize("pair", ["sqlite", "postgresql"], indirect=True)
 def test_second_homing_node_follows_and_survives_the_primary(pair: Pair) -> None:
     primary, secondary = pair.primary, pair.secondary
     fqdn, secret = first_copy(pair)
-    assert transfers(secondary, "AXFR") == 1
+    assert logged_transfers(secondary, "AXFR") == 1
     answer = secondary.dig(fqdn, "A")
     assert answer.status == "NOERROR" and answer.aa and answer.values("A") == ["192.0.2.1"]
     assert soa_serial(secondary) == soa_serial(primary)  # the primary's serial, exactly
@@ -227,7 +239,7 @@ def test_second_homing_node_follows_and_survives_the_primary(pair: Pair) -> None
     record(pair.backend, "notify+ixfr", took)
     assert secondary.kdig(fqdn, "A").values("A") == ["192.0.2.2"]
     assert time.monotonic() >= acked
-    assert transfers(secondary, "IXFR") == 1
+    assert logged_transfers(secondary, "IXFR") == 1
     assert soa_serial(secondary) == soa_serial(primary)
 
     # The secondary serves the zone on to its own secondaries (AXFR with the key).
@@ -282,7 +294,7 @@ def test_second_homing_node_follows_and_survives_the_primary(pair: Pair) -> None
     record(pair.backend, "after-restart", took)
     wait_for("same serial", lambda: soa_serial(secondary) == soa_serial(primary), FRESH_TIMEOUT,
              secondary)  # fmt: skip
-    assert transfers(secondary, "IXFR", this_start_only=True) >= 1
+    assert logged_transfers(secondary, "IXFR", this_start_only=True) >= 1
     assert transfers(secondary, "AXFR", this_start_only=True) == 0
 
 
@@ -327,7 +339,7 @@ def test_a_secondary_with_two_workers_takes_every_notify(pair: Pair) -> None:
         wait_for(f"NOTIFY + IXFR of {address}",
                  lambda a=address: all(addresses(secondary, fqdn) == [a] for _ in range(4)),
                  FRESH_TIMEOUT, secondary)  # fmt: skip
-    assert transfers(secondary, "IXFR") == 4
+    assert logged_transfers(secondary, "IXFR", at_least=4) == 4
     # Worker 1 reloads the copy after worker 0's commit wakes it: wait for both.
     serial = soa_serial(primary)
     wait_for("both workers at the primary's serial",
