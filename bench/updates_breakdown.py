@@ -15,7 +15,7 @@ time (open loop). What the store path costs, per acknowledged update:
 - per batch (the writer's DEBUG line, `homing.store.db`): its updates, the time of its
   statements (connection check-out and BEGIN included) and of its COMMIT (the WAL flush);
 - round trips to PostgreSQL per batch: asyncpg's calls counted (each one round trip:
-  BEGIN, each statement, COMMIT);
+  a BEGIN, unless the COMMIT before began the transaction, each statement, COMMIT);
 - the time an update waits before its batch starts (its latency less its batch's
   statements and commit), and the collector's pauses (gc.callbacks).
 
