@@ -343,11 +343,11 @@ async def test_postgresql_begins_each_batch_with_the_commit_before_it(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent = _transaction_control(monkeypatch)
+    monkeypatch.setattr(db_module, "BEGUN_IDLE", 600.0)  # longer than the test
     backend = _Planned()
     pid = await db.write_batched_sync(backend, "one")
     assert sent == ["BEGIN", "COMMIT; BEGIN"]
     assert await _state(db, pid) == "idle in transaction"  # begun for the next batch
-    monkeypatch.setattr(db_module, "BEGUN_IDLE", 0.05)
     sent.clear()
     assert await db.write_batched_sync(backend, "two") == pid
     assert sent == ["COMMIT; BEGIN"]  # no BEGIN of its own: a round trip less
@@ -356,9 +356,10 @@ async def test_postgresql_begins_each_batch_with_the_commit_before_it(
         await db.write_batched_sync(backend, "bad")
     assert "twice" not in await plan_names(db)
     # No batch for BEGUN_IDLE: the transaction begun for the next one ends.
+    monkeypatch.setattr(db_module, "BEGUN_IDLE", 0.05)
     sent.clear()
     pid = await db.write_batched_sync(backend, "three")
-    assert sent == ["BEGIN", "COMMIT; BEGIN"]
+    assert sent[:2] == ["BEGIN", "COMMIT; BEGIN"]
     deadline = asyncio.get_running_loop().time() + 30
     while await _state(db, pid) != "idle":
         assert asyncio.get_running_loop().time() < deadline, await _state(db, pid)
@@ -366,5 +367,5 @@ async def test_postgresql_begins_each_batch_with_the_commit_before_it(
     assert sent == ["BEGIN", "COMMIT; BEGIN", "COMMIT"]
     sent.clear()
     assert await db.write_batched_sync(backend, "four") == pid
-    assert sent == ["BEGIN", "COMMIT; BEGIN"]
+    assert sent[:2] == ["BEGIN", "COMMIT; BEGIN"]
     assert await plan_names(db) >= {"one", "two", "three", "four"}

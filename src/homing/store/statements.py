@@ -188,11 +188,6 @@ def commit(conn: sa.Connection, *, begin_next: bool) -> None:
         conn.info[_BEGUN] = True
 
 
-def begun(conn: sa.Connection) -> bool:
-    """Whether `conn` is in a transaction that `begin` or `commit` began."""
-    return bool(conn.info.get(_BEGUN))
-
-
 def _take_held(conn: sa.Connection, touches: frozenset[str]) -> list[tuple[str, str, list[Any]]]:
     """The writes held back on `conn`, taken off it, if none is to a table in `touches`
     (a statement's own reads and writes never see those of its WITHs); else none."""
