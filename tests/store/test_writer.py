@@ -369,3 +369,40 @@ async def test_postgresql_begins_each_batch_with_the_commit_before_it(
     assert await db.write_batched_sync(backend, "four") == pid
     assert sent[:2] == ["BEGIN", "COMMIT; BEGIN"]
     assert await plan_names(db) >= {"one", "two", "three", "four"}
+
+
+def _driver_executes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of each asyncpg Connection.execute (BEGIN, COMMIT, ROLLBACK among them)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    sent: list[str] = []
+    execute = asyncpg.Connection.execute
+
+    async def recorded(self: object, query: str, *args: object, **kwargs: object) -> object:
+        sent.append(query)
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", recorded)
+    return sent
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+async def test_postgresql_reads_without_begin_or_rollback(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await db.write(lambda txn: txn.conn.execute(new_plan("read-me")))
+    sent = _driver_executes(monkeypatch)
+    assert "read-me" in await plan_names(db)
+    assert not sent  # each statement its own transaction: two round trips fewer
+
+    async def one_snapshot(conn: sa.ext.asyncio.AsyncConnection) -> object:
+        # A unit asking for REPEATABLE READ still reads from one snapshot: its first
+        # statement's, taken before the write below commits.
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        await conn.execute(sa.select(plans.c.name))
+        await db.write(lambda txn: txn.conn.execute(new_plan("meanwhile")))
+        return await conn.scalar(sa.select(plans.c.name).where(plans.c.name == "meanwhile"))
+
+    assert await db.read(one_snapshot) is None
+    assert "meanwhile" in await plan_names(db)
+    assert any(query.startswith("BEGIN") for query in sent)

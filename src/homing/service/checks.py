@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.domain.records import RRsetValue
 from homing.domain.servable import rrset_problem
-from homing.store.db import Database
+from homing.store.db import Database, streamable
 from homing.store.schema import journal, rrsets, zones
 
 _BATCH = 10_000
@@ -42,6 +42,7 @@ class Unservable:
 
 
 async def _rows(conn: AsyncConnection, query: sa.Select[Any]) -> AsyncIterator[Any]:
+    await streamable(conn)
     result = await conn.stream(query)
     async for batch in result.partitions(_BATCH):
         for row in batch:

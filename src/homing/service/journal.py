@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from homing.domain.errors import StoreUnavailable
 from homing.domain.records import JournalEntry, RRsetValue, StoredRRset, ZoneMeta
 from homing.service.zones import zone_meta
-from homing.store.db import Database
+from homing.store.db import Database, streamable
 from homing.store.schema import journal, rrsets, zones
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ async def _partitions(
     Row object per row: at a million hosts about half the CPU of SQLAlchemy's stream.
     """
     if conn.dialect.name != "sqlite":
+        await streamable(conn)
         result = await conn.stream(query)
         async for rows in result.partitions(LOAD_BATCH):
             yield rows

@@ -245,9 +245,16 @@ class Database:
             raise StoreUnavailable(f"cannot migrate the store: {exc}") from exc
 
     async def read(self, unit: Reader[T]) -> T:
-        """Run a read-only unit on its own connection."""
+        """Run a read-only unit on its own connection. On PostgreSQL in AUTOCOMMIT mode:
+        READ COMMITTED takes each statement's snapshot as it starts in a transaction too,
+        and without one a read sends no BEGIN and its connection's return no ROLLBACK (two
+        round trips; each node's follower reads after every commit of another node). A
+        unit that wants one snapshot for all its statements asks for REPEATABLE READ; one
+        that streams rows through a server-side cursor calls `streamable` first."""
         try:
             async with self.engine.connect() as conn:
+                if not self.is_sqlite:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
                 return await unit(conn)
         except (OSError, sa.exc.SQLAlchemyError) as exc:
             raise StoreUnavailable(f"store unavailable: {exc.__class__.__name__}") from exc
@@ -632,6 +639,15 @@ class Database:
             await self._loop_thread.stop()
             self._loop_thread = self._batch_engine = None
         await self.engine.dispose()
+
+
+async def streamable(conn: AsyncConnection) -> None:
+    """Make a read's connection able to stream rows (`conn.stream`): PostgreSQL keeps a
+    server-side cursor only within a transaction, and `Database.read` runs without one."""
+    sync = conn.sync_connection
+    if sync is not None and sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        await conn.commit()  # ends SQLAlchemy's own record of a transaction: nothing is sent
+        await conn.execution_options(isolation_level="READ COMMITTED")
 
 
 class _Settable(Protocol):
