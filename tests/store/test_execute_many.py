@@ -257,16 +257,16 @@ def test_the_update_writes_are_one_statement_each_on_postgresql() -> None:
         assert "unnest(" in plan.arrays and "$" not in plan.arrays.split("unnest(")[0]
 
 
-def _sent_to_asyncpg(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The SQL of each statement (not BEGIN or COMMIT) that statements sends to asyncpg
-    from now on, in order."""
+def sent_to_asyncpg(monkeypatch: pytest.MonkeyPatch, *, control: bool = False) -> list[str]:
+    """The SQL of each statement (not BEGIN or COMMIT; with `control`, only those) that
+    statements sends to asyncpg from now on, in order."""
     from homing.store import statements
 
     sent: list[str] = []
     driver_call = statements._asyncpg
 
     def counted(conn: sa.Connection, sql: str, method: str, parameters: object) -> object:
-        if not sql.startswith(("BEGIN", "COMMIT")):
+        if sql.startswith(("BEGIN", "COMMIT")) == control:
             sent.append(sql)
         return driver_call(conn, sql, method, parameters)
 
@@ -278,7 +278,7 @@ async def test_postgresql_sends_the_held_writes_of_two_tables_in_one_round_trip(
     pg_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     zone_id = await _zone(pg_db)
-    sent = _sent_to_asyncpg(monkeypatch)
+    sent = sent_to_asyncpg(monkeypatch)
     name = "held.bulk.example"
     entry = {
         "zone_id": zone_id,
@@ -318,7 +318,7 @@ async def test_postgresql_a_read_of_other_tables_carries_the_held_writes(
     pg_db: Database, monkeypatch: pytest.MonkeyPatch, touches: frozenset[str]
 ) -> None:
     zone_id = await _zone(pg_db)
-    sent = _sent_to_asyncpg(monkeypatch)
+    sent = sent_to_asyncpg(monkeypatch)
     name = "carried.bulk.example"
     move = (
         sa.update(zones)

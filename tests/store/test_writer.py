@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from homing.domain.errors import HomingError
 from homing.store import db as db_module
-from homing.store import statements
 from homing.store.db import Database, SyncTxn, Txn
 from homing.store.schema import plans
+from tests.store.test_execute_many import sent_to_asyncpg
 
 
 def new_plan(name: str) -> sa.Insert:
@@ -310,20 +310,6 @@ async def test_postgresql_keeps_its_batch_connection_between_batches(
     assert db._batch_engine is None
 
 
-def _transaction_control(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Each BEGIN and COMMIT message sent to asyncpg from now on, in order."""
-    sent: list[str] = []
-    driver_call = statements._asyncpg
-
-    def counted(conn: sa.Connection, sql: str, method: str, parameters: object) -> object:
-        if sql.startswith(("BEGIN", "COMMIT")):
-            sent.append(sql)
-        return driver_call(conn, sql, method, parameters)
-
-    monkeypatch.setattr(statements, "_asyncpg", counted)
-    return sent
-
-
 async def _state(db: Database, pid: int) -> str:
     query = sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid")
     return str(await db.read(lambda conn: conn.scalar(query, {"pid": pid})))
@@ -342,7 +328,7 @@ class _Planned(_Backend):
 async def test_postgresql_begins_each_batch_with_the_commit_before_it(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sent = _transaction_control(monkeypatch)
+    sent = sent_to_asyncpg(monkeypatch, control=True)  # each BEGIN and COMMIT message
     monkeypatch.setattr(db_module, "BEGUN_IDLE", 600.0)  # longer than the test
     backend = _Planned()
     pid = await db.write_batched_sync(backend, "one")
