@@ -28,8 +28,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import cli, free_port, homing_env, load_average, record, start_server  # noqa: E402
+from harness import (  # noqa: E402
+    cli,
+    cpu_seconds,
+    free_port,
+    homing_env,
+    load_average,
+    record,
+    start_server,
+)
 from updates import LOAD_CPU, LUA, POSTGRES_URL, Host, add_hosts, drop_schema  # noqa: E402
 
 MAX_NODES = 8
@@ -116,6 +127,15 @@ def merged_percentiles(latencies: Counter[float]) -> dict[str, float]:
     return found
 
 
+def follower_passes(port: int) -> int:
+    """The node's journal follow passes so far, from its /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "homing_follower_passes":
+            return int(family.samples[0].value)
+    raise RuntimeError("no homing_follower_passes in /metrics")
+
+
 def run(
     nodes: int, clients: int, seconds: float, work: Path, url: str | None, pin: bool
 ) -> dict[str, object]:
@@ -131,7 +151,12 @@ def run(
         for i, env in enumerate(envs):
             servers.append(start_server(env, cpu=i % cores if pin else None))
         load_before = load_average()
+        cpu_before = [cpu_seconds(s.process.pid) for s in servers]
         figures = drive([s.http_port for s in servers], hosts, clients, seconds, work)
+        # The nodes' CPU per acknowledged update: what the machine's load distorts least.
+        cpu = sum(cpu_seconds(s.process.pid) for s in servers) - sum(cpu_before)
+        figures["nodes_cpu_us_per_update"] = round(1e6 * cpu / max(1, figures["acknowledged"]))
+        figures["follower_passes"] = [follower_passes(s.http_port) for s in servers]
         return {
             "backend": "postgresql" if url else "sqlite",
             "nodes": nodes,
@@ -174,7 +199,10 @@ def main() -> None:
         result["command"] = " ".join(sys.argv)
         result["elapsed_s"] = round(time.time() - started, 1)
         record("updates_nodes", result)
-        keys = ("backend", "nodes", "updates_per_second", "p50_ms", "p99_ms", "errors")
+        keys = (
+            "backend", "nodes", "updates_per_second", "p50_ms", "p99_ms", "errors",
+            "nodes_cpu_us_per_update", "follower_passes",
+        )  # fmt: skip
         print(json.dumps({key: result.get(key) for key in keys}), flush=True)
 
 

@@ -88,6 +88,7 @@ class _Index:
 
 class _Follower:
     errors = 0
+    passes = 0
 
 
 class _Listener:

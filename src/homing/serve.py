@@ -304,6 +304,7 @@ async def serve(homing: Homing) -> None:
             follower.wake,
             known=functools.partial(_known, index.serial_of, homing.db),
             on_settings=access.wake,
+            on_zone=follower.moved,
         )
         background.append(asyncio.create_task(listener.run(), name="journal-listener"))
     if config.ssl is not None and settings.tls_cert_file and settings.tls_key_file:

@@ -19,6 +19,7 @@ from tests.web.conftest import HOST, Site, client_for
 
 class _Follower:
     errors = 0
+    passes = 0
 
 
 @pytest.fixture

@@ -147,7 +147,13 @@ class Follower:
         # are tried again when that serial moves, not on every pass (the log says it once).
         self._failed: dict[str, int] = {}
         self.errors = 0  # passes that failed (the store unreachable), for /metrics
+        self.passes = 0  # passes run, whole or of moved zones only, for /metrics
         self._known: dict[str, int] = {}  # zones in the store at the last pass: name -> id
+        self._journaled: set[str] = set()  # of those, the ones with a journal (primaries)
+        # Zones heard to have moved since the last pass: name -> the highest serial heard.
+        # While only these moved, a pass reads their journals and not every zone's serial.
+        self._moved: dict[str, int] = {}
+        self._whole = False  # the next pass reads every zone (a wake with nothing named)
         db.on_commit.append(self.committed)
 
     def committed(self, emitted: list[object]) -> None:
@@ -166,11 +172,18 @@ class Follower:
                     "zone %s serial %d: applying a committed change failed", item.zone, item.serial
                 )
                 applied = False
-            if not applied:
-                self._wake.set()  # a gap or a new zone: catch up from the store
+            if not applied:  # a gap (another node's commit before it), or a new zone
+                self.moved(item.zone, item.serial)
 
     def wake(self) -> None:
-        """Catch up now (another process committed something)."""
+        """Catch up now with every zone (another process committed something)."""
+        self._whole = True
+        self._wake.set()
+
+    def moved(self, zone: str, serial: int) -> None:
+        """Catch up now with `zone`, which another process moved to `serial`."""
+        if serial > self._moved.get(zone, -1):
+            self._moved[zone] = serial
         self._wake.set()
 
     async def sync(self) -> None:
@@ -183,6 +196,7 @@ class Follower:
                 )
             ).all()
             self._forget_deleted(states)
+            self._journaled = {state.name for state in states if state.primary_target is None}
             for state in states:
                 if self._failed.get(state.name) == state.serial:
                     continue
@@ -234,13 +248,52 @@ class Follower:
                     # zoneoptions.set_zone_options): the store holds the zone as it is now.
                     await stream_zone(conn, state.id, self.sink)
 
+    async def sync_moved(self, moved: dict[str, int]) -> bool:
+        """Bring the zones in `moved` (name -> serial heard of) to at least that serial by
+        their journals alone. False when that is not enough (a zone new, reloaded,
+        failed, secondary, or moved with no journal entry): then a whole pass must run."""
+        todo = []
+        for name, serial in moved.items():
+            loaded = self.sink.serial_of(name)
+            if loaded is None or name not in self._journaled or name in self._failed:
+                return False
+            if serial - loaded > RELOAD_GAP:
+                return False
+            if loaded < serial:
+                todo.append((name, self._known[name], serial))
+        if not todo:
+            return True
+
+        async def read(conn: AsyncConnection) -> bool:
+            for name, zone_id, serial in todo:
+                loaded = self.sink.serial_of(name) or 0  # a local commit may have moved it
+                for entry in await entries_after(conn, zone_id, name, loaded):
+                    if not self.sink.apply(entry):
+                        return False
+                if (self.sink.serial_of(name) or 0) < serial:
+                    return False
+            return True
+
+        return await self.db.read(read)
+
     async def run(self) -> None:
-        """Poll (or wake on a gap) forever; errors are logged and retried."""
+        """Poll (or wake) forever; errors are logged and retried. A pass reads every zone
+        when woken without a zone named, at the poll interval, and at least once per
+        interval while woken without pause; otherwise only the zones heard to move."""
+        loop = asyncio.get_running_loop()
+        whole_at = loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
+            moved, self._moved = self._moved, {}
+            whole = self._whole or not moved or loop.time() - whole_at >= self.interval
+            self._whole = False
+            self.passes += 1
             try:
+                if not whole and await self.sync_moved(moved):
+                    continue
+                whole_at = loop.time()
                 await self.sync()
             except Exception:
                 self.errors += 1

@@ -40,9 +40,10 @@ def asyncpg_dsn(url: sa.URL) -> str:
 
 
 class JournalListener:
-    """Calls `on_change` when a zone in `schema` moved on another connection (any node),
-    unless `known(zone, serial)` says this process answers with that serial already;
-    `on_settings` when keys or zone lists in `schema` changed."""
+    """Calls `on_zone(zone, serial)` (or `on_change()`, without it) when a zone in `schema`
+    moved on another connection (any node), unless `known(zone, serial)` says this process
+    answers with that serial already; `on_change()` after each (re)connect, for whatever
+    moved unheard; `on_settings` when keys or zone lists in `schema` changed."""
 
     def __init__(
         self,
@@ -51,10 +52,12 @@ class JournalListener:
         on_change: Callable[[], None],
         known: Callable[[str, int], bool] = lambda _zone, _serial: False,
         on_settings: Callable[[], None] | None = None,
+        on_zone: Callable[[str, int], None] | None = None,
     ) -> None:
         self.dsn = asyncpg_dsn(url)
         self.schema = schema or "public"
         self.on_change = on_change
+        self.on_zone = on_zone
         self.known = known
         self.on_settings = on_settings
         self.settings_notifications = 0  # received for our schema
@@ -70,10 +73,14 @@ class JournalListener:
         if schema != self.schema:
             return  # another store in the same database
         self.notifications += 1
-        if serial.isdigit() and self.known(zone, int(serial)):
+        if not serial.isdigit():
+            self.on_change()
+        elif self.known(zone, int(serial)):
             self.skipped += 1
-            return
-        self.on_change()
+        elif self.on_zone is not None:
+            self.on_zone(zone, int(serial))
+        else:
+            self.on_change()
 
     def _settings_received(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         if payload != self.schema or self.on_settings is None:

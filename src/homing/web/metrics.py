@@ -41,6 +41,7 @@ class _Serials(Protocol):
 
 class _Counts(Protocol):
     errors: int
+    passes: int
 
 
 @dataclass
@@ -131,6 +132,11 @@ def families(node: NodeState | None, stored: dict[str, int] | None) -> list[Metr
     )
     errors.add_metric([], node.follower.errors)
     out.append(errors)
+    passes = CounterMetricFamily(
+        "homing_follower_passes", "Journal follow passes run (woken, or at the poll interval)"
+    )
+    passes.add_metric([], node.follower.passes)
+    out.append(passes)
     if node.listener is not None:
         connected = GaugeMetricFamily(
             "homing_journal_listener_connected", "1 while PostgreSQL notifications are heard"
