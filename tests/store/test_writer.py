@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -355,6 +356,44 @@ async def test_postgresql_begins_each_batch_with_the_commit_before_it(
     assert await db.write_batched_sync(backend, "four") == pid
     assert sent[:2] == ["BEGIN", "COMMIT; BEGIN"]
     assert await plan_names(db) >= {"one", "two", "three", "four"}
+
+
+class _Counted(_Planned):
+    """A _Planned that counts the transactions it ran in (each run_sync call is one)."""
+
+    def __init__(self) -> None:
+        self.transactions = 0
+
+    def run_sync(self, txn: SyncTxn, items: list[str]) -> list[int]:
+        self.transactions += 1
+        return super().run_sync(txn, items)
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+async def test_postgresql_sends_no_batch_on_a_connection_the_server_ended(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends the kept connection while it waits for the next batch (a restart,
+    or its idle_in_transaction_session_timeout): the next batch goes whole on a new
+    connection, not first on the dead one and then job by job."""
+    monkeypatch.setattr(db_module, "BEGUN_IDLE", 600.0)  # kept, begun, for the whole test
+    backend = _Counted()
+    pid = await db.write_batched_sync(backend, "one")
+    [kept] = db._batch_conns
+    ended = sa.text("SELECT pg_terminate_backend(:pid)")
+    assert await db.read(lambda conn: conn.scalar(ended, {"pid": pid}))
+    driver: Any = kept.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    for _ in range(3000):
+        if driver.is_closed():
+            break
+        await asyncio.sleep(0.01)  # a bounded poll: the driver hears the FATAL on its loop
+    assert driver.is_closed()
+    backend.transactions = 0
+    names = [f"after-{i}" for i in range(5)]
+    pids = await asyncio.gather(*(db.write_batched_sync(backend, name) for name in names))
+    assert backend.transactions == 1, "the batch was sent on the dead connection first"
+    assert len(set(pids)) == 1 and pids[0] != pid
+    assert await plan_names(db) >= {"one", *names}
 
 
 def _driver_executes(monkeypatch: pytest.MonkeyPatch) -> list[str]:

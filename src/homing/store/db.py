@@ -476,12 +476,19 @@ class Database:
         transaction held; the next batch opens another."""
         assert self._batch_engine is not None
         kept = self._batch_conns
-        if kept:
+        conn = None
+        while kept and conn is None:
             conn = kept.pop()
             idle_end = self._idle_ends.pop(conn, None)
             if idle_end is not None:
                 idle_end.cancel()
-        else:
+            if _ended_by_server(conn):
+                # PostgreSQL restarted, or its idle_in_transaction_session_timeout: sent
+                # on this connection, the batch would fail and its jobs run one by one.
+                log.warning("batch connection closed by the server; opening another")
+                await conn.invalidate()
+                conn = None
+        if conn is None:
             conn = await self._batch_engine.connect()
         try:
             done = await conn.run_sync(self._sync_transaction, groups, executing)
@@ -654,6 +661,14 @@ class _Settable(Protocol):
     def done(self) -> bool: ...
 
     def set_result(self, value: None, /) -> None: ...
+
+
+def _ended_by_server(conn: AsyncConnection) -> bool:
+    """Whether the driver has heard the server end `conn` (no round trip: asyncpg marks a
+    connection closed once the server's last message or the socket's end arrives)."""
+    sync = conn.sync_connection
+    driver: Any = None if sync is None else sync.connection.driver_connection
+    return driver is None or bool(driver.is_closed())
 
 
 class _Elsewhere:
