@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from homing.dns.index import ZoneIndex
 from homing.domain.records import RRsetValue
-from homing.service import zoneoptions, zones
+from homing.service import inventory, zoneoptions, zones
 from homing.service.changes import apply_change
 from homing.service.journal import Follower
 from homing.service.zones import get_zone
@@ -148,6 +148,32 @@ async def test_a_gap_behind_a_local_commit_is_filled_from_the_journal(
         for label in ("theirs", "ours"):
             node = zone.node(dns.name.from_text(f"{label}.{ZONE}"))
             assert node is not None and dns.rdatatype.A in node
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_whole_pass_runs_each_interval_while_zones_keep_moving(
+    db: Database, other: Database
+) -> None:
+    """Notifications without pause still leave room for a whole pass per poll interval:
+    a zone deleted meanwhile (which no notification names) stops being served."""
+    gone = "gone.example.net"
+    await zones.add_zone(db, ZONE)
+    await zones.add_zone(db, gone)
+    index = ZoneIndex()
+    follower = Follower(db, index, interval=0.2)
+    await follower.sync()
+    task = asyncio.create_task(follower.run())
+    try:
+        await inventory.delete_zone(other, gone)
+        for i in range(int(WAIT / 0.005)):  # bounded: each round a commit and its wake
+            if index.zone(gone) is None:
+                break
+            await change(other, "busy", f"192.0.2.{i % 250 + 1}")
+            follower.moved(ZONE, await stored_serial(db))
+        assert index.zone(gone) is None, "no whole pass while the wakes kept coming"
+        assert index.zone(ZONE) is not None
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -8,7 +8,6 @@ sleeps until a source changes or its next deadline. `Client.once()` does one pas
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import random
@@ -46,6 +45,7 @@ from homing.client.protocol import (
 from homing.client.sources import CommandWatch, InterfaceWatch, Watch, WebWatch, describe_all
 from homing.client.status import when
 from homing.domain.addresses import AddressSet
+from homing.waits import woken
 
 log = logging.getLogger("homing.client")
 
@@ -184,15 +184,13 @@ class Client:
     async def _web_loop(self) -> None:
         polled = [w for w in self.watches.values() if not isinstance(w, InterfaceWatch)]
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._web_dirty.wait(), self.config.checkip_interval)
+            await woken(self._web_dirty, self.config.checkip_interval)
             # Link and route changes come in bursts; ask once the burst is over.
             for _ in range(DEBOUNCE_MAX_ROUNDS):
                 if not self._web_dirty.is_set():
                     break
                 self._web_dirty.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._web_dirty.wait(), DEBOUNCE)
+                await woken(self._web_dirty, DEBOUNCE)
             self._web_dirty.clear()
             changed = await asyncio.gather(*(w.refresh() for w in polled))
             for watch, did in zip(polled, changed, strict=True):
@@ -336,8 +334,7 @@ class Client:
                     )
                 else:
                     h.note(logging.INFO, f"{action.reason}; next try in {timeout:.1f}s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(h.wake.wait(), timeout)
+            await woken(h.wake, timeout)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep every host up to date until `stop` is set."""

@@ -185,7 +185,8 @@ class CommandWatch(Watch):
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT)
+            async with asyncio.timeout(COMMAND_TIMEOUT):  # not wait_for: see homing.waits
+                out, err = await process.communicate()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()

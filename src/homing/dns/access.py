@@ -13,7 +13,6 @@ is the fallback. A request naming a key it does not know also reloads soon
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import ipaddress
 import logging
@@ -30,6 +29,7 @@ from homing.service.keys import TsigKey, all_keys
 from homing.service.zones import TransferSettings, transfer_settings
 from homing.store.db import Database
 from homing.store.schema import settings_generation
+from homing.waits import woken
 
 __all__ = ["Access", "AccessLoader", "ZoneAccess", "parse_target", "read_generation"]
 
@@ -233,8 +233,7 @@ class AccessLoader:
         while True:
             # The poll covers what wakes nothing (a SQLite store changed by another
             # process, a lost notification connection); a wake cuts it short.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self.interval)
+            await woken(self._woken, self.interval)
             self._woken.clear()
             try:
                 await self.check()

@@ -30,6 +30,7 @@ import dns.rdatatype
 from homing.dns.access import AccessLoader
 from homing.dns.index import ZoneData, ZoneIndex
 from homing.domain.records import JournalEntry, ZoneMeta
+from homing.waits import woken
 
 __all__ = ["ChangeWatch", "Notifier", "notify_message"]
 
@@ -220,8 +221,7 @@ class Notifier:
                 return
             # Wait before the next try, but a newer change ends this round at once: the
             # worker then starts over with the new serial.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), wait)
+            if await woken(event, wait):
                 return
             wait *= self.backoff
         log.warning("NOTIFY of %s to %s:%d: no answer after %d tries", zone, *target, self.attempts)

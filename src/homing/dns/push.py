@@ -38,6 +38,7 @@ from homing.domain.servable import rrset_problem
 from homing.service.journal import entries_after, load_zone
 from homing.service.push import PushState, mark_pushed, push_state
 from homing.store.db import Database
+from homing.waits import woken
 
 __all__ = ["PushFailed", "PushWatch", "Pusher", "changed_rrsets", "update_messages"]
 
@@ -213,9 +214,7 @@ class Pusher:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
-            try:
-                await asyncio.wait_for(state.news.wait(), remaining)
-            except TimeoutError:
+            if not await woken(state.news, remaining):
                 return False
 
     async def close(self) -> None:
@@ -295,9 +294,7 @@ class Pusher:
                     log.exception("push of %s failed; retrying in %.1fs", zone, delay)
                 # Retry when the back-off is over, or sooner for a newer change (a client
                 # is waiting for it), but never sooner than retry_min after this failure.
-                try:
-                    await asyncio.wait_for(state.wake.wait(), delay)
-                except TimeoutError:
+                if not await woken(state.wake, delay):
                     delay = min(delay * 2, self.retry_max)
                 else:
                     rest = failed_at + self.retry_min - loop.time()

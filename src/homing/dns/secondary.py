@@ -41,6 +41,7 @@ from homing.dns.zonecopy import ZoneCopy
 from homing.domain.records import ZoneMeta
 from homing.service.secondary import SecondaryCopy, load_secondaries, mark_refreshed, save_transfer
 from homing.store.db import Database
+from homing.waits import woken
 
 __all__ = ["ForwardedNotify", "LastTransfer", "Secondaries", "TransferFailed", "judge_notify"]
 
@@ -221,8 +222,7 @@ class Secondaries:
                 actions = await self._act(zone, actions)
             self.on_settled(zone.name, zone.refresh.state)
             wait = max(0.0, zone.refresh.deadline() - self.clock())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(zone.wake.wait(), min(wait, 86400.0))
+            await woken(zone.wake, min(wait, 86400.0))
             if zone.wake.is_set():
                 zone.wake.clear()
                 actions = zone.refresh.step(Event.NOTIFY, self.clock())

@@ -7,7 +7,6 @@ crash between a delivery and its mark sends that notification again: at least on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import urllib.parse
@@ -35,6 +34,7 @@ from homing.service.alerts import account_email, settings_row
 from homing.service.webhooktarget import Resolver, TargetRefused, system_resolver, webhook_target
 from homing.store.db import Database, Txn, as_utc, now
 from homing.store.schema import outbox
+from homing.waits import woken
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +266,7 @@ class Courier:
             except Exception:
                 log.exception("outbox delivery failed; retrying")
             await asyncio.sleep(MIN_GAP)  # a rate limit, not a wait for an event
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.policy.interval)
+            await woken(self._wake, self.policy.interval)
             self._wake.clear()
 
     # -- "Send a test" ----------------------------------------------------------------

@@ -7,7 +7,6 @@ Changes committed in this process reach the sink directly after their commit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol
@@ -20,6 +19,7 @@ from homing.domain.records import JournalEntry, RRsetValue, StoredRRset, ZoneMet
 from homing.service.zones import zone_meta
 from homing.store.db import Database, streamable
 from homing.store.schema import journal, rrsets, zones
+from homing.waits import woken
 
 log = logging.getLogger(__name__)
 
@@ -267,9 +267,12 @@ class Follower:
         async def read(conn: AsyncConnection) -> bool:
             for name, zone_id, serial in todo:
                 loaded = self.sink.serial_of(name) or 0  # a local commit may have moved it
-                for entry in await entries_after(conn, zone_id, name, loaded):
-                    if not self.sink.apply(entry):
+                entries = await entries_after(conn, zone_id, name, loaded)
+                try:
+                    if not all(self.sink.apply(entry) for entry in entries):
                         return False
+                except Exception:  # our bug: the whole pass tries again, and names the zone
+                    return False
                 if (self.sink.serial_of(name) or 0) < serial:
                     return False
             return True
@@ -283,8 +286,7 @@ class Follower:
         loop = asyncio.get_running_loop()
         whole_at = loop.time()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await woken(self._wake, self.interval)
             self._wake.clear()
             moved, self._moved = self._moved, {}
             whole = self._whole or not moved or loop.time() - whole_at >= self.interval

@@ -122,7 +122,8 @@ class JournalListener:
                 self.connected = False
                 if conn is not None:
                     with contextlib.suppress(Exception):
-                        await asyncio.wait_for(conn.close(), 2.0)
+                        async with asyncio.timeout(2.0):  # not wait_for: see homing.waits
+                            await conn.close()
             await asyncio.sleep(delay)  # the pause before a reconnect: nothing to wait for
             delay = min(delay * 2, RETRY_MAX)
             self.reconnects += 1
@@ -132,9 +133,11 @@ class JournalListener:
         server host) is found by a small query every few seconds, not by TCP alone."""
         while True:
             try:
-                await asyncio.wait_for(asyncio.shield(lost), 5.0)
+                async with asyncio.timeout(5.0):  # not wait_for: see homing.waits
+                    await asyncio.shield(lost)
             except TimeoutError:
-                await asyncio.wait_for(conn.fetchval("SELECT 1"), 5.0)
+                async with asyncio.timeout(5.0):
+                    await conn.fetchval("SELECT 1")
                 continue
             raise ConnectionError("listener connection closed")
 
