@@ -1,6 +1,6 @@
 """Cross-node freshness: from `good` on one node to the new answer on another node's DNS.
 
-    python bench/cross_node.py --rounds 200 [--postgres URL]
+    python bench/cross_node.py --rounds 200 [--postgres URL] [--background 60]
 
 Two `homing serve` nodes on one PostgreSQL (a schema of the run's own, dropped after),
 each pinned to a core, their poll set to a minute so that what is measured is the
@@ -9,7 +9,10 @@ after each `good` node B's DNS is asked every `--poll` seconds until it answers 
 address. Side by side, the same on SQLite between the two processes of
 `serve --workers 2` (woken by a datagram on a Unix socket): a question from a fresh
 socket reaches either worker, so that figure mixes the worker that committed (0 ms)
-with the other one. Results go to bench/results/cross_node.jsonl.
+with the other one. With `--background N`, N more hosts of the zone are updated in a
+closed loop meanwhile (wrk on core 1, half of the connections on each node or worker):
+both nodes write to the zone while one follows the other. Results go to
+bench/results/cross_node.jsonl.
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ from harness import (  # noqa: E402
     load_average,
     record,
     start_server,
+    stop_process,
 )
+from updates import LOAD_CPU, LUA, Host, add_hosts  # noqa: E402
 
-ZONE = "nodes.example.net"
+ZONE = "bench.example.net"  # add_hosts' zone
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
@@ -69,34 +74,88 @@ def answers(port: int, name: str) -> list[str]:
     return sorted(r.to_text() for rrset in reply.answer for r in rrset)
 
 
-def measure(writer_http: int, reader_dns: int, rounds: int, poll: float, timeout: float,
-            env: dict[str, str]) -> list[float]:  # fmt: skip
-    """Seconds from each acknowledged update on the writer until the reader answers it."""
-    cli(env, "zone", "add", ZONE, "--ns", f"ns1.{ZONE}")
-    cli(env, "user", "add", "bench", "--email", "bench@example.net", "--password-stdin",
-        stdin="correct horse battery staple\n")  # fmt: skip
-    fqdn = f"fresh.{ZONE}"
-    secret = cli(env, "host", "add", fqdn, "--owner", "bench").strip().splitlines()[-1]
+def background_load(ports: list[int], hosts: list[Host], work: Path) -> list[subprocess.Popen[str]]:
+    """wrk updating `hosts` in a closed loop (see updates.lua), their share on each port,
+    until stopped."""
+    runs = []
+    for i, port in enumerate(ports):
+        share = hosts[i :: len(ports)]
+        if not share:
+            continue
+        hosts_file = work / f"wrk-hosts-{i}.txt"
+        hosts_file.write_text("".join(f"{h.name},{h.auth}\n" for h in share))
+        runs.append(
+            subprocess.Popen(
+                [
+                    "taskset",
+                    "-c",
+                    str(LOAD_CPU),
+                    "wrk",
+                    "-t1",
+                    f"-c{len(share)}",
+                    "-d3600s",
+                    "-s",
+                    str(LUA),
+                    f"http://127.0.0.1:{port}",
+                    "--",
+                    str(hosts_file),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )  # fmt: skip
+        )
+    return runs
+
+
+def measure(
+    writer_http: int, reader_dns: int, args: argparse.Namespace, hosts: list[Host],
+    load_ports: list[int], work: Path, rates: list[float],
+) -> list[float]:  # fmt: skip
+    """Seconds from each acknowledged update of hosts[0] on the writer until the reader
+    answers it; the other hosts under load on `load_ports` meanwhile. The zone's changes
+    per second over the run go to `rates`."""
+    target = hosts[0]
+    load = background_load(load_ports, hosts[1:], work)
     samples = []
-    with httpx.Client(auth=(fqdn, secret), timeout=10) as http:
-        for i in range(rounds):
-            address = f"192.0.2.{i % 250 + 1}"
-            reply = http.get(
-                f"http://127.0.0.1:{writer_http}/nic/update",
-                params={"hostname": fqdn, "myip": address},
-            )
-            started = time.perf_counter()
-            if reply.text.split()[0] not in ("good", "nochg"):
-                raise RuntimeError(reply.text)
-            while answers(reader_dns, fqdn) != [address]:
-                if time.perf_counter() - started > timeout:
-                    raise RuntimeError(f"{address} not answered within {timeout}s")
-                time.sleep(poll)  # polling: a node says nothing when it applies a change
-            samples.append(time.perf_counter() - started)
+    first_serial, started_all = soa_serial(reader_dns), time.perf_counter()
+    try:
+        with httpx.Client(auth=(target.name, target.secret), timeout=10) as http:
+            for i in range(args.rounds):
+                address = f"192.0.2.{i % 250 + 1}"
+                reply = http.get(
+                    f"http://127.0.0.1:{writer_http}/nic/update",
+                    params={"hostname": target.name, "myip": address},
+                )
+                started = time.perf_counter()
+                if reply.text.split()[0] not in ("good", "nochg"):
+                    raise RuntimeError(reply.text)
+                while answers(reader_dns, target.name) != [address]:
+                    if time.perf_counter() - started > args.timeout:
+                        raise RuntimeError(f"{address} not answered within {args.timeout}s")
+                    time.sleep(args.poll)  # polling: a node says nothing when it applies a change
+                samples.append(time.perf_counter() - started)
+        changes = soa_serial(reader_dns) - first_serial  # the zone's serial: one a change
+        rates.append(changes / (time.perf_counter() - started_all))
+    finally:
+        for process in load:
+            stop_process(process)
     return samples
 
 
-def postgres_nodes(url: str, rounds: int, poll: float, timeout: float, work: Path) -> list[float]:
+def soa_serial(port: int) -> int:
+    query = dns.message.make_query(ZONE, "SOA")
+    reply = dns.query.udp(query, "127.0.0.1", timeout=2, port=port)
+    return int(reply.answer[0][0].serial)
+
+
+def setup(env: dict[str, str], work: Path, background: int) -> list[Host]:
+    work.mkdir(parents=True, exist_ok=True)
+    cli(env, "zone", "add", ZONE, "--ns", f"ns1.{ZONE}")
+    return add_hosts(env, work, 1 + background)
+
+
+def postgres_nodes(args: argparse.Namespace, work: Path, rates: list[float]) -> list[float]:
     schema = f"bench_nodes_{secrets.token_hex(4)}"
     servers = []
     envs = []
@@ -104,12 +163,16 @@ def postgres_nodes(url: str, rounds: int, poll: float, timeout: float, work: Pat
         for n in range(2):
             env = homing_env(
                 work / f"node{n}", free_port(), free_port(),
-                HOMING_DATABASE_URL=url, HOMING_DATABASE_SCHEMA=schema,
+                HOMING_DATABASE_URL=args.postgres, HOMING_DATABASE_SCHEMA=schema,
                 HOMING_FOLLOW_INTERVAL="60", HOMING_ALLOW_LOCAL_ADDRESSES="true",
+                HOMING_ABUSE_NOCHG_LIMIT="1000000",
             )  # fmt: skip
             envs.append(env)
-            servers.append(start_server(env, cpu=n))
-        return measure(servers[0].http_port, servers[1].dns_port, rounds, poll, timeout, envs[0])
+        hosts = setup(envs[0], work, args.background)
+        for env in envs:
+            servers.append(start_server(env, cpu=len(servers)))
+        ports = [server.http_port for server in servers]
+        return measure(ports[0], servers[1].dns_port, args, hosts, ports, work, rates)
     finally:
         for server in servers:
             server.stop()
@@ -120,14 +183,17 @@ def postgres_nodes(url: str, rounds: int, poll: float, timeout: float, work: Pat
         )  # fmt: skip
 
 
-def sqlite_workers(rounds: int, poll: float, timeout: float, work: Path) -> list[float]:
+def sqlite_workers(args: argparse.Namespace, work: Path, rates: list[float]) -> list[float]:
     env = homing_env(
         work / "sqlite", free_port(), free_port(),
         HOMING_FOLLOW_INTERVAL="60", HOMING_ALLOW_LOCAL_ADDRESSES="true",
+        HOMING_ABUSE_NOCHG_LIMIT="1000000",
     )  # fmt: skip
+    hosts = setup(env, work, args.background)
     server = start_server(env, cpu=None, extra_args=["--workers", "2"])
     try:
-        return measure(server.http_port, server.dns_port, rounds, poll, timeout, env)
+        port = server.http_port
+        return measure(port, server.dns_port, args, hosts, [port, port], work, rates)
     finally:
         server.stop()
 
@@ -138,17 +204,24 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.0005)
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--postgres", default=POSTGRES, help="SQLAlchemy URL of the store")
+    parser.add_argument("--background", type=int, default=0, help="hosts updated meanwhile")
     args = parser.parse_args()
+    if not (1 <= args.rounds <= 10_000 and 0 <= args.background <= 2000):
+        parser.error("--rounds in 1..10000, --background in 0..2000")
     with tempfile.TemporaryDirectory(prefix="homing-cross-node-") as tmp:
         work = Path(tmp)
         load = load_average()
-        nodes = postgres_nodes(args.postgres, args.rounds, args.poll, args.timeout, work)
-        workers = sqlite_workers(args.rounds, args.poll, args.timeout, work)
+        rates: list[float] = []
+        nodes = postgres_nodes(args, work / "pg", rates)
+        workers = sqlite_workers(args, work / "sqlite", rates)
     record(
         "cross_node",
         {
             "load_average": load,
             "poll_ms": args.poll * 1000,
+            "background_clients": args.background,
+            "postgresql_nodes_changes_per_second": round(rates[0]),
+            "sqlite_workers_changes_per_second": round(rates[1]),
             **summary(nodes, "postgresql_nodes"),
             **summary(workers, "sqlite_workers"),
         },

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from homing.waits import woken
+from homing.domain.waits import woken
 
 ROUNDS = 60
 

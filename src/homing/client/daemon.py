@@ -45,7 +45,7 @@ from homing.client.protocol import (
 from homing.client.sources import CommandWatch, InterfaceWatch, Watch, WebWatch, describe_all
 from homing.client.status import when
 from homing.domain.addresses import AddressSet
-from homing.waits import woken
+from homing.domain.waits import woken
 
 log = logging.getLogger("homing.client")
 

@@ -185,7 +185,7 @@ class CommandWatch(Watch):
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            async with asyncio.timeout(COMMAND_TIMEOUT):  # not wait_for: see homing.waits
+            async with asyncio.timeout(COMMAND_TIMEOUT):  # not wait_for: see homing.domain.waits
                 out, err = await process.communicate()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):

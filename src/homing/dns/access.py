@@ -25,11 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.dns.tsig import Keyring, ScopedKey
 from homing.domain.names import zone_for
+from homing.domain.waits import woken
 from homing.service.keys import TsigKey, all_keys
 from homing.service.zones import TransferSettings, transfer_settings
 from homing.store.db import Database
 from homing.store.schema import settings_generation
-from homing.waits import woken
 
 __all__ = ["Access", "AccessLoader", "ZoneAccess", "parse_target", "read_generation"]
 

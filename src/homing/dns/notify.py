@@ -30,7 +30,7 @@ import dns.rdatatype
 from homing.dns.access import AccessLoader
 from homing.dns.index import ZoneData, ZoneIndex
 from homing.domain.records import JournalEntry, ZoneMeta
-from homing.waits import woken
+from homing.domain.waits import woken
 
 __all__ = ["ChangeWatch", "Notifier", "notify_message"]
 

@@ -35,10 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from homing.dns.access import Access, AccessLoader, parse_target
 from homing.domain.records import JournalEntry, RRsetValue
 from homing.domain.servable import rrset_problem
+from homing.domain.waits import woken
 from homing.service.journal import entries_after, load_zone
 from homing.service.push import PushState, mark_pushed, push_state
 from homing.store.db import Database
-from homing.waits import woken
 
 __all__ = ["PushFailed", "PushWatch", "Pusher", "changed_rrsets", "update_messages"]
 

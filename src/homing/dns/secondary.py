@@ -39,9 +39,9 @@ from homing.dns.tsig import ScopedKey
 from homing.dns.xfr import newer
 from homing.dns.zonecopy import ZoneCopy
 from homing.domain.records import ZoneMeta
+from homing.domain.waits import woken
 from homing.service.secondary import SecondaryCopy, load_secondaries, mark_refreshed, save_transfer
 from homing.store.db import Database
-from homing.waits import woken
 
 __all__ = ["ForwardedNotify", "LastTransfer", "Secondaries", "TransferFailed", "judge_notify"]
 

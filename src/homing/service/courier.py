@@ -29,12 +29,12 @@ from homing.domain.notifications import (
     retry_at,
     signature,
 )
+from homing.domain.waits import woken
 from homing.service.accounts import Account
 from homing.service.alerts import account_email, settings_row
 from homing.service.webhooktarget import Resolver, TargetRefused, system_resolver, webhook_target
 from homing.store.db import Database, Txn, as_utc, now
 from homing.store.schema import outbox
-from homing.waits import woken
 
 log = logging.getLogger(__name__)
 

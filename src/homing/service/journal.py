@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.domain.errors import StoreUnavailable
 from homing.domain.records import JournalEntry, RRsetValue, StoredRRset, ZoneMeta
+from homing.domain.waits import woken
 from homing.service.zones import zone_meta
 from homing.store.db import Database, streamable
 from homing.store.schema import journal, rrsets, zones
-from homing.waits import woken
 
 log = logging.getLogger(__name__)
 

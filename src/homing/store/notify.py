@@ -122,7 +122,7 @@ class JournalListener:
                 self.connected = False
                 if conn is not None:
                     with contextlib.suppress(Exception):
-                        async with asyncio.timeout(2.0):  # not wait_for: see homing.waits
+                        async with asyncio.timeout(2.0):  # not wait_for: see homing.domain.waits
                             await conn.close()
             await asyncio.sleep(delay)  # the pause before a reconnect: nothing to wait for
             delay = min(delay * 2, RETRY_MAX)
@@ -133,7 +133,7 @@ class JournalListener:
         server host) is found by a small query every few seconds, not by TCP alone."""
         while True:
             try:
-                async with asyncio.timeout(5.0):  # not wait_for: see homing.waits
+                async with asyncio.timeout(5.0):  # not wait_for: see homing.domain.waits
                     await asyncio.shield(lost)
             except TimeoutError:
                 async with asyncio.timeout(5.0):
