@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from homing.domain.errors import HomingError
+from homing.service.journal import entries_after
 from homing.store import db as db_module
 from homing.store.db import Database, SyncTxn, Txn
 from homing.store.schema import plans
@@ -418,6 +419,8 @@ async def test_postgresql_reads_without_begin_or_rollback(
     await db.write(lambda txn: txn.conn.execute(new_plan("read-me")))
     sent = _driver_executes(monkeypatch)
     assert "read-me" in await plan_names(db)
+    # A statement compiled once and handed to the driver (a follow pass's) neither.
+    assert await db.read(lambda conn: entries_after(conn, 0, "none.example", 0)) == []
     assert not sent  # each statement its own transaction: two round trips fewer
 
     async def one_snapshot(conn: sa.ext.asyncio.AsyncConnection) -> object:

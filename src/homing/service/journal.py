@@ -20,6 +20,7 @@ from homing.domain.waits import woken
 from homing.service.zones import zone_meta
 from homing.store.db import Database, streamable
 from homing.store.schema import journal, rrsets, zones
+from homing.store.statements import fetch_all
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +48,6 @@ class Sink(Protocol):
     def apply(self, entry: JournalEntry) -> bool: ...
 
     def drop_zone(self, name: str) -> None: ...
-
-
-def _entry(row: sa.Row[tuple[object, ...]], zone_name: str) -> JournalEntry:
-    r = row._mapping
-    return JournalEntry(
-        position=r["id"],
-        zone=zone_name,
-        serial=r["serial"],
-        name=r["name"],
-        rtype=r["rtype"],
-        ttl=r["ttl"],
-        old=RRsetValue.decode_rdatas(r["old"]),
-        new=RRsetValue.decode_rdatas(r["new"]),
-        actor=r["actor"],
-        via=r["via"],
-        old_ttl=r["old_ttl"],
-    )
 
 
 async def load_zone(conn: AsyncConnection, zone_id: int) -> tuple[ZoneMeta, int, list[RRsetValue]]:
@@ -118,15 +102,35 @@ async def stream_zone(conn: AsyncConnection, zone_id: int, sink: Sink) -> int:
     return count
 
 
+_AFTER = (
+    sa.select(
+        journal.c.id, journal.c.serial, journal.c.name, journal.c.rtype, journal.c.ttl,
+        journal.c.old, journal.c.new, journal.c.actor, journal.c.via, journal.c.old_ttl,
+    )
+    .where(journal.c.zone_id == sa.bindparam("zone_id"), journal.c.serial > sa.bindparam("serial"))
+    .order_by(journal.c.serial)
+)  # fmt: skip
+
+
 async def entries_after(
     conn: AsyncConnection, zone_id: int, zone_name: str, serial: int
 ) -> list[JournalEntry]:
-    rows = await conn.execute(
-        sa.select(journal)
-        .where(journal.c.zone_id == zone_id, journal.c.serial > serial)
-        .order_by(journal.c.serial)
-    )
-    return [_entry(row, zone_name) for row in rows]
+    """A zone's journal entries past `serial`, in serial order. Every follow pass of a
+    node runs it, so it goes to the driver as a statement compiled once
+    (`statements.fetch_all`): half the CPU of SQLAlchemy's execute and rows."""
+
+    def fetch(sync: sa.Connection) -> list[tuple[Any, ...]]:
+        return fetch_all(sync, _AFTER, {"zone_id": zone_id, "serial": serial})[1]
+
+    rows = await conn.run_sync(fetch)
+    decode = RRsetValue.decode_rdatas
+    return [
+        JournalEntry(
+            position=position, zone=zone_name, serial=at, name=name, rtype=rtype, ttl=ttl,
+            old=decode(old), new=decode(new), actor=actor, via=via, old_ttl=old_ttl,
+        )
+        for position, at, name, rtype, ttl, old, new, actor, via, old_ttl in rows
+    ]  # fmt: skip
 
 
 class Follower:
