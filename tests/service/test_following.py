@@ -15,13 +15,11 @@ import pytest
 import sqlalchemy as sa
 
 from homing.dns.index import ZoneIndex
-from homing.domain.records import RRsetValue
 from homing.service import inventory, zoneoptions, zones
-from homing.service.changes import apply_change
 from homing.service.journal import Follower
-from homing.service.zones import get_zone
-from homing.store.db import Database, Txn
+from homing.store.db import Database
 from homing.store.schema import zones as zones_table
+from tests.store import test_committing as committing
 
 ZONE = "follow.example.net"
 WAIT = 20.0
@@ -29,12 +27,7 @@ POLL = 600.0  # no poll during a test: what moves the index is the wake under te
 
 
 async def change(db: Database, label: str, address: str) -> None:
-    async def unit(txn: Txn) -> None:
-        zone = await get_zone(txn.conn, ZONE)
-        value = RRsetValue(f"{label}.{ZONE}", "A", 60, (address,))
-        assert await apply_change(txn, zone, value, actor="test", via="test") is not None
-
-    await db.write(unit)
+    await committing.change(db, label, address, ZONE)
 
 
 async def stored_serial(db: Database) -> int:

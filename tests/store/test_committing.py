@@ -20,10 +20,12 @@ WAIT = 10.0
 WRITES = 40
 
 
-async def change(db: Database, label: str, address: str) -> None:
+async def change(db: Database, label: str, address: str, zone_name: str = ZONE) -> None:
+    """`label`'s A RRset in the zone set to `address`, through the batched writer."""
+
     async def unit(txn: Txn) -> None:
-        zone = await get_zone(txn.conn, ZONE)
-        value = RRsetValue(f"{label}.{ZONE}", "A", 60, (address,))
+        zone = await get_zone(txn.conn, zone_name)
+        value = RRsetValue(f"{label}.{zone_name}", "A", 60, (address,))
         assert await apply_change(txn, zone, value, actor="test", via="test") is not None
 
     await db.write(unit)

@@ -1,4 +1,5 @@
-"""Statements compiled once and handed straight to the driver: the update path's writes.
+"""Statements compiled once and handed straight to the driver: the update path's writes
+(and the journal follower's read of new entries).
 
 SQLAlchemy's own execute does its parameter processing and result wrapping on every
 call; for the few statements the update batch runs on each commit, the compiled SQL,
