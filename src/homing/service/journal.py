@@ -135,7 +135,9 @@ async def entries_after(
 
 class Follower:
     """Keeps a sink at the store's serials: direct after local commits; others' commits by
-    `wake()` (sibling workers, PostgreSQL notifications) and by polling as the fallback."""
+    `moved()` (a PostgreSQL notification, or a gap behind a local commit: that zone's
+    journal alone), `wake()` (sibling workers, a reconnect: every zone) and by polling as
+    the fallback."""
 
     def __init__(
         self, db: Database, sink: Sink, interval: float = 0.5, *, secondaries: bool = False
