@@ -33,6 +33,7 @@ import dns.rcode
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import updates  # noqa: E402
 from harness import (  # noqa: E402
     cli,
     free_port,
@@ -42,7 +43,7 @@ from harness import (  # noqa: E402
     start_server,
     stop_process,
 )
-from updates import LOAD_CPU, LUA, Host, add_hosts  # noqa: E402
+from updates import Host, add_hosts  # noqa: E402
 
 ZONE = "bench.example.net"  # add_hosts' zone
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -75,37 +76,12 @@ def answers(port: int, name: str) -> list[str]:
 
 
 def background_load(ports: list[int], hosts: list[Host], work: Path) -> list[subprocess.Popen[str]]:
-    """wrk updating `hosts` in a closed loop (see updates.lua), their share on each port,
-    until stopped."""
-    runs = []
-    for i, port in enumerate(ports):
-        share = hosts[i :: len(ports)]
-        if not share:
-            continue
-        hosts_file = work / f"wrk-hosts-{i}.txt"
-        hosts_file.write_text("".join(f"{h.name},{h.auth}\n" for h in share))
-        runs.append(
-            subprocess.Popen(
-                [
-                    "taskset",
-                    "-c",
-                    str(LOAD_CPU),
-                    "wrk",
-                    "-t1",
-                    f"-c{len(share)}",
-                    "-d3600s",
-                    "-s",
-                    str(LUA),
-                    f"http://127.0.0.1:{port}",
-                    "--",
-                    str(hosts_file),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )  # fmt: skip
-        )
-    return runs
+    """wrk updating `hosts` in a closed loop, their share on each port, until stopped."""
+    return [
+        updates.background_load(port, hosts[i :: len(ports)], 3600, work, f"wrk-hosts-{i}.txt")
+        for i, port in enumerate(ports)
+        if hosts[i :: len(ports)]
+    ]
 
 
 def measure(

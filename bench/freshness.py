@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from harness import (  # noqa: E402
     start_server,
     stop_process,
 )
-from updates import Host, add_hosts, bench_env, stop_server  # noqa: E402
+from updates import add_hosts, background_load, bench_env, stop_server  # noqa: E402
 
 from tests.e2e.secondaries import Nsd, version_line  # noqa: E402  (the tests' NSD set-up)
 
@@ -83,20 +82,6 @@ def summary(values: list[float], prefix: str) -> dict[str, float]:
         f"{prefix}_p99_ms": round(q[98] * 1000, 2),
         f"{prefix}_max_ms": round(ordered[-1] * 1000, 2),
     }
-
-
-def background_load(
-    port: int, hosts: list[Host], seconds: float, work: Path
-) -> subprocess.Popen[str]:
-    """wrk updating the other hosts in a closed loop while we measure (see updates.lua)."""
-    hosts_file = work / "wrk-hosts.txt"
-    hosts_file.write_text("".join(f"{h.name},{h.auth}\n" for h in hosts))
-    lua = Path(__file__).resolve().parent / "updates.lua"
-    return subprocess.Popen(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{len(hosts)}", f"-d{seconds:g}s", "-s",
-         str(lua), f"http://127.0.0.1:{port}", "--", str(hosts_file)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
 
 
 def main() -> None:

@@ -453,6 +453,20 @@ def add_hosts(env: dict[str, str], tmp: Path, count: int) -> list[Host]:
     return hosts
 
 
+def background_load(
+    port: int, hosts: list[Host], seconds: float, work: Path, name: str = "wrk-hosts.txt"
+) -> subprocess.Popen[str]:
+    """wrk updating `hosts` in a closed loop (see updates.lua) while something else is
+    measured, on LOAD_CPU; their list goes to `work / name`."""
+    hosts_file = work / name
+    hosts_file.write_text("".join(f"{h.name},{h.auth}\n" for h in hosts))
+    return subprocess.Popen(
+        ["taskset", "-c", str(LOAD_CPU), "wrk", "-t1", f"-c{len(hosts)}", f"-d{seconds:g}s",
+         "-s", str(LUA), f"http://127.0.0.1:{port}", "--", str(hosts_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+
+
 async def want_alerts(env: dict[str, str]) -> None:
     """Each change then writes an outbox row in its batch, which the server's courier sends
     (into the log: no SMTP server is set)."""

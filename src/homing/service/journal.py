@@ -155,7 +155,7 @@ class Follower:
         self.errors = 0  # passes that failed (the store unreachable), for /metrics
         self.passes = 0  # passes run, whole or of moved zones only, for /metrics
         self._known: dict[str, int] = {}  # zones in the store at the last pass: name -> id
-        self._journaled: set[str] = set()  # of those, the ones with a journal (primaries)
+        self._journaled: dict[str, int] = {}  # of those, the ones with a journal (primaries)
         # Zones heard to have moved since the last pass: name -> the highest serial heard.
         # While only these moved, a pass reads their journals and not every zone's serial.
         self._moved: dict[str, int] = {}
@@ -202,7 +202,7 @@ class Follower:
                 )
             ).all()
             self._forget_deleted(states)
-            self._journaled = {state.name for state in states if state.primary_target is None}
+            self._journaled = {s.name: s.id for s in states if s.primary_target is None}
             for state in states:
                 if self._failed.get(state.name) == state.serial:
                     continue
@@ -261,12 +261,13 @@ class Follower:
         todo = []
         for name, serial in moved.items():
             loaded = self.sink.serial_of(name)
-            if loaded is None or name not in self._journaled or name in self._failed:
+            zone_id = self._journaled.get(name)
+            if loaded is None or zone_id is None or name in self._failed:
                 return False
             if serial - loaded > RELOAD_GAP:
                 return False
             if loaded < serial:
-                todo.append((name, self._known[name], serial))
+                todo.append((name, zone_id, serial))
         if not todo:
             return True
 
