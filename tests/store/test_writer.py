@@ -194,9 +194,12 @@ class Entering(Recorder):
         return await super().run(txn, items)
 
 
-async def hold_commits(db: Database) -> int:
-    """Make PostgreSQL itself hold the COMMIT of a transaction that wrote the plan 'held':
-    a deferred trigger on that row waits for the advisory lock whose key is returned."""
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+async def test_postgresql_starts_a_second_transaction_only_for_half_a_batch(
+    db: Database,
+) -> None:
+    # The first batch's COMMIT is held on PostgreSQL itself: a deferred trigger on its
+    # row 'held' waits for an advisory lock this test holds.
     key = secrets.randbits(31)
     async with db.engine.begin() as conn:
         await conn.execute(
@@ -212,14 +215,6 @@ async def hold_commits(db: Database) -> int:
                 "EXECUTE FUNCTION hold_commit()"
             )
         )
-    return key
-
-
-@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
-async def test_postgresql_starts_a_second_transaction_only_for_half_a_batch(
-    db: Database,
-) -> None:
-    key = await hold_commits(db)  # the first batch's COMMIT waits for this test
     recorder = Entering()
     async with db.engine.connect() as holder:
         await holder.execute(sa.text(f"SELECT pg_advisory_lock({key})"))
@@ -250,51 +245,6 @@ async def test_postgresql_starts_a_second_transaction_only_for_half_a_batch(
         "done c",
     ]
     assert await plan_names(db) >= {"held", "a", "b", "c", "after1", "after2"}
-
-
-@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
-async def test_postgresql_splits_many_callers_into_even_transactions(db: Database) -> None:
-    key = await hold_commits(db)  # the first batch's COMMIT waits for this test
-    recorder = Entering()
-    names = ["held", *(f"j{n}" for n in range(1, 60))]
-    async with db.engine.connect() as holder:
-        await holder.execute(sa.text(f"SELECT pg_advisory_lock({key})"))
-        tasks = [asyncio.create_task(db.write_batched(recorder, name)) for name in names]
-        # Sixty callers at once, three transactions in flight: twenty each, not one
-        # transaction of sixty that leaves nothing to do while PostgreSQL runs it.
-        batches = [await asyncio.wait_for(recorder.entered.get(), 60) for _ in range(3)]
-        assert batches == [names[:20], names[20:40], names[40:]]
-        # The second and third commit while the first's COMMIT is still held.
-        assert await asyncio.wait_for(asyncio.gather(*tasks[20:]), 60) == [
-            f"done {name}" for name in names[20:]
-        ]
-        assert not any(task.done() for task in tasks[:20])
-        await holder.execute(sa.text(f"SELECT pg_advisory_unlock({key})"))
-        await holder.commit()
-    assert await asyncio.wait_for(asyncio.gather(*tasks[:20]), 60) == [
-        f"done {name}" for name in names[:20]
-    ]
-    assert await plan_names(db) >= set(names)
-
-
-@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
-async def test_postgresql_batch_share_follows_the_callers(db: Database) -> None:
-    def waiting(count: int) -> None:
-        db._pending.clear()
-        db._pending.extend(
-            db_module._Job(asyncio.get_running_loop().create_future()) for _ in range(count)
-        )
-
-    waiting(90)
-    assert db._share(now=100.0) == 30  # ninety callers over three transactions
-    waiting(40)
-    assert db._share(now=100.5) == 30  # still counted as ninety within the second
-    assert db._share(now=101.6) == 16  # then forty; a share is never under sixteen
-    waiting(10)
-    assert db._share(now=101.7) == 10  # all that wait, fewer than a share
-    waiting(900)
-    assert db._share(now=101.8) == 256  # a rise is followed at once, up to max_batch
-    db._pending.clear()
 
 
 async def test_closing_settles_the_callers_of_a_transaction_in_flight(db: Database) -> None:

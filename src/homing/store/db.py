@@ -33,10 +33,6 @@ RERUNS = 3  # runs of a write transaction that finds what it read changed meanwh
 # PostgreSQL: a kept batch connection whose transaction its last COMMIT began (the next
 # batch's) ends that transaction after this many seconds without a batch.
 BEGUN_IDLE = 1.0
-# PostgreSQL: seconds over which the writer counts its callers for a batch's share, and
-# the fewest jobs a share holds (fewer callers are not split: each transaction has a cost).
-_CALLERS_WINDOW = 1.0
-_SHARE_AT_LEAST = 16
 
 
 class ReadChanged(Exception):
@@ -154,16 +150,14 @@ class Database:
         *,
         schema: str | None = None,
         max_batch: int = 256,
-        in_flight: int = 3,
+        in_flight: int = 2,
     ) -> None:
         """`in_flight`: PostgreSQL write transactions the writer keeps going at once (SQLite
         has one writer: always 1). While one commits (its WAL flush), the next batch
         already runs its statements on another connection; row locks order them. A batch
         is taken once the one before it has sent its COMMIT: taken sooner, it would only
         wait for that commit at its zone's row lock, and two small batches cost more than
-        one twice their size. A batch takes at most its share of the callers: the most
-        that waited or were in transactions at once in the last second, over `in_flight`
-        (see `_share`)."""
+        one twice their size."""
         self.url = sa.make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.schema = schema
@@ -202,10 +196,7 @@ class Database:
         self._slots: asyncio.Semaphore | None = None  # free places for one more transaction
         # Settled when the newest transaction in flight has sent its COMMIT (or ended).
         self._executing: asyncio.Future[None] | None = None
-        # Transactions in flight (PostgreSQL), each with the number of its jobs.
-        self._running: dict[asyncio.Task[None], int] = {}
-        self._callers = 0  # the most jobs waiting or in flight at once lately, and since when
-        self._callers_since = 0.0
+        self._running: set[asyncio.Task[None]] = set()  # transactions in flight (PostgreSQL)
         # Called with what each committed transaction emitted, in commit order (the journal hook).
         self.on_commit: list[Callable[[list[Any]], None]] = []
         # What each PostgreSQL batch whose COMMIT is under way emitted, until its on_commit
@@ -337,32 +328,12 @@ class Database:
                     (self._idle, *self._running), return_when=asyncio.FIRST_COMPLETED
                 )
                 self._idle = None
-            jobs = [pending.popleft() for _ in range(self._share(loop.time()))]
+            jobs = [pending.popleft() for _ in range(min(len(pending), self.max_batch))]
             self._batch_size = len(jobs)
             executing = self._executing = loop.create_future()
             task = loop.create_task(self._in_flight_batch(jobs, self._slots, executing))
-            self._running[task] = len(jobs)
-            task.add_done_callback(self._running.pop)
-
-    def _share(self, now: float) -> int:
-        """How many waiting jobs the next PostgreSQL transaction takes: all of them (up to
-        `max_batch`), but no more than the callers over `in_flight`, unless that is fewer
-        than `_SHARE_AT_LEAST`.
-
-        Callers that each wait for their answer before they ask again (a router, a closed
-        loop of clients) otherwise fall into one large batch and one small one in turn:
-        the large one takes nearly all of them, and while PostgreSQL runs it this process
-        has nothing to parse. At most a share each, the batches stay even and pipelined:
-        one runs its statements, one commits, and the callers of a third are answered
-        and ask again. The callers are counted as the most jobs waiting or in flight at
-        one batch's taking within the last second, so a rise is followed at once and a
-        fall within a second."""
-        waiting = len(self._pending)
-        callers = waiting + sum(self._running.values())
-        if callers >= self._callers or now - self._callers_since > _CALLERS_WINDOW:
-            self._callers, self._callers_since = callers, now
-        share = max(_SHARE_AT_LEAST, -(-self._callers // self.in_flight))
-        return min(waiting, self.max_batch, share)
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
     async def _in_flight_batch(
         self, jobs: list[_Job], slots: asyncio.Semaphore, executing: asyncio.Future[None]
