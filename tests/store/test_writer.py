@@ -381,13 +381,15 @@ async def test_postgresql_sends_no_batch_on_a_connection_the_server_ended(
     backend = _Counted()
     pid = await db.write_batched_sync(backend, "one")
     [kept] = db._batch_conns
+    driver: Any = kept.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    # The driver tells its termination listeners on the batch loop, once it has marked
+    # the connection closed.
+    heard = asyncio.Event()
+    here = asyncio.get_running_loop()
+    driver.add_termination_listener(lambda _: here.call_soon_threadsafe(heard.set))
     ended = sa.text("SELECT pg_terminate_backend(:pid)")
     assert await db.read(lambda conn: conn.scalar(ended, {"pid": pid}))
-    driver: Any = kept.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-    for _ in range(3000):
-        if driver.is_closed():
-            break
-        await asyncio.sleep(0.01)  # a bounded poll: the driver hears the FATAL on its loop
+    await asyncio.wait_for(heard.wait(), 30)
     assert driver.is_closed()
     backend.transactions = 0
     names = [f"after-{i}" for i in range(5)]
