@@ -112,12 +112,16 @@ def start(server: Server, secondaries: dict[str, Secondary]) -> Signed:
 
 def follow(signed: Signed, what: str) -> None:
     """Every secondary reaches the primary's serial, having taken at least one more IXFR
-    and no AXFR since the first (its own log says so)."""
+    and no AXFR since the first (its own log says so).
+
+    A secondary may answer with the new serial a moment before it logs the transfer that
+    brought it (BIND writes "Transfer completed" after the zone is loaded), so each is
+    awaited until both hold."""
     target = serial(signed.server)
     for kind, secondary in signed.secondaries.items():
         secondary.wait_for(
-            f"serial {target} after {what}",
-            lambda s=secondary: s.serial(ZONE) == target,
+            f"serial {target} after {what}, served and logged",
+            lambda s=secondary: s.serial(ZONE) == target and logged(s, target),
             FOLLOW_TIMEOUT,
         )
         ixfrs, axfrs = transfers(secondary)
@@ -125,6 +129,15 @@ def follow(signed: Signed, what: str) -> None:
         assert axfrs == 1, (what, secondary.log_text()[-4000:])
         signed.ixfrs[kind] = ixfrs
     assert "journal does not reach back" not in signed.server.stderr_text()
+
+
+def logged(secondary: Secondary, target: int) -> bool:
+    """The secondary's log tells a transfer that ended at the serial `target`."""
+    if isinstance(secondary, Knot):
+        pattern = rf"zone updated, .*, serial \d+ -> {target},"
+    else:
+        pattern = rf"Transfer completed: .* \(serial {target}\)"
+    return re.search(pattern, secondary.log_text()) is not None
 
 
 def transfers(secondary: Secondary) -> tuple[int, int]:
