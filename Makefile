@@ -17,9 +17,11 @@ serve: $(BIN)/.installed
 	$(BIN)/homing serve
 
 # Three processes on two cores: most tests wait on real peers and servers. A module's tests
-# stay on one process (--dist loadfile), so its module-scoped peers start once.
+# stay on one process (--dist loadfile), so its module-scoped peers start once. The tests
+# start hundreds of homing processes (commands, servers, clients): where the environment
+# sets PYTHONDONTWRITEBYTECODE, each would compile the package from source again.
 test: $(BIN)/.installed
-	$(BIN)/pytest -q -n 3 --dist loadfile
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n 3 --dist loadfile
 
 # Renew docs/screenshots/ from the browser tests (commit the pictures that changed).
 screenshots: $(BIN)/.installed

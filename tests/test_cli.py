@@ -40,6 +40,23 @@ def refused(result: subprocess.CompletedProcess[str], fragment: str) -> None:
     assert fragment in lines[0]
 
 
+def test_starting_the_cli_and_the_client_runs_no_password_hash() -> None:
+    """Every command and every client start imports these modules: an argon2 hash made at
+    import (a fifth of a second of a core) would be paid by each of them."""
+    probe = (
+        "import argon2\n"
+        "made = []\n"
+        "real = argon2.PasswordHasher.hash\n"
+        "argon2.PasswordHasher.hash = lambda self, *a, **k: made.append(a) or real(self, *a, **k)\n"
+        "import homing.cli, homing.client.cli\n"
+        "print(len(made))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "0", done.stdout + done.stderr
+
+
 def test_zone_user_host_group(env: dict[str, str]) -> None:
     ok(homing(env, "zone", "add", "dyn.example.net", "--ns", "ns1.example.net"))
     ok(

@@ -37,6 +37,7 @@ from homing.service.hosts import refresh_all_groups
 from homing.service.inactivity import get_policy, run_policy
 from homing.service.journal import Follower
 from homing.service.meters import publish as publish_meters
+from homing.service.secrets import dummy_password_hash
 from homing.store.db import Database, now
 from homing.store.notify import JournalListener
 from homing.web import metrics
@@ -183,6 +184,7 @@ async def serve(homing: Homing) -> None:
     leader = worker in (None, 0)
     if worker is None:
         await homing.db.migrate()  # workers find the store migrated by their parent
+    await asyncio.to_thread(dummy_password_hash)  # made before any login can wait for it
     index = ZoneIndex()
     # TSIG keys and zone transfer lists, for UPDATE, AXFR/IXFR and NOTIFY: reloaded when
     # the store's settings generation moves, looked at as often as the journal.

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from homing.domain.errors import AccountError
-from homing.service.secrets import DUMMY_PASSWORD_HASH, hash_password, password_matches
+from homing.service.secrets import dummy_password_hash, hash_password, password_matches
 from homing.service.throttle import Throttle, Throttled
 from homing.store.db import Database, Txn
 from homing.store.schema import accounts, plans
@@ -196,7 +196,7 @@ async def authenticate(
         wait = 0.0 if throttle is None else await throttle.wait_of(conn, charges)
         row = (await conn.execute(sa.select(accounts).where(accounts.c.user_key == key))).first()
         if row is None:
-            return None, DUMMY_PASSWORD_HASH, wait
+            return None, dummy_password_hash(), wait
         return account_of(row), row.password_hash, wait
 
     account, stored, wait = await db.read(query)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import hashlib
 import hmac
 import secrets
@@ -48,5 +49,9 @@ async def password_matches(password: str, stored_hash: str) -> bool:
     return await asyncio.to_thread(verify)
 
 
-# Verifying against this keeps a login for an unknown user as slow as for a known one.
-DUMMY_PASSWORD_HASH = _hasher.hash("homing-no-such-account")
+@functools.cache
+def dummy_password_hash() -> str:
+    """What a login for an unknown user is verified against, so that it is as slow as for a
+    known one. Made on first use, not at import (one argon2 run that every CLI command and
+    client start would pay); `serve` makes it before it listens, so no login waits for it."""
+    return _hasher.hash("homing-no-such-account")
