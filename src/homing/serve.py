@@ -184,7 +184,9 @@ async def serve(homing: Homing) -> None:
     leader = worker in (None, 0)
     if worker is None:
         await homing.db.migrate()  # workers find the store migrated by their parent
-    await asyncio.to_thread(dummy_password_hash)  # made before any login can wait for it
+    # Made beside the zones' loading (argon2 leaves the GIL), awaited before HTTP listens:
+    # no login waits for it.
+    unknown_user_hash = asyncio.create_task(asyncio.to_thread(dummy_password_hash))
     index = ZoneIndex()
     # TSIG keys and zone transfer lists, for UPDATE, AXFR/IXFR and NOTIFY: reloaded when
     # the store's settings generation moves, looked at as often as the journal.
@@ -253,6 +255,7 @@ async def serve(homing: Homing) -> None:
     own_cert = owncert.Plan.from_settings(settings)
     if own_cert is not None:
         owncert.ensure_placeholder(own_cert)  # HTTPS listens before the first certificate
+    await unknown_user_hash
     http_sock = _http_socket(settings.http_listen, reuse_port=worker is not None)
     config = uvicorn.Config(
         create_app(homing),
